@@ -1,0 +1,36 @@
+# Baton: `make run` (the service on embedded defaults, with the sandbox forge and a demo) and
+# `make test` (every test). Both set themselves up on a fresh machine.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: run test setup lint bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py demo
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check chains bots dashboard config
+	DEBUG=true $(BIN)/mypy .
+	DEBUG=true $(BIN)/python manage.py makemigrations --check --dry-run
+
+test: setup lint
+	DEBUG=true SECRET_KEY=$${SECRET_KEY:-test-only-secret} $(BIN)/pytest
+
+bench: setup
+	DEBUG=true $(BIN)/python bench/intake.py
+	DEBUG=true $(BIN)/python bench/fanout.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

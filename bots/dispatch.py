@@ -1,0 +1,69 @@
+"""Route a stored delivery through the table of handlers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from bots import engine
+from bots.events import ChangeEvent, CommentEvent, MalformedPayload, PipelineEvent
+from bots.inbound import gitlab as gitlab_inbound
+from chains.models import Delivery, Forge
+
+log = logging.getLogger(__name__)
+
+INBOUND: dict[str, ModuleType] = {Forge.Kind.GITLAB: gitlab_inbound}
+
+
+def _comment(forge: Forge, event: CommentEvent, delivery: Delivery | None) -> str:
+    return "comment commands are not handled yet"
+
+
+HANDLERS: dict[type, Callable[[Forge, Any, Delivery | None], str]] = {
+    ChangeEvent: engine.handle_change,
+    PipelineEvent: engine.handle_pipeline,
+    CommentEvent: _comment,
+}
+
+
+def process(delivery_id: int) -> None:
+    """Handle one delivery once. A transient forge error propagates (the task retries it)."""
+    with transaction.atomic():
+        delivery = (
+            Delivery.objects.select_for_update(skip_locked=True)
+            .select_related("forge")
+            .filter(pk=delivery_id, processed_at__isnull=True)
+            .first()
+        )
+        if delivery is None:
+            return
+        delivery.attempts += 1
+        delivery.save(update_fields=["attempts"])
+    inbound = INBOUND[delivery.forge.kind]
+    try:
+        event = inbound.parse(delivery.event, delivery.payload)
+    except MalformedPayload as exc:
+        _finish(delivery, Delivery.Outcome.REJECTED, str(exc))
+        return
+    if event is None:
+        _finish(delivery, Delivery.Outcome.IGNORED, f"{delivery.event}: nothing to do")
+        return
+    detail = HANDLERS[type(event)](delivery.forge, event, delivery)
+    _finish(delivery, Delivery.Outcome.PROCESSED, detail)
+
+
+def fail(delivery_id: int, detail: str) -> None:
+    Delivery.objects.filter(pk=delivery_id, processed_at__isnull=True).update(
+        processed_at=timezone.now(), outcome=Delivery.Outcome.FAILED, detail=detail[:2000]
+    )
+
+
+def _finish(delivery: Delivery, outcome: str, detail: str) -> None:
+    Delivery.objects.filter(pk=delivery.pk).update(
+        processed_at=timezone.now(), outcome=outcome, detail=detail[:2000]
+    )

@@ -1,0 +1,56 @@
+"""Neutral events parsed from webhook deliveries; only bots/inbound sees raw payloads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from chains.planner import Change
+from chains.status import Status
+
+
+class ChangeAction(StrEnum):
+    OPENED = "opened"
+    REOPENED = "reopened"
+    NEW_COMMITS = "new_commits"
+    EDITED = "edited"  # title, labels, description: nothing to trigger
+    CLOSED = "closed"
+    MERGED = "merged"
+
+
+@dataclass(frozen=True)
+class ChangeEvent:
+    action: ChangeAction
+    change: Change
+    project_id: str
+    from_fork: bool = False
+    previous_sha: str = ""
+
+
+@dataclass(frozen=True)
+class PipelineEvent:
+    project: str
+    project_id: str
+    pipeline_id: str
+    status: Status
+    web_url: str
+    variables: dict[str, str] = field(default_factory=dict)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CommentEvent:
+    project: str
+    number: int
+    author: str
+    body: str
+    comment_id: str
+
+
+Event = ChangeEvent | PipelineEvent | CommentEvent
+
+
+class MalformedPayload(ValueError):
+    """An authentic delivery whose payload lacks what its event must carry."""

@@ -1,0 +1,256 @@
+"""GitLab through python-gitlab: the only module that imports it.
+
+Rate limits and transient errors are not retried here (python-gitlab would sleep inside a worker);
+they are raised as ForgeError with retry_after and retried by the task queue.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import gitlab
+import requests
+from gitlab.exceptions import GitlabError
+from gitlab.v4.objects import Project
+
+from bots.forges.base import ForgeError, RemotePipeline, RemoteProject
+from chains.status import Status
+
+# GitLab pipeline status -> Baton status.
+PIPELINE_STATUS: dict[str, Status] = {
+    "created": Status.PENDING,
+    "waiting_for_resource": Status.PENDING,
+    "preparing": Status.PENDING,
+    "pending": Status.PENDING,
+    "scheduled": Status.PENDING,
+    "running": Status.RUNNING,
+    "canceling": Status.RUNNING,
+    "manual": Status.MANUAL,
+    "success": Status.SUCCESS,
+    "failed": Status.FAILED,
+    "canceled": Status.CANCELED,
+    "skipped": Status.SKIPPED,
+}
+
+# Baton status -> GitLab commit status state.
+COMMIT_STATE: dict[Status, str] = {
+    Status.QUEUED: "pending",
+    Status.WAITING: "pending",
+    Status.PENDING: "pending",
+    Status.RUNNING: "running",
+    Status.MANUAL: "pending",
+    Status.SUCCESS: "success",
+    Status.FAILED: "failed",
+    Status.CANCELED: "canceled",
+    Status.SKIPPED: "skipped",
+}
+
+PERMANENT_CODES = {400, 401, 403, 404, 405, 409, 410, 422}
+
+
+def pipeline_status(raw: str) -> Status:
+    return PIPELINE_STATUS.get(raw, Status.PENDING)
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """GitLab writes ISO 8601 in the API and ``2026-01-16 05:56:25 UTC`` in webhooks."""
+    if not value:
+        return None
+    text = value.strip().replace(" UTC", "+00:00").replace("Z", "+00:00")
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+_last_wait = threading.local()
+
+
+def _remember_wait(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+    """Response hook: python-gitlab's errors drop headers, so keep Retry-After per thread."""
+    _last_wait.seconds = _retry_after(response) if response.status_code == 429 else None
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    header = response.headers.get("Retry-After")
+    if header:
+        try:
+            return max(0.0, float(header))
+        except ValueError:
+            return None
+    reset = response.headers.get("RateLimit-Reset")
+    if reset and reset.isdigit():
+        return max(0.0, int(reset) - datetime.now().timestamp())
+    return None
+
+
+@contextmanager
+def _translated(action: str, *, creates: bool = False) -> Iterator[None]:
+    """Turn python-gitlab and requests failures into ForgeError, keeping the forge's words."""
+    try:
+        yield
+    except GitlabError as exc:
+        code = exc.response_code
+        message = f"{action}: GitLab said {code}: {exc.error_message}"
+        if code == 429:
+            wait = getattr(_last_wait, "seconds", None)
+            raise ForgeError(message, retry_after=wait, status_code=code) from None
+        if code in PERMANENT_CODES:
+            raise ForgeError(message, permanent=True, status_code=code) from None
+        raise ForgeError(message, uncertain=creates, status_code=code) from None
+    except requests.RequestException as exc:
+        raise ForgeError(
+            f"{action}: no answer from GitLab ({type(exc).__name__})", uncertain=creates
+        ) from None
+
+
+class _NoSleepGitlab(gitlab.Gitlab):
+    """python-gitlab sleeps and retries on 429 by default; a worker must not, so it never does."""
+
+    def http_request(self, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("obey_rate_limit", False)
+        kwargs.setdefault("retry_transient_errors", False)
+        kwargs.setdefault("max_retries", 0)
+        return super().http_request(*args, **kwargs)
+
+
+class GitLabForge:
+    kind = "gitlab"
+
+    def __init__(
+        self, url: str, token: str, *, timeout: float, session: requests.Session | None = None
+    ):
+        session = session or requests.Session()
+        session.hooks["response"].append(_remember_wait)
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        self._gl = _NoSleepGitlab(
+            url, private_token=token, timeout=timeout, session=session, keep_base_url=True
+        )
+
+    def _project(self, project: str) -> Project:
+        return self._gl.projects.get(project, lazy=True)
+
+    def _call(self, action: str, fn: Callable[[], Any], *, creates: bool = False) -> Any:
+        with _translated(action, creates=creates):
+            return fn()
+
+    def get_project(self, project: str) -> RemoteProject:
+        data = self._call(f"read project {project}", lambda: self._gl.projects.get(project))
+        return RemoteProject(
+            id=str(data.id),
+            path=data.path_with_namespace,
+            default_branch=data.default_branch or "main",
+            web_url=data.web_url,
+        )
+
+    def read_file(self, project: str, path: str, ref: str) -> str | None:
+        try:
+            with _translated(f"read {path} at {ref[:12]} in {project}"):
+                raw = self._project(project).files.raw(file_path=path, ref=ref)
+        except ForgeError as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+        return bytes(raw).decode("utf-8", errors="replace")
+
+    def _pipeline(self, data: Any) -> RemotePipeline:
+        attrs = data if isinstance(data, dict) else data.attributes
+        return RemotePipeline(
+            id=str(attrs["id"]),
+            status=pipeline_status(attrs.get("status", "")),
+            web_url=attrs.get("web_url") or "",
+            started_at=parse_time(attrs.get("started_at")),
+            finished_at=parse_time(attrs.get("finished_at")),
+        )
+
+    def create_pipeline(self, project: str, ref: str, variables: dict[str, str]) -> RemotePipeline:
+        payload = {"ref": ref, "variables": [{"key": k, "value": v} for k, v in variables.items()]}
+        created = self._call(
+            f"create a pipeline on {ref} in {project}",
+            lambda: self._project(project).pipelines.create(payload),
+            creates=True,
+        )
+        return self._pipeline(created)
+
+    def find_pipeline(
+        self, project: str, ref: str, marker: tuple[str, str], created_after: datetime
+    ) -> RemotePipeline | None:
+        key, value = marker
+        proj = self._project(project)
+        candidates = self._call(
+            f"list pipelines on {ref} in {project}",
+            lambda: proj.pipelines.list(
+                ref=ref,
+                created_after=created_after.isoformat(),
+                order_by="id",
+                sort="desc",
+                per_page=100,
+                get_all=False,
+            ),
+        )
+        for pipeline in candidates:
+            variables = self._call(
+                f"read variables of pipeline {pipeline.id}",
+                functools.partial(pipeline.variables.list, get_all=True),
+            )
+            if any(v.key == key and v.value == value for v in variables):
+                return self._pipeline(pipeline)
+        return None
+
+    def get_pipeline(self, project: str, pipeline_id: str) -> RemotePipeline:
+        data = self._call(
+            f"read pipeline {pipeline_id} in {project}",
+            lambda: self._project(project).pipelines.get(int(pipeline_id)),
+        )
+        return self._pipeline(data)
+
+    def cancel_pipeline(self, project: str, pipeline_id: str) -> RemotePipeline:
+        pipeline = self._project(project).pipelines.get(int(pipeline_id), lazy=True)
+        data = self._call(f"cancel pipeline {pipeline_id} in {project}", pipeline.cancel)
+        return self._pipeline(data)
+
+    def retry_pipeline(self, project: str, pipeline_id: str) -> RemotePipeline:
+        pipeline = self._project(project).pipelines.get(int(pipeline_id), lazy=True)
+        data = self._call(f"retry pipeline {pipeline_id} in {project}", pipeline.retry)
+        return self._pipeline(data)
+
+    def set_commit_status(
+        self,
+        project: str,
+        sha: str,
+        *,
+        context: str,
+        status: Status,
+        description: str,
+        target_url: str,
+    ) -> None:
+        body = {
+            "state": COMMIT_STATE[status],
+            "name": context,
+            "description": description[:255],
+        }
+        if target_url:
+            body["target_url"] = target_url
+        commit = self._project(project).commits.get(sha, lazy=True)
+        self._call(f"set status {context} on {sha[:12]}", lambda: commit.statuses.create(body))
+
+    def upsert_comment(self, project: str, number: int, body: str, comment_id: str | None) -> str:
+        mr = self._project(project).mergerequests.get(number, lazy=True)
+        if comment_id:
+            note = mr.notes.get(int(comment_id), lazy=True)
+            note.body = body
+            try:
+                self._call(f"edit note {comment_id} on !{number}", note.save)
+                return comment_id
+            except ForgeError as exc:
+                if exc.status_code != 404:
+                    raise
+        created = self._call(f"comment on !{number}", lambda: mr.notes.create({"body": body}))
+        return str(created.id)

@@ -1,0 +1,32 @@
+"""Where forge clients are built: one per forge and process, with timeouts set at construction."""
+
+from __future__ import annotations
+
+import threading
+
+from django.conf import settings
+
+from bots.forges.base import Forge
+from chains.models import Forge as ForgeRecord
+
+_clients: dict[tuple[int, str, str], Forge] = {}
+_lock = threading.Lock()
+
+
+def forge_for(record: ForgeRecord) -> Forge:
+    key = (record.pk, record.api_url, record.token)
+    with _lock:
+        client = _clients.get(key)
+        if client is None:
+            client = _build(record)
+            _clients[key] = client
+    return client
+
+
+def _build(record: ForgeRecord) -> Forge:
+    timeout = settings.BATON_FORGE_TIMEOUT
+    if record.kind == ForgeRecord.Kind.GITLAB:
+        from bots.forges.gitlab import GitLabForge
+
+        return GitLabForge(record.api_url, record.token, timeout=timeout)
+    raise NotImplementedError(f"forge kind {record.kind!r} is not supported yet")

@@ -1,0 +1,163 @@
+"""GitLab webhooks: verify the token, pick the dedupe key, parse payloads into neutral events."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from django.utils.crypto import constant_time_compare
+
+from bots.events import (
+    ChangeAction,
+    ChangeEvent,
+    CommentEvent,
+    Event,
+    MalformedPayload,
+    PipelineEvent,
+)
+from bots.forges.gitlab import parse_time, pipeline_status
+from chains.planner import Change
+
+EVENT_HEADER = "X-Gitlab-Event"
+
+
+def is_authentic(headers: Mapping[str, str], secret: str) -> bool:
+    token = headers.get("X-Gitlab-Token", "")
+    return bool(secret) and bool(token) and constant_time_compare(token, secret)
+
+
+def event_name(headers: Mapping[str, str]) -> str:
+    return headers.get(EVENT_HEADER, "")
+
+
+def dedupe_key(headers: Mapping[str, str], body: bytes) -> str:
+    """`Idempotency-Key` is stable across retries; older GitLab sends only the event UUID."""
+    for header in ("Idempotency-Key", "X-Gitlab-Event-UUID"):
+        value = headers.get(header, "").strip()
+        if value:
+            return value[:200]
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def _get(payload: Mapping[str, Any], *path: str) -> Any:
+    value: Any = payload
+    for part in path:
+        if not isinstance(value, Mapping) or part not in value:
+            raise MalformedPayload(f"missing {'.'.join(path)}")
+        value = value[part]
+    return value
+
+
+def _change(payload: Mapping[str, Any], attrs: Mapping[str, Any]) -> Change:
+    project = _get(payload, "project")
+    iid = int(_get(attrs, "iid"))
+    head = attrs.get("last_commit") or {}
+    sha = head.get("id") if isinstance(head, Mapping) else None
+    if not sha:
+        raise MalformedPayload("missing object_attributes.last_commit.id")
+    user = payload.get("user") or {}
+    return Change(
+        forge="gitlab",
+        project=str(_get(project, "path_with_namespace")),
+        project_url=str(project.get("web_url") or ""),
+        number=iid,
+        url=str(attrs.get("url") or ""),
+        source_branch=str(_get(attrs, "source_branch")),
+        target_branch=str(_get(attrs, "target_branch")),
+        head_sha=str(sha),
+        upstream_ref=f"refs/merge-requests/{iid}/head",
+        title=str(attrs.get("title") or ""),
+        author=str(user.get("username") or "") if isinstance(user, Mapping) else "",
+    )
+
+
+_MR_ACTIONS = {
+    "open": ChangeAction.OPENED,
+    "reopen": ChangeAction.REOPENED,
+    "close": ChangeAction.CLOSED,
+    "merge": ChangeAction.MERGED,
+}
+
+
+def _merge_request(payload: Mapping[str, Any]) -> Event | None:
+    attrs = _get(payload, "object_attributes")
+    action = attrs.get("action")
+    if action == "update":
+        # Only new commits carry oldrev; title, label and approval edits trigger nothing.
+        kind = ChangeAction.NEW_COMMITS if attrs.get("oldrev") else ChangeAction.EDITED
+    elif action in _MR_ACTIONS:
+        kind = _MR_ACTIONS[action]
+    else:
+        return None
+    source = attrs.get("source_project_id")
+    target = attrs.get("target_project_id")
+    return ChangeEvent(
+        action=kind,
+        change=_change(payload, attrs),
+        project_id=str(_get(payload, "project", "id")),
+        from_fork=source is not None and target is not None and source != target,
+        previous_sha=str(attrs.get("oldrev") or ""),
+    )
+
+
+def _pipeline(payload: Mapping[str, Any]) -> Event | None:
+    attrs = _get(payload, "object_attributes")
+    project = _get(payload, "project")
+    raw_vars = attrs.get("variables") or []
+    variables = {
+        str(v["key"]): str(v.get("value", ""))
+        for v in raw_vars
+        if isinstance(v, Mapping) and "key" in v
+    }
+    web_url = attrs.get("url") or f"{project.get('web_url', '')}/-/pipelines/{attrs.get('id')}"
+    return PipelineEvent(
+        project=str(_get(project, "path_with_namespace")),
+        project_id=str(_get(project, "id")),
+        pipeline_id=str(_get(attrs, "id")),
+        status=pipeline_status(str(_get(attrs, "status"))),
+        web_url=str(web_url),
+        variables=variables,
+        started_at=parse_time(attrs.get("created_at")),
+        finished_at=parse_time(attrs.get("finished_at")),
+    )
+
+
+def _note(payload: Mapping[str, Any]) -> Event | None:
+    attrs = _get(payload, "object_attributes")
+    if attrs.get("noteable_type") != "MergeRequest" or attrs.get("system"):
+        return None
+    user = payload.get("user") or {}
+    return CommentEvent(
+        project=str(_get(payload, "project", "path_with_namespace")),
+        number=int(_get(payload, "merge_request", "iid")),
+        author=str(user.get("username") or ""),
+        body=str(attrs.get("note") or ""),
+        comment_id=str(_get(attrs, "id")),
+    )
+
+
+PARSERS: dict[str, Callable[[Mapping[str, Any]], Event | None]] = {
+    "Merge Request Hook": _merge_request,
+    "Pipeline Hook": _pipeline,
+    "Note Hook": _note,
+}
+
+
+def handles(event: str) -> bool:
+    return event in PARSERS
+
+
+def parse(event: str, payload: Any) -> Event | None:
+    """The neutral event, or None when the event is authentic but not one Baton acts on."""
+    parser = PARSERS.get(event)
+    if parser is None:
+        return None
+    if not isinstance(payload, Mapping):
+        raise MalformedPayload("payload is not a JSON object")
+    try:
+        return parser(payload)
+    except (TypeError, ValueError, KeyError) as exc:
+        if isinstance(exc, MalformedPayload):
+            raise
+        raise MalformedPayload(f"{event}: {exc}") from None

@@ -1,0 +1,160 @@
+"""Celery tasks: thin, keyed by primary key, safe to run twice."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from bots import dispatch, engine
+from bots.events import PipelineEvent
+from bots.forges.base import ForgeError
+from bots.forges.registry import forge_for
+from chains.models import Chain, Delivery, Run
+from chains.status import ACTIVE, Status
+
+log = logging.getLogger(__name__)
+
+# Countdowns stay well under the broker's visibility timeout.
+MAX_COUNTDOWN = 600.0
+
+
+def _countdown(exc: ForgeError, retries: int) -> float:
+    if exc.retry_after is not None:
+        return min(MAX_COUNTDOWN, exc.retry_after)
+    return min(MAX_COUNTDOWN, 2.0 ** min(retries, 9))
+
+
+@shared_task(bind=True, max_retries=None)
+def process_delivery(self, delivery_id: int) -> None:  # type: ignore[no-untyped-def]
+    try:
+        dispatch.process(delivery_id)
+    except ForgeError as exc:
+        if exc.permanent or self.request.retries >= settings.BATON_MAX_FORGE_RETRIES:
+            dispatch.fail(delivery_id, exc.message)
+            return
+        raise self.retry(countdown=_countdown(exc, self.request.retries)) from None
+    except Exception as exc:
+        log.exception("delivery %s could not be handled", delivery_id)
+        dispatch.fail(delivery_id, f"internal error: {type(exc).__name__}")
+
+
+@shared_task
+def trigger_run(run_id: int) -> None:
+    engine.trigger(run_id)
+
+
+@shared_task(bind=True, max_retries=None)
+def mirror_chain(self, chain_id: int) -> None:  # type: ignore[no-untyped-def]
+    try:
+        done = engine.mirror(chain_id)
+    except ForgeError as exc:
+        log.warning("chain %s: mirroring failed: %s", chain_id, exc.message)
+        if exc.permanent or self.request.retries >= settings.BATON_MAX_FORGE_RETRIES:
+            return
+        engine.request_mirror(chain_id)
+        return
+    if not done:
+        raise self.retry(countdown=1.0)
+
+
+@shared_task(bind=True, max_retries=None)
+def poll_run(self, run_id: int) -> None:  # type: ignore[no-untyped-def]
+    try:
+        engine.poll(run_id)
+    except ForgeError as exc:
+        log.warning("run %s: polling failed: %s", run_id, exc.message)
+
+
+def _remote_action(run_id: int, action: str) -> None:
+    run = Run.objects.select_related("repository__forge").filter(pk=run_id).first()
+    if run is None or not run.remote_id:
+        return
+    forge = forge_for(run.repository.forge)
+    verb = forge.cancel_pipeline if action == "cancel" else forge.retry_pipeline
+    remote = verb(run.repository.path, run.remote_id)
+    engine.handle_pipeline(
+        run.repository.forge,
+        PipelineEvent(
+            project=run.repository.path,
+            project_id=run.repository.remote_id,
+            pipeline_id=run.remote_id,
+            status=remote.status,
+            web_url=remote.web_url,
+        ),
+        None,
+    )
+
+
+@shared_task(bind=True, max_retries=None)
+def cancel_remote(self, run_id: int) -> None:  # type: ignore[no-untyped-def]
+    try:
+        _remote_action(run_id, "cancel")
+    except ForgeError as exc:
+        if exc.permanent or self.request.retries >= settings.BATON_MAX_FORGE_RETRIES:
+            Run.objects.filter(pk=run_id).update(error=f"could not cancel: {exc.message}")
+            return
+        raise self.retry(countdown=_countdown(exc, self.request.retries)) from None
+
+
+@shared_task(bind=True, max_retries=None)
+def retry_remote(self, run_id: int) -> None:  # type: ignore[no-untyped-def]
+    try:
+        _remote_action(run_id, "retry")
+    except ForgeError as exc:
+        if exc.permanent or self.request.retries >= settings.BATON_MAX_FORGE_RETRIES:
+            Run.objects.filter(pk=run_id).update(
+                status=Status.FAILED,
+                finished_at=timezone.now(),
+                error=f"could not retry: {exc.message}",
+            )
+            engine.request_mirror(Run.objects.get(pk=run_id).chain_id)
+            return
+        raise self.retry(countdown=_countdown(exc, self.request.retries)) from None
+
+
+@shared_task
+def sweep() -> dict[str, int]:
+    """Pick up what a lost enqueue or a dead worker left behind, and poll quiet runs."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.BATON_STALE_AFTER)
+    deliveries = list(
+        Delivery.objects.filter(processed_at__isnull=True, received_at__lt=stale).values_list(
+            "pk", flat=True
+        )[:500]
+    )
+    for delivery_id in deliveries:
+        process_delivery.delay(delivery_id)
+    runs = list(
+        Run.objects.filter(status=Status.QUEUED, created_at__lt=stale)
+        .exclude(dispatch=Run.Dispatch.SENT)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .filter(Q(not_before__isnull=True) | Q(not_before__lt=stale))
+        .values_list("pk", flat=True)[:1000]
+    )
+    for run_id in runs:
+        trigger_run.delay(run_id)
+    quiet = now - timedelta(seconds=settings.BATON_POLL_AFTER)
+    polls = list(
+        Run.objects.filter(status__in=sorted(ACTIVE), dispatch=Run.Dispatch.SENT)
+        .exclude(remote_id="")
+        .filter(Q(last_seen_at__isnull=True) | Q(last_seen_at__lt=quiet))
+        .values_list("pk", flat=True)[:500]
+    )
+    for run_id in polls:
+        poll_run.delay(run_id)
+    mirrors = list(
+        Chain.objects.filter(mirror_requested_at__lt=stale).values_list("pk", flat=True)[:500]
+    )
+    for chain_id in mirrors:
+        mirror_chain.delay(chain_id)
+    return {
+        "deliveries": len(deliveries),
+        "runs": len(runs),
+        "polls": len(polls),
+        "mirrors": len(mirrors),
+    }

@@ -1,0 +1,32 @@
+"""One way to write the audit log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chains.models import AuditEvent, Chain, Run
+
+
+def record(
+    action: str,
+    *,
+    actor: str,
+    surface: str,
+    chain: Chain | None = None,
+    run: Run | None = None,
+    target: str = "",
+    detail: dict[str, Any] | None = None,
+    user: Any = None,
+    remote_addr: str | None = None,
+) -> AuditEvent:
+    return AuditEvent.objects.create(
+        action=action,
+        actor=actor,
+        surface=surface,
+        chain=chain or (run.chain if run is not None else None),
+        run=run,
+        target=target,
+        detail=detail or {},
+        user=user if getattr(user, "is_authenticated", False) else None,
+        remote_addr=remote_addr,
+    )

@@ -1,0 +1,279 @@
+"""`.baton.yml` (schema version 1): parse and validate into frozen dataclasses.
+
+Errors name the line and the field (``line 7: downstream[1].strategy: must be one of …``) and are
+raised as :class:`ConfigError`; nothing here ever raises anything else on bad input.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+STRATEGIES = ("depend", "async")
+TOP_LEVEL_FIELDS = ("variables", "downstream")
+TARGET_FIELDS = (
+    "key",
+    "label",
+    "project",
+    "ref",
+    "workflow",
+    "strategy",
+    "interruptible",
+    "variables",
+    "skip",
+)
+# Part of schema v1 (ARCHITECTURE.md) but not understood by this version yet: refused loudly
+# rather than ignored, so a chain never runs in an order or scope the author did not ask for.
+NOT_YET_SUPPORTED = (
+    "on",
+    "branches",
+    "soft_fail",
+    "depends_on",
+    "allow_dependency_failure",
+    "inherit",
+    "params_file",
+    "if",
+    "mode",
+    "wait",
+    "timeout",
+    "deploy",
+    "cancel",
+)
+MAX_TARGETS = 1000
+
+
+class ConfigError(ValueError):
+    def __init__(self, message: str, *, line: int | None = None, field: str | None = None):
+        self.line = line
+        self.field = field
+        self.reason = message
+        where = " ".join(
+            p for p in (f"line {line}:" if line else "", f"{field}:" if field else "") if p
+        )
+        super().__init__(f"{where} {message}".strip())
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    value: str
+    masked: bool = False
+
+
+@dataclass(frozen=True)
+class Target:
+    key: str
+    project: str  # "self", "acme/api", or "<forge>:acme/api"
+    label: str = ""
+    ref: str | None = None
+    workflow: str | None = None
+    strategy: str = "depend"
+    interruptible: bool = True
+    variables: tuple[Variable, ...] = ()
+    skip: str | None = None  # a reason when the target is skipped
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class BatonConfig:
+    variables: tuple[Variable, ...] = ()
+    downstream: tuple[Target, ...] = ()
+
+
+def parse_config(text: str) -> BatonConfig:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise ConfigError(
+            f"not valid YAML: {exc.problem or exc.context}",
+            line=mark.line + 1 if mark else None,
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {exc}") from None
+    if root is None:
+        return BatonConfig()
+    fields = _mapping(root, "the file")
+    for name, (key_node, _) in fields.items():
+        if name not in TOP_LEVEL_FIELDS:
+            raise ConfigError(
+                f"unknown field; expected one of {', '.join(TOP_LEVEL_FIELDS)}",
+                line=_line(key_node),
+                field=name,
+            )
+    variables = _variables(fields["variables"][1], "variables") if "variables" in fields else ()
+    targets: list[Target] = []
+    if "downstream" in fields:
+        node = fields["downstream"][1]
+        if not isinstance(node, SequenceNode):
+            raise ConfigError("must be a list of targets", line=_line(node), field="downstream")
+        if len(node.value) > MAX_TARGETS:
+            raise ConfigError(
+                f"at most {MAX_TARGETS} targets", line=_line(node), field="downstream"
+            )
+        targets = [_target(item, f"downstream[{i}]") for i, item in enumerate(node.value)]
+    seen: dict[str, Target] = {}
+    for target in targets:
+        if target.key in seen:
+            raise ConfigError(
+                f"duplicate key {target.key!r} (also on line {seen[target.key].line}); "
+                "give each target its own key",
+                line=target.line,
+                field="key",
+            )
+        seen[target.key] = target
+    return BatonConfig(variables=variables, downstream=tuple(targets))
+
+
+def _line(node: Node) -> int:
+    return int(node.start_mark.line) + 1
+
+
+def _mapping(node: Node, where: str) -> dict[str, tuple[Node, Node]]:
+    if not isinstance(node, MappingNode):
+        raise ConfigError("must be a mapping of field: value", line=_line(node), field=where)
+    result: dict[str, tuple[Node, Node]] = {}
+    for key_node, value_node in node.value:
+        if not isinstance(key_node, ScalarNode):
+            raise ConfigError("field names must be plain text", line=_line(key_node), field=where)
+        name = str(key_node.value)
+        if name in result:
+            raise ConfigError("appears twice", line=_line(key_node), field=f"{where}.{name}")
+        result[name] = (key_node, value_node)
+    return result
+
+
+def _scalar(node: Node, field: str) -> str:
+    if not isinstance(node, ScalarNode):
+        raise ConfigError(
+            "must be a single value, not a list or mapping", line=_line(node), field=field
+        )
+    return str(node.value)
+
+
+def _string(node: Node, field: str) -> str:
+    value = _scalar(node, field)
+    if not value.strip():
+        raise ConfigError("must not be empty", line=_line(node), field=field)
+    return value
+
+
+def _bool(node: Node, field: str) -> bool:
+    value = _scalar(node, field).lower()
+    if value in {"true", "yes", "on"}:
+        return True
+    if value in {"false", "no", "off"}:
+        return False
+    raise ConfigError("must be true or false", line=_line(node), field=field)
+
+
+def _variables(node: Node, where: str) -> tuple[Variable, ...]:
+    result = []
+    for name, (key_node, value_node) in _mapping(node, where).items():
+        field = f"{where}.{name}"
+        if not VARIABLE_NAME.match(name):
+            raise ConfigError(
+                "variable names use letters, digits and _ and do not start with a digit",
+                line=_line(key_node),
+                field=field,
+            )
+        if isinstance(value_node, MappingNode):
+            spec = _mapping(value_node, field)
+            unknown = set(spec) - {"value", "masked"}
+            if unknown:
+                bad = sorted(unknown)[0]
+                raise ConfigError(
+                    "unknown field; a variable takes value and masked",
+                    line=_line(spec[bad][0]),
+                    field=f"{field}.{bad}",
+                )
+            if "value" not in spec:
+                raise ConfigError("needs a value", line=_line(value_node), field=field)
+            value = _scalar(spec["value"][1], f"{field}.value")
+            masked = _bool(spec["masked"][1], f"{field}.masked") if "masked" in spec else False
+            result.append(Variable(name, value, masked))
+        else:
+            result.append(Variable(name, _scalar(value_node, field)))
+    return tuple(result)
+
+
+def _target(node: Node, where: str) -> Target:
+    fields = _mapping(node, where)
+    for name, (key_node, _) in fields.items():
+        if name in NOT_YET_SUPPORTED:
+            raise ConfigError(
+                "is part of schema v1 but not supported by this version of Baton yet",
+                line=_line(key_node),
+                field=f"{where}.{name}",
+            )
+        if name not in TARGET_FIELDS:
+            raise ConfigError(
+                f"unknown field; expected one of {', '.join(TARGET_FIELDS)}",
+                line=_line(key_node),
+                field=f"{where}.{name}",
+            )
+    if "project" not in fields:
+        raise ConfigError(
+            "needs a project (a path such as acme/api, or self)",
+            line=_line(node),
+            field=f"{where}.project",
+        )
+    project = _string(fields["project"][1], f"{where}.project").strip()
+    if project != "self" and "/" not in project.split(":", 1)[-1]:
+        raise ConfigError(
+            "must be a full path such as acme/api, github:acme/docs, or self",
+            line=_line(fields["project"][1]),
+            field=f"{where}.project",
+        )
+
+    def optional(name: str) -> str | None:
+        return _string(fields[name][1], f"{where}.{name}") if name in fields else None
+
+    key = optional("key") or _default_key(project)
+    if not KEY_PATTERN.match(key):
+        raise ConfigError(
+            "keys use letters, digits, '.', '_' and '-' (at most 100)",
+            line=_line(fields["key"][1]) if "key" in fields else _line(node),
+            field=f"{where}.key",
+        )
+    strategy = optional("strategy") or "depend"
+    if strategy not in STRATEGIES:
+        raise ConfigError(
+            f"must be one of {', '.join(STRATEGIES)} (got {strategy!r})",
+            line=_line(fields["strategy"][1]),
+            field=f"{where}.strategy",
+        )
+    skip: str | None = None
+    if "skip" in fields:
+        raw = _scalar(fields["skip"][1], f"{where}.skip")
+        if raw.lower() in {"true", "yes", "on"}:
+            skip = "skipped in .baton.yml"
+        elif raw.lower() not in {"false", "no", "off", ""}:
+            skip = raw
+    return Target(
+        key=key,
+        project=project,
+        label=optional("label") or "",
+        ref=optional("ref"),
+        workflow=optional("workflow"),
+        strategy=strategy,
+        interruptible=_bool(fields["interruptible"][1], f"{where}.interruptible")
+        if "interruptible" in fields
+        else True,
+        variables=_variables(fields["variables"][1], f"{where}.variables")
+        if "variables" in fields
+        else (),
+        skip=skip,
+        line=_line(node),
+    )
+
+
+def _default_key(project: str) -> str:
+    if project == "self":
+        return "child"
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", project.split(":", 1)[-1].rsplit("/", 1)[-1])[:100]

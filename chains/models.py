@@ -1,0 +1,230 @@
+"""The domain: forges, repositories, chains of triggered runs, deliveries, and the audit log.
+
+Words here are neutral: a *change* is a GitLab merge request or a GitHub pull request; a *pipeline*
+is a GitLab pipeline or a GitHub workflow run.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from encrypted_fields.fields import EncryptedCharField, EncryptedJSONField
+
+from chains.status import ACTIVE, Status
+
+
+class Forge(models.Model):
+    class Kind(models.TextChoices):
+        GITLAB = "gitlab", "GitLab"
+        GITHUB = "github", "GitHub"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    slug = models.SlugField(unique=True, help_text="Used in the webhook URL: /hooks/<slug>/")
+    name = models.CharField(max_length=100)
+    api_url = models.URLField(help_text="Root URL of the forge, e.g. https://gitlab.example.com")
+    token = EncryptedCharField(max_length=500, help_text="API token; stored encrypted, never shown")
+    webhook_secret = EncryptedCharField(
+        max_length=500, help_text="Secret the forge sends with webhooks; stored encrypted"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"
+
+
+class Repository(models.Model):
+    forge = models.ForeignKey(Forge, on_delete=models.CASCADE, related_name="repositories")
+    path = models.CharField(max_length=255, help_text="Full path, e.g. acme/app")
+    remote_id = models.CharField(max_length=64, blank=True)
+    default_branch = models.CharField(max_length=255, blank=True)
+    web_url = models.URLField(blank=True)
+
+    class Meta:
+        verbose_name_plural = "repositories"
+        constraints = [
+            models.UniqueConstraint(fields=["forge", "path"], name="repository_unique_path"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.forge.slug}:{self.path}"
+
+
+class Delivery(models.Model):
+    """One webhook delivery as received; its dedupe key makes a repeat a no-op."""
+
+    class Outcome(models.TextChoices):
+        QUEUED = "queued", "queued"
+        PROCESSED = "processed", "processed"
+        IGNORED = "ignored", "ignored"
+        REJECTED = "rejected", "rejected (malformed)"
+        FAILED = "failed", "failed"
+
+    forge = models.ForeignKey(Forge, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=100)
+    dedupe_key = models.CharField(max_length=200)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices, default=Outcome.QUEUED)
+    detail = models.TextField(blank=True)
+    payload = models.JSONField()
+    attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["forge", "dedupe_key"], name="delivery_unique_key"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["received_at"],
+                condition=Q(processed_at__isnull=True),
+                name="delivery_unprocessed",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.dedupe_key}"
+
+
+class Chain(models.Model):
+    """Everything one upstream change (at one head commit) set off downstream."""
+
+    forge = models.ForeignKey(Forge, on_delete=models.PROTECT, related_name="chains")
+    repository = models.ForeignKey(Repository, on_delete=models.PROTECT, related_name="chains")
+    delivery = models.OneToOneField(
+        Delivery, null=True, blank=True, on_delete=models.SET_NULL, related_name="chain"
+    )
+    change_number = models.PositiveIntegerField(null=True, blank=True, db_index=True)
+    change_url = models.URLField(blank=True)
+    title = models.CharField(max_length=500, blank=True)
+    author = models.CharField(max_length=255, blank=True)
+    source_branch = models.CharField(max_length=255, blank=True)
+    target_branch = models.CharField(max_length=255, blank=True)
+    head_sha = models.CharField(max_length=64)
+    upstream_ref = models.CharField(max_length=255)
+    from_fork = models.BooleanField(default=False)
+    reason = models.CharField(max_length=255, help_text="Why the chain started")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    error = models.TextField(blank=True, help_text="Why the chain could not be planned")
+    superseded_by = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="supersedes"
+    )
+    summary_comment_id = models.CharField(max_length=64, blank=True)
+    summary_digest = models.CharField(max_length=64, blank=True)
+    mirrored_status = models.CharField(max_length=20, blank=True)
+    mirror_requested_at = models.DateTimeField(null=True, blank=True)
+    mirror_lease_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["repository", "change_number", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"chain {self.pk} {self.repository.path}!{self.change_number} @ {self.head_sha[:8]}"
+
+
+class Run(models.Model):
+    """One downstream pipeline the chain triggers (a child pipeline when the target is itself)."""
+
+    class Strategy(models.TextChoices):
+        DEPEND = "depend", "depend"
+        MIRROR = "mirror", "mirror"
+        ASYNC = "async", "async"
+
+    class Dispatch(models.TextChoices):
+        IDLE = "idle", "not sent"
+        SENDING = "sending", "sending"  # a worker holds the lease; the forge may have it already
+        SENT = "sent", "sent"
+
+    chain = models.ForeignKey(Chain, on_delete=models.CASCADE, related_name="runs")
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
+    depth = models.PositiveSmallIntegerField(default=1)
+    key = models.CharField(max_length=100)
+    label = models.CharField(max_length=255, blank=True)
+    repository = models.ForeignKey(Repository, on_delete=models.PROTECT, related_name="runs")
+    is_child = models.BooleanField(default=False, help_text="A pipeline in the upstream project")
+    ref = models.CharField(max_length=255)
+    variables = models.JSONField(default=dict, help_text="Variables sent, masked ones excluded")
+    masked_variables = EncryptedJSONField(default=dict, blank=True)
+    strategy = models.CharField(max_length=10, choices=Strategy.choices, default=Strategy.DEPEND)
+    interruptible = models.BooleanField(default=True)
+
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True
+    )
+    error = models.TextField(blank=True, help_text="What went wrong, in words")
+    attempt = models.PositiveSmallIntegerField(default=1)
+    remote_id = models.CharField(max_length=64, blank=True, db_index=True)
+    web_url = models.URLField(blank=True)
+
+    dispatch = models.CharField(max_length=10, choices=Dispatch.choices, default=Dispatch.IDLE)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    not_before = models.DateTimeField(null=True, blank=True, help_text="Waiting for rate limit")
+    send_attempts = models.PositiveSmallIntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    triggered_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True, help_text="Last news from the forge")
+    mirrored_status = models.CharField(max_length=20, blank=True)
+
+    class Meta:
+        ordering = ["chain", "depth", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["chain", "key"],
+                condition=Q(parent__isnull=True),
+                name="run_unique_key_in_chain",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["status", "last_seen_at"],
+                condition=Q(status__in=sorted(ACTIVE)),
+                name="run_active",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} {self.key} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status not in ACTIVE
+
+
+class AuditEvent(models.Model):
+    class Surface(models.TextChoices):
+        WEBHOOK = "webhook", "webhook"
+        COMMENT = "comment", "comment"
+        DASHBOARD = "dashboard", "dashboard"
+        API = "api", "API"
+        ADMIN = "admin", "admin"
+        SYSTEM = "system", "system"
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.CharField(max_length=255, help_text="Who: a Baton user or forge account")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    surface = models.CharField(max_length=20, choices=Surface.choices)
+    action = models.CharField(max_length=50)
+    chain = models.ForeignKey(Chain, null=True, blank=True, on_delete=models.SET_NULL)
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL)
+    target = models.CharField(max_length=500, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-at"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.target}"

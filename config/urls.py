@@ -1,0 +1,12 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from bots import health
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("hooks/", include("bots.urls")),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("", include("dashboard.urls")),
+]

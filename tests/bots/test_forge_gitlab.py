@@ -1,0 +1,112 @@
+"""The GitLab adapter turns python-gitlab results and failures into neutral ones."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+import responses
+
+from bots.forges.base import ForgeError
+from bots.forges.gitlab import GitLabForge
+from chains.status import Status
+
+URL = "http://gitlab.test"
+
+
+@pytest.fixture
+def forge() -> GitLabForge:
+    return GitLabForge(URL, "tok", timeout=2)
+
+
+@responses.activate
+def test_create_pipeline_sends_variables_and_maps_status(forge: GitLabForge) -> None:
+    responses.post(
+        f"{URL}/api/v4/projects/acme%2Fapi/pipeline",
+        json={"id": 61, "status": "created", "web_url": f"{URL}/acme/api/-/pipelines/61"},
+        status=201,
+    )
+    remote = forge.create_pipeline("acme/api", "main", {"A": "1"})
+    assert (remote.id, remote.status) == ("61", Status.PENDING)
+    sent = responses.calls[0].request
+    assert sent.headers["PRIVATE-TOKEN"] == "tok"
+    body = sent.body if isinstance(sent.body, bytes) else str(sent.body).encode()
+    assert b'"variables": [{"key": "A", "value": "1"}]' in body
+
+
+@responses.activate
+def test_429_is_a_rate_limit_with_retry_after(forge: GitLabForge) -> None:
+    responses.post(
+        f"{URL}/api/v4/projects/acme%2Fapi/pipeline",
+        status=429,
+        json={"message": "Retry later"},
+        headers={"Retry-After": "7"},
+    )
+    with pytest.raises(ForgeError) as info:
+        forge.create_pipeline("acme/api", "main", {})
+    assert info.value.rate_limited and info.value.retry_after == 7
+    assert not info.value.permanent and not info.value.uncertain
+    assert len(responses.calls) == 1  # no sleeping retries inside the worker
+
+
+@responses.activate
+def test_unknown_project_is_permanent_with_the_forge_words(forge: GitLabForge) -> None:
+    responses.post(
+        f"{URL}/api/v4/projects/acme%2Fnope/pipeline",
+        status=404,
+        json={"message": "404 Project Not Found"},
+    )
+    with pytest.raises(ForgeError) as info:
+        forge.create_pipeline("acme/nope", "main", {})
+    assert info.value.permanent
+    assert "404 Project Not Found" in info.value.message
+
+
+@responses.activate
+def test_bad_ref_is_permanent(forge: GitLabForge) -> None:
+    responses.post(
+        f"{URL}/api/v4/projects/acme%2Fapi/pipeline",
+        status=400,
+        json={"message": {"base": ["Reference not found"]}},
+    )
+    with pytest.raises(ForgeError) as info:
+        forge.create_pipeline("acme/api", "nope", {})
+    assert info.value.permanent and "Reference not found" in info.value.message
+
+
+@responses.activate
+def test_5xx_or_no_answer_on_create_is_uncertain(forge: GitLabForge) -> None:
+    responses.post(f"{URL}/api/v4/projects/acme%2Fapi/pipeline", status=502, body="bad gateway")
+    with pytest.raises(ForgeError) as info:
+        forge.create_pipeline("acme/api", "main", {})
+    assert info.value.uncertain and not info.value.permanent
+    responses.replace(
+        responses.POST,
+        f"{URL}/api/v4/projects/acme%2Fapi/pipeline",
+        body=requests.ConnectionError("reset"),
+    )
+    with pytest.raises(ForgeError) as info:
+        forge.create_pipeline("acme/api", "main", {})
+    assert info.value.uncertain
+
+
+@responses.activate
+def test_missing_file_is_none(forge: GitLabForge) -> None:
+    responses.get(
+        f"{URL}/api/v4/projects/acme%2Fapp/repository/files/.baton.yml/raw",
+        status=404,
+        json={"message": "404 File Not Found"},
+    )
+    assert forge.read_file("acme/app", ".baton.yml", "abc") is None
+
+
+@responses.activate
+def test_find_pipeline_matches_the_marker_only(forge: GitLabForge) -> None:
+    from datetime import UTC, datetime
+
+    base = f"{URL}/api/v4/projects/acme%2Fapi/pipelines"
+    responses.get(base, json=[{"id": 2, "status": "running"}, {"id": 1, "status": "success"}])
+    responses.get(f"{base}/2/variables", json=[{"key": "BATON_RUN_ID", "value": "99"}])
+    responses.get(f"{base}/1/variables", json=[{"key": "BATON_RUN_ID", "value": "5"}])
+    found = forge.find_pipeline("acme/api", "main", ("BATON_RUN_ID", "5"), datetime.now(UTC))
+    assert found is not None and found.id == "1"
+    assert forge.find_pipeline("acme/api", "main", ("BATON_RUN_ID", "6"), datetime.now(UTC)) is None

@@ -1,0 +1,131 @@
+"""GitLab webhook parsing: one test per fixture, plus the token and dedupe rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bots.events import ChangeAction, ChangeEvent, CommentEvent, MalformedPayload, PipelineEvent
+from bots.inbound import gitlab
+from chains.status import Status
+from tests.conftest import FIXTURES, load_fixture
+
+
+def test_merge_request_opened() -> None:
+    event = gitlab.parse("Merge Request Hook", load_fixture("gitlab", "merge_request__open"))
+    assert isinstance(event, ChangeEvent)
+    assert event.action == ChangeAction.OPENED
+    assert event.change.project == "gitlabhq/gitlab-test"
+    assert event.change.number == 1
+    assert event.change.head_sha == "da1560886d4f094c3e6c9ef40349f7d38b5d27d7"
+    assert event.change.upstream_ref == "refs/merge-requests/1/head"
+    assert event.change.author == "root"
+    assert event.from_fork is False
+
+
+def test_merge_request_opened_current_docs() -> None:
+    event = gitlab.parse(
+        "Merge Request Hook", load_fixture("gitlab", "merge_request__open_current_docs")
+    )
+    assert isinstance(event, ChangeEvent)
+    assert event.action == ChangeAction.OPENED
+    assert event.change.project == "flightjs/flight-management"
+    assert event.change.number == 16
+    assert event.change.source_branch == "feature/booking-validation"
+    assert event.change.target_branch == "main"
+
+
+def test_merge_request_new_commits() -> None:
+    payload = load_fixture("gitlab", "merge_request__update_new_commits")
+    event = gitlab.parse("Merge Request Hook", payload)
+    assert isinstance(event, ChangeEvent)
+    assert event.action == ChangeAction.NEW_COMMITS
+    assert event.previous_sha == "e59094b8de0f2f91abbe4760a52d9137260252d8"
+    assert event.change.head_sha == "4f2a9f9c3cbe1b6e56d7a2c1f0f1de7a8c3b9d10"
+
+
+def test_merge_request_title_edit_is_not_new_commits() -> None:
+    event = gitlab.parse(
+        "Merge Request Hook", load_fixture("gitlab", "merge_request__update_title")
+    )
+    assert isinstance(event, ChangeEvent)
+    assert event.action == ChangeAction.EDITED
+
+
+def test_merge_request_from_fork() -> None:
+    payload = load_fixture("gitlab", "merge_request__open")
+    payload["object_attributes"]["source_project_id"] = 999
+    event = gitlab.parse("Merge Request Hook", payload)
+    assert isinstance(event, ChangeEvent) and event.from_fork is True
+
+
+def test_pipeline() -> None:
+    event = gitlab.parse("Pipeline Hook", load_fixture("gitlab", "pipeline__success"))
+    assert isinstance(event, PipelineEvent)
+    assert event.pipeline_id == "31"
+    assert event.status == Status.SUCCESS
+    assert event.project == "gitlab-org/gitlab-test"
+    assert event.variables == {"NESTOR_PROD_ENVIRONMENT": "us-west-1"}
+    assert event.web_url == "http://example.com/gitlab-org/gitlab-test/-/pipelines/31"
+    assert event.finished_at is not None
+
+
+def test_note_on_merge_request() -> None:
+    event = gitlab.parse("Note Hook", load_fixture("gitlab", "note__merge_request"))
+    assert isinstance(event, CommentEvent)
+    assert event.number == 1
+    assert event.body == "This MR needs work."
+    assert event.author == "root"
+
+
+def test_job_events_are_not_acted_on() -> None:
+    assert not gitlab.handles("Job Hook")
+    assert gitlab.parse("Job Hook", load_fixture("gitlab", "job__build")) is None
+
+
+def test_every_fixture_has_a_test() -> None:
+    names = {p.stem for p in (FIXTURES / "gitlab").glob("*.json")}
+    source = Path(__file__).read_text()
+    assert {n for n in names if f'"{n}"' not in source} == set()
+
+
+@pytest.mark.parametrize(
+    ("event", "payload"),
+    [
+        ("Merge Request Hook", {"object_kind": "merge_request"}),
+        ("Merge Request Hook", {"object_attributes": {"action": "open", "iid": 1}}),
+        ("Pipeline Hook", {"object_attributes": {"id": 1}, "project": {}}),
+        ("Pipeline Hook", []),
+        ("Note Hook", {"object_attributes": {"noteable_type": "MergeRequest", "id": 3}}),
+    ],
+)
+def test_malformed_payloads_are_rejected_in_words(event: str, payload: object) -> None:
+    with pytest.raises(MalformedPayload) as info:
+        gitlab.parse(event, payload)
+    assert str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("headers", "ok"),
+    [
+        ({"X-Gitlab-Token": "s3cret"}, True),
+        ({"X-Gitlab-Token": "s3cret "}, False),
+        ({"X-Gitlab-Token": "wrong"}, False),
+        ({"X-Gitlab-Token": ""}, False),
+        ({}, False),
+    ],
+)
+def test_token_check(headers: dict[str, str], ok: bool) -> None:
+    assert gitlab.is_authentic(headers, "s3cret") is ok
+
+
+def test_token_check_refuses_everything_without_a_secret() -> None:
+    assert gitlab.is_authentic({"X-Gitlab-Token": ""}, "") is False
+
+
+def test_dedupe_key_prefers_idempotency_key() -> None:
+    headers = {"Idempotency-Key": "idem-1", "X-Gitlab-Event-UUID": "uuid-1"}
+    assert gitlab.dedupe_key(headers, b"{}") == "idem-1"
+    assert gitlab.dedupe_key({"X-Gitlab-Event-UUID": "uuid-1"}, b"{}") == "uuid-1"
+    assert gitlab.dedupe_key({}, b"{}").startswith("sha256:")

@@ -1,0 +1,32 @@
+"""A bad setting stops the start with a message that names it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"DATABASE_URL": "nosuchdb://x"}, "DATABASE_URL"),
+        ({"CELERY_BROKER_URL": "kafka://x"}, "CELERY_BROKER_URL"),
+        ({"DEBUG": "perhaps"}, "DEBUG"),
+        ({"DEBUG": "false", "SECRET_KEY": ""}, "SECRET_KEY"),
+        ({"BATON_SWEEP_INTERVAL": "soon"}, "BATON_SWEEP_INTERVAL"),
+    ],
+)
+def test_bad_values_fail_loudly(env: dict[str, str], named: str) -> None:
+    full = {**os.environ, "DEBUG": "true", **env}
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert named in result.stderr
