@@ -1,0 +1,127 @@
+"""The sandbox forge as one object: state, pipeline clock, webhooks, faults and the API modules.
+
+``Sandbox.handle(request)`` is transport-independent: it returns a ``Response``, or ``None`` when
+the connection must be dropped without an answer (fault modes ``drop`` and ``drop_after``).
+A forge API module is any object with a ``router`` (``sandbox.web.Router``); a GitHub module can be
+added to ``self.apis`` beside the GitLab one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Protocol
+
+from sandbox.control import ControlAPI
+from sandbox.faults import Fault, Faults, rate_limit_headers
+from sandbox.gitlab_api import GitLabAPI
+from sandbox.gitlab_hooks import GitLabHooks
+from sandbox.journal import Journal
+from sandbox.pipelines import PipelineRunner
+from sandbox.scheduler import Scheduler
+from sandbox.state import SandboxState
+from sandbox.web import ApiError, Request, Response, Router
+from sandbox.webhooks import WebhookSender
+
+log = logging.getLogger(__name__)
+
+
+class ForgeAPI(Protocol):
+    router: Router
+
+
+class Sandbox:
+    def __init__(self, base_url: str = "http://127.0.0.1", time_scale: float = 1.0) -> None:
+        self.state = SandboxState(base_url)
+        self.scheduler = Scheduler(time_scale)
+        self.runner = PipelineRunner(self.state, self.scheduler)
+        self.faults = Faults()
+        self.requests = Journal()
+        self.webhooks = Journal()
+        self.sender = WebhookSender(self.webhooks, self.faults)
+        self.gitlab_hooks = GitLabHooks(self.state, self.sender)
+        self.apis: list[ForgeAPI] = [GitLabAPI(self.state, self.runner)]
+        self.control = ControlAPI(self)
+
+    def start(self) -> None:
+        self.scheduler.start()
+        self.sender.start()
+
+    def stop(self) -> None:
+        self.scheduler.stop()
+        self.sender.stop()
+
+    def reset(self) -> None:
+        with self.state.lock:
+            self.scheduler.clear()
+            self.sender.forget_pending()
+            self.state.reset()
+            self.faults.remove()
+            self.requests.clear()
+            self.webhooks.clear()
+
+    # -- request handling ----------------------------------------------------------------------
+
+    def handle(self, request: Request) -> Response | None:
+        if self.control.router.matches(request.path):
+            return self._dispatch(self.control.router, request)
+        for api in self.apis:
+            if api.router.matches(request.path):
+                return self._handle_api(api.router, request)
+        return Response.json({"error": "404 Not Found"}, 404)
+
+    def _dispatch(self, router: Router, request: Request) -> Response:
+        try:
+            return router.dispatch(request)
+        except ApiError as exc:
+            return exc.response()
+        except Exception:
+            log.exception("sandbox: %s %s failed", request.method, request.path)
+            return Response.json({"message": "500 Internal Server Error"}, 500)
+
+    def _handle_api(self, router: Router, request: Request) -> Response | None:
+        latency, fault = self.faults.for_request(request.method, request.path)
+        if latency:
+            time.sleep(latency)
+        record: dict[str, Any] = {
+            "time": time.time(),
+            "method": request.method,
+            "path": request.path,
+            "query": request.query,
+            "body": _body_for_log(request),
+            "status": None,
+            "fault": None,
+        }
+        response: Response | None
+        if fault is not None and fault.mode in ("before", "drop"):
+            response = _fault_response(fault) if fault.mode == "before" else None
+        else:
+            response = self._dispatch(router, request)
+            if fault is not None:
+                record["status_without_fault"] = response.status
+                response = _fault_response(fault) if fault.mode == "after" else None
+        if fault is not None:
+            record["fault"] = {"id": fault.id, "mode": fault.mode}
+        record["status"] = response.status if response is not None else None
+        self.requests.add(record)
+        return response
+
+
+def _fault_response(fault: Fault) -> Response:
+    status = fault.status or 500
+    if status == 429:
+        return Response(429, b"Retry later\n", "text/plain",
+                        rate_limit_headers(fault.retry_after))
+    headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+    messages = {500: "500 Internal Server Error", 502: "502 Bad Gateway",
+                503: "503 Service Unavailable", 504: "504 Gateway Timeout"}
+    return Response.json({"message": messages.get(status, f"{status} Error")}, status, headers)
+
+
+def _body_for_log(request: Request) -> Any:
+    if not request.body:
+        return None
+    try:
+        return request.json_body()
+    except ApiError:
+        return request.form or request.body.decode("utf-8", "replace")

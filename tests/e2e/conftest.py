@@ -1,0 +1,200 @@
+"""End-to-end harness: the sandbox forge on a free port, Baton served by pytest-django's live
+server on PostgreSQL, and a real Celery worker (with its scheduler) on Redis."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import redis
+import requests
+from django.conf import settings
+
+from chains.models import Forge
+from sandbox.client import SandboxClient
+from sandbox.server import SandboxServer, serve_in_thread
+
+ROOT = Path(__file__).resolve().parents[2]
+HOOK_SECRET = "e2e-hook-secret"
+
+# Fast clocks for the engine so that recovery paths show within seconds.
+WORKER_ENV = {
+    "BATON_SWEEP_INTERVAL": "1",
+    "BATON_STALE_AFTER": "2",
+    "BATON_TRIGGER_LEASE": "3",
+    "BATON_POLL_AFTER": "3",
+    "BATON_FORGE_TIMEOUT": "5",
+}
+
+
+def eventually(check: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or check}: {last!r}")
+
+
+class Worker:
+    """A real `celery worker -B` process, which tests may kill and start again."""
+
+    def __init__(self, log_dir: Path):
+        self.log_dir = log_dir
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def env(self) -> dict[str, str]:
+        database: Any = settings.DATABASES["default"]
+        url = (
+            f"postgres://{database['USER']}@{database['HOST'] or '127.0.0.1'}:"
+            f"{database['PORT'] or 5432}/{database['NAME']}"
+        )
+        return {
+            **os.environ,
+            **WORKER_ENV,
+            "DATABASE_URL": url,
+            "DEBUG": "true",
+            "SECRET_KEY": settings.SECRET_KEY,
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        }
+
+    def start(self) -> None:
+        self.starts += 1
+        log = open(self.log_dir / f"worker-{self.starts}.log", "wb")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-B",
+                "-s",
+                str(self.log_dir / "beat-schedule"),
+                "-P",
+                "threads",
+                "-c",
+                "8",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+                "-l",
+                "INFO",
+            ],
+            cwd=ROOT,
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no acks, nothing finished."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+    def log_tail(self) -> str:
+        path = self.log_dir / f"worker-{self.starts}.log"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+
+@pytest.fixture(scope="session")
+def sandbox_server(services: None) -> Iterator[SandboxServer]:
+    server = serve_in_thread()
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture
+def sandbox(sandbox_server: SandboxServer) -> Iterator[SandboxClient]:
+    client = SandboxClient(sandbox_server.url)
+    client.reset()
+    yield client
+    client.reset()
+
+
+@pytest.fixture(scope="session")
+def worker(
+    services: None, django_db_setup: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Worker]:
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    worker = Worker(tmp_path_factory.mktemp("worker"))
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+class Forges:
+    """Sandbox projects wired to Baton, and reads of what the forge ended up with."""
+
+    def __init__(self, sandbox: SandboxClient, api_url: str, hook_url: str):
+        self.sandbox = sandbox
+        self.api_url = api_url
+        self.hook_url = hook_url
+        self.forge = Forge.objects.create(
+            kind="gitlab",
+            slug="gitlab",
+            name="Sandbox GitLab",
+            api_url=api_url,
+            token="sandbox-token",
+            webhook_secret=HOOK_SECRET,
+        )
+        self.http = requests.Session()
+        self.http.headers["PRIVATE-TOKEN"] = "sandbox-token"
+
+    def project(
+        self, path: str, files: dict[str, str] | None = None, **script: Any
+    ) -> dict[str, Any]:
+        project = self.sandbox.create_project(
+            path, files=files or {}, hooks=[{"url": self.hook_url, "token": HOOK_SECRET}]
+        )
+        self.sandbox.set_script(path, **{"pending": 0.2, "running": 0.8, **script})
+        return project
+
+    def api(self, path: str) -> Any:
+        response = self.http.get(f"{self.api_url}/api/v4{path}", params={"per_page": 100})
+        response.raise_for_status()
+        return response.json()
+
+    def statuses(self, project: str, sha: str) -> dict[str, str]:
+        items = self.api(f"/projects/{quote(project, safe='')}/repository/commits/{sha}/statuses")
+        return {item["name"]: item["status"] for item in items}
+
+    def notes(self, project: str, iid: int) -> list[dict[str, Any]]:
+        return self.api(f"/projects/{quote(project, safe='')}/merge_requests/{iid}/notes")
+
+    def pipeline_variables(self, project: str) -> list[dict[str, str]]:
+        return [
+            {v["key"]: v["value"] for v in pipeline.get("variables", [])}
+            for pipeline in self.sandbox.pipelines(project)
+        ]
+
+
+@pytest.fixture
+def forges(
+    sandbox: SandboxClient, worker: Worker, live_server: Any, transactional_db: None
+) -> Iterator[Forges]:
+    yield Forges(sandbox, sandbox.base_url, f"{live_server.url}/hooks/gitlab/")
+    if worker.process is None or worker.process.poll() is not None:
+        worker.start()
