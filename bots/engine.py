@@ -24,7 +24,7 @@ from bots.forges.registry import forge_for
 from chains import audit
 from chains.config import BatonConfig, ConfigError, parse_config
 from chains.models import Chain, Delivery, Forge, Repository, Run
-from chains.planner import Plan, PlannedRun, plan
+from chains.planner import Change, Plan, PlannedRun, plan
 from chains.status import ACTIVE, FINISHED, Status, fold, upstream_view
 
 log = logging.getLogger(__name__)
@@ -88,15 +88,12 @@ def handle_change(forge: Forge, event: ChangeEvent, delivery: Delivery | None) -
         open_chains = Chain.objects.filter(
             repository=upstream, change_number=change.number, superseded_by__isnull=True
         )
-        for chain in open_chains:
-            from bots import services
+        from bots import services
 
+        closer = services.Actor(change.author or "baton", "webhook")
+        for chain in open_chains:
             services.cancel_chain(
-                chain,
-                actor="baton",
-                surface="webhook",
-                reason="the change was closed",
-                only_interruptible=True,
+                chain, actor=closer, reason="the change was closed", only_interruptible=True
             )
         return "closed: interruptible runs canceled"
 
@@ -106,6 +103,7 @@ def handle_change(forge: Forge, event: ChangeEvent, delivery: Delivery | None) -
         ChangeAction.OPENED: "opened",
         ChangeAction.REOPENED: "reopened",
         ChangeAction.NEW_COMMITS: "new commits",
+        ChangeAction.RERUN: "re-run",
     }[event.action]
     try:
         with transaction.atomic():
@@ -230,11 +228,38 @@ def _cancel_superseded(chain: Chain) -> None:
 
     services.cancel_chain(
         chain,
-        actor="baton",
-        surface="system",
+        actor=services.BATON,
         reason="superseded by a newer commit",
         only_interruptible=True,
     )
+
+
+def rerun_change(chain_id: int, actor: str) -> str:
+    """Plan the chain's change again on its latest commit, as if it had just been opened."""
+    old = Chain.objects.select_related("forge", "repository").get(pk=chain_id)
+    if old.change_number is None:
+        return "not a change"
+    remote = forge_for(old.forge).get_change(old.repository.path, old.change_number)
+    change = Change(
+        forge=old.forge.slug,
+        project=old.repository.path,
+        project_url=old.repository.web_url,
+        number=remote.number,
+        url=remote.url,
+        source_branch=remote.source_branch,
+        target_branch=remote.target_branch,
+        head_sha=remote.head_sha,
+        upstream_ref=old.upstream_ref,
+        title=remote.title,
+        author=actor,
+    )
+    event = ChangeEvent(
+        action=ChangeAction.RERUN,
+        change=change,
+        project_id=old.repository.remote_id,
+        from_fork=remote.from_fork,
+    )
+    return handle_change(old.forge, event, None)
 
 
 # --- runs -> forge -----------------------------------------------------------------------------

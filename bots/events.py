@@ -15,6 +15,7 @@ class ChangeAction(StrEnum):
     REOPENED = "reopened"
     NEW_COMMITS = "new_commits"
     EDITED = "edited"  # title, labels, description: nothing to trigger
+    RERUN = "rerun"  # asked for again by a person, on the change's latest commit
     CLOSED = "closed"
     MERGED = "merged"
 

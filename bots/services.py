@@ -1,14 +1,17 @@
 """Domain verbs: one function each, called alike by the dashboard, the API, comment commands
-and tasks. Each records who asked, from where, in the audit log."""
+and tasks. Each records who asked, and from where, in the audit log."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
 from bots.engine import request_mirror
 from chains import audit
-from chains.models import Chain, Run
+from chains.models import Chain, Run, RunAttempt
 from chains.status import ACTIVE, Status
 
 
@@ -16,59 +19,91 @@ class ActionRefused(Exception):
     """The action cannot be done; the message says why, in words."""
 
 
-def cancel_run(run: Run, *, actor: str, surface: str, reason: str = "") -> bool:
+@dataclass(frozen=True)
+class Actor:
+    """Who asks, from which surface (webhook, comment, dashboard, api, admin, system)."""
+
+    name: str
+    surface: str
+    user: Any = None
+    remote_addr: str | None = None
+
+
+BATON = Actor("baton", "system")
+
+
+def _audit(action: str, actor: Actor, **kwargs: Any) -> None:
+    audit.record(
+        action,
+        actor=actor.name,
+        surface=actor.surface,
+        user=actor.user,
+        remote_addr=actor.remote_addr,
+        **kwargs,
+    )
+
+
+def cancel_run(run: Run, *, actor: Actor, reason: str = "") -> bool:
     """Cancel one run. False when it had already finished (nothing changes)."""
     from bots import tasks
 
     with transaction.atomic():
-        run = Run.objects.select_for_update().get(pk=run.pk)
-        if run.status not in ACTIVE:
+        run = Run.objects.select_for_update().select_related("repository").get(pk=run.pk)
+        if run.status not in ACTIVE or run.cancel_requested:
             return False
+        why = reason or f"canceled by {actor.name}"
         if run.dispatch == Run.Dispatch.IDLE and not run.remote_id:
             run.status = Status.CANCELED
             run.finished_at = timezone.now()
-            run.error = reason or f"canceled by {actor}"
+            run.error = why
             run.save(update_fields=["status", "finished_at", "error"])
             request_mirror(run.chain_id)
         else:
             # Sent, or being sent: the forge must cancel it (the sender checks this flag too).
             run.cancel_requested = True
-            run.error = reason or f"canceled by {actor}"
+            run.error = why
             run.save(update_fields=["cancel_requested", "error"])
             if run.remote_id:
                 transaction.on_commit(lambda: tasks.cancel_remote.delay(run.pk))
-        audit.record(
-            "run.cancel",
-            actor=actor,
-            surface=surface,
-            run=run,
-            target=run.repository.path,
-            detail={"reason": reason},
-        )
+        _audit("run.cancel", actor, run=run, target=run.repository.path, detail={"reason": reason})
     return True
 
 
 def cancel_chain(
-    chain: Chain, *, actor: str, surface: str, reason: str = "", only_interruptible: bool = False
+    chain: Chain, *, actor: Actor, reason: str = "", only_interruptible: bool = False
 ) -> int:
     """Cancel every active run of the chain; returns how many were canceled."""
     runs = chain.runs.filter(status__in=sorted(ACTIVE))
     if only_interruptible:
         runs = runs.filter(interruptible=True)
-    return sum(cancel_run(run, actor=actor, surface=surface, reason=reason) for run in runs)
+    return sum(cancel_run(run, actor=actor, reason=reason) for run in runs)
 
 
-def retry_run(run: Run, *, actor: str, surface: str) -> Run:
-    """Run a failed or canceled run again (a new attempt). Refused while it is still active."""
+def retry_run(run: Run, *, actor: Actor) -> Run:
+    """Run a failed or canceled run again, as a new attempt; earlier attempts stay on record."""
     from bots import tasks
 
     with transaction.atomic():
-        run = Run.objects.select_for_update().get(pk=run.pk)
+        run = Run.objects.select_for_update().select_related("repository").get(pk=run.pk)
         if run.status not in (Status.FAILED, Status.CANCELED):
-            raise ActionRefused(f"{run.key} is {run.status}; only failed or canceled runs retry")
+            raise ActionRefused(
+                f"{run.label or run.key} is {run.status}; only failed or canceled runs can be "
+                "retried"
+            )
+        RunAttempt.objects.create(
+            run=run,
+            number=run.attempt,
+            status=run.status,
+            remote_id=run.remote_id,
+            web_url=run.web_url,
+            error=run.error,
+            triggered_at=run.triggered_at,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+        )
         run.attempt += 1
         run.error = ""
-        run.finished_at = None
+        run.started_at = run.finished_at = None
         run.cancel_requested = False
         if run.remote_id:
             run.status = Status.PENDING
@@ -79,13 +114,30 @@ def retry_run(run: Run, *, actor: str, surface: str) -> Run:
             run.send_attempts = 0
             transaction.on_commit(lambda: tasks.trigger_run.delay(run.pk))
         run.save()
-        audit.record(
-            "run.retry",
-            actor=actor,
-            surface=surface,
-            run=run,
-            target=run.repository.path,
-            detail={"attempt": run.attempt},
+        _audit(
+            "run.retry", actor, run=run, target=run.repository.path, detail={"attempt": run.attempt}
         )
         request_mirror(run.chain_id)
     return run
+
+
+def retry_failed(chain: Chain, *, actor: Actor) -> int:
+    """Retry every failed run of the chain; returns how many."""
+    failed = list(chain.runs.filter(status=Status.FAILED))
+    if not failed:
+        raise ActionRefused("no run of this chain has failed")
+    for run in failed:
+        retry_run(run, actor=actor)
+    return len(failed)
+
+
+def rerun_chain(chain: Chain, *, actor: Actor) -> None:
+    """Plan and run the chain's change again on its latest commit (a new chain supersedes)."""
+    from bots import tasks
+
+    if chain.change_number is None:
+        raise ActionRefused("only chains started by a change can be re-run")
+    _audit(
+        "chain.rerun", actor, chain=chain, target=f"{chain.repository.path}!{chain.change_number}"
+    )
+    transaction.on_commit(lambda: tasks.rerun_chain.delay(chain.pk, actor.name))

@@ -117,6 +117,17 @@ def retry_remote(self, run_id: int) -> None:  # type: ignore[no-untyped-def]
         raise self.retry(countdown=_countdown(exc, self.request.retries)) from None
 
 
+@shared_task(bind=True, max_retries=None)
+def rerun_chain(self, chain_id: int, actor: str) -> None:  # type: ignore[no-untyped-def]
+    try:
+        engine.rerun_change(chain_id, actor)
+    except ForgeError as exc:
+        if exc.permanent or self.request.retries >= settings.BATON_MAX_FORGE_RETRIES:
+            log.warning("chain %s could not be re-run: %s", chain_id, exc.message)
+            return
+        raise self.retry(countdown=_countdown(exc, self.request.retries)) from None
+
+
 @shared_task
 def sweep() -> dict[str, int]:
     """Pick up what a lost enqueue or a dead worker left behind, and poll quiet runs."""

@@ -201,6 +201,29 @@ class Run(models.Model):
         return self.status not in ACTIVE
 
 
+class RunAttempt(models.Model):
+    """An earlier attempt of a run, kept when the run is retried."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveSmallIntegerField()
+    status = models.CharField(max_length=20, choices=Status.choices)
+    remote_id = models.CharField(max_length=64, blank=True)
+    web_url = models.URLField(blank=True)
+    error = models.TextField(blank=True)
+    triggered_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "number"], name="run_attempt_unique_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} attempt {self.number} ({self.status})"
+
+
 class AuditEvent(models.Model):
     class Surface(models.TextChoices):
         WEBHOOK = "webhook", "webhook"

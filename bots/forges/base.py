@@ -58,8 +58,25 @@ class RemotePipeline:
     finished_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class RemoteChange:
+    """An open change as the forge has it now."""
+
+    number: int
+    url: str
+    title: str
+    author: str
+    source_branch: str
+    target_branch: str
+    head_sha: str
+    from_fork: bool
+    state: str
+
+
 class Forge(Protocol):
     kind: str
+
+    def get_change(self, project: str, number: int) -> RemoteChange: ...
 
     def get_project(self, project: str) -> RemoteProject: ...
 

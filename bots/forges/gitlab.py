@@ -18,7 +18,7 @@ import requests
 from gitlab.exceptions import GitlabError
 from gitlab.v4.objects import Project
 
-from bots.forges.base import ForgeError, RemotePipeline, RemoteProject
+from bots.forges.base import ForgeError, RemoteChange, RemotePipeline, RemoteProject
 from chains.status import Status
 
 # GitLab pipeline status -> Baton status.
@@ -148,6 +148,23 @@ class GitLabForge:
             path=data.path_with_namespace,
             default_branch=data.default_branch or "main",
             web_url=data.web_url,
+        )
+
+    def get_change(self, project: str, number: int) -> RemoteChange:
+        mr = self._call(
+            f"read merge request !{number} of {project}",
+            lambda: self._project(project).mergerequests.get(number),
+        )
+        return RemoteChange(
+            number=number,
+            url=mr.web_url,
+            title=mr.title,
+            author=(mr.author or {}).get("username", ""),
+            source_branch=mr.source_branch,
+            target_branch=mr.target_branch,
+            head_sha=mr.sha,
+            from_fork=mr.source_project_id != mr.target_project_id,
+            state=mr.state,
         )
 
     def read_file(self, project: str, path: str, ref: str) -> str | None:

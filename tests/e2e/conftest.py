@@ -17,6 +17,7 @@ import pytest
 import redis
 import requests
 from django.conf import settings
+from django.db import connection
 
 from chains.models import Forge
 from sandbox.client import SandboxClient
@@ -136,13 +137,22 @@ def sandbox(sandbox_server: SandboxServer) -> Iterator[SandboxClient]:
 
 @pytest.fixture(scope="session")
 def worker(
-    services: None, django_db_setup: None, tmp_path_factory: pytest.TempPathFactory
+    services: None,
+    django_db_setup: None,
+    django_db_blocker: Any,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Worker]:
     redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
     worker = Worker(tmp_path_factory.mktemp("worker"))
     worker.start()
     yield worker
     worker.stop()
+    # Backends of a SIGKILLed worker can linger; they must not keep the test database alive.
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
 
 
 class Forges:
