@@ -418,6 +418,8 @@ def _apply_status(run: Run, status: Status, *, started_at=None, finished_at=None
     if status in FINISHED:
         run.finished_at = finished_at or now
         run.started_at = run.started_at or run.finished_at
+    if status == Status.SUCCESS:
+        run.error = ""  # e.g. a cancel that came too late: the run is simply green
     return changed
 
 

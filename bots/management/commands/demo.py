@@ -1,0 +1,211 @@
+"""`make run`: Baton on its embedded defaults with the sandbox forge and a demo that moves.
+
+Starts the sandbox forge, the web server and a worker with its scheduler, seeds a demo
+(acme/app triggers acme/api, acme/web and a child pipeline; acme/web is scripted to fail), opens a
+merge request, pushes a new commit to it every minute, and stops everything on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+from chains.models import Forge
+from sandbox.client import SandboxClient
+
+FORGE_SLUG = "sandbox-gitlab"
+BATON_YML = """\
+# What a change to acme/app sets off downstream (see docs/baton-yml.md).
+variables:
+  RELEASE_STREAM: stable
+  DEPLOY_TOKEN: {value: "demo-secret-value", masked: true}
+downstream:
+  - key: api
+    label: API service
+    project: acme/api
+    variables: {ENVIRONMENT: staging}
+  - key: web
+    label: Web front end
+    project: acme/web
+  - key: checks
+    label: Extra checks (child pipeline)
+    project: self
+    strategy: async
+"""
+
+
+class Command(BaseCommand):
+    help = "Run Baton with the sandbox forge and a demo (what `make run` does)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--sandbox-port", type=int, default=8090)
+        parser.add_argument(
+            "--interval", type=float, default=60.0, help="seconds between demo commits (0: none)"
+        )
+
+    def handle(
+        self, *args: Any, port: int, sandbox_port: int, interval: float, **options: Any
+    ) -> None:
+        call_command("migrate", interactive=False, verbosity=0)
+        baton_url = f"http://127.0.0.1:{port}"
+        sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+        env = {**os.environ, "DEBUG": os.environ.get("DEBUG", "true"), "BATON_BASE_URL": baton_url}
+        manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
+        children = [
+            self._spawn("sandbox", [*manage, "sandbox", "--port", str(sandbox_port)], env),
+            self._spawn("web", [*manage, "runserver", f"127.0.0.1:{port}", "--noreload"], env),
+            self._spawn(
+                "worker",
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "config",
+                    "worker",
+                    "-B",
+                    "-s",
+                    str(settings.VAR_DIR / "beat-schedule"),
+                    "-P",
+                    "threads",
+                    "-c",
+                    "8",
+                    "-l",
+                    "WARNING",
+                ],
+                env,
+            ),
+        ]
+        stop = _Stopper()
+        try:
+            _wait_for(f"{sandbox_url}/_sandbox", "the sandbox forge")
+            _wait_for(f"{baton_url}/healthz", "the web server")
+            password = self._seed(baton_url, sandbox_url)
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"\nBaton is running at {baton_url}/  (sign in as admin / {password})\n"
+                )
+            )
+            self.stdout.write(
+                f"Sandbox forge at {sandbox_url} (GitLab API at /api/v4, control API at "
+                f"/_sandbox, see docs/sandbox.md).\n"
+                f"Demo: acme/app!1 is open; a new commit lands every {interval:.0f} s. "
+                f"Push one now:\n  curl -X POST -H 'Content-Type: application/json' "
+                f'-d \'{{"files": {{"now.txt": "x"}}}}\' '
+                f"{sandbox_url}/_sandbox/projects/acme%2Fapp/merge_requests/1/push\n"
+                "Ctrl-C stops everything.\n"
+            )
+            self._loop(SandboxClient(sandbox_url), interval, stop, children)
+        finally:
+            for child in children:
+                if child.poll() is None:
+                    child.terminate()
+            for child in children:
+                try:
+                    child.wait(10)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+
+    def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = open(settings.VAR_DIR / f"{name}.log", "ab")  # noqa: SIM115
+        self.stdout.write(f"starting {name} (log: var/{name}.log)")
+        return subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=settings.BASE_DIR
+        )
+
+    def _seed(self, baton_url: str, sandbox_url: str) -> str:
+        hook_secret = secrets.token_urlsafe(24)
+        Forge.objects.update_or_create(
+            slug=FORGE_SLUG,
+            defaults={
+                "kind": "gitlab",
+                "name": "Sandbox GitLab",
+                "api_url": sandbox_url,
+                "token": secrets.token_urlsafe(24),
+                "webhook_secret": hook_secret,
+            },
+        )
+        password = secrets.token_urlsafe(9)
+        user, _ = get_user_model().objects.get_or_create(username="admin")
+        user.is_staff = user.is_superuser = True
+        user.set_password(password)
+        user.save()
+
+        sandbox = SandboxClient(sandbox_url)
+        sandbox.reset()
+        hooks = [{"url": f"{baton_url}/hooks/{FORGE_SLUG}/", "token": hook_secret}]
+        sandbox.create_project(
+            "acme/app", files={".baton.yml": BATON_YML, "app.py": "v = 1\n"}, hooks=hooks
+        )
+        sandbox.create_project("acme/api", files={"api.py": ""}, hooks=hooks)
+        sandbox.create_project("acme/web", files={"web.js": ""}, hooks=hooks)
+        sandbox.set_script("acme/app", "success", pending=1, running=5)
+        sandbox.set_script("acme/api", "success", pending=2, running=12)
+        sandbox.set_script("acme/web", pending=1, running=8, queue=["failed", "success"])
+        sandbox.open_merge_request(
+            "acme/app",
+            "feature/faster-search",
+            target_branch="main",
+            title="Make search faster",
+            author="alice",
+            files={"app.py": "v = 2\n"},
+        )
+        return password
+
+    def _loop(
+        self,
+        sandbox: SandboxClient,
+        interval: float,
+        stop: _Stopper,
+        children: list[subprocess.Popen[bytes]],
+    ) -> None:
+        next_push = time.monotonic() + interval if interval > 0 else float("inf")
+        number = 2
+        while not stop.requested:
+            for child in children:
+                if child.poll() is not None:
+                    raise SystemExit(
+                        f"a process stopped unexpectedly (see var/*.log): {child.args!r}"
+                    )
+            if time.monotonic() >= next_push:
+                sandbox.push(
+                    "acme/app", 1, {"app.py": f"v = {number}\n"}, message=f"Iteration {number}"
+                )
+                number += 1
+                next_push = time.monotonic() + interval
+            time.sleep(0.5)
+
+
+class _Stopper:
+    def __init__(self) -> None:
+        self.requested = False
+        signal.signal(signal.SIGINT, self._stop)
+        signal.signal(signal.SIGTERM, self._stop)
+
+    def _stop(self, *args: Any) -> None:
+        self.requested = True
+
+
+def _wait_for(url: str, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(url, timeout=2).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"{what} did not start within {timeout:.0f} s (see var/*.log)")
