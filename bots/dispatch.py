@@ -12,12 +12,16 @@ from django.utils import timezone
 
 from bots import engine
 from bots.events import ChangeEvent, CommentEvent, MalformedPayload, PipelineEvent
+from bots.inbound import github as github_inbound
 from bots.inbound import gitlab as gitlab_inbound
 from chains.models import Delivery, Forge
 
 log = logging.getLogger(__name__)
 
-INBOUND: dict[str, ModuleType] = {Forge.Kind.GITLAB: gitlab_inbound}
+INBOUND: dict[str, ModuleType] = {
+    Forge.Kind.GITLAB: gitlab_inbound,
+    Forge.Kind.GITHUB: github_inbound,
+}
 
 
 def _comment(forge: Forge, event: CommentEvent, delivery: Delivery | None) -> str:

@@ -10,14 +10,16 @@ import functools
 import hashlib
 import logging
 import random
-from datetime import timedelta
+import re
+import time
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from bots import summary
+from bots import summary, throttle
 from bots.events import ChangeAction, ChangeEvent, PipelineEvent
 from bots.forges.base import ForgeError, RemotePipeline
 from bots.forges.registry import forge_for
@@ -25,11 +27,12 @@ from chains import audit
 from chains.config import BatonConfig, ConfigError, parse_config
 from chains.models import Chain, Delivery, Forge, Repository, Run
 from chains.planner import Change, Plan, PlannedRun, plan
-from chains.status import ACTIVE, FINISHED, Status, fold, upstream_view
+from chains.status import ACTIVE, FINISHED, NOT_YET_SENT, Status, fold, upstream_view
 
 log = logging.getLogger(__name__)
 
 RUN_ID_VARIABLE = "BATON_RUN_ID"
+INLINE_WAIT = 0.5  # a rate-limit wait this short is slept; a longer one is rescheduled
 _RANK = {
     Status.QUEUED: 0,
     Status.WAITING: 0,
@@ -206,6 +209,7 @@ def _new_run(chain: Chain, planned: PlannedRun, repository: Repository, error: s
         repository=repository,
         is_child=planned.is_child,
         ref=planned.ref or "",
+        workflow=planned.workflow or "",
         variables=planned.variables,
         masked_variables=planned.masked_variables,
         strategy=planned.strategy,
@@ -289,9 +293,9 @@ def trigger(run_id: int) -> None:
             .filter(pk=run_id)
             .first()
         )
-        if run is None or run.status != Status.QUEUED or run.dispatch == Run.Dispatch.SENT:
+        if run is None or run.status not in NOT_YET_SENT or run.dispatch == Run.Dispatch.SENT:
             return
-        if run.not_before and run.not_before > now:
+        if run.not_before and run.not_before > now + timedelta(seconds=INLINE_WAIT):
             _schedule_trigger(run.pk, (run.not_before - now).total_seconds())
             return
         if run.dispatch == Run.Dispatch.SENDING and run.lease_until and run.lease_until > now:
@@ -304,20 +308,59 @@ def trigger(run_id: int) -> None:
 
     forge = forge_for(run.repository.forge)
     project = run.repository.path
+    workflow = run.workflow or None
+    ref = run.ref
     try:
-        ref = run.ref or _default_branch(run)
-        remote: RemotePipeline | None = None
+        ref = ref or _default_branch(run)
         if uncertain:
             # An earlier attempt may have reached the forge: look for its marker before resending.
-            remote = forge.find_pipeline(
-                project, ref, (RUN_ID_VARIABLE, str(run.pk)), run.created_at - timedelta(minutes=5)
+            found = forge.find_pipeline(
+                project,
+                ref,
+                (RUN_ID_VARIABLE, str(run.pk)),
+                run.created_at - timedelta(minutes=5),
+                workflow=workflow,
             )
-        if remote is None:
-            remote = forge.create_pipeline(project, ref, run_variables(run))
+            if found is not None:
+                _record_triggered(run.pk, found, ref)
+                return
+        at = run.reserved_at or throttle.reserve(forge.budgets("create", project, ref))
+        if at - time.time() > INLINE_WAIT:
+            _wait_for_turn(run.pk, at, uncertain=uncertain)
+            return
+        time.sleep(max(0.0, at - time.time()))
+        remote = forge.create_pipeline(project, ref, run_variables(run), workflow=workflow)
     except ForgeError as exc:
+        if exc.rate_limited:
+            throttle.block(forge.budgets("create", project, ref), _retry_delay(exc, run))
         _trigger_failed(run, exc)
         return
     _record_triggered(run.pk, remote, ref)
+
+
+def _wait_for_turn(run_id: int, at: float, *, uncertain: bool) -> None:
+    """Hold the reserved slot and come back then; the run shows until when it waits."""
+    when = datetime.fromtimestamp(at, tz=UTC)
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run_id)
+        run.status = Status.WAITING
+        run.dispatch = Run.Dispatch.SENDING if uncertain else Run.Dispatch.IDLE
+        run.lease_until = None
+        run.reserved_at = at
+        run.not_before = when
+        run.error = f"waiting for rate limit until {when:%H:%M:%S} UTC"
+        run.save(
+            update_fields=[
+                "status",
+                "dispatch",
+                "lease_until",
+                "reserved_at",
+                "not_before",
+                "error",
+            ]
+        )
+        _schedule_trigger(run.pk, at - time.time())
+        request_mirror(run.chain_id)
 
 
 def _default_branch(run: Run) -> str:
@@ -341,44 +384,68 @@ def _schedule_trigger(run_id: int, delay: float) -> None:
     )
 
 
+def _retry_delay(exc: ForgeError, run: Run) -> float:
+    if exc.retry_after is not None:
+        return exc.retry_after
+    return _backoff(run.send_attempts)
+
+
 def _trigger_failed(run: Run, exc: ForgeError) -> None:
     give_up = exc.permanent or (
         not exc.rate_limited and run.send_attempts > settings.BATON_MAX_FORGE_RETRIES
     )
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=run.pk)
+        run.lease_until = None
+        run.reserved_at = None
         if give_up:
             run.status = Status.FAILED
             run.error = exc.message
             run.finished_at = timezone.now()
-            run.lease_until = None
             # An uncertain last try stays SENDING so a manual retry looks before resending.
-            run.save(update_fields=["status", "error", "finished_at", "lease_until"])
+            run.save(update_fields=["status", "error", "finished_at", "lease_until", "reserved_at"])
             request_mirror(run.chain_id)
             log.warning("run %s failed to trigger: %s", run.pk, exc.message)
             return
-        delay = exc.retry_after if exc.retry_after is not None else _backoff(run.send_attempts)
+        delay = _retry_delay(exc, run)
         run.dispatch = Run.Dispatch.SENDING if exc.uncertain else Run.Dispatch.IDLE
-        run.lease_until = None
         run.not_before = timezone.now() + timedelta(seconds=delay)
-        waiting = "waiting for rate limit" if exc.rate_limited else "will retry"
-        run.error = f"{waiting} until {run.not_before:%H:%M:%S} UTC: {exc.message}"
-        run.save(update_fields=["dispatch", "lease_until", "not_before", "error"])
+        if exc.rate_limited:
+            run.status = Status.WAITING
+            run.error = f"waiting for rate limit until {run.not_before:%H:%M:%S} UTC"
+        else:
+            run.status = Status.QUEUED
+            run.error = f"will retry at {run.not_before:%H:%M:%S} UTC: {exc.message}"
+        run.save(
+            update_fields=[
+                "status",
+                "dispatch",
+                "lease_until",
+                "reserved_at",
+                "not_before",
+                "error",
+            ]
+        )
         _schedule_trigger(run.pk, delay)
-    log.info("run %s: %s", run.pk, run.error)
+        request_mirror(run.chain_id)
+    log.info("run %s: %s (%s)", run.pk, run.error, exc.message)
 
 
 def _record_triggered(run_id: int, remote: RemotePipeline, ref: str) -> None:
     now = timezone.now()
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=run_id)
-        run.remote_id = remote.id
+        run.remote_id = remote.id  # "" until the forge's run is identified by its marker
         run.web_url = remote.web_url
         run.ref = ref
+        run.undelivered = list(remote.undelivered)
         run.dispatch = Run.Dispatch.SENT
         run.lease_until = None
+        run.reserved_at = None
         run.not_before = None
         run.error = ""
+        if run.status == Status.WAITING:
+            run.status = Status.QUEUED
         run.triggered_at = run.triggered_at or now
         run.last_seen_at = now
         _apply_status(
@@ -393,7 +460,7 @@ def _record_triggered(run_id: int, remote: RemotePipeline, ref: str) -> None:
             target=f"{run.repository.path}@{ref}",
             detail={"pipeline": remote.id},
         )
-        if run.cancel_requested and run.status in ACTIVE:
+        if run.cancel_requested and run.status in ACTIVE and run.remote_id:
             from bots import tasks
 
             transaction.on_commit(lambda: tasks.cancel_remote.delay(run_id))
@@ -431,6 +498,8 @@ def handle_pipeline(forge: Forge, event: PipelineEvent, delivery: Delivery | Non
     marker = event.variables.get(RUN_ID_VARIABLE, "")
     if marker.isdigit():
         query |= Q(repository__forge=forge, pk=int(marker), remote_id="")
+    elif event.marker_text:
+        query |= Q(pk__in=_marked_runs(forge, event))
     with transaction.atomic():
         run = Run.objects.select_for_update().filter(query).order_by("pk").first()
         if run is None:
@@ -450,13 +519,41 @@ def handle_pipeline(forge: Forge, event: PipelineEvent, delivery: Delivery | Non
     return f"run {run.pk} is {run.status}"
 
 
+def mentions_run(text: str, run_id: int) -> bool:
+    """Whether a run's title shows this BATON_RUN_ID as a whole word."""
+    return re.search(rf"(?<![\w-]){run_id}(?![\w-])", text) is not None
+
+
+def _marked_runs(forge: Forge, event: PipelineEvent) -> list[int]:
+    """Sent runs not yet matched to a forge run whose id the event's title shows."""
+    waiting = Run.objects.filter(
+        repository__forge=forge,
+        repository__path=event.project,
+        remote_id="",
+        dispatch__in=[Run.Dispatch.SENT, Run.Dispatch.SENDING],
+    ).values_list("pk", flat=True)
+    return [pk for pk in waiting if mentions_run(event.marker_text, pk)][:1]
+
+
 def poll(run_id: int) -> None:
     """The fallback for lost webhooks: ask the forge where an active run stands."""
     run = Run.objects.select_related("repository__forge").filter(pk=run_id).first()
-    if run is None or run.status not in ACTIVE or not run.remote_id:
+    if run is None or run.status not in ACTIVE or run.dispatch != Run.Dispatch.SENT:
         return
     Run.objects.filter(pk=run_id).update(last_seen_at=timezone.now())
-    remote = forge_for(run.repository.forge).get_pipeline(run.repository.path, run.remote_id)
+    forge = forge_for(run.repository.forge)
+    if not run.remote_id:
+        found = forge.find_pipeline(
+            run.repository.path,
+            run.ref,
+            (RUN_ID_VARIABLE, str(run.pk)),
+            (run.triggered_at or run.created_at) - timedelta(minutes=1),
+            workflow=run.workflow or None,
+        )
+        if found is not None:
+            _record_triggered(run.pk, found, run.ref)
+        return
+    remote = forge.get_pipeline(run.repository.path, run.remote_id)
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=run_id)
         if _apply_status(
@@ -469,7 +566,7 @@ def poll(run_id: int) -> None:
 # --- chains -> upstream change -----------------------------------------------------------------
 
 
-def request_mirror(chain_id: int) -> None:
+def request_mirror(chain_id: int, *, after: float = 0.2) -> None:
     """Ask for the upstream change to be brought up to date; many asks become one mirror."""
     asked = Chain.objects.filter(pk=chain_id, mirror_requested_at__isnull=True).update(
         mirror_requested_at=timezone.now()
@@ -477,7 +574,7 @@ def request_mirror(chain_id: int) -> None:
     if asked:
         from bots import tasks
 
-        transaction.on_commit(lambda: tasks.mirror_chain.apply_async((chain_id,), countdown=0.2))
+        transaction.on_commit(lambda: tasks.mirror_chain.apply_async((chain_id,), countdown=after))
 
 
 def mirror(chain_id: int) -> bool:
@@ -485,7 +582,7 @@ def mirror(chain_id: int) -> bool:
     now = timezone.now()
     claimed = Chain.objects.filter(
         Q(mirror_lease_until__isnull=True) | Q(mirror_lease_until__lt=now), pk=chain_id
-    ).update(mirror_lease_until=now + timedelta(seconds=60), mirror_requested_at=None)
+    ).update(mirror_lease_until=now + timedelta(seconds=300), mirror_requested_at=None)
     if not claimed:
         return not Chain.objects.filter(pk=chain_id).exists()
     try:
@@ -498,7 +595,12 @@ def mirror(chain_id: int) -> bool:
 def _mirror(chain: Chain) -> None:
     forge = forge_for(chain.forge)
     project = chain.repository.path
+    writes = forge.budgets("write", project)
     runs = list(chain.runs.select_related("repository").order_by("depth", "pk"))
+    if any(b.spacing for b in writes) and any(r.status in NOT_YET_SENT for r in runs):
+        # Writes are paced on this forge: let the triggers go first, mirror once they are out.
+        request_mirror(chain.pk, after=5.0)
+        return
     views = {
         run.pk: upstream_view(
             run.status, strategy=run.strategy, sent=run.dispatch == Run.Dispatch.SENT
@@ -509,6 +611,7 @@ def _mirror(chain: Chain) -> None:
         view = views[run.pk]
         if view == run.mirrored_status:
             continue
+        throttle.wait(writes)
         forge.set_commit_status(
             project,
             chain.head_sha,
@@ -526,6 +629,7 @@ def _mirror(chain: Chain) -> None:
     )
     chain.status = aggregate
     if aggregate != chain.mirrored_status:
+        throttle.wait(writes)
         forge.set_commit_status(
             project,
             chain.head_sha,
@@ -543,6 +647,7 @@ def _mirror(chain: Chain) -> None:
     digest = hashlib.sha256(body.encode()).hexdigest()
     if digest == chain.summary_digest:
         return
+    throttle.wait(writes)
     comment_id = forge.upsert_comment(
         project, chain.change_number, body, chain.summary_comment_id or None
     )

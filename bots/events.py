@@ -39,6 +39,8 @@ class PipelineEvent:
     variables: dict[str, str] = field(default_factory=dict)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    marker_text: str = ""  # where a forge without pipeline variables shows BATON_RUN_ID
+    sha: str = ""
 
 
 @dataclass(frozen=True)

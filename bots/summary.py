@@ -41,6 +41,8 @@ def render(chain: Chain, runs: Sequence[Run]) -> str:
             status = Status(run.status)
             link = f"[pipeline]({run.web_url})" if run.web_url else ""
             note = f" — {_cell(run.error)}" if run.error else ""
+            if run.undelivered:
+                note += f" — not delivered (no such input): {', '.join(run.undelivered)}"
             attempt = f" (attempt {run.attempt})" if run.attempt > 1 else ""
             lines.append(
                 f"| {_cell(run.label or run.key)} | {_cell(run.repository.path)} | "

@@ -15,7 +15,7 @@ from bots.events import PipelineEvent
 from bots.forges.base import ForgeError
 from bots.forges.registry import forge_for
 from chains.models import Chain, Delivery, Run
-from chains.status import ACTIVE, Status
+from chains.status import ACTIVE, NOT_YET_SENT, Status
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ def sweep() -> dict[str, int]:
     for delivery_id in deliveries:
         process_delivery.delay(delivery_id)
     runs = list(
-        Run.objects.filter(status=Status.QUEUED, created_at__lt=stale)
+        Run.objects.filter(status__in=sorted(NOT_YET_SENT), created_at__lt=stale)
         .exclude(dispatch=Run.Dispatch.SENT)
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
         .filter(Q(not_before__isnull=True) | Q(not_before__lt=stale))

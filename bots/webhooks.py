@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
@@ -22,10 +20,10 @@ def receive(request: HttpRequest, slug: str) -> JsonResponse:
     inbound = INBOUND.get(forge.kind)
     if inbound is None:
         return JsonResponse({"error": f"{forge.kind} webhooks are not supported yet"}, status=404)
-    if not inbound.is_authentic(request.headers, forge.webhook_secret):
-        return JsonResponse({"error": "bad or missing webhook token"}, status=401)
+    if not inbound.is_authentic(request.headers, request.body, forge.webhook_secret):
+        return JsonResponse({"error": "bad or missing webhook signature or token"}, status=401)
     try:
-        payload = json.loads(request.body)
+        payload = inbound.decode(request.content_type or "", request.body)
     except (ValueError, UnicodeDecodeError):
         return JsonResponse({"error": "the body is not JSON"}, status=400)
     event = inbound.event_name(request.headers)

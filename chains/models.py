@@ -27,6 +27,10 @@ class Forge(models.Model):
     webhook_secret = EncryptedCharField(
         max_length=500, help_text="Secret the forge sends with webhooks; stored encrypted"
     )
+    app_installation = models.BooleanField(
+        default=False,
+        help_text="GitHub: the token is a GitHub App installation token (mirror with check runs)",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -150,7 +154,11 @@ class Run(models.Model):
     repository = models.ForeignKey(Repository, on_delete=models.PROTECT, related_name="runs")
     is_child = models.BooleanField(default=False, help_text="A pipeline in the upstream project")
     ref = models.CharField(max_length=255)
+    workflow = models.CharField(max_length=255, blank=True, help_text="GitHub: workflow to run")
     variables = models.JSONField(default=dict, help_text="Variables sent, masked ones excluded")
+    undelivered = models.JSONField(
+        default=list, blank=True, help_text="Variables the target does not declare as inputs"
+    )
     masked_variables = EncryptedJSONField(default=dict, blank=True)
     strategy = models.CharField(max_length=10, choices=Strategy.choices, default=Strategy.DEPEND)
     interruptible = models.BooleanField(default=True)
@@ -166,6 +174,7 @@ class Run(models.Model):
     dispatch = models.CharField(max_length=10, choices=Dispatch.choices, default=Dispatch.IDLE)
     lease_until = models.DateTimeField(null=True, blank=True)
     not_before = models.DateTimeField(null=True, blank=True, help_text="Waiting for rate limit")
+    reserved_at = models.FloatField(null=True, blank=True, help_text="Rate-limit slot held")
     send_attempts = models.PositiveSmallIntegerField(default=0)
     cancel_requested = models.BooleanField(default=False)
 
@@ -251,3 +260,15 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.target}"
+
+
+class RateBudget(models.Model):
+    """Pacing shared by every process for one forge token (or narrower scope): the send times
+    reserved within the last minute, and a block set when the forge said to back off."""
+
+    key = models.CharField(max_length=255, unique=True)
+    slots = models.JSONField(default=list, help_text="Reserved send times (Unix seconds)")
+    blocked_until = models.FloatField(default=0.0, help_text="Unix seconds")
+
+    def __str__(self) -> str:
+        return self.key

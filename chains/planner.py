@@ -38,6 +38,7 @@ class PlannedRun:
     project: str  # full path; for a child pipeline, the upstream project
     is_child: bool
     ref: str | None  # None: the target's default branch
+    workflow: str | None
     strategy: str
     interruptible: bool
     variables: dict[str, str] = field(default_factory=dict)
@@ -111,6 +112,7 @@ def _plan_target(
         project=change.project if is_child else path,
         is_child=is_child,
         ref=ref,
+        workflow=target.workflow,
         strategy=target.strategy,
         interruptible=target.interruptible,
         variables=variables,

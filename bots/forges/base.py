@@ -12,6 +12,15 @@ from typing import Protocol
 from chains.status import Status
 
 
+@dataclass(frozen=True)
+class Budget:
+    """A rate budget a forge request spends (see bots/throttle.py)."""
+
+    key: str
+    spacing: float = 0.0  # seconds between two requests
+    per_minute: int | None = None  # at most this many in any 60 s
+
+
 class ForgeError(Exception):
     """A forge call that did not succeed.
 
@@ -56,6 +65,7 @@ class RemotePipeline:
     web_url: str
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    undelivered: tuple[str, ...] = ()  # variables the target does not accept (GitHub inputs)
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,11 @@ class RemoteChange:
 class Forge(Protocol):
     kind: str
 
+    def budgets(self, action: str, project: str, ref: str = "") -> list[Budget]:
+        """The rate budgets one request spends: action is "create" (start a pipeline) or
+        "write" (statuses, comments, cancel, retry)."""
+        ...
+
     def get_change(self, project: str, number: int) -> RemoteChange: ...
 
     def get_project(self, project: str) -> RemoteProject: ...
@@ -85,13 +100,22 @@ class Forge(Protocol):
         ...
 
     def create_pipeline(
-        self, project: str, ref: str, variables: dict[str, str]
-    ) -> RemotePipeline: ...
+        self, project: str, ref: str, variables: dict[str, str], *, workflow: str | None = None
+    ) -> RemotePipeline:
+        """Start a pipeline. Its id may be "" when the forge does not say which run it started
+        (the engine then finds it by its BATON_RUN_ID)."""
+        ...
 
     def find_pipeline(
-        self, project: str, ref: str, marker: tuple[str, str], created_after: datetime
+        self,
+        project: str,
+        ref: str,
+        marker: tuple[str, str],
+        created_after: datetime,
+        *,
+        workflow: str | None = None,
     ) -> RemotePipeline | None:
-        """A pipeline on ``ref`` created after the time whose variables carry ``marker``."""
+        """A pipeline created after the time that carries ``marker``."""
         ...
 
     def get_pipeline(self, project: str, pipeline_id: str) -> RemotePipeline: ...

@@ -7,6 +7,7 @@ they are raised as ForgeError with retry_after and retried by the task queue.
 from __future__ import annotations
 
 import functools
+import hashlib
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ import requests
 from gitlab.exceptions import GitlabError
 from gitlab.v4.objects import Project
 
-from bots.forges.base import ForgeError, RemoteChange, RemotePipeline, RemoteProject
+from bots.forges.base import Budget, ForgeError, RemoteChange, RemotePipeline, RemoteProject
 from chains.status import Status
 
 # GitLab pipeline status -> Baton status.
@@ -125,6 +126,7 @@ class GitLabForge:
     def __init__(
         self, url: str, token: str, *, timeout: float, session: requests.Session | None = None
     ):
+        self._who = hashlib.sha256(f"{url}|{token}".encode()).hexdigest()[:16]
         session = session or requests.Session()
         session.hooks["response"].append(_remember_wait)
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32)
@@ -133,6 +135,12 @@ class GitLabForge:
         self._gl = _NoSleepGitlab(
             url, private_token=token, timeout=timeout, session=session, keep_base_url=True
         )
+
+    def budgets(self, action: str, project: str, ref: str = "") -> list[Budget]:
+        # GitLab.com: at most 25 pipeline creations a minute per project, commit and user.
+        if action == "create":
+            return [Budget(f"gitlab:{self._who}:create:{project}@{ref}", per_minute=25)]
+        return []
 
     def _project(self, project: str) -> Project:
         return self._gl.projects.get(project, lazy=True)
@@ -187,7 +195,9 @@ class GitLabForge:
             finished_at=parse_time(attrs.get("finished_at")),
         )
 
-    def create_pipeline(self, project: str, ref: str, variables: dict[str, str]) -> RemotePipeline:
+    def create_pipeline(
+        self, project: str, ref: str, variables: dict[str, str], *, workflow: str | None = None
+    ) -> RemotePipeline:
         payload = {"ref": ref, "variables": [{"key": k, "value": v} for k, v in variables.items()]}
         created = self._call(
             f"create a pipeline on {ref} in {project}",
@@ -197,7 +207,13 @@ class GitLabForge:
         return self._pipeline(created)
 
     def find_pipeline(
-        self, project: str, ref: str, marker: tuple[str, str], created_after: datetime
+        self,
+        project: str,
+        ref: str,
+        marker: tuple[str, str],
+        created_after: datetime,
+        *,
+        workflow: str | None = None,
     ) -> RemotePipeline | None:
         key, value = marker
         proj = self._project(project)

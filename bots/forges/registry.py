@@ -9,12 +9,12 @@ from django.conf import settings
 from bots.forges.base import Forge
 from chains.models import Forge as ForgeRecord
 
-_clients: dict[tuple[int, str, str], Forge] = {}
+_clients: dict[tuple[int, str, str, bool], Forge] = {}
 _lock = threading.Lock()
 
 
 def forge_for(record: ForgeRecord) -> Forge:
-    key = (record.pk, record.api_url, record.token)
+    key = (record.pk, record.api_url, record.token, record.app_installation)
     with _lock:
         client = _clients.get(key)
         if client is None:
@@ -29,4 +29,13 @@ def _build(record: ForgeRecord) -> Forge:
         from bots.forges.gitlab import GitLabForge
 
         return GitLabForge(record.api_url, record.token, timeout=timeout)
+    if record.kind == ForgeRecord.Kind.GITHUB:
+        from bots.forges.github import GitHubForge
+
+        return GitHubForge(
+            record.api_url,
+            record.token,
+            timeout=timeout,
+            app_installation=record.app_installation,
+        )
     raise NotImplementedError(f"forge kind {record.kind!r} is not supported yet")

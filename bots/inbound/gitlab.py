@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -22,9 +23,13 @@ from chains.planner import Change
 EVENT_HEADER = "X-Gitlab-Event"
 
 
-def is_authentic(headers: Mapping[str, str], secret: str) -> bool:
+def is_authentic(headers: Mapping[str, str], body: bytes, secret: str) -> bool:
     token = headers.get("X-Gitlab-Token", "")
     return bool(secret) and bool(token) and constant_time_compare(token, secret)
+
+
+def decode(content_type: str, body: bytes) -> Any:
+    return json.loads(body)
 
 
 def event_name(headers: Mapping[str, str]) -> str:

@@ -117,11 +117,11 @@ def test_malformed_payloads_are_rejected_in_words(event: str, payload: object) -
     ],
 )
 def test_token_check(headers: dict[str, str], ok: bool) -> None:
-    assert gitlab.is_authentic(headers, "s3cret") is ok
+    assert gitlab.is_authentic(headers, b"{}", "s3cret") is ok
 
 
 def test_token_check_refuses_everything_without_a_secret() -> None:
-    assert gitlab.is_authentic({"X-Gitlab-Token": ""}, "") is False
+    assert gitlab.is_authentic({"X-Gitlab-Token": ""}, b"", "") is False
 
 
 def test_dedupe_key_prefers_idempotency_key() -> None:

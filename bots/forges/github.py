@@ -1,0 +1,453 @@
+"""GitHub through PyGithub's requester: the only module that imports PyGithub.
+
+PyGithub's own sleeping (seconds between requests and writes, retries on rate limits) is turned
+off: pacing belongs to Baton's throttle and retries to the task queue.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import threading
+import time
+from collections import OrderedDict
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import requests
+import yaml
+from github import Auth, Github
+
+from bots.forges.base import Budget, ForgeError, RemoteChange, RemotePipeline, RemoteProject
+from chains.status import Status
+
+# GitHub workflow run (status, conclusion) -> Baton status.
+RUN_STATUS: dict[str, Status] = {
+    "requested": Status.PENDING,
+    "queued": Status.PENDING,
+    "pending": Status.PENDING,
+    "waiting": Status.MANUAL,
+    "in_progress": Status.RUNNING,
+}
+RUN_CONCLUSION: dict[str, Status] = {
+    "success": Status.SUCCESS,
+    "neutral": Status.SUCCESS,
+    "failure": Status.FAILED,
+    "timed_out": Status.FAILED,
+    "startup_failure": Status.FAILED,
+    "stale": Status.FAILED,
+    "cancelled": Status.CANCELED,
+    "skipped": Status.SKIPPED,
+    "action_required": Status.MANUAL,
+}
+# Baton status -> GitHub commit status state (GitHub has no running or canceled state).
+COMMIT_STATE: dict[Status, str] = {
+    Status.QUEUED: "pending",
+    Status.WAITING: "pending",
+    Status.PENDING: "pending",
+    Status.RUNNING: "pending",
+    Status.MANUAL: "pending",
+    Status.SUCCESS: "success",
+    Status.FAILED: "failure",
+    Status.CANCELED: "error",
+    Status.SKIPPED: "success",
+}
+# Baton status -> GitHub check run (status, conclusion).
+CHECK_RUN: dict[Status, tuple[str, str | None]] = {
+    Status.QUEUED: ("queued", None),
+    Status.WAITING: ("queued", None),
+    Status.PENDING: ("queued", None),
+    Status.RUNNING: ("in_progress", None),
+    Status.MANUAL: ("completed", "action_required"),
+    Status.SUCCESS: ("completed", "success"),
+    Status.FAILED: ("completed", "failure"),
+    Status.CANCELED: ("completed", "cancelled"),
+    Status.SKIPPED: ("completed", "skipped"),
+}
+
+MAX_INPUTS = 25  # workflow_dispatch accepts at most 25 inputs
+MAX_PAYLOAD_KEYS = 10  # repository_dispatch client_payload: at most 10 top-level keys
+MAX_PAYLOAD_BYTES = 64 * 1024
+DISPATCH_EVENT_TYPE = "baton"
+SECONDARY_LIMIT_WAIT = 60.0
+
+
+def run_status(status: str, conclusion: str | None) -> Status:
+    if status == "completed":
+        return RUN_CONCLUSION.get(conclusion or "", Status.FAILED)
+    return RUN_STATUS.get(status, Status.PENDING)
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def marker_in(text: str, value: str) -> bool:
+    """Whether ``value`` (a run id) appears in ``text`` as a whole word."""
+    return re.search(rf"(?<![\w-]){re.escape(value)}(?![\w-])", text) is not None
+
+
+def _wait_from(status: int, headers: dict[str, str], message: str) -> float | None:
+    """Seconds GitHub asks us to wait, or None when the answer is not a rate limit."""
+    if status not in (403, 429):
+        return None
+    if headers.get("retry-after", "").isdigit():
+        return float(headers["retry-after"])
+    if (
+        headers.get("x-ratelimit-remaining") == "0"
+        and headers.get("x-ratelimit-reset", "").isdigit()
+    ):
+        return max(0.0, int(headers["x-ratelimit-reset"]) - time.time())
+    if status == 429 or "rate limit" in message.lower():
+        return SECONDARY_LIMIT_WAIT  # a secondary limit without headers: at least a minute
+    return None
+
+
+class GitHubForge:
+    kind = "github"
+
+    def __init__(self, url: str, token: str, *, timeout: float, app_installation: bool = False):
+        self._gh = Github(
+            base_url=url.rstrip("/"),
+            auth=Auth.Token(token),
+            timeout=max(1, round(timeout)),
+            retry=None,
+            per_page=100,
+            seconds_between_requests=None,
+            seconds_between_writes=None,
+            lazy=True,
+            pool_size=32,
+        )
+        self._requester = self._gh.requester
+        self._who = hashlib.sha256(f"{url}|{token}".encode()).hexdigest()[:16]
+        self.app_installation = app_installation
+        self._return_run_details = True  # until the server says it does not know the parameter
+        self._etags: OrderedDict[str, tuple[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def budgets(self, action: str, project: str, ref: str = "") -> list[Budget]:
+        # GitHub's best practice: at least 1 s between mutating requests per token, and at most
+        # 80 content-creating requests a minute.
+        writes = Budget(f"github:{self._who}:writes", spacing=1.0)
+        content = Budget(f"github:{self._who}:content", per_minute=80)
+        return [writes, content]
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _send(
+        self,
+        action: str,
+        verb: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        creates: bool = False,
+        ok: tuple[int, ...] = (200, 201, 202, 204),
+    ) -> tuple[int, dict[str, str], Any]:
+        try:
+            status, raw_headers, text = self._requester.requestJson(
+                verb, path, parameters=params, headers=headers, input=body
+            )
+        except (requests.RequestException, OSError) as exc:
+            raise ForgeError(
+                f"{action}: no answer from GitHub ({type(exc).__name__})", uncertain=creates
+            ) from None
+        lower = {str(k).lower(): str(v) for k, v in (raw_headers or {}).items()}
+        try:
+            data = json.loads(text) if text else None
+        except ValueError:
+            data = text
+        if status in ok or status == 304:
+            return status, lower, data
+        message = data.get("message", "") if isinstance(data, dict) else str(data or "")
+        words = f"{action}: GitHub said {status}: {message or 'no message'}"
+        wait = _wait_from(status, lower, message)
+        if wait is not None:
+            raise ForgeError(words, retry_after=wait, status_code=429)
+        if status in (400, 401, 403, 404, 409, 410, 422):
+            raise ForgeError(words, permanent=True, status_code=status)
+        raise ForgeError(words, uncertain=creates, status_code=status)
+
+    @staticmethod
+    def _repo(project: str) -> str:
+        return f"/repos/{project}"
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def get_project(self, project: str) -> RemoteProject:
+        _, _, data = self._send(f"read repository {project}", "GET", self._repo(project))
+        return RemoteProject(
+            id=str(data["id"]),
+            path=data["full_name"],
+            default_branch=data.get("default_branch") or "main",
+            web_url=data.get("html_url") or "",
+        )
+
+    def get_change(self, project: str, number: int) -> RemoteChange:
+        _, _, pr = self._send(
+            f"read pull request #{number} of {project}",
+            "GET",
+            f"{self._repo(project)}/pulls/{number}",
+        )
+        return RemoteChange(
+            number=number,
+            url=pr.get("html_url") or "",
+            title=pr.get("title") or "",
+            author=(pr.get("user") or {}).get("login", ""),
+            source_branch=pr["head"]["ref"],
+            target_branch=pr["base"]["ref"],
+            head_sha=pr["head"]["sha"],
+            from_fork=(pr["head"].get("repo") or {}).get("full_name")
+            != (pr["base"].get("repo") or {}).get("full_name"),
+            state=pr.get("state") or "",
+        )
+
+    def read_file(self, project: str, path: str, ref: str) -> str | None:
+        try:
+            _, _, data = self._send(
+                f"read {path} at {ref[:12]} in {project}",
+                "GET",
+                f"{self._repo(project)}/contents/{quote(path)}",
+                params={"ref": ref},
+            )
+        except ForgeError as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+        if not isinstance(data, dict) or data.get("type", "file") != "file":
+            return None
+        return base64.b64decode(data.get("content") or "").decode("utf-8", errors="replace")
+
+    def workflow_inputs(self, project: str, workflow: str, ref: str) -> list[str]:
+        """The inputs a workflow declares under `on.workflow_dispatch.inputs`, in order."""
+        path = workflow if "/" in workflow else f".github/workflows/{workflow}"
+        text = self.read_file(project, path, ref)
+        if text is None:
+            raise ForgeError(
+                f"workflow {workflow} not found in {project} at {ref}",
+                permanent=True,
+                status_code=404,
+            )
+        try:
+            document = yaml.safe_load(text) or {}
+        except yaml.YAMLError:
+            raise ForgeError(
+                f"workflow {workflow} in {project} is not valid YAML", permanent=True
+            ) from None
+        triggers = document.get("on", document.get(True)) if isinstance(document, dict) else None
+        dispatch = triggers.get("workflow_dispatch") if isinstance(triggers, dict) else None
+        inputs = dispatch.get("inputs") if isinstance(dispatch, dict) else None
+        return [str(name) for name in inputs] if isinstance(inputs, dict) else []
+
+    # -- triggering -------------------------------------------------------------------------
+
+    def create_pipeline(
+        self, project: str, ref: str, variables: dict[str, str], *, workflow: str | None = None
+    ) -> RemotePipeline:
+        if workflow:
+            return self._dispatch_workflow(project, ref, variables, workflow)
+        return self._dispatch_repository(project, variables)
+
+    def _dispatch_workflow(
+        self, project: str, ref: str, variables: dict[str, str], workflow: str
+    ) -> RemotePipeline:
+        declared = self.workflow_inputs(project, workflow, ref)
+        inputs = {name: variables[name] for name in declared if name in variables}
+        inputs = dict(list(inputs.items())[:MAX_INPUTS])
+        undelivered = tuple(sorted(set(variables) - set(inputs)))
+        path = f"{self._repo(project)}/actions/workflows/{quote(workflow, safe='')}/dispatches"
+        action = f"dispatch {workflow} on {ref} in {project}"
+        if self._return_run_details:
+            try:
+                _, _, data = self._send(
+                    action,
+                    "POST",
+                    path,
+                    creates=True,
+                    body={"ref": ref, "inputs": inputs, "return_run_details": True},
+                )
+            except ForgeError as exc:
+                if exc.status_code != 422 or "return_run_details" not in exc.message:
+                    raise
+                self._return_run_details = False  # an older server: correlate by marker
+            else:
+                if isinstance(data, dict) and data.get("workflow_run_id"):
+                    return RemotePipeline(
+                        id=str(data["workflow_run_id"]),
+                        status=Status.PENDING,
+                        web_url=data.get("html_url") or "",
+                        undelivered=undelivered,
+                    )
+        if "BATON_RUN_ID" not in inputs:
+            raise ForgeError(
+                f"{action}: GitHub does not say which run it started, so Baton finds the run by "
+                "its BATON_RUN_ID: declare a workflow_dispatch input BATON_RUN_ID and show it in "
+                "the workflow's run-name",
+                permanent=True,
+            )
+        self._send(action, "POST", path, creates=True, body={"ref": ref, "inputs": inputs})
+        return RemotePipeline(id="", status=Status.PENDING, web_url="", undelivered=undelivered)
+
+    def _dispatch_repository(self, project: str, variables: dict[str, str]) -> RemotePipeline:
+        payload = {"BATON_RUN_ID": variables.get("BATON_RUN_ID", ""), "variables": variables}
+        body = {"event_type": DISPATCH_EVENT_TYPE, "client_payload": payload}
+        if len(json.dumps(payload).encode()) >= MAX_PAYLOAD_BYTES:
+            raise ForgeError(
+                f"repository dispatch to {project}: the variables exceed GitHub's 64 KB "
+                "client_payload limit",
+                permanent=True,
+            )
+        self._send(
+            f"repository dispatch to {project}",
+            "POST",
+            f"{self._repo(project)}/dispatches",
+            body=body,
+            creates=True,
+        )
+        return RemotePipeline(id="", status=Status.PENDING, web_url="")
+
+    def find_pipeline(
+        self,
+        project: str,
+        ref: str,
+        marker: tuple[str, str],
+        created_after: datetime,
+        *,
+        workflow: str | None = None,
+    ) -> RemotePipeline | None:
+        _, value = marker
+        path = (
+            f"{self._repo(project)}/actions/workflows/{quote(workflow, safe='')}/runs"
+            if workflow
+            else f"{self._repo(project)}/actions/runs"
+        )
+        params = {
+            "event": "workflow_dispatch" if workflow else "repository_dispatch",
+            "created": f">={created_after.strftime('%Y-%m-%dT%H:%M:%SZ')}",
+            "per_page": 100,
+        }
+        _, _, data = self._send(f"list runs in {project}", "GET", path, params=params)
+        for run in (data or {}).get("workflow_runs", []):
+            text = f"{run.get('display_title') or ''} {run.get('name') or ''}"
+            if marker_in(text, value):
+                return self._pipeline(run)
+        return None
+
+    def _pipeline(self, run: dict[str, Any]) -> RemotePipeline:
+        return RemotePipeline(
+            id=str(run["id"]),
+            status=run_status(run.get("status") or "", run.get("conclusion")),
+            web_url=run.get("html_url") or "",
+            started_at=parse_time(run.get("run_started_at")),
+            finished_at=parse_time(run.get("updated_at"))
+            if run.get("status") == "completed"
+            else None,
+        )
+
+    def get_pipeline(self, project: str, pipeline_id: str) -> RemotePipeline:
+        """A conditional GET: an unchanged run costs a 304, which GitHub does not count."""
+        path = f"{self._repo(project)}/actions/runs/{pipeline_id}"
+        with self._lock:
+            cached = self._etags.get(path)
+        headers = {"If-None-Match": cached[0]} if cached else None
+        status, response_headers, data = self._send(
+            f"read run {pipeline_id} in {project}", "GET", path, headers=headers
+        )
+        if status == 304 and cached:
+            data = cached[1]
+        elif response_headers.get("etag"):
+            with self._lock:
+                self._etags[path] = (response_headers["etag"], data)
+                self._etags.move_to_end(path)
+                while len(self._etags) > 2000:
+                    self._etags.popitem(last=False)
+        return self._pipeline(data)
+
+    def cancel_pipeline(self, project: str, pipeline_id: str) -> RemotePipeline:
+        self._send(
+            f"cancel run {pipeline_id} in {project}",
+            "POST",
+            f"{self._repo(project)}/actions/runs/{pipeline_id}/cancel",
+        )
+        return self.get_pipeline(project, pipeline_id)
+
+    def retry_pipeline(self, project: str, pipeline_id: str) -> RemotePipeline:
+        self._send(
+            f"re-run failed jobs of run {pipeline_id} in {project}",
+            "POST",
+            f"{self._repo(project)}/actions/runs/{pipeline_id}/rerun-failed-jobs",
+        )
+        return RemotePipeline(id=pipeline_id, status=Status.PENDING, web_url="")
+
+    # -- mirroring --------------------------------------------------------------------------
+
+    def set_commit_status(
+        self,
+        project: str,
+        sha: str,
+        *,
+        context: str,
+        status: Status,
+        description: str,
+        target_url: str,
+    ) -> None:
+        if self.app_installation:
+            state, conclusion = CHECK_RUN[status]
+            body: dict[str, Any] = {
+                "name": context,
+                "head_sha": sha,
+                "status": state,
+                "output": {"title": description[:255] or context, "summary": description},
+            }
+            if conclusion:
+                body["conclusion"] = conclusion
+            if target_url:
+                body["details_url"] = target_url
+            self._send(
+                f"set check {context} on {sha[:12]}",
+                "POST",
+                f"{self._repo(project)}/check-runs",
+                body=body,
+            )
+            return
+        body = {"state": COMMIT_STATE[status], "context": context, "description": description[:140]}
+        if target_url:
+            body["target_url"] = target_url
+        self._send(
+            f"set status {context} on {sha[:12]}",
+            "POST",
+            f"{self._repo(project)}/statuses/{sha}",
+            body=body,
+        )
+
+    def upsert_comment(self, project: str, number: int, body: str, comment_id: str | None) -> str:
+        if comment_id:
+            try:
+                self._send(
+                    f"edit comment {comment_id} on #{number}",
+                    "PATCH",
+                    f"{self._repo(project)}/issues/comments/{comment_id}",
+                    body={"body": body},
+                )
+                return comment_id
+            except ForgeError as exc:
+                if exc.status_code != 404:
+                    raise
+        _, _, data = self._send(
+            f"comment on #{number}",
+            "POST",
+            f"{self._repo(project)}/issues/{number}/comments",
+            body={"body": body},
+            creates=True,
+        )
+        return str(data["id"])

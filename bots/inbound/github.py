@@ -1,0 +1,157 @@
+"""GitHub webhooks: check the HMAC signature, pick the dedupe key, parse payloads into events."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import parse_qs
+
+from bots.events import (
+    ChangeAction,
+    ChangeEvent,
+    CommentEvent,
+    Event,
+    MalformedPayload,
+    PipelineEvent,
+)
+from bots.forges.github import parse_time, run_status
+from chains.planner import Change
+
+
+def is_authentic(headers: Mapping[str, str], body: bytes, secret: str) -> bool:
+    """`X-Hub-Signature-256: sha256=<HMAC-SHA256 of the raw body>`, compared in constant time."""
+    signature = headers.get("X-Hub-Signature-256", "")
+    if not secret or not signature.startswith("sha256="):
+        return False
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, signature)
+
+
+def event_name(headers: Mapping[str, str]) -> str:
+    return headers.get("X-GitHub-Event", "")
+
+
+def dedupe_key(headers: Mapping[str, str], body: bytes) -> str:
+    """`X-GitHub-Delivery` is the same GUID when GitHub redelivers."""
+    value = headers.get("X-GitHub-Delivery", "").strip()
+    return value[:200] if value else "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def decode(content_type: str, body: bytes) -> Any:
+    """JSON, or a form whose `payload` field holds the JSON (both are GitHub options)."""
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        fields = parse_qs(body.decode("utf-8"), strict_parsing=False)
+        if "payload" not in fields:
+            raise ValueError("form delivery without a payload field")
+        return json.loads(fields["payload"][0])
+    return json.loads(body)
+
+
+def _get(payload: Any, *path: str) -> Any:
+    value = payload
+    for part in path:
+        if not isinstance(value, Mapping) or part not in value:
+            raise MalformedPayload(f"missing {'.'.join(path)}")
+        value = value[part]
+    return value
+
+
+_PR_ACTIONS = {
+    "opened": ChangeAction.OPENED,
+    "reopened": ChangeAction.REOPENED,
+    "synchronize": ChangeAction.NEW_COMMITS,
+    "edited": ChangeAction.EDITED,
+}
+
+
+def _pull_request(payload: Mapping[str, Any]) -> Event | None:
+    action = payload.get("action")
+    pr = _get(payload, "pull_request")
+    if action == "closed":
+        kind = ChangeAction.MERGED if pr.get("merged") else ChangeAction.CLOSED
+    elif action in _PR_ACTIONS:
+        kind = _PR_ACTIONS[action]
+    else:
+        return None
+    number = int(_get(payload, "number"))
+    repo = _get(payload, "repository")
+    head_repo = (pr.get("head") or {}).get("repo") or {}
+    base_repo = (pr.get("base") or {}).get("repo") or {}
+    change = Change(
+        forge="github",
+        project=str(_get(repo, "full_name")),
+        project_url=str(repo.get("html_url") or ""),
+        number=number,
+        url=str(pr.get("html_url") or ""),
+        source_branch=str(_get(pr, "head", "ref")),
+        target_branch=str(_get(pr, "base", "ref")),
+        head_sha=str(_get(pr, "head", "sha")),
+        upstream_ref=f"refs/pull/{number}/head",
+        title=str(pr.get("title") or ""),
+        author=str((pr.get("user") or {}).get("login") or ""),
+    )
+    return ChangeEvent(
+        action=kind,
+        change=change,
+        project_id=str(repo.get("id") or ""),
+        from_fork=head_repo.get("full_name") != base_repo.get("full_name"),
+        previous_sha=str(payload.get("before") or ""),
+    )
+
+
+def _issue_comment(payload: Mapping[str, Any]) -> Event | None:
+    issue = _get(payload, "issue")
+    if payload.get("action") != "created" or "pull_request" not in issue:
+        return None  # comments on plain issues, edits and deletions: nothing to do
+    comment = _get(payload, "comment")
+    return CommentEvent(
+        project=str(_get(payload, "repository", "full_name")),
+        number=int(_get(issue, "number")),
+        author=str((comment.get("user") or {}).get("login") or ""),
+        body=str(comment.get("body") or ""),
+        comment_id=str(_get(comment, "id")),
+    )
+
+
+def _workflow_run(payload: Mapping[str, Any]) -> Event | None:
+    run = _get(payload, "workflow_run")
+    repo = _get(payload, "repository")
+    return PipelineEvent(
+        project=str(_get(repo, "full_name")),
+        project_id=str(repo.get("id") or ""),
+        pipeline_id=str(_get(run, "id")),
+        status=run_status(str(_get(run, "status")), run.get("conclusion")),
+        web_url=str(run.get("html_url") or ""),
+        started_at=parse_time(run.get("run_started_at")),
+        finished_at=parse_time(run.get("updated_at")) if run.get("status") == "completed" else None,
+        marker_text=f"{run.get('display_title') or ''} {run.get('name') or ''}",
+        sha=str(run.get("head_sha") or ""),
+    )
+
+
+PARSERS: dict[str, Callable[[Mapping[str, Any]], Event | None]] = {
+    "pull_request": _pull_request,
+    "issue_comment": _issue_comment,
+    "workflow_run": _workflow_run,
+}
+
+
+def handles(event: str) -> bool:
+    return event in PARSERS
+
+
+def parse(event: str, payload: Any) -> Event | None:
+    parser = PARSERS.get(event)
+    if parser is None:
+        return None
+    if not isinstance(payload, Mapping):
+        raise MalformedPayload("payload is not a JSON object")
+    try:
+        return parser(payload)
+    except MalformedPayload:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise MalformedPayload(f"{event}: {exc}") from None

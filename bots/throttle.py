@@ -1,0 +1,81 @@
+"""Rate-limit-aware pacing per forge token, shared across processes through the database.
+
+A caller reserves a send time against one or more budgets (spacing between requests, a cap per
+minute); the reservation is the earliest moment all of them allow. Nothing is ever dropped: work
+that must wait is told until when.
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.db import IntegrityError, transaction
+
+from bots.forges.base import Budget
+from chains.models import RateBudget
+
+WINDOW = 60.0
+
+
+def _rows(keys: list[str]) -> dict[str, RateBudget]:
+    for key in keys:
+        if not RateBudget.objects.filter(key=key).exists():
+            try:
+                with transaction.atomic():
+                    RateBudget.objects.create(key=key)
+            except IntegrityError:
+                pass  # created by someone else meanwhile
+    rows = RateBudget.objects.select_for_update().filter(key__in=keys).order_by("key")
+    return {row.key: row for row in rows}
+
+
+def earliest(row: RateBudget, budget: Budget, start: float) -> float:
+    """The earliest time ≥ start at which ``budget`` allows one more request."""
+    at = max(start, row.blocked_until)
+    slots = sorted(row.slots)
+    if budget.spacing and slots:
+        at = max(at, slots[-1] + budget.spacing)
+    if budget.per_minute:
+        while True:
+            inside = [s for s in slots if at - WINDOW < s <= at]
+            if len(inside) < budget.per_minute:
+                break
+            at = inside[len(inside) - budget.per_minute] + WINDOW
+    return at
+
+
+def reserve(budgets: list[Budget], *, now: float | None = None) -> float:
+    """Reserve one request under every budget; returns the Unix time it may be sent."""
+    if not budgets:
+        return time.time() if now is None else now
+    now = time.time() if now is None else now
+    with transaction.atomic():
+        rows = _rows(sorted({b.key for b in budgets}))
+        at = now
+        # Each budget may push the time later; go round until all agree.
+        for _ in range(len(budgets) + 1):
+            later = max(earliest(rows[b.key], b, at) for b in budgets)
+            if later == at:
+                break
+            at = later
+        for row in rows.values():
+            row.slots = [s for s in row.slots if s > now - WINDOW] + [at]
+            row.save(update_fields=["slots"])
+    return at
+
+
+def block(budgets: list[Budget], seconds: float) -> None:
+    """The forge said to back off: nothing under these budgets is sent for ``seconds``."""
+    until = time.time() + seconds
+    with transaction.atomic():
+        for row in _rows(sorted({b.key for b in budgets})).values():
+            if row.blocked_until < until:
+                row.blocked_until = until
+                row.save(update_fields=["blocked_until"])
+
+
+def wait(budgets: list[Budget]) -> None:
+    """Reserve and sleep until the reservation (for work that must go in this task)."""
+    delay = reserve(budgets) - time.time()
+    if delay > 0:
+        time.sleep(delay)
