@@ -123,6 +123,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         data_folder_out=str(_BROKER_DIR),
         processed_folder=str(VAR_DIR / "broker-processed"),
         store_processed=False,
+        control_folder=str(VAR_DIR / "broker-control"),
     )
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_ACKS_LATE = True
