@@ -6,6 +6,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
+NODE_STAMP := node_modules/.installed-stamp
+
 .PHONY: run test setup lint bench clean
 
 $(STAMP): pyproject.toml
@@ -13,6 +15,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
+
+# GitHub's OpenAPI description and webhook schemas, to check the sandbox against (tests only).
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $(NODE_STAMP)
 
 setup: $(STAMP)
 
@@ -25,7 +32,7 @@ lint: setup
 	DEBUG=true $(BIN)/mypy .
 	DEBUG=true $(BIN)/python manage.py makemigrations --check --dry-run
 
-test: setup lint
+test: setup $(NODE_STAMP) lint
 	DEBUG=true SECRET_KEY=$${SECRET_KEY:-test-only-secret} $(BIN)/pytest
 
 bench: setup

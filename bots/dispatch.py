@@ -10,7 +10,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from bots import engine
+from bots.engine.planning import handle_change
+from bots.engine.tracking import handle_pipeline
 from bots.events import ChangeEvent, CommentEvent, MalformedPayload, PipelineEvent
 from bots.inbound import github as github_inbound
 from bots.inbound import gitlab as gitlab_inbound
@@ -29,8 +30,8 @@ def _comment(forge: Forge, event: CommentEvent, delivery: Delivery | None) -> st
 
 
 HANDLERS: dict[type, Callable[[Forge, Any, Delivery | None], str]] = {
-    ChangeEvent: engine.handle_change,
-    PipelineEvent: engine.handle_pipeline,
+    ChangeEvent: handle_change,
+    PipelineEvent: handle_pipeline,
     CommentEvent: _comment,
 }
 

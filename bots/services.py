@@ -9,7 +9,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from bots.engine import request_mirror
+from bots.engine.mirroring import request_mirror
 from chains import audit
 from chains.models import Chain, Run, RunAttempt
 from chains.status import ACTIVE, Status
@@ -44,7 +44,16 @@ def _audit(action: str, actor: Actor, **kwargs: Any) -> None:
 
 
 def cancel_run(run: Run, *, actor: Actor, reason: str = "") -> bool:
-    """Cancel one run. False when it had already finished (nothing changes)."""
+    """Cancel one run and, edge by edge, what it triggered (unless an edge says `detach`).
+    False when it had already finished (nothing changes)."""
+    canceled = _cancel_one(run, actor=actor, reason=reason)
+    children = Run.objects.filter(parent_id=run.pk, cancel_policy="propagate")
+    for child in children.filter(status__in=sorted(ACTIVE)):
+        cancel_run(child, actor=actor, reason=reason or f"{run.label or run.key} was canceled")
+    return canceled
+
+
+def _cancel_one(run: Run, *, actor: Actor, reason: str) -> bool:
     from bots import tasks
 
     with transaction.atomic():
@@ -72,11 +81,14 @@ def cancel_run(run: Run, *, actor: Actor, reason: str = "") -> bool:
 def cancel_chain(
     chain: Chain, *, actor: Actor, reason: str = "", only_interruptible: bool = False
 ) -> int:
-    """Cancel every active run of the chain; returns how many were canceled."""
+    """Cancel every active run of the chain; returns how many were canceled.
+
+    ``only_interruptible`` (a newer commit superseded the chain, or the change closed): leave
+    alone the runs marked `interruptible: false` and those on a `cancel: detach` edge."""
     runs = chain.runs.filter(status__in=sorted(ACTIVE))
     if only_interruptible:
-        runs = runs.filter(interruptible=True)
-    return sum(cancel_run(run, actor=actor, reason=reason) for run in runs)
+        runs = runs.filter(interruptible=True).exclude(cancel_policy="detach")
+    return sum(_cancel_one(run, actor=actor, reason=reason) for run in runs)
 
 
 def retry_run(run: Run, *, actor: Actor) -> Run:

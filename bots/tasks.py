@@ -10,7 +10,8 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from bots import dispatch, engine
+from bots import dispatch
+from bots.engine import mirroring, planning, sending, tracking
 from bots.events import PipelineEvent
 from bots.forges.base import ForgeError
 from bots.forges.registry import forge_for
@@ -45,18 +46,18 @@ def process_delivery(self, delivery_id: int) -> None:  # type: ignore[no-untyped
 
 @shared_task
 def trigger_run(run_id: int) -> None:
-    engine.trigger(run_id)
+    sending.trigger(run_id)
 
 
 @shared_task(bind=True, max_retries=None)
 def mirror_chain(self, chain_id: int) -> None:  # type: ignore[no-untyped-def]
     try:
-        done = engine.mirror(chain_id)
+        done = mirroring.mirror(chain_id)
     except ForgeError as exc:
         log.warning("chain %s: mirroring failed: %s", chain_id, exc.message)
         if exc.permanent or self.request.retries >= settings.BATON_MAX_FORGE_RETRIES:
             return
-        engine.request_mirror(chain_id)
+        mirroring.request_mirror(chain_id)
         return
     if not done:
         raise self.retry(countdown=1.0)
@@ -65,7 +66,7 @@ def mirror_chain(self, chain_id: int) -> None:  # type: ignore[no-untyped-def]
 @shared_task(bind=True, max_retries=None)
 def poll_run(self, run_id: int) -> None:  # type: ignore[no-untyped-def]
     try:
-        engine.poll(run_id)
+        tracking.poll(run_id)
     except ForgeError as exc:
         log.warning("run %s: polling failed: %s", run_id, exc.message)
 
@@ -77,7 +78,7 @@ def _remote_action(run_id: int, action: str) -> None:
     forge = forge_for(run.repository.forge)
     verb = forge.cancel_pipeline if action == "cancel" else forge.retry_pipeline
     remote = verb(run.repository.path, run.remote_id)
-    engine.handle_pipeline(
+    tracking.handle_pipeline(
         run.repository.forge,
         PipelineEvent(
             project=run.repository.path,
@@ -112,7 +113,7 @@ def retry_remote(self, run_id: int) -> None:  # type: ignore[no-untyped-def]
                 finished_at=timezone.now(),
                 error=f"could not retry: {exc.message}",
             )
-            engine.request_mirror(Run.objects.get(pk=run_id).chain_id)
+            mirroring.request_mirror(Run.objects.get(pk=run_id).chain_id)
             return
         raise self.retry(countdown=_countdown(exc, self.request.retries)) from None
 
@@ -120,12 +121,28 @@ def retry_remote(self, run_id: int) -> None:  # type: ignore[no-untyped-def]
 @shared_task(bind=True, max_retries=None)
 def rerun_chain(self, chain_id: int, actor: str) -> None:  # type: ignore[no-untyped-def]
     try:
-        engine.rerun_change(chain_id, actor)
+        planning.rerun_change(chain_id, actor)
     except ForgeError as exc:
         if exc.permanent or self.request.retries >= settings.BATON_MAX_FORGE_RETRIES:
             log.warning("chain %s could not be re-run: %s", chain_id, exc.message)
             return
         raise self.retry(countdown=_countdown(exc, self.request.retries)) from None
+
+
+@shared_task(bind=True, max_retries=None)
+def expand_run(self, run_id: int) -> None:  # type: ignore[no-untyped-def]
+    try:
+        planning.expand_run(run_id)
+    except ForgeError as exc:
+        if self.request.retries >= settings.BATON_MAX_FORGE_RETRIES:
+            log.warning("run %s: could not read its downstream config: %s", run_id, exc.message)
+            return
+        raise self.retry(countdown=_countdown(exc, self.request.retries)) from None
+
+
+@shared_task
+def release_runs(chain_id: int) -> None:
+    tracking.release(chain_id)
 
 
 @shared_task
@@ -158,6 +175,13 @@ def sweep() -> dict[str, int]:
     )
     for run_id in polls:
         poll_run.delay(run_id)
+    waiting = list(
+        Run.objects.filter(status=Status.WAITING, not_before__isnull=True, created_at__lt=stale)
+        .values_list("chain_id", flat=True)
+        .distinct()[:200]
+    )
+    for chain_id in waiting:
+        release_runs.delay(chain_id)
     mirrors = list(
         Chain.objects.filter(mirror_requested_at__lt=stale).values_list("pk", flat=True)[:500]
     )

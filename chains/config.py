@@ -12,9 +12,13 @@ from dataclasses import dataclass
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from chains.conditions import Condition, ConditionError, parse_condition
+
 VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-STRATEGIES = ("depend", "async")
+STRATEGIES = ("depend", "mirror", "async")
+EVENTS = ("merge_request", "push", "tag", "upstream")
+CANCEL_POLICIES = ("propagate", "detach")
 TOP_LEVEL_FIELDS = ("variables", "downstream")
 TARGET_FIELDS = (
     "key",
@@ -26,10 +30,6 @@ TARGET_FIELDS = (
     "interruptible",
     "variables",
     "skip",
-)
-# Part of schema v1 (ARCHITECTURE.md) but not understood by this version yet: refused loudly
-# rather than ignored, so a chain never runs in an order or scope the author did not ask for.
-NOT_YET_SUPPORTED = (
     "on",
     "branches",
     "soft_fail",
@@ -38,12 +38,11 @@ NOT_YET_SUPPORTED = (
     "inherit",
     "params_file",
     "if",
-    "mode",
-    "wait",
-    "timeout",
-    "deploy",
     "cancel",
 )
+# Part of schema v1 (ARCHITECTURE.md) but not understood by this version yet: refused loudly
+# rather than ignored, so a chain never runs in a way its author did not ask for.
+NOT_YET_SUPPORTED = ("mode", "wait", "timeout", "deploy")
 MAX_TARGETS = 1000
 
 
@@ -76,7 +75,18 @@ class Target:
     interruptible: bool = True
     variables: tuple[Variable, ...] = ()
     skip: str | None = None  # a reason when the target is skipped
+    on: tuple[str, ...] = ("merge_request",)
+    branches: tuple[str, ...] = ()  # glob patterns; "!pattern" excludes
+    soft_fail: bool = False
+    depends_on: tuple[str, ...] = ()
+    allow_dependency_failure: bool = False
+    inherit_variables: bool | tuple[str, ...] = True  # which global variables reach the target
+    params_file: str | None = None
+    condition: Condition | None = None  # `if:`
+    cancel: str = "propagate"
     line: int = 0
+    where: str = ""  # "downstream[2]", for error messages
+    depends_line: int = 0
 
 
 @dataclass(frozen=True)
@@ -127,7 +137,38 @@ def parse_config(text: str) -> BatonConfig:
                 field="key",
             )
         seen[target.key] = target
+    _check_dependencies(seen)
     return BatonConfig(variables=variables, downstream=tuple(targets))
+
+
+def _check_dependencies(targets: dict[str, Target]) -> None:
+    for target in targets.values():
+        for name in target.depends_on:
+            if name not in targets:
+                raise ConfigError(
+                    f"no target has the key {name!r}",
+                    line=target.depends_line,
+                    field=f"{target.where}.depends_on",
+                )
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(key: str, path: list[str]) -> None:
+        if state.get(key) == 2:
+            return
+        if state.get(key) == 1:
+            cycle = [*path[path.index(key) :], key]
+            raise ConfigError(
+                f"depends_on makes a cycle: {' → '.join(cycle)}",
+                line=targets[key].depends_line,
+                field=f"{targets[key].where}.depends_on",
+            )
+        state[key] = 1
+        for name in targets[key].depends_on:
+            visit(name, [*path, key])
+        state[key] = 2
+
+    for key in targets:
+        visit(key, [])
 
 
 def _line(node: Node) -> int:
@@ -234,6 +275,19 @@ def _target(node: Node, where: str) -> Target:
     def optional(name: str) -> str | None:
         return _string(fields[name][1], f"{where}.{name}") if name in fields else None
 
+    def flag(name: str, default: bool) -> bool:
+        return _bool(fields[name][1], f"{where}.{name}") if name in fields else default
+
+    def choice(name: str, allowed: tuple[str, ...], default: str) -> str:
+        value = optional(name) or default
+        if value not in allowed:
+            raise ConfigError(
+                f"must be one of {', '.join(allowed)} (got {value!r})",
+                line=_line(fields[name][1]),
+                field=f"{where}.{name}",
+            )
+        return value
+
     key = optional("key") or _default_key(project)
     if not KEY_PATTERN.match(key):
         raise ConfigError(
@@ -241,13 +295,20 @@ def _target(node: Node, where: str) -> Target:
             line=_line(fields["key"][1]) if "key" in fields else _line(node),
             field=f"{where}.key",
         )
-    strategy = optional("strategy") or "depend"
-    if strategy not in STRATEGIES:
-        raise ConfigError(
-            f"must be one of {', '.join(STRATEGIES)} (got {strategy!r})",
-            line=_line(fields["strategy"][1]),
-            field=f"{where}.strategy",
-        )
+    events = _string_list(fields, "on", where) or ("merge_request",)
+    for event in events:
+        if event not in EVENTS:
+            raise ConfigError(
+                f"{event!r} is not one of {', '.join(EVENTS)}",
+                line=_line(fields["on"][1]),
+                field=f"{where}.on",
+            )
+    condition = None
+    if "if" in fields:
+        try:
+            condition = parse_condition(_string(fields["if"][1], f"{where}.if"))
+        except ConditionError as exc:
+            raise ConfigError(str(exc), line=_line(fields["if"][1]), field=f"{where}.if") from None
     skip: str | None = None
     if "skip" in fields:
         raw = _scalar(fields["skip"][1], f"{where}.skip")
@@ -261,16 +322,62 @@ def _target(node: Node, where: str) -> Target:
         label=optional("label") or "",
         ref=optional("ref"),
         workflow=optional("workflow"),
-        strategy=strategy,
-        interruptible=_bool(fields["interruptible"][1], f"{where}.interruptible")
-        if "interruptible" in fields
-        else True,
+        strategy=choice("strategy", STRATEGIES, "depend"),
+        interruptible=flag("interruptible", True),
         variables=_variables(fields["variables"][1], f"{where}.variables")
         if "variables" in fields
         else (),
         skip=skip,
+        on=events,
+        branches=_patterns(fields, where),
+        soft_fail=flag("soft_fail", False),
+        depends_on=_string_list(fields, "depends_on", where),
+        allow_dependency_failure=flag("allow_dependency_failure", False),
+        inherit_variables=_inherit(fields, where),
+        params_file=optional("params_file"),
+        condition=condition,
+        cancel=choice("cancel", CANCEL_POLICIES, "propagate"),
         line=_line(node),
+        where=where,
+        depends_line=_line(fields["depends_on"][1]) if "depends_on" in fields else _line(node),
     )
+
+
+def _string_list(fields: dict[str, tuple[Node, Node]], name: str, where: str) -> tuple[str, ...]:
+    """A list of names, or one name on its own."""
+    if name not in fields:
+        return ()
+    node = fields[name][1]
+    field = f"{where}.{name}"
+    if isinstance(node, ScalarNode):
+        return (_string(node, field),)
+    if not isinstance(node, SequenceNode):
+        raise ConfigError("must be a list", line=_line(node), field=field)
+    return tuple(_string(item, f"{field}[{i}]") for i, item in enumerate(node.value))
+
+
+def _patterns(fields: dict[str, tuple[Node, Node]], where: str) -> tuple[str, ...]:
+    """`branches: "main release/* !release/old"`, or a list of the same."""
+    return tuple(p for item in _string_list(fields, "branches", where) for p in item.split())
+
+
+def _inherit(fields: dict[str, tuple[Node, Node]], where: str) -> bool | tuple[str, ...]:
+    if "inherit" not in fields:
+        return True
+    spec = _mapping(fields["inherit"][1], f"{where}.inherit")
+    for name, (key_node, _) in spec.items():
+        if name != "variables":
+            raise ConfigError(
+                "unknown field; inherit takes variables",
+                line=_line(key_node),
+                field=f"{where}.inherit.{name}",
+            )
+    if "variables" not in spec:
+        return True
+    node = spec["variables"][1]
+    if isinstance(node, ScalarNode):
+        return _bool(node, f"{where}.inherit.variables")
+    return _string_list(spec, "variables", f"{where}.inherit")
 
 
 def _default_key(project: str) -> str:

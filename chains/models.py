@@ -162,6 +162,22 @@ class Run(models.Model):
     masked_variables = EncryptedJSONField(default=dict, blank=True)
     strategy = models.CharField(max_length=10, choices=Strategy.choices, default=Strategy.DEPEND)
     interruptible = models.BooleanField(default=True)
+    soft_fail = models.BooleanField(default=False, help_text="Its failure does not fail the chain")
+    depends_on = models.JSONField(default=list, blank=True, help_text="Keys of runs it waits for")
+    allow_dependency_failure = models.BooleanField(default=False)
+    cancel_policy = models.CharField(
+        max_length=10,
+        default="propagate",
+        help_text="propagate: canceled with its parent; detach: left running",
+    )
+    reused_from = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="A green run of an earlier chain this one stands for",
+    )
 
     status = models.CharField(
         max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True
@@ -192,6 +208,11 @@ class Run(models.Model):
                 fields=["chain", "key"],
                 condition=Q(parent__isnull=True),
                 name="run_unique_key_in_chain",
+            ),
+            models.UniqueConstraint(
+                fields=["parent", "key"],
+                condition=Q(parent__isnull=False),
+                name="run_unique_key_under_parent",
             ),
         ]
         indexes = [

@@ -53,11 +53,14 @@ def fold(statuses: Iterable[str]) -> Status:
     return Status.SUCCESS
 
 
-def upstream_view(status: str, *, strategy: str, sent: bool) -> Status:
+def upstream_view(status: str, *, strategy: str, sent: bool, soft_fail: bool = False) -> Status:
     """What the upstream change shows for one run.
 
-    depend: the run's own status, final result included (GitLab's ``strategy: depend``);
+    depend: waits for the run and takes its final result (a run blocked on a manual action
+    shows as still running, as GitLab's ``strategy: depend`` does);
+    mirror: follows the run live, manual and blocked states included;
     async: success as soon as the forge has accepted the run, unless sending it failed.
+    A soft-failing run that fails shows as success: it never fails the chain.
     """
     if strategy == "async":
         if sent and status != Status.CANCELED:
@@ -65,4 +68,8 @@ def upstream_view(status: str, *, strategy: str, sent: bool) -> Status:
         if status in FINISHED:
             return Status(status)
         return Status.PENDING
+    if soft_fail and status == Status.FAILED:
+        return Status.SUCCESS
+    if strategy == "depend" and status == Status.MANUAL:
+        return Status.RUNNING
     return Status(status)

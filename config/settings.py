@@ -147,6 +147,9 @@ BATON_POLL_AFTER = env_float("BATON_POLL_AFTER", 60.0, minimum=1.0)
 BATON_FORGE_TIMEOUT = env_float("BATON_FORGE_TIMEOUT", 10.0, minimum=0.1)
 BATON_MAX_FORGE_RETRIES = env_int("BATON_MAX_FORGE_RETRIES", 12, minimum=0)
 BATON_CONFIG_PATH = env_str("BATON_CONFIG_PATH", ".baton.yml")
+# Nested chains: how deep and how big one chain may grow.
+BATON_MAX_DEPTH = env_int("BATON_MAX_DEPTH", 5, minimum=1)
+BATON_MAX_RUNS = env_int("BATON_MAX_RUNS", 1000, minimum=1)
 
 LOGGING = {
     "version": 1,

@@ -2,18 +2,26 @@
 
 ``Sandbox.handle(request)`` is transport-independent: it returns a ``Response``, or ``None`` when
 the connection must be dropped without an answer (fault modes ``drop`` and ``drop_after``).
-A forge API module is any object with a ``router`` (``sandbox.web.Router``); a GitHub module can be
-added to ``self.apis`` beside the GitLab one.
+A forge API module is any object with a ``router`` (``sandbox.web.Router``); it may also have
+``dispatch(request)`` (its own request handling around the router) and
+``fault_response(fault, request)`` (its own shape of injected error answers). ``self.apis`` holds
+the GitLab (``/api/v4``) and the GitHub (``/api/v3``) modules.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from sandbox.control import ControlAPI
 from sandbox.faults import Fault, Faults, rate_limit_headers
+from sandbox.github_api import GitHubAPI
+from sandbox.github_control import GitHubControl
+from sandbox.github_hooks import GitHubHooks
+from sandbox.github_ratelimit import RateLimits
+from sandbox.github_runs import WorkflowRunner
+from sandbox.github_state import GitHubState
 from sandbox.gitlab_api import GitLabAPI
 from sandbox.gitlab_hooks import GitLabHooks
 from sandbox.journal import Journal
@@ -30,6 +38,10 @@ class ForgeAPI(Protocol):
     router: Router
 
 
+class Dispatcher(Protocol):
+    def dispatch(self, request: Request) -> Response: ...
+
+
 class Sandbox:
     def __init__(self, base_url: str = "http://127.0.0.1", time_scale: float = 1.0) -> None:
         self.state = SandboxState(base_url)
@@ -40,8 +52,16 @@ class Sandbox:
         self.webhooks = Journal()
         self.sender = WebhookSender(self.webhooks, self.faults)
         self.gitlab_hooks = GitLabHooks(self.state, self.sender)
-        self.apis: list[ForgeAPI] = [GitLabAPI(self.state, self.runner)]
+        self.github = GitHubState(self.state)
+        self.github_runner = WorkflowRunner(self.github, self.scheduler)
+        self.github_limits = RateLimits()
+        self.github_hooks = GitHubHooks(self.github, self.sender)
+        self.apis: list[ForgeAPI] = [
+            GitLabAPI(self.state, self.runner),
+            GitHubAPI(self.github, self.github_runner, self.github_limits),
+        ]
         self.control = ControlAPI(self)
+        GitHubControl(self).register(self.control)
 
     def start(self) -> None:
         self.scheduler.start()
@@ -56,6 +76,10 @@ class Sandbox:
             self.scheduler.clear()
             self.sender.forget_pending()
             self.state.reset()
+            self.github.reset()
+            self.github_runner.reset()
+            self.github_limits.reset()
+            self.github_hooks.reset()
             self.faults.remove()
             self.requests.clear()
             self.webhooks.clear()
@@ -67,10 +91,10 @@ class Sandbox:
             return self._dispatch(self.control.router, request)
         for api in self.apis:
             if api.router.matches(request.path):
-                return self._handle_api(api.router, request)
+                return self._handle_api(api, request)
         return Response.json({"error": "404 Not Found"}, 404)
 
-    def _dispatch(self, router: Router, request: Request) -> Response:
+    def _dispatch(self, router: Dispatcher, request: Request) -> Response:
         try:
             return router.dispatch(request)
         except ApiError as exc:
@@ -79,7 +103,7 @@ class Sandbox:
             log.exception("sandbox: %s %s failed", request.method, request.path)
             return Response.json({"message": "500 Internal Server Error"}, 500)
 
-    def _handle_api(self, router: Router, request: Request) -> Response | None:
+    def _handle_api(self, api: ForgeAPI, request: Request) -> Response | None:
         latency, fault = self.faults.for_request(request.method, request.path)
         if latency:
             time.sleep(latency)
@@ -92,14 +116,22 @@ class Sandbox:
             "status": None,
             "fault": None,
         }
+        handler = cast(Dispatcher, api) if hasattr(api, "dispatch") else api.router
+        fault_answer = getattr(api, "fault_response", None)
+
+        def faulted(f: Fault) -> Response:
+            return fault_answer(f, request) if fault_answer else _fault_response(f)
+
         response: Response | None
         if fault is not None and fault.mode in ("before", "drop"):
-            response = _fault_response(fault) if fault.mode == "before" else None
+            response = faulted(fault) if fault.mode == "before" else None
+            record.update(response.log if response is not None else {})
         else:
-            response = self._dispatch(router, request)
+            response = self._dispatch(handler, request)
+            record.update(response.log)  # e.g. whether it counted against a rate limit
             if fault is not None:
                 record["status_without_fault"] = response.status
-                response = _fault_response(fault) if fault.mode == "after" else None
+                response = faulted(fault) if fault.mode == "after" else None
         if fault is not None:
             record["fault"] = {"id": fault.id, "mode": fault.mode}
         record["status"] = response.status if response is not None else None

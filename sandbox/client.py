@@ -19,6 +19,12 @@ def _p(project: str | int) -> str:
     return quote(str(project), safe="")
 
 
+def _r(full_name: str) -> str:
+    """``owner/name`` → ``/github/repos/owner/name``."""
+    owner, _, name = full_name.partition("/")
+    return f"/github/repos/{quote(owner, safe='')}/{quote(name, safe='')}"
+
+
 class SandboxClient:
     def __init__(self, base_url: str, timeout: float = 10.0) -> None:
         self.base_url = base_url.rstrip("/")
@@ -207,6 +213,170 @@ class SandboxClient:
 
     def clear_webhooks(self) -> None:
         self._call("DELETE", "/webhooks")
+
+    # -- GitHub: settings, tokens, rate limit, redelivery --------------------------------------
+
+    def github_info(self) -> dict[str, Any]:
+        return self._call("GET", "/github")
+
+    def github_settings(self, *, return_run_details: bool | None = None) -> dict[str, Any]:
+        """``return_run_details=False``: dispatch refuses the parameter with 422 (older GHES)."""
+        body = {} if return_run_details is None else {"return_run_details": return_run_details}
+        return self._call("PUT", "/github/settings", body)
+
+    def github_rate_limit(self, **spec: Any) -> dict[str, Any]:
+        """``limit, remaining, reset_in, window, status (403|429), token``; no args: read."""
+        if not spec:
+            return self._call("GET", "/github/rate_limit")
+        return self._call("PUT", "/github/rate_limit", spec)
+
+    def add_app_token(self, token: str | None = None, *, installation_id: int | None = None,
+                      app_slug: str = "baton") -> dict[str, Any]:
+        return self._call("POST", "/github/app_tokens", {
+            "token": token, "installation_id": installation_id, "app_slug": app_slug})
+
+    def redeliver(self, delivery: str) -> dict[str, Any]:
+        return self._call("POST", f"/github/deliveries/{quote(delivery, safe='')}/redeliver")
+
+    # -- GitHub: repositories ------------------------------------------------------------------
+
+    def create_github_repo(
+        self,
+        full_name: str,
+        *,
+        default_branch: str = "main",
+        files: dict[str, str] | None = None,
+        hooks: list[dict[str, Any]] | None = None,
+        collaborators: dict[str, str] | None = None,
+        description: str = "",
+    ) -> dict[str, Any]:
+        """``hooks: [{url, secret, content_type: json|form, events: ["*"]}]``; ``collaborators:
+        {login: admin|maintain|write|triage|read}``; workflows are ``.github/workflows/*.yml``."""
+        return self._call("POST", "/github/repos", {
+            "full_name": full_name, "default_branch": default_branch, "files": files,
+            "hooks": hooks, "collaborators": collaborators, "description": description,
+        })
+
+    def github_repos(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/github/repos")
+
+    def github_repo(self, full_name: str) -> dict[str, Any]:
+        return self._call("GET", _r(full_name))
+
+    def github_commit(self, full_name: str, files: dict[str, str | None], *,
+                      branch: str | None = None, message: str = "Update files",
+                      author: str | None = None) -> str:
+        body = {"branch": branch, "files": files, "message": message, "author": author}
+        return self._call("POST", f"{_r(full_name)}/commits", body)["sha"]
+
+    def github_tag(self, full_name: str, name: str, ref: str | None = None) -> str:
+        return self._call("POST", f"{_r(full_name)}/tags", {"name": name, "ref": ref})["sha"]
+
+    def set_collaborators(self, full_name: str, collaborators: dict[str, str | None]
+                          ) -> dict[str, str]:
+        return self._call("PUT", f"{_r(full_name)}/collaborators",
+                          {"collaborators": collaborators})
+
+    def add_github_hook(self, full_name: str, url: str, *, secret: str = "",
+                        content_type: str = "json", events: list[str] | None = None
+                        ) -> dict[str, Any]:
+        return self._call("POST", f"{_r(full_name)}/hooks", {
+            "url": url, "secret": secret, "content_type": content_type, "events": events})
+
+    # -- GitHub: workflow runs -----------------------------------------------------------------
+
+    def set_run_script(
+        self,
+        full_name: str,
+        outcome: str = "success",
+        *,
+        pending: float | None = None,
+        running: float | None = None,
+        created: float | None = None,
+        ref: str | None = None,
+        queue: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """Like ``set_script``; outcomes in GitHub's words (``failure``, ``cancelled``…) or
+        GitLab's; ``ref`` matches a run's head branch or its workflow file name."""
+        body = {"outcome": outcome, "pending": pending, "running": running, "created": created,
+                "ref": ref, "queue": queue}
+        return self._call("PUT", f"{_r(full_name)}/script", body)
+
+    def workflow_runs(self, full_name: str) -> list[dict[str, Any]]:
+        return self._call("GET", f"{_r(full_name)}/runs")
+
+    def finish_run(self, full_name: str, run_id: int, conclusion: str = "success"
+                   ) -> dict[str, Any]:
+        return self._call("POST", f"{_r(full_name)}/runs/{run_id}/finish",
+                          {"conclusion": conclusion})
+
+    def wait_for_run(self, full_name: str, run_id: int, statuses: tuple[str, ...] = ("completed",),
+                     timeout: float = 10.0) -> dict[str, Any]:
+        def found() -> dict[str, Any] | None:
+            for run in self.workflow_runs(full_name):
+                if run["id"] == run_id and run["status"] in statuses:
+                    return run
+            return None
+
+        return wait_until(found, timeout, f"run {run_id} to reach {statuses}")
+
+    # -- GitHub: pull requests and comments ----------------------------------------------------
+
+    def open_pull_request(
+        self,
+        full_name: str,
+        head: str,
+        *,
+        base: str | None = None,
+        title: str = "",
+        body: str = "",
+        author: str = "alice",
+        files: dict[str, str | None] | None = None,
+        draft: bool = False,
+    ) -> dict[str, Any]:
+        return self._call("POST", f"{_r(full_name)}/pulls", {
+            "head": head, "base": base, "title": title, "body": body, "author": author,
+            "files": files, "draft": draft})
+
+    def pull_request(self, full_name: str, number: int) -> dict[str, Any]:
+        return self._call("GET", f"{_r(full_name)}/pulls/{number}")
+
+    def _pull_action(self, full_name: str, number: int, action: str, body: dict[str, Any]
+                     ) -> dict[str, Any]:
+        return self._call("POST", f"{_r(full_name)}/pulls/{number}/{action}", body)
+
+    def push_pull_request(self, full_name: str, number: int, files: dict[str, str | None], *,
+                          message: str = "Update", author: str | None = None) -> str:
+        body = {"files": files, "message": message, "author": author}
+        return self._pull_action(full_name, number, "push", body)["sha"]
+
+    def close_pull_request(self, full_name: str, number: int, author: str | None = None
+                           ) -> dict[str, Any]:
+        return self._pull_action(full_name, number, "close", {"author": author})
+
+    def reopen_pull_request(self, full_name: str, number: int, author: str | None = None
+                            ) -> dict[str, Any]:
+        return self._pull_action(full_name, number, "reopen", {"author": author})
+
+    def merge_pull_request(self, full_name: str, number: int, author: str | None = None
+                           ) -> dict[str, Any]:
+        return self._pull_action(full_name, number, "merge", {"author": author})
+
+    def edit_pull_request(self, full_name: str, number: int, *, title: str | None = None,
+                          body: str | None = None, base: str | None = None,
+                          author: str | None = None) -> dict[str, Any]:
+        fields = {"title": title, "body": body, "base": base, "author": author}
+        return self._pull_action(full_name, number, "edit",
+                                 {k: v for k, v in fields.items() if v is not None})
+
+    def comment_pull_request(self, full_name: str, number: int, body: str,
+                             author: str = "alice") -> dict[str, Any]:
+        return self._pull_action(full_name, number, "comments", {"body": body, "author": author})
+
+    def edit_github_comment(self, full_name: str, comment_id: int, body: str,
+                            author: str | None = None) -> dict[str, Any]:
+        return self._call("POST", f"{_r(full_name)}/comments/{comment_id}/edit",
+                          {"body": body, "author": author})
 
 
 def wait_until(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:

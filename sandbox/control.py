@@ -119,6 +119,7 @@ class ControlAPI:
         return Response.json({
             "base_url": self.state.base_url,
             "gitlab_api": f"{self.state.base_url}/api/v4",
+            "github_api": f"{self.state.base_url}/api/v3",
             "time_scale": self.app.scheduler.time_scale,
             "projects": len(self.state.projects),
             "pipelines": len(self.state.pipelines),

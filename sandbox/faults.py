@@ -27,6 +27,7 @@ class Fault:
     path: str | None = None  # regex searched in the raw path (webhooks: in the target URL)
     event: str | None = None  # drop_webhooks only: X-Gitlab-Event value to match
     latency: float = 0.0
+    rate_limit: str | None = None  # GitHub only: "primary" | "secondary" rate-limit answer
     injected: int = 0
     _regex: re.Pattern[str] | None = field(default=None, repr=False)
 
@@ -47,6 +48,7 @@ class Fault:
             "path": self.path,
             "event": self.event,
             "latency": self.latency,
+            "rate_limit": self.rate_limit,
             "injected": self.injected,
         }
 
@@ -60,6 +62,12 @@ class Faults:
     def add(self, spec: dict[str, Any]) -> Fault:
         mode = spec.get("mode")
         status = spec.get("status")
+        rate_limit = spec.get("rate_limit")
+        if rate_limit not in (None, "primary", "secondary"):
+            raise ValueError("rate_limit must be primary or secondary")
+        if rate_limit is not None:
+            mode = mode or "before"
+            status = status if status is not None else 403
         if mode is None and status is not None:
             mode = "before"
         if mode is not None and mode not in MODES:
@@ -78,6 +86,7 @@ class Faults:
             path=path,
             event=spec.get("event"),
             latency=float(spec.get("latency") or 0.0),
+            rate_limit=rate_limit,
             _regex=re.compile(path) if path else None,
         )
         with self._lock:

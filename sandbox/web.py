@@ -52,6 +52,7 @@ class Response:
     body: bytes = b""
     content_type: str = JSON_TYPE
     headers: dict[str, str] = field(default_factory=dict)
+    log: dict[str, Any] = field(default_factory=dict)  # extra fields for the request log
 
     @classmethod
     def json(cls, data: Any, status: int = 200, headers: dict[str, str] | None = None
@@ -78,14 +79,18 @@ Handler = Callable[..., Response]
 
 
 class Router:
-    """Regex routes on the raw path; named groups become keyword arguments (still encoded)."""
+    """Regex routes on the raw path; named groups become keyword arguments (still encoded).
+
+    ``<name>`` matches one path segment, ``<name:path>`` the rest of the path (slashes included).
+    """
 
     def __init__(self, prefix: str = "") -> None:
         self.prefix = prefix
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
 
     def add(self, method: str, pattern: str, handler: Handler) -> None:
-        regex = re.sub(r"<(\w+)>", r"(?P<\1>[^/]+)", pattern)
+        regex = re.sub(r"<(\w+):path>", r"(?P<\1>.*)", pattern)
+        regex = re.sub(r"(?<!\?P)<(\w+)>", r"(?P<\1>[^/]+)", regex)
         self.routes.append((method, re.compile(f"^{re.escape(self.prefix)}{regex}/?$"), handler))
 
     def matches(self, path: str) -> bool:

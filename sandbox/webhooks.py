@@ -36,6 +36,7 @@ class Delivery:
     secret_headers: tuple[str, ...] = ()  # not written to the journal
     hook_id: int | None = None
     body: bytes = field(default=b"")
+    meta: dict[str, Any] = field(default_factory=dict)  # extra fields for the journal record
 
     def __post_init__(self) -> None:
         if not self.body:
@@ -113,6 +114,7 @@ class WebhookSender:
             "status": None,
             "error": None,
             "dropped": False,
+            **d.meta,
         }
         fault = self.faults.drops_webhook(d.url, d.event)
         if fault is not None:

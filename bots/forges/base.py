@@ -95,6 +95,10 @@ class Forge(Protocol):
 
     def get_project(self, project: str) -> RemoteProject: ...
 
+    def changed_files(self, project: str, number: int) -> list[str]:
+        """Paths a change touches (old and new names of moved files)."""
+        ...
+
     def read_file(self, project: str, path: str, ref: str) -> str | None:
         """The file's text at ``ref``, or None when the file does not exist there."""
         ...

@@ -212,6 +212,21 @@ class GitHubForge:
             state=pr.get("state") or "",
         )
 
+    def changed_files(self, project: str, number: int) -> list[str]:
+        files: set[str] = set()
+        for page in range(1, 31):  # GitHub lists at most 3,000 files
+            _, _, data = self._send(
+                f"list the files of #{number} in {project}",
+                "GET",
+                f"{self._repo(project)}/pulls/{number}/files",
+                params={"per_page": 100, "page": page},
+            )
+            for item in data or []:
+                files.update(p for p in (item.get("filename"), item.get("previous_filename")) if p)
+            if not data or len(data) < 100:
+                break
+        return sorted(files)
+
     def read_file(self, project: str, path: str, ref: str) -> str | None:
         try:
             _, _, data = self._send(

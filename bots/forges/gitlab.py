@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import gitlab
 import requests
@@ -174,6 +175,14 @@ class GitLabForge:
             from_fork=mr.source_project_id != mr.target_project_id,
             state=mr.state,
         )
+
+    def changed_files(self, project: str, number: int) -> list[str]:
+        path = f"/projects/{quote(project, safe='')}/merge_requests/{number}/diffs"
+        diffs = self._call(
+            f"list the changes of !{number} in {project}",
+            lambda: self._gl.http_list(path, get_all=True),
+        )
+        return sorted({p for d in diffs for p in (d.get("old_path"), d.get("new_path")) if p})
 
     def read_file(self, project: str, path: str, ref: str) -> str | None:
         try:

@@ -12,7 +12,8 @@ from sandbox.server import SandboxServer
 
 
 class Command(BaseCommand):
-    help = "Run the sandbox forge (GitLab REST v4 at /api/v4, control API at /_sandbox)."
+    help = ("Run the sandbox forge (GitLab REST v4 at /api/v4, GitHub REST v3 at /api/v3, "
+            "control API at /_sandbox).")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--port", type=int, default=8090)
@@ -29,6 +30,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         self.stdout.write(
             f"Sandbox forge on {server.url} (GitLab API {server.url}/api/v4, "
+            f"GitHub API {server.url}/api/v3, "
             f"control {server.url}/_sandbox, time scale {options['time_scale']}). Ctrl-C stops."
         )
         try:

@@ -1,0 +1,118 @@
+"""From a chain's state to the upstream change: commit statuses and one summary comment."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from bots import summary, throttle
+from bots.forges.registry import forge_for
+from chains.models import Chain, Run
+from chains.status import FINISHED, NOT_YET_SENT, Status, fold, upstream_view
+
+
+def request_mirror(chain_id: int, *, after: float = 0.2) -> None:
+    """Ask for the upstream change to be brought up to date; many asks become one mirror."""
+    asked = Chain.objects.filter(pk=chain_id, mirror_requested_at__isnull=True).update(
+        mirror_requested_at=timezone.now()
+    )
+    if asked:
+        from bots import tasks
+
+        transaction.on_commit(lambda: tasks.mirror_chain.apply_async((chain_id,), countdown=after))
+
+
+def mirror(chain_id: int) -> bool:
+    """Post commit statuses and the summary comment; False when another worker is mirroring."""
+    now = timezone.now()
+    claimed = Chain.objects.filter(
+        Q(mirror_lease_until__isnull=True) | Q(mirror_lease_until__lt=now), pk=chain_id
+    ).update(mirror_lease_until=now + timedelta(seconds=300), mirror_requested_at=None)
+    if not claimed:
+        return not Chain.objects.filter(pk=chain_id).exists()
+    try:
+        _mirror(Chain.objects.select_related("forge", "repository").get(pk=chain_id))
+    finally:
+        Chain.objects.filter(pk=chain_id).update(mirror_lease_until=None)
+    return True
+
+
+def _mirror(chain: Chain) -> None:
+    forge = forge_for(chain.forge)
+    project = chain.repository.path
+    writes = forge.budgets("write", project)
+    runs = list(chain.runs.select_related("repository").order_by("depth", "pk"))
+    if any(b.spacing for b in writes) and any(r.status in NOT_YET_SENT for r in runs):
+        # Writes are paced on this forge: let the triggers go first, mirror once they are out.
+        request_mirror(chain.pk, after=5.0)
+        return
+    views = {run.pk: view_of(run) for run in runs}
+    for run in runs:
+        view = views[run.pk]
+        if view == run.mirrored_status:
+            continue
+        throttle.wait(writes)
+        forge.set_commit_status(
+            project,
+            chain.head_sha,
+            context=f"baton/{run.key}",
+            status=view,
+            description=_describe(run, view),
+            target_url=run.web_url,
+        )
+        Run.objects.filter(pk=run.pk).update(mirrored_status=view)
+    aggregate = Status.FAILED if chain.error else fold(views.values())
+    finished = sum(run.status in FINISHED for run in runs)
+    all_done = finished == len(runs)
+    Chain.objects.filter(pk=chain.pk).update(
+        status=aggregate, finished_at=timezone.now() if all_done else None
+    )
+    chain.status = aggregate
+    if aggregate != chain.mirrored_status:
+        throttle.wait(writes)
+        forge.set_commit_status(
+            project,
+            chain.head_sha,
+            context="baton",
+            status=aggregate,
+            description=(chain.error or f"{sum(r.is_finished for r in runs)}/{len(runs)} finished")[
+                :255
+            ],
+            target_url=f"{settings.BATON_BASE_URL}/chains/{chain.pk}/",
+        )
+        Chain.objects.filter(pk=chain.pk).update(mirrored_status=aggregate)
+    if chain.change_number is None or chain.superseded_by_id is not None:
+        return
+    body = summary.render(chain, runs)
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    if digest == chain.summary_digest:
+        return
+    throttle.wait(writes)
+    comment_id = forge.upsert_comment(
+        project, chain.change_number, body, chain.summary_comment_id or None
+    )
+    Chain.objects.filter(pk=chain.pk).update(summary_comment_id=comment_id, summary_digest=digest)
+    # Later chains of the same change keep editing this comment.
+    Chain.objects.filter(
+        repository=chain.repository, change_number=chain.change_number, summary_comment_id=""
+    ).update(summary_comment_id=comment_id)
+
+
+def _describe(run: Run, view: Status) -> str:
+    if run.error:
+        return run.error[:255]
+    return f"{run.repository.path}: {view.label}"
+
+
+def view_of(run: Run) -> Status:
+    return upstream_view(
+        run.status,
+        strategy=run.strategy,
+        sent=run.dispatch == Run.Dispatch.SENT,
+        soft_fail=run.soft_fail,
+    )

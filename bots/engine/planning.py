@@ -1,0 +1,454 @@
+"""From a change to a chain: read `.baton.yml` (and what it refers to) through the forge, plan,
+and create the Chain and its Runs in one transaction; supersede the change's previous chain.
+Also the nested step: what a triggered project's own `.baton.yml` sets off in turn."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from bots.engine.mirroring import request_mirror
+from bots.engine.tracking import release
+from bots.events import ChangeAction, ChangeEvent
+from bots.forges.base import Forge as ForgeClient
+from bots.forges.base import ForgeError
+from bots.forges.registry import forge_for
+from chains import audit
+from chains.conditions import Context
+from chains.config import BatonConfig, ConfigError, parse_config
+from chains.dotenv import parse_dotenv
+from chains.models import Chain, Delivery, Forge, Repository, Run
+from chains.planner import Change, Plan, PlannedRun, change_context, plan
+from chains.status import FINISHED, Status
+
+
+class PlanningError(Exception):
+    pass
+
+
+REASONS = {
+    ChangeAction.OPENED: "opened",
+    ChangeAction.REOPENED: "reopened",
+    ChangeAction.NEW_COMMITS: "new commits",
+    ChangeAction.RERUN: "re-run",
+}
+
+
+def ensure_repository(
+    forge: Forge, path: str, *, remote_id: str = "", web_url: str = ""
+) -> Repository:
+    repo, _ = Repository.objects.get_or_create(forge=forge, path=path)
+    changed: list[str] = []
+    if remote_id and repo.remote_id != remote_id:
+        repo.remote_id, changed = remote_id, [*changed, "remote_id"]
+    if web_url and repo.web_url != web_url:
+        repo.web_url, changed = web_url, [*changed, "web_url"]
+    if changed:
+        repo.save(update_fields=changed)
+    return repo
+
+
+def resolve_forge(name: str | None, upstream: Forge) -> Forge:
+    """The forge a target names (`github:acme/docs`): a forge slug, or a kind with one forge."""
+    if not name:
+        return upstream
+    by_slug = Forge.objects.filter(slug=name).first()
+    if by_slug is not None:
+        return by_slug
+    if name == upstream.kind:
+        return upstream
+    matches = list(Forge.objects.filter(kind=name)[:2])
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise PlanningError(f"no forge called {name!r} is set up in Baton")
+    raise PlanningError(f"several {name} forges are set up; name one by its slug")
+
+
+# --- reading what a plan needs -----------------------------------------------------------------
+
+
+def read_config(client: ForgeClient, project: str, ref: str) -> BatonConfig | None:
+    """The project's `.baton.yml` at ``ref`` (None when it has none). Raises ConfigError."""
+    text = client.read_file(project, settings.BATON_CONFIG_PATH, ref)
+    return None if text is None else parse_config(text)
+
+
+def read_params(
+    client: ForgeClient, project: str, ref: str, config: BatonConfig
+) -> dict[str, dict[str, str] | None]:
+    paths = {t.params_file for t in config.downstream if t.params_file}
+    params: dict[str, dict[str, str] | None] = {}
+    for path in sorted(paths):
+        text = client.read_file(project, path, ref)
+        params[path] = None if text is None else parse_dotenv(text)
+    return params
+
+
+def plan_change(forge: Forge, event: ChangeEvent) -> tuple[Plan, str]:
+    """The plan for a change, or an empty plan and why none could be made (in words)."""
+    change = event.change
+    client = forge_for(forge)
+    # A change from a fork never gains from its own edits: read the file from the target branch.
+    config_ref = change.target_branch if event.from_fork else change.head_sha
+    path = settings.BATON_CONFIG_PATH
+    try:
+        config = read_config(client, change.project, config_ref) or BatonConfig()
+        params = read_params(client, change.project, config_ref, config)
+    except ConfigError as exc:
+        return Plan(()), f"{path} is invalid: {exc}"
+    except ForgeError as exc:
+        if not exc.permanent:
+            raise
+        return Plan(()), f"could not read {path}: {exc.message}"
+    changed_files = _lazy(lambda: client.changed_files(change.project, change.number or 0))
+    context = Context(**{**change_context(change).__dict__, "changed_files": changed_files})
+    try:
+        return plan(change, config, context=context, params=params), ""
+    except ForgeError as exc:
+        if not exc.permanent:
+            raise
+        return Plan(()), f"could not read the changed files: {exc.message}"
+
+
+def _lazy(load: Callable[[], Sequence[str]]) -> Callable[[], Sequence[str]]:
+    return functools.cache(load)
+
+
+# --- changes -> chains -------------------------------------------------------------------------
+
+
+def handle_change(forge: Forge, event: ChangeEvent, delivery: Delivery | None) -> str:
+    change = event.change
+    if event.action in (ChangeAction.EDITED, ChangeAction.MERGED):
+        return f"{event.action}: nothing to trigger"
+    upstream = ensure_repository(
+        forge, change.project, remote_id=event.project_id, web_url=change.project_url
+    )
+    if event.action == ChangeAction.CLOSED:
+        from bots import services
+
+        closer = services.Actor(change.author or "baton", "webhook")
+        open_chains = Chain.objects.filter(
+            repository=upstream, change_number=change.number, superseded_by__isnull=True
+        )
+        for chain in open_chains:
+            services.cancel_chain(
+                chain, actor=closer, reason="the change was closed", only_interruptible=True
+            )
+        return "closed: interruptible runs canceled"
+
+    the_plan, error = plan_change(forge, event)
+    targets = [] if error else resolve_targets(forge, upstream, the_plan.runs)
+    reason = REASONS[event.action]
+    try:
+        with transaction.atomic():
+            if delivery is not None and Chain.objects.filter(delivery=delivery).exists():
+                return "chain exists already"
+            previous = list(
+                Chain.objects.select_for_update().filter(
+                    repository=upstream, change_number=change.number, superseded_by__isnull=True
+                )
+            )
+            chain = Chain.objects.create(
+                forge=forge,
+                repository=upstream,
+                delivery=delivery,
+                change_number=change.number,
+                change_url=change.url,
+                title=change.title[:500],
+                author=change.author,
+                source_branch=change.source_branch,
+                target_branch=change.target_branch,
+                head_sha=change.head_sha,
+                upstream_ref=change.upstream_ref,
+                from_fork=event.from_fork,
+                reason=f"{reason} by {change.author}" if change.author else reason,
+                status=Status.FAILED if error else Status.PENDING,
+                error=error,
+                summary_comment_id=previous[0].summary_comment_id if previous else "",
+            )
+            Chain.objects.filter(pk__in=[p.pk for p in previous]).update(superseded_by=chain)
+            reusable = (
+                _green_runs(previous, change.head_sha) if event.action == ChangeAction.RERUN else {}
+            )
+            runs = [new_run(chain, *target, reuse=reusable) for target in targets]
+            created = Run.objects.bulk_create(runs)
+            audit.record(
+                "chain.start",
+                actor=change.author or "unknown",
+                surface="webhook",
+                chain=chain,
+                target=f"{change.project}!{change.number}",
+                detail={
+                    "reason": reason,
+                    "sha": change.head_sha,
+                    "runs": len(created),
+                    "excluded": dict(the_plan.excluded),
+                    "error": error,
+                },
+            )
+            for old in previous:
+                transaction.on_commit(functools.partial(_cancel_superseded, old))
+            queued = [run.pk for run in created if run.status == Status.QUEUED]
+            transaction.on_commit(lambda: _enqueue_triggers(queued))
+            transaction.on_commit(lambda: release(chain.pk))
+            request_mirror(chain.pk)
+    except IntegrityError:
+        return "chain exists already"
+    return f"chain {chain.pk} with {len(created)} runs" + (f" (error: {error})" if error else "")
+
+
+def resolve_targets(
+    forge: Forge, upstream: Repository, planned_runs: Sequence[PlannedRun]
+) -> list[tuple[PlannedRun, Repository, str]]:
+    resolved = []
+    for planned in planned_runs:
+        if planned.is_child:
+            resolved.append((planned, upstream, planned.error))
+            continue
+        try:
+            target_forge = resolve_forge(planned.forge, forge)
+        except PlanningError as exc:
+            resolved.append((planned, upstream, str(exc)))
+            continue
+        resolved.append((planned, ensure_repository(target_forge, planned.project), planned.error))
+    return resolved
+
+
+def _fingerprint(repository_id: int, ref: str, variables: dict[str, str]) -> tuple[object, ...]:
+    return (repository_id, ref, tuple(sorted(variables.items())))
+
+
+def _green_runs(previous: list[Chain], head_sha: str) -> dict[tuple[object, ...], Run]:
+    """Successful runs of earlier chains on the same commit, by what they were sent with."""
+    same_commit = [c.pk for c in previous if c.head_sha == head_sha]
+    runs = Run.objects.filter(chain_id__in=same_commit, status=Status.SUCCESS, parent=None)
+    return {_fingerprint(r.repository_id, r.ref, r.variables): r for r in runs}
+
+
+def new_run(
+    chain: Chain,
+    planned: PlannedRun,
+    repository: Repository,
+    error: str,
+    *,
+    parent: Run | None = None,
+    reuse: dict[tuple[object, ...], Run] | None = None,
+) -> Run:
+    status = Status.WAITING if planned.depends_on or parent is not None else Status.QUEUED
+    if error:
+        status = Status.FAILED
+    elif planned.skip:
+        status, error = Status.SKIPPED, planned.skip
+    run = Run(
+        chain=chain,
+        parent=parent,
+        depth=parent.depth + 1 if parent else 1,
+        key=planned.key,
+        label=planned.label,
+        repository=repository,
+        is_child=planned.is_child,
+        ref=planned.ref or "",
+        workflow=planned.workflow or "",
+        variables=planned.variables,
+        masked_variables=planned.masked_variables,
+        strategy=planned.strategy,
+        interruptible=planned.interruptible,
+        soft_fail=planned.soft_fail,
+        depends_on=list(planned.depends_on),
+        allow_dependency_failure=planned.allow_dependency_failure,
+        cancel_policy=planned.cancel,
+        status=status,
+        error=error,
+        finished_at=timezone.now() if status in FINISHED else None,
+    )
+    green = (reuse or {}).get(_fingerprint(repository.pk, run.ref, run.variables))
+    if green is not None and status in (Status.QUEUED, Status.WAITING):
+        run.status, run.reused_from = Status.SUCCESS, green
+        run.remote_id, run.web_url, run.dispatch = green.remote_id, green.web_url, Run.Dispatch.SENT
+        run.started_at, run.finished_at = green.started_at, green.finished_at
+        run.error = f"reused: the same pipeline already passed in chain {green.chain_id}"
+    return run
+
+
+def _enqueue_triggers(run_ids: list[int]) -> None:
+    from bots import tasks
+
+    for run_id in run_ids:
+        tasks.trigger_run.delay(run_id)
+
+
+def _cancel_superseded(chain: Chain) -> None:
+    from bots import services
+
+    services.cancel_chain(
+        chain, actor=services.BATON, reason="superseded by a newer commit", only_interruptible=True
+    )
+
+
+def rerun_change(chain_id: int, actor: str) -> str:
+    """Plan the chain's change again on its latest commit, as if it had just been opened;
+    green runs of an earlier chain on the same commit, sent with the same variables, are reused."""
+    old = Chain.objects.select_related("forge", "repository").get(pk=chain_id)
+    if old.change_number is None:
+        return "not a change"
+    remote = forge_for(old.forge).get_change(old.repository.path, old.change_number)
+    change = Change(
+        forge=old.forge.slug,
+        project=old.repository.path,
+        project_url=old.repository.web_url,
+        number=remote.number,
+        url=remote.url,
+        source_branch=remote.source_branch,
+        target_branch=remote.target_branch,
+        head_sha=remote.head_sha,
+        upstream_ref=old.upstream_ref,
+        title=remote.title,
+        author=actor,
+    )
+    event = ChangeEvent(
+        action=ChangeAction.RERUN,
+        change=change,
+        project_id=old.repository.remote_id,
+        from_fork=remote.from_fork,
+    )
+    return handle_change(old.forge, event, None)
+
+
+# --- nested chains -----------------------------------------------------------------------------
+
+
+def lineage(run: Run) -> list[tuple[int, str, str]]:
+    """(forge, project, ref) from the upstream change down to ``run``."""
+    chain = run.chain
+    steps: list[tuple[int, str, str]] = []
+    node: Run | None = run
+    while node is not None:
+        steps.append((node.repository.forge_id, node.repository.path, node.ref))
+        node = node.parent
+    steps.append((chain.forge_id, chain.repository.path, chain.source_branch))
+    return list(reversed(steps))
+
+
+def _child_depth(run: Run) -> int:
+    """How many `self` child pipelines are stacked up to and including ``run``."""
+    depth = 0
+    node: Run | None = run
+    while node is not None and node.is_child:
+        depth += 1
+        node = node.parent
+    return depth
+
+
+def expand_run(run_id: int) -> str:
+    """Add what the triggered project's own `.baton.yml` sets off (`on: [upstream]`) as runs
+    under ``run``; they start when it succeeds. Cycles and limits are refused before dispatch."""
+    run = (
+        Run.objects.select_related("chain__forge", "chain__repository", "repository__forge")
+        .filter(pk=run_id)
+        .first()
+    )
+    if run is None or run.children.exists() or run.status == Status.CANCELED:
+        return "nothing to expand"
+    client = forge_for(run.repository.forge)
+    try:
+        config = read_config(client, run.repository.path, run.ref)
+        if config is None or not any("upstream" in t.on for t in config.downstream):
+            return "no upstream-triggered targets"
+        params = read_params(client, run.repository.path, run.ref, config)
+    except ConfigError as exc:
+        Run.objects.filter(pk=run_id, error="").update(
+            error=f"its {settings.BATON_CONFIG_PATH} is invalid, so nothing further runs: {exc}"
+        )
+        return "invalid downstream config"
+    except ForgeError as exc:
+        if not exc.permanent:
+            raise
+        return f"could not read the downstream config: {exc.message}"
+    chain = run.chain
+    change = Change(
+        forge=run.repository.forge.slug,
+        project=run.repository.path,
+        project_url=run.repository.web_url,
+        number=chain.change_number,
+        url=chain.change_url,
+        source_branch=run.ref,
+        target_branch=chain.target_branch,
+        head_sha="",
+        upstream_ref=f"refs/heads/{run.ref}",
+        title=chain.title,
+        author=chain.author,
+    )
+    context = Context(
+        branch=run.ref,
+        target_branch=chain.target_branch,
+        source="upstream",
+        title=chain.title,
+        author=chain.author,
+    )
+    extra = {"UPSTREAM_PIPELINE_ID": run.remote_id} if run.remote_id else {}
+    the_plan = plan(change, config, context=context, params=params, upstream_extra=extra)
+    targets = resolve_targets(run.repository.forge, run.repository, the_plan.runs)
+    path = lineage(run)
+    room = settings.BATON_MAX_RUNS - chain.runs.count()
+    children: list[Run] = []
+    for planned, repository, error in targets:
+        error = error or _refusal(run, planned, repository, path, client, room - len(children))
+        children.append(new_run(chain, planned, repository, error, parent=run))
+    try:
+        with transaction.atomic():
+            Run.objects.bulk_create(children)
+            audit.record(
+                "chain.expand",
+                actor="baton",
+                surface="system",
+                run=run,
+                target=run.repository.path,
+                detail={"runs": len(children)},
+            )
+            request_mirror(chain.pk)
+            transaction.on_commit(lambda: release(chain.pk))
+    except IntegrityError:
+        return "expanded already"
+    return f"{len(children)} runs under run {run.pk}"
+
+
+def _refusal(
+    run: Run,
+    planned: PlannedRun,
+    repository: Repository,
+    path: list[tuple[int, str, str]],
+    client: ForgeClient,
+    room: int,
+) -> str:
+    if room <= 0:
+        return f"refused: the chain already has {settings.BATON_MAX_RUNS} runs"
+    if run.depth + 1 > settings.BATON_MAX_DEPTH:
+        return f"refused: chains nest at most {settings.BATON_MAX_DEPTH} levels deep"
+    if planned.is_child and _child_depth(run) >= 2:
+        return "refused: child pipelines (project: self) nest at most 2 levels"
+    ref = planned.ref or repository.default_branch
+    if not ref:
+        target_client = (
+            client
+            if repository.forge_id == run.repository.forge_id
+            else forge_for(repository.forge)
+        )
+        try:
+            remote = target_client.get_project(repository.path)
+        except ForgeError:
+            return ""  # the trigger will say what is wrong with the project
+        Repository.objects.filter(pk=repository.pk).update(
+            default_branch=remote.default_branch, remote_id=remote.id, web_url=remote.web_url
+        )
+        ref = remote.default_branch
+    here = (repository.forge_id, repository.path, ref)
+    if here in path:
+        names = [p for _, p, _ in path[path.index(here) :]] + [repository.path]
+        return f"refused: this would trigger a cycle {' → '.join(names)}"
+    return ""

@@ -1,0 +1,231 @@
+"""From a planned run to a pipeline on its forge: exactly once, paced by the rate budgets,
+retried on transient errors, and failed in words on permanent ones."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from bots import throttle
+from bots.engine.mirroring import request_mirror
+from bots.engine.tracking import RUN_ID_VARIABLE, apply_status, blockers, waits_on_others
+from bots.forges.base import ForgeError, RemotePipeline
+from bots.forges.registry import forge_for
+from chains import audit
+from chains.models import Run
+from chains.status import ACTIVE, NOT_YET_SENT, Status
+
+log = logging.getLogger(__name__)
+
+INLINE_WAIT = 0.5  # a rate-limit wait this short is slept; a longer one is rescheduled
+
+
+def _backoff(attempt: int) -> float:
+    return min(300.0, 2.0 ** min(attempt, 8)) * random.uniform(0.8, 1.2)
+
+
+def run_variables(run: Run) -> dict[str, str]:
+    return {
+        **run.variables,
+        **run.masked_variables,
+        "BATON_CHAIN_ID": str(run.chain_id),
+        RUN_ID_VARIABLE: str(run.pk),
+        "BATON_DEPTH": str(run.depth),
+    }
+
+
+def trigger(run_id: int) -> None:
+    """Send one run to its forge, exactly once even if this runs twice or a worker dies."""
+    now = timezone.now()
+    with transaction.atomic():
+        run = (
+            Run.objects.select_for_update()
+            .select_related("chain", "repository__forge")
+            .filter(pk=run_id)
+            .first()
+        )
+        if run is None or run.status not in NOT_YET_SENT or run.dispatch == Run.Dispatch.SENT:
+            return
+        if run.not_before and run.not_before > now + timedelta(seconds=INLINE_WAIT):
+            _schedule_trigger(run.pk, (run.not_before - now).total_seconds())
+            return
+        if run.dispatch == Run.Dispatch.SENDING and run.lease_until and run.lease_until > now:
+            return  # another worker holds it
+        if waits_on_others(run):
+            family = list(Run.objects.filter(chain_id=run.chain_id))
+            if any(blockers(run, family)):
+                return  # released when what it waits for has finished
+        uncertain = run.dispatch == Run.Dispatch.SENDING
+        run.dispatch = Run.Dispatch.SENDING
+        run.lease_until = now + timedelta(seconds=settings.BATON_TRIGGER_LEASE)
+        run.send_attempts += 1
+        run.save(update_fields=["dispatch", "lease_until", "send_attempts"])
+
+    forge = forge_for(run.repository.forge)
+    project = run.repository.path
+    workflow = run.workflow or None
+    ref = run.ref
+    try:
+        ref = ref or _default_branch(run)
+        if uncertain:
+            # An earlier attempt may have reached the forge: look for its marker before resending.
+            found = forge.find_pipeline(
+                project,
+                ref,
+                (RUN_ID_VARIABLE, str(run.pk)),
+                run.created_at - timedelta(minutes=5),
+                workflow=workflow,
+            )
+            if found is not None:
+                record_triggered(run.pk, found, ref)
+                return
+        at = run.reserved_at or throttle.reserve(forge.budgets("create", project, ref))
+        if at - time.time() > INLINE_WAIT:
+            _wait_for_turn(run.pk, at, uncertain=uncertain)
+            return
+        time.sleep(max(0.0, at - time.time()))
+        remote = forge.create_pipeline(project, ref, run_variables(run), workflow=workflow)
+    except ForgeError as exc:
+        if exc.rate_limited:
+            throttle.block(forge.budgets("create", project, ref), _retry_delay(exc, run))
+        _trigger_failed(run, exc)
+        return
+    record_triggered(run.pk, remote, ref)
+
+
+def _wait_for_turn(run_id: int, at: float, *, uncertain: bool) -> None:
+    """Hold the reserved slot and come back then; the run shows until when it waits."""
+    when = datetime.fromtimestamp(at, tz=UTC)
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run_id)
+        run.status = Status.WAITING
+        run.dispatch = Run.Dispatch.SENDING if uncertain else Run.Dispatch.IDLE
+        run.lease_until = None
+        run.reserved_at = at
+        run.not_before = when
+        run.error = f"waiting for rate limit until {when:%H:%M:%S} UTC"
+        run.save(
+            update_fields=[
+                "status",
+                "dispatch",
+                "lease_until",
+                "reserved_at",
+                "not_before",
+                "error",
+            ]
+        )
+        _schedule_trigger(run.pk, at - time.time())
+        request_mirror(run.chain_id)
+
+
+def _default_branch(run: Run) -> str:
+    repo = run.repository
+    if not repo.default_branch:
+        remote = forge_for(repo.forge).get_project(repo.path)
+        repo.default_branch, repo.remote_id, repo.web_url = (
+            remote.default_branch,
+            remote.id,
+            remote.web_url,
+        )
+        repo.save(update_fields=["default_branch", "remote_id", "web_url"])
+    return repo.default_branch
+
+
+def _schedule_trigger(run_id: int, delay: float) -> None:
+    from bots import tasks
+
+    transaction.on_commit(
+        lambda: tasks.trigger_run.apply_async((run_id,), countdown=max(0.0, delay))
+    )
+
+
+def _retry_delay(exc: ForgeError, run: Run) -> float:
+    if exc.retry_after is not None:
+        return exc.retry_after
+    return _backoff(run.send_attempts)
+
+
+def _trigger_failed(run: Run, exc: ForgeError) -> None:
+    give_up = exc.permanent or (
+        not exc.rate_limited and run.send_attempts > settings.BATON_MAX_FORGE_RETRIES
+    )
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run.pk)
+        run.lease_until = None
+        run.reserved_at = None
+        if give_up:
+            run.status = Status.FAILED
+            run.error = exc.message
+            run.finished_at = timezone.now()
+            # An uncertain last try stays SENDING so a manual retry looks before resending.
+            run.save(update_fields=["status", "error", "finished_at", "lease_until", "reserved_at"])
+            request_mirror(run.chain_id)
+            log.warning("run %s failed to trigger: %s", run.pk, exc.message)
+            return
+        delay = _retry_delay(exc, run)
+        run.dispatch = Run.Dispatch.SENDING if exc.uncertain else Run.Dispatch.IDLE
+        run.not_before = timezone.now() + timedelta(seconds=delay)
+        if exc.rate_limited:
+            run.status = Status.WAITING
+            run.error = f"waiting for rate limit until {run.not_before:%H:%M:%S} UTC"
+        else:
+            run.status = Status.QUEUED
+            run.error = f"will retry at {run.not_before:%H:%M:%S} UTC: {exc.message}"
+        run.save(
+            update_fields=[
+                "status",
+                "dispatch",
+                "lease_until",
+                "reserved_at",
+                "not_before",
+                "error",
+            ]
+        )
+        _schedule_trigger(run.pk, delay)
+        request_mirror(run.chain_id)
+    log.info("run %s: %s (%s)", run.pk, run.error, exc.message)
+
+
+def record_triggered(run_id: int, remote: RemotePipeline, ref: str) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run_id)
+        run.remote_id = remote.id  # "" until the forge's run is identified by its marker
+        run.web_url = remote.web_url
+        run.ref = ref
+        run.undelivered = list(remote.undelivered)
+        run.dispatch = Run.Dispatch.SENT
+        run.lease_until = None
+        run.reserved_at = None
+        run.not_before = None
+        run.error = ""
+        if run.status == Status.WAITING:
+            run.status = Status.QUEUED
+        run.triggered_at = run.triggered_at or now
+        run.last_seen_at = now
+        apply_status(
+            run, remote.status, started_at=remote.started_at, finished_at=remote.finished_at
+        )
+        run.save()
+        audit.record(
+            "run.trigger",
+            actor="baton",
+            surface="system",
+            run=run,
+            target=f"{run.repository.path}@{ref}",
+            detail={"pipeline": remote.id},
+        )
+        from bots import tasks
+
+        if run.cancel_requested and run.status in ACTIVE and run.remote_id:
+            transaction.on_commit(lambda: tasks.cancel_remote.delay(run_id))
+        elif run.reused_from_id is None:
+            # What the target's own .baton.yml triggers in turn (nested chains).
+            transaction.on_commit(lambda: tasks.expand_run.delay(run_id))
+        request_mirror(run.chain_id)

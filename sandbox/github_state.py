@@ -1,0 +1,320 @@
+"""The GitHub side's world: repositories, pull requests, issue comments, hooks, statuses, check
+runs, collaborators and GitHub App installation tokens.
+
+It shares ``SandboxState``'s lock, users, ids and commit machinery, and publishes its changes as
+``github.*`` events on the same bus (``state.emit``), which the GitHub webhook builder listens to.
+GitHub repositories live in their own namespace, apart from the GitLab projects.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from sandbox.github_model import (
+    ROLES,
+    AppToken,
+    CheckRun,
+    GitHubHook,
+    GitHubRepo,
+    GitHubStatus,
+    IssueComment,
+    PullRequest,
+)
+from sandbox.github_workflows import WorkflowFile, is_workflow_path, parse
+from sandbox.model import Commit, Project, User, now
+from sandbox.state import Invalid, NotFound, SandboxState
+
+STATUS_STATES = ("error", "failure", "pending", "success")
+MAX_COMMENT = 65536
+
+
+class GitHubState:
+    def __init__(self, state: SandboxState) -> None:
+        self.state = state
+        self.reset()
+
+    def reset(self) -> None:
+        with self.state.lock:
+            self.repos: dict[int, GitHubRepo] = {}
+            self.app_tokens: dict[str, AppToken] = {}
+            self.return_run_details = True  # False: dispatch refuses the parameter (older GHES)
+
+    def emit(self, kind: str, repo: GitHubRepo, actor: User, **data: Any) -> None:
+        self.state.emit(f"github.{kind}", repo.git, actor, repo=repo, **data)
+
+    # -- repositories --------------------------------------------------------------------------
+
+    def create_repo(self, full_name: str, *, default_branch: str = "main",
+                    files: dict[str, str] | None = None, description: str = "") -> GitHubRepo:
+        full_name = full_name.strip("/")
+        if full_name.count("/") != 1 or not all(full_name.split("/")):
+            raise Invalid("full_name must be owner/name")
+        if any(r.full_name.lower() == full_name.lower() for r in self.repos.values()):
+            raise Invalid(f"repository {full_name} already exists")
+        owner_login, name = full_name.split("/")
+        rid = self.state.new_id("github_repo")
+        git = Project(rid, full_name, default_branch, f"{self.state.base_url}/{full_name}",
+                      description=description)
+        repo = GitHubRepo(rid, self.state.user(owner_login), name, git, description)
+        self.repos[rid] = repo
+        self.state.commit(git, default_branch, dict(files or {"README.md": f"# {name}\n"}),
+                          "Initial commit", self.state.bot, announce=False)
+        return repo
+
+    def repo(self, owner: str, name: str) -> GitHubRepo:
+        wanted = f"{owner}/{name}".lower()
+        for r in self.repos.values():
+            if r.full_name.lower() == wanted:
+                return r
+        raise NotFound("Not Found")
+
+    def repo_by_name(self, full_name: str) -> GitHubRepo:
+        owner, _, name = full_name.strip("/").partition("/")
+        return self.repo(owner, name)
+
+    def resolve(self, repo: GitHubRepo, ref: str | None) -> str:
+        """Branch, tag, sha, ``refs/heads|tags/…`` or ``refs/pull/N/head|merge`` → sha."""
+        ref = ref or repo.default_branch
+        if ref.startswith("refs/pull/"):
+            parts = ref.split("/")
+            if len(parts) >= 3 and parts[2].isdigit() and int(parts[2]) in repo.pulls:
+                return repo.pulls[int(parts[2])].head_sha
+            raise NotFound("No commit found for the ref")
+        try:
+            return self.state.resolve(repo.git, ref)
+        except NotFound:
+            raise NotFound(f"No commit found for the ref {ref}") from None
+
+    def commit_at(self, repo: GitHubRepo, ref: str | None) -> Commit:
+        return repo.git.commits[self.resolve(repo, ref)]
+
+    def commit(self, repo: GitHubRepo, branch: str, files: dict[str, str | None], message: str,
+               author: User) -> Commit:
+        return self.state.commit(repo.git, branch, files, message, author, announce=False)
+
+    # -- workflows -----------------------------------------------------------------------------
+
+    def workflow_id(self, repo: GitHubRepo, path: str) -> int:
+        if path not in repo.workflow_ids:
+            repo.workflow_ids[path] = self.state.new_id("workflow")
+        return repo.workflow_ids[path]
+
+    def workflows(self, repo: GitHubRepo, ref: str | None = None) -> list[WorkflowFile]:
+        files = self.commit_at(repo, ref).files
+        found = [parse(path, text) for path, text in sorted(files.items())
+                 if is_workflow_path(path)]
+        for wf in found:
+            self.workflow_id(repo, wf.path)
+        return found
+
+    def workflow(self, repo: GitHubRepo, key: str, ref: str | None = None) -> WorkflowFile:
+        """By numeric id or file name (``preview.yml``), as read at ``ref``."""
+        for wf in self.workflows(repo, ref):
+            if key in (wf.file_name, wf.path, str(repo.workflow_ids[wf.path])):
+                return wf
+        raise NotFound("Not Found")
+
+    # -- pull requests -------------------------------------------------------------------------
+
+    def pull(self, repo: GitHubRepo, number: int | str) -> PullRequest:
+        try:
+            return repo.pulls[int(number)]
+        except (KeyError, ValueError):
+            raise NotFound("Not Found") from None
+
+    def open_pull(self, repo: GitHubRepo, *, head: str, base: str | None, title: str, body: str,
+                  author: User, draft: bool = False) -> PullRequest:
+        base = base or repo.default_branch
+        for branch in (head, base):
+            if branch not in repo.git.branches:
+                raise Invalid(f"branch {branch} does not exist")
+        if any(p.head_branch == head and p.base_branch == base and p.state == "open"
+               for p in repo.pulls.values()):
+            raise Invalid(f"A pull request already exists for {repo.owner.username}:{head}.")
+        repo.issue_count += 1
+        pr = PullRequest(self.state.new_id("github_pull"), repo.issue_count, head, base,
+                         title or head, body, author, repo.git.branches[head],
+                         repo.git.branches[base], draft=draft)
+        repo.pulls[pr.number] = pr
+        self.emit("pull_request", repo, author, pr=pr, action="opened")
+        return pr
+
+    def push_to_pull(self, repo: GitHubRepo, pr: PullRequest, files: dict[str, str | None],
+                     message: str, author: User) -> Commit:
+        commit = self.commit(repo, pr.head_branch, files, message, author)
+        before, pr.head_sha, pr.updated_at = pr.head_sha, commit.sha, now()
+        if pr.state == "open":
+            self.emit("pull_request", repo, author, pr=pr, action="synchronize", before=before,
+                      after=commit.sha)
+        return commit
+
+    def edit_pull(self, repo: GitHubRepo, pr: PullRequest, actor: User, **fields: Any) -> None:
+        changes: dict[str, Any] = {}
+        for name in ("title", "body"):
+            value = fields.get(name)
+            if value is not None and value != getattr(pr, name):
+                changes[name] = {"from": getattr(pr, name)}
+                setattr(pr, name, str(value))
+        base = fields.get("base")
+        if base is not None and base != pr.base_branch:
+            if base not in repo.git.branches:
+                raise Invalid(f"branch {base} does not exist")
+            changes["base"] = {"ref": {"from": pr.base_branch},
+                               "sha": {"from": pr.base_sha}}
+            pr.base_branch, pr.base_sha = base, repo.git.branches[base]
+        pr.updated_at = now()
+        self.emit("pull_request", repo, actor, pr=pr, action="edited", changes=changes)
+
+    def set_pull_state(self, repo: GitHubRepo, pr: PullRequest, action: str, actor: User) -> None:
+        """``close``, ``reopen`` or ``merge``."""
+        if action in ("close", "merge") and pr.state != "open":
+            raise Invalid(f"cannot {action} a pull request that is closed")
+        if action == "reopen" and (pr.state != "closed" or pr.merged):
+            raise Invalid("only a closed, unmerged pull request can be reopened")
+        t = now()
+        pr.updated_at = t
+        if action == "reopen":
+            pr.state, pr.closed_at = "open", None
+            self.emit("pull_request", repo, actor, pr=pr, action="reopened")
+            return
+        if action == "merge":
+            target = repo.git.commits[repo.git.branches[pr.base_branch]].files
+            merged = {**target, **repo.git.commits[pr.head_sha].files}
+            commit = self.state.commit(
+                repo.git, pr.base_branch, dict(merged),
+                f"Merge pull request #{pr.number} from {repo.owner.username}/{pr.head_branch}"
+                f"\n\n{pr.title}", actor, replace=True, announce=False)
+            pr.merged, pr.merged_at, pr.merged_by, pr.merge_commit_sha = True, t, actor, commit.sha
+        pr.state, pr.closed_at = "closed", t
+        self.emit("pull_request", repo, actor, pr=pr, action="closed")
+
+    # -- issue comments ------------------------------------------------------------------------
+
+    def comment(self, repo: GitHubRepo, comment_id: int | str) -> tuple[PullRequest, IssueComment]:
+        for pr in repo.pulls.values():
+            for c in pr.comments:
+                if str(c.id) == str(comment_id):
+                    return pr, c
+        raise NotFound("Not Found")
+
+    @staticmethod
+    def _check_body(body: str) -> None:
+        if not body:
+            raise Invalid("Body cannot be blank")
+        if len(body) > MAX_COMMENT:
+            raise Invalid(f"Body is too long (maximum is {MAX_COMMENT} characters)")
+
+    def add_comment(self, repo: GitHubRepo, pr: PullRequest, body: str, author: User
+                    ) -> IssueComment:
+        self._check_body(body)
+        c = IssueComment(self.state.new_id("github_comment"), pr.number, body, author)
+        pr.comments.append(c)
+        self.emit("issue_comment", repo, author, pr=pr, comment=c, action="created")
+        return c
+
+    def edit_comment(self, repo: GitHubRepo, pr: PullRequest, c: IssueComment, body: str,
+                     actor: User) -> IssueComment:
+        self._check_body(body)
+        previous, c.body, c.updated_at = c.body, body, now()
+        self.emit("issue_comment", repo, actor, pr=pr, comment=c, action="edited",
+                  changes={"body": {"from": previous}})
+        return c
+
+    # -- hooks ---------------------------------------------------------------------------------
+
+    def add_hook(self, repo: GitHubRepo, url: str, *, secret: str = "", content_type: str = "json",
+                 events: list[str] | None = None, active: bool = True) -> GitHubHook:
+        if not url:
+            raise Invalid("url is missing")
+        hook = GitHubHook(self.state.new_id("github_hook"), url, secret or "",
+                          _content_type(content_type), list(events or ["push"]), active)
+        repo.hooks[hook.id] = hook
+        self.emit("ping", repo, self.state.bot, hook=hook)
+        return hook
+
+    def hook(self, repo: GitHubRepo, hook_id: int | str) -> GitHubHook:
+        try:
+            return repo.hooks[int(hook_id)]
+        except (KeyError, ValueError):
+            raise NotFound("Not Found") from None
+
+    @staticmethod
+    def edit_hook(hook: GitHubHook, config: dict[str, Any] | None = None,
+                  events: list[str] | None = None, add_events: list[str] | None = None,
+                  remove_events: list[str] | None = None, active: bool | None = None) -> None:
+        config = config or {}
+        if config.get("url"):
+            hook.url = str(config["url"])
+        if "secret" in config:
+            hook.secret = str(config["secret"] or "")
+        if config.get("content_type"):
+            hook.content_type = _content_type(str(config["content_type"]))
+        if events is not None:
+            hook.events = list(events)
+        hook.events += [e for e in add_events or [] if e not in hook.events]
+        hook.events = [e for e in hook.events if e not in (remove_events or [])]
+        if active is not None:
+            hook.active = bool(active)
+        hook.updated_at = now()
+
+    # -- statuses and check runs ---------------------------------------------------------------
+
+    def add_status(self, repo: GitHubRepo, sha: str, state: str, creator: User, *,
+                   context: str | None = None, description: str | None = None,
+                   target_url: str | None = None) -> GitHubStatus:
+        if state not in STATUS_STATES:
+            raise Invalid(f"state must be one of {', '.join(STATUS_STATES)}")
+        status = GitHubStatus(self.state.new_id("github_status"), self.resolve(repo, sha), state,
+                              context or "default", creator, description, target_url)
+        repo.statuses.append(status)
+        return status
+
+    def statuses_for(self, repo: GitHubRepo, ref: str) -> list[GitHubStatus]:
+        sha = self.resolve(repo, ref)
+        return sorted((s for s in repo.statuses if s.sha == sha), key=lambda s: s.id,
+                      reverse=True)
+
+    def check_run(self, repo: GitHubRepo, check_run_id: int | str) -> CheckRun:
+        try:
+            return repo.check_runs[int(check_run_id)]
+        except (KeyError, ValueError):
+            raise NotFound("Not Found") from None
+
+    def new_check_run(self, repo: GitHubRepo, name: str, head_sha: str) -> CheckRun:
+        sha = self.resolve(repo, head_sha)
+        run = CheckRun(self.state.new_id("github_check_run"), name, sha,
+                       self.state.new_id("github_check_suite"))
+        repo.check_runs[run.id] = run
+        return run
+
+    # -- people and tokens ---------------------------------------------------------------------
+
+    def set_collaborator(self, repo: GitHubRepo, login: str, role: str | None) -> None:
+        self.state.user(login)
+        if not role or role == "none":
+            repo.collaborators.pop(login, None)
+        elif role not in ROLES:
+            raise Invalid(f"permission must be one of {sorted(ROLES)} or none")
+        else:
+            repo.collaborators[login] = role
+
+    def role_of(self, repo: GitHubRepo, login: str) -> str | None:
+        if login == repo.owner.username:
+            return "admin"
+        return repo.collaborators.get(login)
+
+    def add_app_token(self, token: str | None = None, installation_id: int | None = None,
+                      app_slug: str = "baton") -> AppToken:
+        app = AppToken(token or "ghs_" + secrets.token_hex(18),
+                       installation_id or self.state.new_id("github_installation"),
+                       self.state.new_id("github_app"), app_slug,
+                       self.state.user(f"{app_slug}[bot]", name=app_slug))
+        self.app_tokens[app.token] = app
+        return app
+
+
+def _content_type(value: str) -> str:
+    if value not in ("json", "form"):
+        raise Invalid("content_type must be json or form")
+    return value
