@@ -110,7 +110,8 @@ def _tokens(text: str) -> list[tuple[str, str, int]]:
             break
         match = _TOKEN.match(text, position)
         if not match or match.end() == position:
-            raise ConditionError(f"at column {position + 1}: cannot read {text[position:][:15]!r}")
+            start = len(text) - len(text[position:].lstrip())
+            raise ConditionError(f"at column {start + 1}: cannot read {text[start:][:15]!r}")
         kind = match.lastgroup or ""
         tokens.append((kind, match.group(kind), match.start(kind) + 1))
         position = match.end()

@@ -92,6 +92,11 @@ def _pull_request(payload: Mapping[str, Any]) -> Event | None:
         upstream_ref=f"refs/pull/{number}/head",
         title=str(pr.get("title") or ""),
         author=str((pr.get("user") or {}).get("login") or ""),
+        labels=tuple(
+            str(label.get("name"))
+            for label in pr.get("labels") or []
+            if isinstance(label, Mapping) and label.get("name")
+        ),
     )
     return ChangeEvent(
         action=kind,

@@ -74,6 +74,12 @@ def _change(payload: Mapping[str, Any], attrs: Mapping[str, Any]) -> Change:
         upstream_ref=f"refs/merge-requests/{iid}/head",
         title=str(attrs.get("title") or ""),
         author=str(user.get("username") or "") if isinstance(user, Mapping) else "",
+        message=str(head.get("message") or "") if isinstance(head, Mapping) else "",
+        labels=tuple(
+            str(label.get("title"))
+            for label in payload.get("labels") or attrs.get("labels") or []
+            if isinstance(label, Mapping) and label.get("title")
+        ),
     )
 
 

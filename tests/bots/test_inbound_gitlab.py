@@ -21,6 +21,8 @@ def test_merge_request_opened() -> None:
     assert event.change.head_sha == "da1560886d4f094c3e6c9ef40349f7d38b5d27d7"
     assert event.change.upstream_ref == "refs/merge-requests/1/head"
     assert event.change.author == "root"
+    assert event.change.labels == ("API",)
+    assert event.change.message == "fixed readme"
     assert event.from_fork is False
 
 

@@ -58,7 +58,7 @@ def test_empty_file_triggers_nothing() -> None:
             "downstream:\n  - project: acme/a\n    strategy: sometimes\n",
             3,
             "downstream[0].strategy",
-            "must be one of depend, async",
+            "must be one of depend, mirror, async",
         ),
         ("downstream:\n  - label: x\n", 2, "downstream[0].project", "needs a project"),
         ("downstream:\n  - project: acme\n", 2, "downstream[0].project", "full path"),
@@ -76,7 +76,45 @@ def test_empty_file_triggers_nothing() -> None:
             "downstream:\n  - project: acme/a\n    depends_on: [b]\n",
             3,
             "downstream[0].depends_on",
+            "no target has the key 'b'",
+        ),
+        (
+            "downstream:\n  - project: acme/a\n    mode: rerun-latest\n",
+            3,
+            "downstream[0].mode",
             "not supported by this version",
+        ),
+        (
+            "downstream:\n  - {key: a, project: x/a, depends_on: c}\n"
+            "  - {key: b, project: x/b, depends_on: a}\n"
+            "  - {key: c, project: x/c, depends_on: [b]}\n",
+            2,
+            "downstream[0].depends_on",
+            "cycle: a → c → b → a",
+        ),
+        (
+            "downstream:\n  - project: acme/a\n    if: 'branch = \"x\"'\n",
+            3,
+            "downstream[0].if",
+            "cannot read",
+        ),
+        (
+            "downstream:\n  - project: acme/a\n    on: [pull]\n",
+            3,
+            "downstream[0].on",
+            "'pull' is not one of",
+        ),
+        (
+            "downstream:\n  - project: acme/a\n    cancel: never\n",
+            3,
+            "downstream[0].cancel",
+            "propagate, detach",
+        ),
+        (
+            "downstream:\n  - project: acme/a\n    inherit: {secrets: true}\n",
+            3,
+            "downstream[0].inherit.secrets",
+            "inherit takes variables",
         ),
         (
             "downstream:\n  - project: acme/a\n    interruptible: maybe\n",

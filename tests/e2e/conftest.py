@@ -158,16 +158,25 @@ def worker(
 class Forges:
     """Sandbox projects wired to Baton, and reads of what the forge ended up with."""
 
-    def __init__(self, sandbox: SandboxClient, api_url: str, hook_url: str):
+    def __init__(self, sandbox: SandboxClient, api_url: str, baton_url: str):
         self.sandbox = sandbox
         self.api_url = api_url
-        self.hook_url = hook_url
+        self.hook_url = f"{baton_url}/hooks/gitlab/"
+        self.github_hook_url = f"{baton_url}/hooks/github/"
         self.forge = Forge.objects.create(
             kind="gitlab",
             slug="gitlab",
             name="Sandbox GitLab",
             api_url=api_url,
             token="sandbox-token",
+            webhook_secret=HOOK_SECRET,
+        )
+        self.github_forge = Forge.objects.create(
+            kind="github",
+            slug="github",
+            name="Sandbox GitHub",
+            api_url=f"{api_url}/api/v3",
+            token="ghp_sandbox",
             webhook_secret=HOOK_SECRET,
         )
         self.http = requests.Session()
@@ -181,6 +190,26 @@ class Forges:
         )
         self.sandbox.set_script(path, **{"pending": 0.2, "running": 0.8, **script})
         return project
+
+    def repo(
+        self, full_name: str, files: dict[str, str] | None = None, **script: Any
+    ) -> dict[str, Any]:
+        repo = self.sandbox.create_github_repo(
+            full_name,
+            files=files or {},
+            hooks=[{"url": self.github_hook_url, "secret": HOOK_SECRET, "events": ["*"]}],
+        )
+        self.sandbox.set_run_script(full_name, **{"pending": 0.2, "running": 0.8, **script})
+        return repo
+
+    def github_api(self, path: str) -> Any:
+        response = self.http.get(
+            f"{self.api_url}/api/v3{path}",
+            params={"per_page": 100},
+            headers={"Authorization": "token ghp_sandbox"},
+        )
+        response.raise_for_status()
+        return response.json()
 
     def api(self, path: str) -> Any:
         response = self.http.get(f"{self.api_url}/api/v4{path}", params={"per_page": 100})
@@ -205,6 +234,6 @@ class Forges:
 def forges(
     sandbox: SandboxClient, worker: Worker, live_server: Any, transactional_db: None
 ) -> Iterator[Forges]:
-    yield Forges(sandbox, sandbox.base_url, f"{live_server.url}/hooks/gitlab/")
+    yield Forges(sandbox, sandbox.base_url, live_server.url)
     if worker.process is None or worker.process.poll() is not None:
         worker.start()
