@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from bots.engine.mirroring import request_mirror
+from bots.engine.tracking import settle_later
 from chains import audit
 from chains.models import Chain, Run, RunAttempt
 from chains.status import ACTIVE, Status
@@ -67,6 +68,7 @@ def _cancel_one(run: Run, *, actor: Actor, reason: str) -> bool:
             run.error = why
             run.save(update_fields=["status", "finished_at", "error"])
             request_mirror(run.chain_id)
+            settle_later(run.chain_id)
         else:
             # Sent, or being sent: the forge must cancel it (the sender checks this flag too).
             run.cancel_requested = True

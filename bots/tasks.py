@@ -113,7 +113,9 @@ def retry_remote(self, run_id: int) -> None:  # type: ignore[no-untyped-def]
                 finished_at=timezone.now(),
                 error=f"could not retry: {exc.message}",
             )
-            mirroring.request_mirror(Run.objects.get(pk=run_id).chain_id)
+            chain_id = Run.objects.get(pk=run_id).chain_id
+            mirroring.request_mirror(chain_id)
+            tracking.release(chain_id)
             return
         raise self.retry(countdown=_countdown(exc, self.request.retries)) from None
 

@@ -144,11 +144,14 @@ class SandboxClient:
         files: dict[str, str | None] | None = None,
         description: str = "",
         source_project: str | int | None = None,
+        labels: list[str] | None = None,
+        message: str | None = None,
     ) -> dict[str, Any]:
+        """``files`` are committed on the source branch first, with ``message``."""
         return self._call("POST", f"/projects/{_p(project)}/merge_requests", {
             "source_branch": source_branch, "target_branch": target_branch, "title": title,
             "author": author, "files": files, "description": description,
-            "source_project": source_project,
+            "source_project": source_project, "labels": labels, "message": message,
         })
 
     def merge_request(self, project: str | int, iid: int) -> dict[str, Any]:
@@ -175,11 +178,17 @@ class SandboxClient:
         return self._mr_action(project, iid, "merge", {"author": author})
 
     def edit_merge_request(self, project: str | int, iid: int, *, title: str | None = None,
-                           description: str | None = None, author: str | None = None
+                           description: str | None = None, target_branch: str | None = None,
+                           labels: list[str] | None = None, add_labels: list[str] | None = None,
+                           remove_labels: list[str] | None = None, author: str | None = None
                            ) -> dict[str, Any]:
-        body = {k: v for k, v in {"title": title, "description": description,
-                                  "author": author}.items() if v is not None}
-        return self._mr_action(project, iid, "edit", body)
+        """``labels`` replaces the MR's labels (``[]`` clears them); ``add_labels`` /
+        ``remove_labels`` adjust them."""
+        fields = {"title": title, "description": description, "target_branch": target_branch,
+                  "labels": labels, "add_labels": add_labels, "remove_labels": remove_labels,
+                  "author": author}
+        return self._mr_action(project, iid, "edit",
+                               {k: v for k, v in fields.items() if v is not None})
 
     def comment(self, project: str | int, iid: int, body: str, author: str = "alice"
                 ) -> dict[str, Any]:
@@ -333,10 +342,14 @@ class SandboxClient:
         author: str = "alice",
         files: dict[str, str | None] | None = None,
         draft: bool = False,
+        labels: list[str] | None = None,
+        message: str | None = None,
     ) -> dict[str, Any]:
+        """``files`` are committed on ``head`` first, with ``message``; with ``labels``,
+        ``opened`` is followed by one ``labeled`` event per label."""
         return self._call("POST", f"{_r(full_name)}/pulls", {
             "head": head, "base": base, "title": title, "body": body, "author": author,
-            "files": files, "draft": draft})
+            "files": files, "draft": draft, "labels": labels, "message": message})
 
     def pull_request(self, full_name: str, number: int) -> dict[str, Any]:
         return self._call("GET", f"{_r(full_name)}/pulls/{number}")
@@ -364,8 +377,13 @@ class SandboxClient:
 
     def edit_pull_request(self, full_name: str, number: int, *, title: str | None = None,
                           body: str | None = None, base: str | None = None,
-                          author: str | None = None) -> dict[str, Any]:
-        fields = {"title": title, "body": body, "base": base, "author": author}
+                          labels: list[str] | None = None, add_labels: list[str] | None = None,
+                          remove_labels: list[str] | None = None, author: str | None = None
+                          ) -> dict[str, Any]:
+        """``labels`` replaces the PR's labels (``[]`` clears them); ``add_labels`` /
+        ``remove_labels`` adjust them (one ``labeled`` / ``unlabeled`` event per label)."""
+        fields = {"title": title, "body": body, "base": base, "labels": labels,
+                  "add_labels": add_labels, "remove_labels": remove_labels, "author": author}
         return self._pull_action(full_name, number, "edit",
                                  {k: v for k, v in fields.items() if v is not None})
 

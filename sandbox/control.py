@@ -12,7 +12,7 @@ from urllib.parse import unquote
 
 from sandbox import gitlab_entities as ent
 from sandbox.model import MergeRequest, Project
-from sandbox.state import Invalid, NotFound
+from sandbox.state import Invalid, NotFound, label_names
 from sandbox.web import ApiError, Request, Response, Router, as_int
 
 if TYPE_CHECKING:
@@ -224,12 +224,13 @@ class ControlAPI:
         source = self._project(body["source_project"]) if body.get("source_project") else p
         branch = str(body["source_branch"])
         files = _files(body.get("files"))
+        labels = label_names(body.get("labels"))  # checked before anything is committed
         if files or branch not in source.branches:
             self.state.commit(source, branch, files, body.get("message") or "Add changes", author)
         mr = self.state.open_merge_request(
             p, source_branch=branch, target_branch=body.get("target_branch"),
             title=body.get("title") or "", description=body.get("description") or "",
-            author=author, source_project=source,
+            author=author, source_project=source, labels=labels,
         )
         return Response.json(self._mr_json(p, mr), 201)
 
@@ -267,7 +268,9 @@ class ControlAPI:
         body = request.json_body()
         actor = self.state.user(body.get("author") or mr.author.username)
         fields = {k: body[k] for k in ("title", "description", "target_branch") if k in body}
-        self.state.edit_merge_request(mr, actor, **fields)
+        self.state.edit_merge_request(mr, actor, labels=body.get("labels"),
+                                      add_labels=body.get("add_labels"),
+                                      remove_labels=body.get("remove_labels"), **fields)
         return Response.json(self._mr_json(p, mr))
 
     def comment(self, request: Request, project: str, iid: str) -> Response:

@@ -1,7 +1,7 @@
 """The GitHub REST v3 subset under ``/api/v3`` (GitHub Enterprise style) that Baton, through
-PyGithub, uses: repositories, contents, pull requests, issue comments, commit statuses, check runs,
-collaborator permission, hooks, ``/user`` and ``/rate_limit``. GitHub Actions (workflows, dispatch,
-runs) are in ``github_actions_api``.
+PyGithub, uses: repositories, contents, pull requests (and their files), issue comments, commit
+statuses, check runs, collaborator permission, hooks, ``/user`` and ``/rate_limit``. GitHub
+Actions (workflows, dispatch, runs) are in ``github_actions_api``.
 
 Every answer carries ``x-ratelimit-*`` headers; GETs carry an ``ETag`` and answer a matching
 ``If-None-Match`` with ``304`` (not counted against the limit).
@@ -135,6 +135,7 @@ class GitHubAPI:
         add("PATCH", r + "/check-runs/<check_run_id>", self.update_check_run)
         add("GET", r + "/pulls", self.list_pulls)
         add("GET", r + "/pulls/<number>", self.get_pull)
+        add("GET", r + "/pulls/<number>/files", self.list_pull_files)
         add("GET", r + "/issues/comments/<comment_id>", self.get_comment)
         add("PATCH", r + "/issues/comments/<comment_id>", self.edit_comment)
         add("GET", r + "/issues/<number>", self.get_issue)
@@ -327,6 +328,13 @@ class GitHubAPI:
     def get_pull(self, request: Request, owner: str, name: str, number: str) -> Response:
         repo = self.repo(owner, name)
         return Response.json(ent.pull_request(self.github, repo, self.github.pull(repo, number)))
+
+    def list_pull_files(self, request: Request, owner: str, name: str, number: str) -> Response:
+        repo = self.repo(owner, name)
+        pr = self.github.pull(repo, number)
+        _, changes = self.github.changes(repo, pr)
+        return paginate(request, [ent.diff_entry(self.github, repo, pr.head_sha, c)
+                                  for c in changes])
 
     def get_issue(self, request: Request, owner: str, name: str, number: str) -> Response:
         repo = self.repo(owner, name)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sandbox import github_entities as ent
 from sandbox.control import ControlAPI
 from sandbox.github_model import GitHubRepo, PullRequest
-from sandbox.state import NotFound
+from sandbox.state import NotFound, label_names
 from sandbox.web import ApiError, Request, Response
 
 if TYPE_CHECKING:
@@ -226,11 +226,13 @@ class GitHubControl:
         author = self.state.user(body.get("author") or "alice")
         head = str(body["head"])
         files = _files(body.get("files"))
+        labels = label_names(body.get("labels"))  # checked before anything is committed
         if files or head not in repo.git.branches:
             self.github.commit(repo, head, files, body.get("message") or "Add changes", author)
         pr = self.github.open_pull(repo, head=head, base=body.get("base"),
                                    title=body.get("title") or "", body=body.get("body") or "",
-                                   author=author, draft=bool(body.get("draft")))
+                                   author=author, draft=bool(body.get("draft")),
+                                   labels=labels)
         return Response.json(self._pull_json(repo, pr), 201)
 
     def get_pull(self, request: Request, owner: str, name: str, number: str) -> Response:
@@ -266,8 +268,8 @@ class GitHubControl:
         repo, pr = self._pull(owner, name, number)
         body = request.json_body()
         actor = self.state.user(body.get("author") or pr.author.username)
-        self.github.edit_pull(repo, pr, actor, **{k: body.get(k) for k in ("title", "body",
-                                                                          "base")})
+        self.github.edit_pull(repo, pr, actor, **{k: body.get(k) for k in (
+            "title", "body", "base", "labels", "add_labels", "remove_labels")})
         return Response.json(self._pull_json(repo, pr))
 
     def comment(self, request: Request, owner: str, name: str, number: str) -> Response:

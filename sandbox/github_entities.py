@@ -9,7 +9,9 @@ from __future__ import annotations
 import base64
 import hashlib
 from typing import Any
+from urllib.parse import quote
 
+from sandbox.diffs import FileChange, commits_since
 from sandbox.github_model import (
     ROLES,
     CheckRun,
@@ -196,6 +198,36 @@ def author_association(gh: GitHubState, repo: GitHubRepo, u: User) -> str:
     return "COLLABORATOR" if u.username in repo.collaborators else "CONTRIBUTOR"
 
 
+def label(gh: GitHubState, repo: GitHubRepo, name: str) -> dict[str, Any]:
+    """A label; ``description`` is a string ("" when unset): the pull-request-simple schema of
+    ``GET /pulls`` does not allow null there."""
+    lb = gh.state.label(repo.git, name)
+    return {"id": lb.id, "node_id": node_id("Label", lb.id),
+            "url": f"{repo_url(gh, repo)}/labels/{quote(name, safe='')}", "name": name,
+            "description": lb.description, "color": lb.color.lstrip("#"),
+            "default": False}
+
+
+def diff_entry(gh: GitHubState, repo: GitHubRepo, head_sha: str, change: FileChange
+               ) -> dict[str, Any]:
+    """One item of ``GET /repos/{o}/{r}/pulls/{n}/files``."""
+    path = quote(change.path)
+    text = change.old_text if change.status == "removed" else change.new_text
+    data: dict[str, Any] = {
+        "sha": blob_sha(text or ""), "filename": change.path, "status": change.status,
+        "additions": change.additions, "deletions": change.deletions,
+        "changes": change.additions + change.deletions,
+        "blob_url": f"{html_url(gh, repo)}/blob/{head_sha}/{path}",
+        "raw_url": f"{html_url(gh, repo)}/raw/{head_sha}/{path}",
+        "contents_url": f"{repo_url(gh, repo)}/contents/{path}?ref={head_sha}",
+    }
+    if change.patch:
+        data["patch"] = change.patch.removesuffix("\n")
+    if change.status == "renamed":
+        data["previous_filename"] = change.old_path
+    return data
+
+
 def _ref(gh: GitHubState, repo: GitHubRepo, branch: str, sha: str) -> dict[str, Any]:
     return {"label": f"{repo.owner.username}:{branch}", "ref": branch, "sha": sha,
             "user": user(gh, repo.owner), "repo": repository(gh, repo)}
@@ -206,6 +238,7 @@ def pull_request(gh: GitHubState, repo: GitHubRepo, pr: PullRequest) -> dict[str
     issue = f"{repo_url(gh, repo)}/issues/{pr.number}"
     html = f"{html_url(gh, repo)}/pull/{pr.number}"
     statuses = f"{repo_url(gh, repo)}/statuses/{pr.head_sha}"
+    base, changes = gh.changes(repo, pr)
     return {
         "url": url, "id": pr.id, "node_id": node_id("PullRequest", pr.id), "html_url": html,
         "diff_url": f"{html}.diff", "patch_url": f"{html}.patch", "issue_url": issue,
@@ -214,7 +247,8 @@ def pull_request(gh: GitHubState, repo: GitHubRepo, pr: PullRequest) -> dict[str
         "created_at": gh_time(pr.created_at), "updated_at": gh_time(pr.updated_at),
         "closed_at": gh_time(pr.closed_at), "merged_at": gh_time(pr.merged_at),
         "merge_commit_sha": pr.merge_commit_sha, "assignee": None, "assignees": [],
-        "requested_reviewers": [], "requested_teams": [], "labels": [], "milestone": None,
+        "requested_reviewers": [], "requested_teams": [],
+        "labels": [label(gh, repo, n) for n in pr.labels], "milestone": None,
         "draft": pr.draft, "commits_url": f"{url}/commits",
         "review_comments_url": f"{url}/comments",
         "review_comment_url": f"{repo_url(gh, repo)}/pulls/comments{{/number}}",
@@ -232,7 +266,9 @@ def pull_request(gh: GitHubState, repo: GitHubRepo, pr: PullRequest) -> dict[str
         "mergeable_state": "clean" if pr.state == "open" else "unknown",
         "merged_by": user(gh, pr.merged_by) if pr.merged_by else None,
         "comments": len(pr.comments), "review_comments": 0, "maintainer_can_modify": False,
-        "commits": 1, "additions": 1, "deletions": 0, "changed_files": 1,
+        "commits": len(commits_since(repo.git.commits, base, pr.head_sha)),
+        "additions": sum(c.additions for c in changes),
+        "deletions": sum(c.deletions for c in changes), "changed_files": len(changes),
     }
 
 
@@ -250,7 +286,8 @@ def issue(gh: GitHubState, repo: GitHubRepo, pr: PullRequest) -> dict[str, Any]:
         "labels_url": f"{url}/labels{{/name}}", "comments_url": f"{url}/comments",
         "events_url": f"{url}/events", "html_url": html, "id": pr.id + 1_000_000,
         "node_id": node_id("Issue", pr.id), "number": pr.number, "title": pr.title,
-        "user": user(gh, pr.author), "labels": [], "state": pr.state, "locked": False,
+        "user": user(gh, pr.author), "labels": [label(gh, repo, n) for n in pr.labels],
+        "state": pr.state, "locked": False,
         "assignee": None, "assignees": [], "milestone": None, "comments": len(pr.comments),
         "created_at": gh_time(pr.created_at), "updated_at": gh_time(pr.updated_at),
         "closed_at": gh_time(pr.closed_at),

@@ -1,6 +1,7 @@
-"""GitHub webhooks: ``ping``, ``pull_request``, ``issue_comment``, ``workflow_run`` and
-``repository_dispatch`` payloads (shaped like ``/work/shared/fixtures/webhooks/github_*.json``),
-their delivery headers and HMAC signatures, and redelivery with the same ``X-GitHub-Delivery``.
+"""GitHub webhooks: ``ping``, ``pull_request`` (incl. ``labeled`` / ``unlabeled``),
+``issue_comment``, ``workflow_run`` and ``repository_dispatch`` payloads (shaped like
+``/work/shared/fixtures/webhooks/github_*.json``), their delivery headers and HMAC signatures,
+and redelivery with the same ``X-GitHub-Delivery``.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def pull_request_payload(gh: GitHubState, e: Event, repo: GitHubRepo, sender: di
         payload.update(before=e.data["before"], after=e.data["after"])
     if e.data["action"] == "edited":
         payload["changes"] = e.data.get("changes") or {}
+    if e.data.get("label") is not None:  # labeled / unlabeled
+        payload["label"] = ent.label(gh, repo, e.data["label"])
     return {**payload, "repository": ent.repository(gh, repo), "sender": sender}
 
 

@@ -47,6 +47,7 @@ class PullRequest:
     merged_by: User | None = None
     merge_commit_sha: str | None = None
     comments: list[IssueComment] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)  # names, sorted
 
 
 @dataclass

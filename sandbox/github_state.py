@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from sandbox.diffs import FileChange
 from sandbox.github_model import (
     ROLES,
     AppToken,
@@ -23,7 +24,7 @@ from sandbox.github_model import (
 )
 from sandbox.github_workflows import WorkflowFile, is_workflow_path, parse
 from sandbox.model import Commit, Project, User, now
-from sandbox.state import Invalid, NotFound, SandboxState
+from sandbox.state import Invalid, NotFound, SandboxState, label_names
 
 STATUS_STATES = ("error", "failure", "pending", "success")
 MAX_COMMENT = 65536
@@ -124,8 +125,11 @@ class GitHubState:
             raise NotFound("Not Found") from None
 
     def open_pull(self, repo: GitHubRepo, *, head: str, base: str | None, title: str, body: str,
-                  author: User, draft: bool = False) -> PullRequest:
+                  author: User, draft: bool = False, labels: Any = None) -> PullRequest:
+        """Sends ``opened`` (labels already on), then ``labeled`` once per label, as GitHub does
+        for a pull request created with labels."""
         base = base or repo.default_branch
+        names = label_names(labels)
         for branch in (head, base):
             if branch not in repo.git.branches:
                 raise Invalid(f"branch {branch} does not exist")
@@ -137,7 +141,10 @@ class GitHubState:
                          title or head, body, author, repo.git.branches[head],
                          repo.git.branches[base], draft=draft)
         repo.pulls[pr.number] = pr
+        pr.labels = self.state.apply_labels(repo.git, [], names)
         self.emit("pull_request", repo, author, pr=pr, action="opened")
+        for name in names:
+            self.emit("pull_request", repo, author, pr=pr, action="labeled", label=name)
         return pr
 
     def push_to_pull(self, repo: GitHubRepo, pr: PullRequest, files: dict[str, str | None],
@@ -149,7 +156,13 @@ class GitHubState:
                       after=commit.sha)
         return commit
 
-    def edit_pull(self, repo: GitHubRepo, pr: PullRequest, actor: User, **fields: Any) -> None:
+    def edit_pull(self, repo: GitHubRepo, pr: PullRequest, actor: User, *, labels: Any = None,
+                  add_labels: Any = None, remove_labels: Any = None, **fields: Any) -> None:
+        """Change ``title``, ``body``, ``base`` (→ ``edited`` with ``changes``, sent unless only
+        labels changed) and the labels (``labels`` replaces them, ``add_labels`` /
+        ``remove_labels`` adjust them; → one ``unlabeled`` / ``labeled`` per label)."""
+        new_labels = self.state.apply_labels(repo.git, pr.labels, labels, add_labels,
+                                             remove_labels)
         changes: dict[str, Any] = {}
         for name in ("title", "body"):
             value = fields.get(name)
@@ -164,7 +177,16 @@ class GitHubState:
                                "sha": {"from": pr.base_sha}}
             pr.base_branch, pr.base_sha = base, repo.git.branches[base]
         pr.updated_at = now()
-        self.emit("pull_request", repo, actor, pr=pr, action="edited", changes=changes)
+        removed = [n for n in pr.labels if n not in new_labels]
+        added = [n for n in new_labels if n not in pr.labels]
+        if changes or not (removed or added):
+            self.emit("pull_request", repo, actor, pr=pr, action="edited", changes=changes)
+        for name in removed:
+            pr.labels = [n for n in pr.labels if n != name]
+            self.emit("pull_request", repo, actor, pr=pr, action="unlabeled", label=name)
+        for name in added:
+            pr.labels = label_names([*pr.labels, name])
+            self.emit("pull_request", repo, actor, pr=pr, action="labeled", label=name)
 
     def set_pull_state(self, repo: GitHubRepo, pr: PullRequest, action: str, actor: User) -> None:
         """``close``, ``reopen`` or ``merge``."""
@@ -188,6 +210,10 @@ class GitHubState:
             pr.merged, pr.merged_at, pr.merged_by, pr.merge_commit_sha = True, t, actor, commit.sha
         pr.state, pr.closed_at = "closed", t
         self.emit("pull_request", repo, actor, pr=pr, action="closed")
+
+    def changes(self, repo: GitHubRepo, pr: PullRequest) -> tuple[str, list[FileChange]]:
+        """``(base sha, changed files)``: merge base of the base branch and the head → head."""
+        return self.state.changes(repo.git, pr.base_branch, pr.head_sha, pr.base_sha)
 
     # -- issue comments ------------------------------------------------------------------------
 

@@ -36,6 +36,20 @@ def _variables(raw: Any) -> list[dict[str, str]]:
     ]
 
 
+def _truthy(value: Any) -> bool:
+    return str(value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _labels_match(labels: list[str], wanted: str) -> bool:
+    """The ``labels`` filter of the MR list: ``None`` (no label), ``Any`` (some label), or
+    comma-separated names that must all be present."""
+    if wanted == "None":
+        return not labels
+    if wanted == "Any":
+        return bool(labels)
+    return all(name.strip() in labels for name in wanted.split(",") if name.strip())
+
+
 def _parse_time(value: str) -> float:
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
@@ -69,6 +83,8 @@ class GitLabAPI:
         add("POST", proj + "/statuses/<sha>", self.create_status)
         add("GET", proj + "/merge_requests", self.list_mrs)
         add("GET", mr, self.get_mr)
+        add("GET", mr + "/diffs", self.list_mr_diffs)
+        add("GET", mr + "/changes", self.get_mr_changes)
         add("GET", mr + "/notes", self.list_notes)
         add("POST", mr + "/notes", self.create_note)
         add("GET", mr + "/notes/<note_id>", self.get_note)
@@ -244,11 +260,27 @@ class GitLabAPI:
                 mrs = [m for m in mrs if getattr(m, key) == q[key]]
         if q.get("author_username"):
             mrs = [m for m in mrs if m.author.username == q["author_username"]]
+        if q.get("labels"):
+            mrs = [m for m in mrs if _labels_match(m.labels, q["labels"])]
         return paginate(request, [self._mr_json(p, m) for m in mrs])
 
     def get_mr(self, request: Request, project: str, iid: str) -> Response:
         p, mr = self._mr(project, iid)
         return Response.json(self._mr_json(p, mr))
+
+    def _mr_diffs(self, request: Request, p: Project, mr: MergeRequest) -> list[dict[str, Any]]:
+        _, changes = self.state.changes(p, mr.target_branch, mr.sha, mr.base_sha)
+        unidiff = _truthy(request.query.get("unidiff"))
+        return [ent.mr_diff(c, unidiff=unidiff) for c in changes]
+
+    def list_mr_diffs(self, request: Request, project: str, iid: str) -> Response:
+        p, mr = self._mr(project, iid)
+        return paginate(request, self._mr_diffs(request, p, mr))
+
+    def get_mr_changes(self, request: Request, project: str, iid: str) -> Response:
+        p, mr = self._mr(project, iid)
+        return Response.json({**self._mr_json(p, mr), "changes": self._mr_diffs(request, p, mr),
+                              "overflow": False})
 
     def list_notes(self, request: Request, project: str, iid: str) -> Response:
         _, mr = self._mr(project, iid)

@@ -6,6 +6,7 @@ import base64
 import hashlib
 from typing import Any
 
+from sandbox.diffs import FileChange
 from sandbox.model import (
     Commit,
     CommitStatus,
@@ -245,6 +246,7 @@ def merge_request(
     state: SandboxState, p: Project, mr: MergeRequest, head: Pipeline | None
 ) -> dict[str, Any]:
     head_json = pipeline(state, p, head) if head else None
+    base, changes = state.changes(p, mr.target_branch, mr.sha, mr.base_sha)
     return {
         "id": mr.id,
         "iid": mr.iid,
@@ -272,7 +274,7 @@ def merge_request(
         "reviewers": [],
         "source_project_id": mr.source_project_id,
         "target_project_id": mr.project_id,
-        "labels": [],
+        "labels": list(mr.labels),
         "draft": False,
         "work_in_progress": False,
         "milestone": None,
@@ -295,13 +297,36 @@ def merge_request(
         "task_completion_status": {"count": 0, "completed_count": 0},
         "has_conflicts": False,
         "blocking_discussions_resolved": True,
-        "changes_count": "1",
+        "changes_count": str(len(changes)),
         "pipeline": pipeline_basic(p, head) if head else None,
         "head_pipeline": head_json,
-        "diff_refs": {"base_sha": mr.base_sha, "head_sha": mr.sha, "start_sha": mr.base_sha},
+        "diff_refs": {"base_sha": base, "head_sha": mr.sha,
+                      "start_sha": p.branches.get(mr.target_branch, mr.base_sha)},
         "merge_error": None,
         "first_contribution": False,
         "user": {"can_merge": True},
+    }
+
+
+def mr_diff(change: FileChange, *, unidiff: bool = False) -> dict[str, Any]:
+    """One item of "List merge request diffs" (and of ``changes`` in ``/changes``); ``unidiff``
+    adds the ``--- a/…`` / ``+++ b/…`` header lines to ``diff``."""
+    added, removed = change.status == "added", change.status == "removed"
+    diff = change.patch
+    if unidiff and diff:
+        old = "/dev/null" if added else f"a/{change.old_path}"
+        new = "/dev/null" if removed else f"b/{change.new_path}"
+        diff = f"--- {old}\n+++ {new}\n{diff}"
+    return {
+        "old_path": change.old_path,
+        "new_path": change.new_path,
+        "a_mode": "0" if added else "100644",
+        "b_mode": "0" if removed else "100644",
+        "new_file": added,
+        "renamed_file": change.status == "renamed",
+        "deleted_file": removed,
+        "generated_file": False,
+        "diff": diff,
     }
 
 

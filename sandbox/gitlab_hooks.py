@@ -7,10 +7,12 @@ Payload shapes follow the GitLab docs examples in ``/work/shared/fixtures/webhoo
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from sandbox.model import (
     Commit,
+    Label,
     MergeRequest,
     Note,
     Pipeline,
@@ -78,6 +80,26 @@ def hook_commit(p: Project, c: Commit) -> dict[str, Any]:
         "url": f"{p.web_url}/-/commit/{c.sha}",
         "author": {"name": c.author.name, "email": c.author.email},
     }
+
+
+def hook_label(p: Project, label: Label) -> dict[str, Any]:
+    stamp = datetime.fromtimestamp(label.created_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "id": label.id,
+        "title": label.name,
+        "color": label.color,
+        "project_id": p.id,
+        "created_at": stamp,
+        "updated_at": stamp,
+        "template": False,
+        "description": label.description or None,
+        "type": "ProjectLabel",
+        "group_id": None,
+    }
+
+
+def hook_labels(state: SandboxState, p: Project, names: list[str]) -> list[dict[str, Any]]:
+    return [hook_label(p, state.label(p, name)) for name in names]
 
 
 def push_payload(state: SandboxState, e: Event) -> dict[str, Any]:
@@ -150,7 +172,7 @@ def mr_attributes(state: SandboxState, p: Project, mr: MergeRequest) -> dict[str
         "human_time_change": None,
         "human_time_estimate": None,
         "human_total_time_spent": None,
-        "labels": [],
+        "labels": hook_labels(state, p, mr.labels),
         "last_commit": hook_commit(source, source.commits.get(mr.sha) or p.commits[mr.sha]),
         "reviewer_ids": [],
         "source": hook_project(source),
@@ -173,14 +195,18 @@ def merge_request_payload(state: SandboxState, e: Event) -> dict[str, Any]:
     attrs["actioned_at"] = hook_time(mr.updated_at)
     if e.data.get("oldrev"):
         attrs["oldrev"] = e.data["oldrev"]
+    changes = dict(e.data.get("changes") or {})
+    if "labels" in changes:  # names in the event, label objects in the payload
+        changes["labels"] = {k: hook_labels(state, e.project, v)
+                             for k, v in changes["labels"].items()}
     return {
         "object_kind": "merge_request",
         "event_type": "merge_request",
         "user": hook_user(e.actor),
         "project": hook_project(e.project),
         "object_attributes": attrs,
-        "labels": [],
-        "changes": e.data.get("changes") or {},
+        "labels": attrs["labels"],
+        "changes": changes,
         "assignees": [],
         "reviewers": [],
         "repository": hook_repository(e.project),

@@ -78,6 +78,17 @@ class Commit:
 
 
 @dataclass
+class Label:
+    """A project's (GitLab) or repository's (GitHub) label, created on first use."""
+
+    id: int
+    name: str
+    color: str  # "#rrggbb"
+    description: str = ""
+    created_at: float = field(default_factory=now)
+
+
+@dataclass
 class Hook:
     id: int
     project_id: int
@@ -148,6 +159,7 @@ class MergeRequest:
     closed_by: User | None = None
     merge_commit_sha: str | None = None
     notes: list[Note] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)  # names, sorted
 
     STATE_IDS = {"opened": 1, "closed": 2, "merged": 3, "locked": 4}
 
@@ -262,6 +274,7 @@ class Project:
     triggers: dict[int, Trigger] = field(default_factory=dict)
     statuses: dict[tuple[str, str], CommitStatus] = field(default_factory=dict)
     scripts: dict[str | None, Script] = field(default_factory=dict)
+    labels: dict[str, Label] = field(default_factory=dict)  # name -> label
     pipeline_count: int = 0
     mr_count: int = 0
 

@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
+from sandbox.diffs import FileChange, change_base, changed_files
 from sandbox.model import (
     ZERO_SHA,
     Commit,
     CommitStatus,
     Hook,
+    Label,
     MergeRequest,
     Note,
     Pipeline,
@@ -210,6 +212,36 @@ class SandboxState:
     def get_commit(self, project: Project, ref: str | None) -> Commit:
         return project.commits[self.resolve(project, ref)]
 
+    def changes(self, project: Project, target_branch: str, head: str, opened_base: str
+                ) -> tuple[str, list[FileChange]]:
+        """``(base sha, changed files)`` of a change from ``head`` into ``target_branch``: base is
+        the merge base with the branch's current head (else ``opened_base``)."""
+        base = change_base(project.commits, project.branches.get(target_branch), head,
+                           opened_base)
+        return base, changed_files(project.commits[base].files, project.commits[head].files)
+
+    # -- labels --------------------------------------------------------------------------------
+
+    def label(self, project: Project, name: str) -> Label:
+        """The project's label ``name``, created (with a colour derived from the name) on first
+        use."""
+        if name not in project.labels:
+            project.labels[name] = Label(self.new_id("label"), name,
+                                         "#" + make_sha("label", name)[:6])
+        return project.labels[name]
+
+    def apply_labels(self, project: Project, current: list[str], labels: Any = None,
+                     add: Any = None, remove: Any = None) -> list[str]:
+        """The label names after replacing them with ``labels`` (if given), adding ``add`` and
+        removing ``remove``; every resulting label exists in the project."""
+        names = label_names(labels) if labels is not None else list(current)
+        names = label_names([*names, *label_names(add)])
+        dropped = set(label_names(remove))
+        names = [n for n in names if n not in dropped]
+        for name in names:
+            self.label(project, name)
+        return names
+
     # -- merge requests ------------------------------------------------------------------------
 
     def merge_request(self, project: Project, iid: int | str) -> MergeRequest:
@@ -228,6 +260,7 @@ class SandboxState:
         description: str = "",
         author: User,
         source_project: Project | None = None,
+        labels: Any = None,
     ) -> MergeRequest:
         source_project = source_project or project
         target_branch = target_branch or project.default_branch
@@ -248,6 +281,7 @@ class SandboxState:
             author=author,
             sha=source_project.branches[source_branch],
             base_sha=project.branches[target_branch],
+            labels=self.apply_labels(project, [], labels),
         )
         if source_project is not project:  # the fork's commits become visible in the target
             project.commits.update(source_project.commits)
@@ -268,12 +302,27 @@ class SandboxState:
                   changes={})
         return commit
 
-    def edit_merge_request(self, mr: MergeRequest, actor: User, **fields: str) -> None:
-        changes = {}
+    def edit_merge_request(self, mr: MergeRequest, actor: User, *, labels: Any = None,
+                           add_labels: Any = None, remove_labels: Any = None, **fields: str
+                           ) -> None:
+        """Change ``title``, ``description``, ``target_branch`` and the labels (``labels``
+        replaces them; ``add_labels`` / ``remove_labels`` adjust them); sends an ``update`` hook
+        whose ``changes`` name what changed (``labels`` as previous/current names)."""
+        project = self.projects[mr.project_id]
+        target = fields.get("target_branch")
+        if target is not None and target not in project.branches:
+            raise Invalid(f"target branch {target} does not exist")
+        new_labels = self.apply_labels(project, mr.labels, labels, add_labels, remove_labels)
+        changes: dict[str, Any] = {}
         for name in ("title", "description", "target_branch"):
             if name in fields and fields[name] is not None and fields[name] != getattr(mr, name):
                 changes[name] = {"previous": getattr(mr, name), "current": fields[name]}
                 setattr(mr, name, fields[name])
+        if "target_branch" in changes:
+            mr.base_sha = project.branches[mr.target_branch]
+        if new_labels != mr.labels:
+            changes["labels"] = {"previous": mr.labels, "current": new_labels}
+            mr.labels = new_labels
         mr.updated_at = now()
         self.emit("merge_request", self.projects[mr.project_id], actor, mr=mr, action="update",
                   changes=changes)
@@ -397,6 +446,19 @@ class SandboxState:
             status.started_at = t
         status.finished_at = t if state in {"success", "failed", "canceled", "skipped"} else None
         return status
+
+
+def label_names(value: Any) -> list[str]:
+    """Label names from a list of strings or a comma-separated string: stripped, without
+    duplicates, sorted by name (case-insensitively)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise Invalid("labels must be a list of names")
+    names = {v.strip() for v in value if v.strip()}
+    return sorted(names, key=lambda n: (n.casefold(), n))
 
 
 def _truthy(value: Any) -> bool:

@@ -14,7 +14,13 @@ from django.utils import timezone
 
 from bots import throttle
 from bots.engine.mirroring import request_mirror
-from bots.engine.tracking import RUN_ID_VARIABLE, apply_status, blockers, waits_on_others
+from bots.engine.tracking import (
+    RUN_ID_VARIABLE,
+    apply_status,
+    ready,
+    settle_later,
+    waits_on_others,
+)
 from bots.forges.base import ForgeError, RemotePipeline
 from bots.forges.registry import forge_for
 from chains import audit
@@ -59,7 +65,7 @@ def trigger(run_id: int) -> None:
             return  # another worker holds it
         if waits_on_others(run):
             family = list(Run.objects.filter(chain_id=run.chain_id))
-            if any(blockers(run, family)):
+            if not ready(run, family):
                 return  # released when what it waits for has finished
         uncertain = run.dispatch == Run.Dispatch.SENDING
         run.dispatch = Run.Dispatch.SENDING
@@ -166,6 +172,7 @@ def _trigger_failed(run: Run, exc: ForgeError) -> None:
             # An uncertain last try stays SENDING so a manual retry looks before resending.
             run.save(update_fields=["status", "error", "finished_at", "lease_until", "reserved_at"])
             request_mirror(run.chain_id)
+            settle_later(run.chain_id)
             log.warning("run %s failed to trigger: %s", run.pk, exc.message)
             return
         delay = _retry_delay(exc, run)

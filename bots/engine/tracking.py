@@ -52,8 +52,7 @@ def apply_status(
         run.finished_at = finished_at or now
         run.started_at = run.started_at or run.finished_at
         if changed:
-            chain_id = run.chain_id
-            transaction.on_commit(lambda: release(chain_id))
+            settle_later(run.chain_id)
     if status == Status.SUCCESS:
         run.error = ""  # e.g. a cancel that came too late: the run is simply green
     return changed
@@ -153,6 +152,20 @@ def blockers(run: Run, family: list[Run]) -> tuple[list[Run], list[Run]]:
     return unfinished, failed
 
 
+def ready(run: Run, family: list[Run]) -> bool:
+    """Whether everything ``run`` waits for has finished in a way that lets it go."""
+    unfinished, failed = blockers(run, family)
+    if unfinished:
+        return False
+    parent_failed = any(f.pk == run.parent_id for f in failed)
+    return not failed or (run.allow_dependency_failure and not parent_failed)
+
+
+def settle_later(chain_id: int) -> None:
+    """After commit, release what waited for a run that just finished."""
+    transaction.on_commit(lambda: release(chain_id))
+
+
 def waits_on_others(run: Run) -> bool:
     return bool(run.depends_on) or run.parent_id is not None
 
@@ -174,8 +187,7 @@ def release(chain_id: int) -> list[int]:
                 unfinished, failed = blockers(run, family)
                 if unfinished:
                     continue
-                parent_failed = any(f.pk == run.parent_id for f in failed)
-                if failed and (parent_failed or not run.allow_dependency_failure):
+                if not ready(run, family):
                     names = ", ".join(f.label or f.key for f in failed)
                     run.status = Status.SKIPPED
                     run.error = f"not run: {names} did not succeed"

@@ -44,7 +44,11 @@ def eventually(check: Callable[[], Any], timeout: float = 30.0, what: str = "") 
         if last:
             return last
         time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what or check}: {last!r}")
+    from tests.e2e.test_gitlab_chain import describe_chains
+
+    raise AssertionError(
+        f"timed out after {timeout}s waiting for {what or check}: {last!r}\n{describe_chains()}"
+    )
 
 
 class Worker:

@@ -46,6 +46,15 @@ def open_mr(forges: Forges, yml: str = BATON_YML, **mr: Any) -> dict[str, Any]:
     )
 
 
+def describe_chains() -> str:
+    """Where every chain stands, for a failing test's message."""
+    return "; ".join(
+        f"chain {c.pk} {c.status}: "
+        + ", ".join(f"{r.key}={r.status} {r.error!r}" for r in c.runs.all())
+        for c in Chain.objects.all()
+    )
+
+
 def chain_done(number: int = 1) -> Chain | None:
     chain = Chain.objects.filter(change_number=number, superseded_by__isnull=True).first()
     if (

@@ -44,10 +44,12 @@ class Api:
 def test_rest_answers_match_the_openapi_description(forge: SandboxServer, control: SandboxClient
                                                    ) -> None:
     repo = control.create_github_repo("acme/api", files={
-        ".github/workflows/preview.yml": WORKFLOW, "src/a.py": "1\n"},
+        ".github/workflows/preview.yml": WORKFLOW, "src/a.py": "1\n", "old.txt": "x\n"},
         collaborators={"alice": "write"})
     sha = repo["head_sha"]
-    control.open_pull_request("acme/api", "feature", files={"b": "1"}, body="Body")
+    control.open_pull_request("acme/api", "feature", body="Body", labels=["bug"], files={
+        "b": "1", "old.txt": None, "src/a.py": None, "src/moved.py": "1\n",
+        ".github/workflows/preview.yml": WORKFLOW + "# changed\n"})
     control.comment_pull_request("acme/api", 1, "hello")
     control.set_run_script("acme/api", running=600)  # still running when cancelled
     app = Api(forge.url, control.add_app_token()["token"])
@@ -72,6 +74,8 @@ def test_rest_answers_match_the_openapi_description(forge: SandboxServer, contro
     app.check("GET", f"{r}/commits/{sha}/check-runs", o + "/commits/{ref}/check-runs", 200)
     api.check("GET", f"{r}/pulls?state=all", o + "/pulls", 200)
     api.check("GET", f"{r}/pulls/1", o + "/pulls/{pull_number}", 200)
+    files = api.check("GET", f"{r}/pulls/1/files", o + "/pulls/{pull_number}/files", 200)
+    assert {f["status"] for f in files} == {"added", "removed", "renamed", "modified"}
     api.check("GET", f"{r}/issues/1", o + "/issues/{issue_number}", 200)
     comment = api.check("POST", f"{r}/issues/1/comments", o + "/issues/{issue_number}/comments",
                         201, {"body": "summary"})
@@ -112,6 +116,8 @@ WEBHOOK_NAMES = {  # (X-GitHub-Event, action) → webhook schema name
     ("pull_request", "edited"): "pull-request-edited",
     ("pull_request", "closed"): "pull-request-closed",
     ("pull_request", "reopened"): "pull-request-reopened",
+    ("pull_request", "labeled"): "pull-request-labeled",
+    ("pull_request", "unlabeled"): "pull-request-unlabeled",
     ("issue_comment", "created"): "issue-comment-created",
     ("issue_comment", "edited"): "issue-comment-edited",
     ("workflow_run", "requested"): "workflow-run-requested",
@@ -125,9 +131,10 @@ def test_webhook_payloads_match_the_webhook_schemas(forge: SandboxServer, contro
     control.create_github_repo("acme/api", files={".github/workflows/preview.yml": WORKFLOW},
                                hooks=[{"url": receiver.url, "secret": "s"}])
     control.set_run_script("acme/api", running=2)
-    control.open_pull_request("acme/api", "feature", files={"a": "1"}, title="T")
+    control.open_pull_request("acme/api", "feature", files={"a": "1"}, title="T",
+                              labels=["bug"])
     control.push_pull_request("acme/api", 1, {"a": "2"})
-    control.edit_pull_request("acme/api", 1, title="T2", body="B")
+    control.edit_pull_request("acme/api", 1, title="T2", body="B", labels=["release"])
     comment = control.comment_pull_request("acme/api", 1, "hi", author="carol")
     control.edit_github_comment("acme/api", comment["id"], "hi again")
     control.close_pull_request("acme/api", 1)

@@ -1,0 +1,177 @@
+"""What `.baton.yml` can express, end to end: order, soft failure, nested chains across forges,
+cycles refused before dispatch, detached edges, and what each strategy shows upstream."""
+
+from __future__ import annotations
+
+import pytest
+
+from bots import services
+from chains.models import Chain, Run
+from tests.e2e.conftest import Forges, eventually
+from tests.e2e.test_github_chain import WORKFLOW
+from tests.e2e.test_gitlab_chain import chain_done, open_mr
+
+pytestmark = [pytest.mark.e2e]
+
+
+def finished_runs(chain: Chain) -> dict[str, Run]:
+    return {r.key: r for r in chain.runs.all()}
+
+
+def test_depends_on_orders_runs_and_a_failure_skips_what_needs_it(forges: Forges) -> None:
+    forges.project("acme/build", running=1.0)
+    forges.project("acme/lint", outcome="failed")
+    forges.project("acme/test")
+    forges.project("acme/deploy")
+    forges.project("acme/report")
+    open_mr(
+        forges,
+        """\
+downstream:
+  - {key: build, project: acme/build}
+  - {key: lint, project: acme/lint, soft_fail: true}
+  - {key: test, project: acme/test, depends_on: [build, lint]}
+  - {key: deploy, project: acme/deploy, depends_on: test}
+  - {key: report, project: acme/report, depends_on: missing-ok, allow_dependency_failure: true}
+  - {key: missing-ok, project: acme/ghost}
+""",
+    )
+    chain = eventually(chain_done, 60)
+    runs = finished_runs(chain)
+    assert runs["build"].status == "success" and runs["lint"].status == "failed"
+    # test waited for build (and the soft-failed lint counts as passed)
+    assert runs["test"].status == "success"
+    assert runs["test"].triggered_at > runs["build"].finished_at
+    assert runs["deploy"].triggered_at > runs["test"].finished_at
+    # report ran although what it depends on failed
+    assert runs["missing-ok"].status == "failed" and runs["report"].status == "success"
+    statuses = forges.statuses("acme/app", chain.head_sha)
+    assert statuses["baton/lint"] == "success"  # soft fail: never fails the chain
+    assert statuses["baton"] == "failed"  # acme/ghost does not exist
+
+
+def test_a_failed_dependency_skips_its_dependents(forges: Forges) -> None:
+    forges.project("acme/build", outcome="failed")
+    forges.project("acme/deploy")
+    open_mr(
+        forges,
+        "downstream:\n  - {key: build, project: acme/build}\n"
+        "  - {key: deploy, project: acme/deploy, depends_on: build}\n",
+    )
+    chain = eventually(chain_done, 40)
+    deploy = chain.runs.get(key="deploy")
+    assert deploy.status == "skipped" and "build did not succeed" in deploy.error
+    assert forges.sandbox.pipelines("acme/deploy") == []
+
+
+def test_nested_chain_across_forges_and_a_refused_cycle(forges: Forges) -> None:
+    # acme/app (GitLab MR) -> acme/api (GitLab) -> acme/docs (GitHub) ; acme/api -> acme/app is
+    # a cycle and is refused before anything is sent.
+    forges.project(
+        "acme/api",
+        {
+            ".baton.yml": """\
+downstream:
+  - {key: docs, project: github:acme/docs, workflow: preview.yml, on: [upstream]}
+  - {key: back, project: acme/app, ref: feature/x, on: [upstream]}
+  - {key: not-now, project: acme/web, on: [merge_request]}
+"""
+        },
+    )
+    forges.repo("acme/docs", {".github/workflows/preview.yml": WORKFLOW})
+    open_mr(forges, "downstream: [{key: api, project: acme/api}]\n")
+    chain = eventually(lambda: (c := chain_done()) and c.runs.count() == 3 and c, 60)
+    runs = finished_runs(chain)
+    api, docs, back = runs["api"], runs["docs"], runs["back"]
+    assert (docs.parent_id, docs.depth, docs.status) == (api.pk, 2, "success")
+    assert docs.repository.forge.kind == "github"
+    assert docs.triggered_at > api.finished_at
+    (docs_run,) = forges.sandbox.workflow_runs("acme/docs")
+    assert docs_run["inputs"]["UPSTREAM_PROJECT"] == "acme/api"
+    assert back.status == "failed"
+    assert back.error == "refused: this would trigger a cycle acme/app → acme/api → acme/app"
+    assert [p["ref"] for p in forges.sandbox.pipelines("acme/app")] == []
+    assert "not-now" not in runs
+
+
+def test_cancel_propagates_down_edges_unless_detached(forges: Forges) -> None:
+    forges.project(
+        "acme/api",
+        {
+            ".baton.yml": """\
+downstream:
+  - {key: web, project: acme/web, on: [upstream]}
+  - {key: audit, project: acme/audit, on: [upstream], cancel: detach}
+"""
+        },
+        running=1.0,
+    )
+    forges.project("acme/web", running=60)
+    forges.project("acme/audit", running=60)
+    open_mr(forges, "downstream: [{key: api, project: acme/api}]\n")
+    chain = eventually(
+        lambda: (
+            (c := Chain.objects.first())
+            and c.runs.filter(status="running", depth=2).count() == 2
+            and c
+        ),
+        60,
+    )
+    api = chain.runs.get(key="api")
+    assert api.status == "success"
+    # Canceling a run cancels what it set off, edge by edge.
+    assert services.cancel_run(api, actor=services.Actor("rm", "dashboard")) is False
+    eventually(lambda: chain.runs.get(key="web").status == "canceled", 30)
+    assert chain.runs.get(key="audit").status == "running"
+
+
+def test_a_new_commit_cancels_interruptible_runs_everywhere_but_leaves_detached_ones(
+    forges: Forges,
+) -> None:
+    forges.project(
+        "acme/api",
+        {
+            ".baton.yml": """\
+downstream:
+  - {key: web, project: acme/web, on: [upstream]}
+  - {key: audit, project: acme/audit, on: [upstream], cancel: detach}
+"""
+        },
+        running=1.0,
+    )
+    forges.project("acme/web", running=60)
+    forges.project("acme/audit", running=60)
+    forges.project("acme/svc", running=60)
+    open_mr(forges, "downstream: [{key: api, project: acme/api}, {key: svc, project: acme/svc}]\n")
+    first = eventually(
+        lambda: (c := Chain.objects.first()) and c.runs.filter(status="running").count() == 3 and c,
+        60,
+    )
+    forges.sandbox.push("acme/app", 1, {"b.py": "2"})
+    eventually(lambda: first.runs.filter(status="canceled").count() == 2, 40)
+    assert {r.key: r.status for r in first.runs.all()} == {
+        "api": "success",
+        "svc": "canceled",
+        "web": "canceled",
+        "audit": "running",
+    }
+
+
+def test_strategies_show_upstream_as_their_names_say(forges: Forges) -> None:
+    forges.project("acme/dep", running=3.0)
+    forges.project("acme/fire", running=3.0, outcome="failed")
+    open_mr(
+        forges,
+        "downstream:\n  - {key: dep, project: acme/dep, strategy: depend}\n"
+        "  - {key: fire, project: acme/fire, strategy: async}\n",
+    )
+    sha = forges.sandbox.merge_request("acme/app", 1)["sha"]
+    # While both run: depend is running upstream, async is already green.
+    eventually(lambda: forges.statuses("acme/app", sha).get("baton/fire") == "success", 30)
+    eventually(lambda: forges.statuses("acme/app", sha).get("baton/dep") == "running", 30)
+    chain = eventually(chain_done, 40)
+    statuses = forges.statuses("acme/app", sha)
+    assert statuses["baton/dep"] == "success"
+    assert statuses["baton/fire"] == "success"  # fire and forget: its failure is not ours
+    assert chain.runs.get(key="fire").status == "failed"  # but it is still tracked
+    assert statuses["baton"] == "success"
