@@ -181,3 +181,29 @@ def test_strategies_show_upstream_as_their_names_say(forges: Forges) -> None:
     assert statuses["baton/fire"] == "success"  # fire and forget: its failure is not ours
     assert chain.runs.get(key="fire").status == "failed"  # but it is still tracked
     assert statuses["baton"] == "success"
+
+
+def test_if_changes_and_params_file_read_through_the_forge(forges: Forges) -> None:
+    forges.project("acme/docs")
+    forges.project("acme/api")
+    forges.project("acme/app", {
+        ".baton.yml": """\
+downstream:
+  - {key: docs, project: acme/docs, if: 'changes("docs/**")'}
+  - {key: api, project: acme/api, params_file: ci/downstream.env,
+     if: '"backend" in labels && target_branch == "main"'}
+""",
+        "ci/downstream.env": "# for the API\nexport IMAGE_TAG='v1.2'\nFEATURE=\"search x\"\n",
+    })
+    forges.sandbox.open_merge_request(
+        "acme/app", "feature/y", target_branch="main", title="Backend only", author="alice",
+        files={"src/app.py": "1"}, labels=["backend"],
+    )
+    chain = eventually(chain_done, 40)
+    assert [r.key for r in chain.runs.all()] == ["api"]
+    (variables,) = forges.pipeline_variables("acme/api")
+    assert (variables["IMAGE_TAG"], variables["FEATURE"]) == ("v1.2", "search x")
+    assert forges.sandbox.pipelines("acme/docs") == []
+    forges.sandbox.push("acme/app", 1, {"docs/index.md": "# Docs"})
+    newer = eventually(lambda: (c := chain_done()) and c.pk != chain.pk and c, 40)
+    assert sorted(r.key for r in newer.runs.all()) == ["api", "docs"]
