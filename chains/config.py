@@ -19,6 +19,8 @@ KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 STRATEGIES = ("depend", "mirror", "async")
 EVENTS = ("merge_request", "push", "tag", "upstream")
 CANCEL_POLICIES = ("propagate", "detach")
+MODES = ("new", "rerun-latest", "rerun-last-successful")
+DEFAULT_WAIT_TIMEOUT = 60
 TOP_LEVEL_FIELDS = ("variables", "downstream")
 TARGET_FIELDS = (
     "key",
@@ -39,10 +41,11 @@ TARGET_FIELDS = (
     "params_file",
     "if",
     "cancel",
+    "mode",
+    "wait",
+    "timeout",
+    "deploy",
 )
-# Part of schema v1 (ARCHITECTURE.md) but not understood by this version yet: refused loudly
-# rather than ignored, so a chain never runs in a way its author did not ask for.
-NOT_YET_SUPPORTED = ("mode", "wait", "timeout", "deploy")
 MAX_TARGETS = 1000
 
 
@@ -84,6 +87,9 @@ class Target:
     params_file: str | None = None
     condition: Condition | None = None  # `if:`
     cancel: str = "propagate"
+    mode: str = "new"
+    wait_timeout: int = 0  # seconds to wait for a running pipeline on the ref; 0: do not wait
+    deploy: str | None = None  # an environment
     line: int = 0
     where: str = ""  # "downstream[2]", for error messages
     depends_line: int = 0
@@ -246,12 +252,6 @@ def _variables(node: Node, where: str) -> tuple[Variable, ...]:
 def _target(node: Node, where: str) -> Target:
     fields = _mapping(node, where)
     for name, (key_node, _) in fields.items():
-        if name in NOT_YET_SUPPORTED:
-            raise ConfigError(
-                "is part of schema v1 but not supported by this version of Baton yet",
-                line=_line(key_node),
-                field=f"{where}.{name}",
-            )
         if name not in TARGET_FIELDS:
             raise ConfigError(
                 f"unknown field; expected one of {', '.join(TARGET_FIELDS)}",
@@ -309,6 +309,14 @@ def _target(node: Node, where: str) -> Target:
             condition = parse_condition(_string(fields["if"][1], f"{where}.if"))
         except ConditionError as exc:
             raise ConfigError(str(exc), line=_line(fields["if"][1]), field=f"{where}.if") from None
+    mode = choice("mode", MODES, "new")
+    deploy = optional("deploy")
+    if deploy and mode != "new":
+        raise ConfigError(
+            "deploy starts a new deployment; it cannot be combined with mode: " + mode,
+            line=_line(fields["deploy"][1]),
+            field=f"{where}.deploy",
+        )
     skip: str | None = None
     if "skip" in fields:
         raw = _scalar(fields["skip"][1], f"{where}.skip")
@@ -337,10 +345,42 @@ def _target(node: Node, where: str) -> Target:
         params_file=optional("params_file"),
         condition=condition,
         cancel=choice("cancel", CANCEL_POLICIES, "propagate"),
+        mode=mode,
+        wait_timeout=_wait_timeout(fields, where, mode),
+        deploy=deploy,
         line=_line(node),
         where=where,
         depends_line=_line(fields["depends_on"][1]) if "depends_on" in fields else _line(node),
     )
+
+
+def _wait_timeout(fields: dict[str, tuple[Node, Node]], where: str, mode: str) -> int:
+    """`wait: true` with `timeout` (seconds, default 60), as Drone's downstream plugin has it."""
+    wait = _bool(fields["wait"][1], f"{where}.wait") if "wait" in fields else False
+    if "timeout" in fields and not wait:
+        raise ConfigError(
+            "timeout applies only with wait: true",
+            line=_line(fields["timeout"][1]),
+            field=f"{where}.timeout",
+        )
+    if not wait:
+        return 0
+    if mode == "rerun-last-successful":
+        raise ConfigError(
+            "wait cannot be combined with mode: rerun-last-successful (as in Drone)",
+            line=_line(fields["wait"][1]),
+            field=f"{where}.wait",
+        )
+    if "timeout" not in fields:
+        return DEFAULT_WAIT_TIMEOUT
+    raw = _scalar(fields["timeout"][1], f"{where}.timeout")
+    if not raw.isdigit() or not 1 <= int(raw) <= 3600:
+        raise ConfigError(
+            "must be a whole number of seconds from 1 to 3600",
+            line=_line(fields["timeout"][1]),
+            field=f"{where}.timeout",
+        )
+    return int(raw)
 
 
 def _string_list(fields: dict[str, tuple[Node, Node]], name: str, where: str) -> tuple[str, ...]:

@@ -170,6 +170,16 @@ class Run(models.Model):
         default="propagate",
         help_text="propagate: canceled with its parent; detach: left running",
     )
+    mode = models.CharField(
+        max_length=24,
+        default="new",
+        help_text="new | rerun-latest | rerun-last-successful (Drone's downstream semantics)",
+    )
+    wait_timeout = models.PositiveIntegerField(
+        default=0, help_text="Seconds to wait for a running pipeline on the ref; 0: no wait"
+    )
+    wait_until = models.DateTimeField(null=True, blank=True)
+    deploy_environment = models.CharField(max_length=255, blank=True)
     reused_from = models.ForeignKey(
         "self",
         null=True,

@@ -55,6 +55,9 @@ class PlannedRun:
     depends_on: tuple[str, ...] = ()
     allow_dependency_failure: bool = False
     cancel: str = "propagate"
+    mode: str = "new"
+    wait_timeout: int = 0
+    deploy: str | None = None
     error: str = ""  # the run cannot be planned (e.g. its params_file is missing)
 
 
@@ -204,5 +207,8 @@ def _plan_target(
         depends_on=target.depends_on,
         allow_dependency_failure=target.allow_dependency_failure,
         cancel=target.cancel,
+        mode=target.mode,
+        wait_timeout=target.wait_timeout,
+        deploy=target.deploy,
         error=error,
     )

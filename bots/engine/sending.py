@@ -21,7 +21,7 @@ from bots.engine.tracking import (
     settle_later,
     waits_on_others,
 )
-from bots.forges.base import ForgeError, RemotePipeline
+from bots.forges.base import Forge, ForgeError, RemotePipeline
 from bots.forges.registry import forge_for
 from chains import audit
 from chains.models import Run
@@ -36,14 +36,24 @@ def _backoff(attempt: int) -> float:
     return min(300.0, 2.0 ** min(attempt, 8)) * random.uniform(0.8, 1.2)
 
 
+POLL_WHILE_WAITING = 2.0  # seconds between looks at a pipeline that `wait: true` waits for
+
+
+class _Refused(Exception):
+    """The run cannot go, for a reason in words (not a forge error)."""
+
+
 def run_variables(run: Run) -> dict[str, str]:
-    return {
+    values = {
         **run.variables,
         **run.masked_variables,
         "BATON_CHAIN_ID": str(run.chain_id),
         RUN_ID_VARIABLE: str(run.pk),
         "BATON_DEPTH": str(run.depth),
     }
+    if run.deploy_environment:
+        values["BATON_DEPLOY_ENVIRONMENT"] = run.deploy_environment
+    return values
 
 
 def trigger(run_id: int) -> None:
@@ -80,29 +90,100 @@ def trigger(run_id: int) -> None:
     try:
         ref = ref or _default_branch(run)
         if uncertain:
-            # An earlier attempt may have reached the forge: look for its marker before resending.
-            found = forge.find_pipeline(
-                project,
-                ref,
-                (RUN_ID_VARIABLE, str(run.pk)),
-                run.created_at - timedelta(minutes=5),
-                workflow=workflow,
-            )
+            # An earlier attempt may have reached the forge: look before sending again.
+            found = _find_earlier_send(forge, run, ref)
             if found is not None:
                 record_triggered(run.pk, found, ref)
                 return
+        if run.wait_timeout and _keep_waiting(forge, run, ref):
+            return
         at = run.reserved_at or throttle.reserve(forge.budgets("create", project, ref))
         if at - time.time() > INLINE_WAIT:
             _wait_for_turn(run.pk, at, uncertain=uncertain)
             return
         time.sleep(max(0.0, at - time.time()))
-        remote = forge.create_pipeline(project, ref, run_variables(run), workflow=workflow)
+        if run.mode == "new":
+            remote = forge.create_pipeline(
+                project,
+                ref,
+                run_variables(run),
+                workflow=workflow,
+                deploy=run.deploy_environment or None,
+            )
+        else:
+            remote = _rerun_existing(forge, run, ref)
+    except _Refused as refusal:
+        _trigger_failed(run, ForgeError(str(refusal), permanent=True))
+        return
     except ForgeError as exc:
         if exc.rate_limited:
             throttle.block(forge.budgets("create", project, ref), _retry_delay(exc, run))
         _trigger_failed(run, exc)
         return
     record_triggered(run.pk, remote, ref)
+
+
+def _find_earlier_send(forge: Forge, run: Run, ref: str) -> RemotePipeline | None:
+    if run.mode == "new":
+        return forge.find_pipeline(
+            run.repository.path,
+            ref,
+            (RUN_ID_VARIABLE, str(run.pk)),
+            run.created_at - timedelta(minutes=5),
+            workflow=run.workflow or None,
+        )
+    # A re-run keeps the pipeline's id: if the newest one is active again, ours got through.
+    recent = forge.recent_pipelines(run.repository.path, ref, workflow=run.workflow or None)
+    return next((p for p in recent[:1] if p.status in ACTIVE), None)
+
+
+def _rerun_existing(forge: Forge, run: Run, ref: str) -> RemotePipeline:
+    """Drone's modes: run the newest (or newest successful) pipeline of the ref again instead
+    of creating one."""
+    recent = forge.recent_pipelines(run.repository.path, ref, workflow=run.workflow or None)
+    if run.mode == "rerun-last-successful":
+        recent = [p for p in recent if p.status == Status.SUCCESS]
+    if not recent:
+        which = "successful pipeline" if run.mode == "rerun-last-successful" else "pipeline"
+        raise _Refused(f"mode {run.mode}: no {which} on {ref} in {run.repository.path} to re-run")
+    target = recent[0]
+    again = forge.retry_pipeline(run.repository.path, target.id, everything=True)
+    return RemotePipeline(id=target.id, status=again.status, web_url=target.web_url)
+
+
+def _keep_waiting(forge: Forge, run: Run, ref: str) -> bool:
+    """`wait: true`: while a pipeline runs on the ref, come back later, up to the timeout."""
+    running = [
+        p
+        for p in forge.recent_pipelines(run.repository.path, ref, workflow=run.workflow or None)
+        if p.status in ACTIVE
+    ]
+    if not running:
+        return False
+    now = timezone.now()
+    deadline = run.wait_until or now + timedelta(seconds=run.wait_timeout)
+    if now >= deadline:
+        raise _Refused(
+            f"timed out after {run.wait_timeout} s waiting for pipeline {running[0].id} on "
+            f"{ref} to finish"
+        )
+    with transaction.atomic():
+        locked = Run.objects.select_for_update().get(pk=run.pk)
+        locked.status = Status.WAITING
+        locked.dispatch = Run.Dispatch.IDLE
+        locked.lease_until = None
+        locked.wait_until = deadline
+        locked.not_before = now + timedelta(seconds=POLL_WHILE_WAITING)
+        locked.error = (
+            f"waiting for pipeline {running[0].id} on {ref} to finish "
+            f"(until {deadline:%H:%M:%S} UTC)"
+        )
+        locked.save(
+            update_fields=["status", "dispatch", "lease_until", "wait_until", "not_before", "error"]
+        )
+        _schedule_trigger(run.pk, POLL_WHILE_WAITING)
+        request_mirror(run.chain_id)
+    return True
 
 
 def _wait_for_turn(run_id: int, at: float, *, uncertain: bool) -> None:

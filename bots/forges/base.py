@@ -104,10 +104,17 @@ class Forge(Protocol):
         ...
 
     def create_pipeline(
-        self, project: str, ref: str, variables: dict[str, str], *, workflow: str | None = None
+        self,
+        project: str,
+        ref: str,
+        variables: dict[str, str],
+        *,
+        workflow: str | None = None,
+        deploy: str | None = None,
     ) -> RemotePipeline:
-        """Start a pipeline. Its id may be "" when the forge does not say which run it started
-        (the engine then finds it by its BATON_RUN_ID)."""
+        """Start a pipeline (for ``deploy``: a deployment to that environment). Its id may be ""
+        when the forge does not say which run it started (the engine then finds it by its
+        BATON_RUN_ID)."""
         ...
 
     def find_pipeline(
@@ -124,9 +131,19 @@ class Forge(Protocol):
 
     def get_pipeline(self, project: str, pipeline_id: str) -> RemotePipeline: ...
 
+    def recent_pipelines(
+        self, project: str, ref: str, *, workflow: str | None = None
+    ) -> list[RemotePipeline]:
+        """The newest pipelines on ``ref`` (up to 20), newest first."""
+        ...
+
     def cancel_pipeline(self, project: str, pipeline_id: str) -> RemotePipeline: ...
 
-    def retry_pipeline(self, project: str, pipeline_id: str) -> RemotePipeline: ...
+    def retry_pipeline(
+        self, project: str, pipeline_id: str, *, everything: bool = False
+    ) -> RemotePipeline:
+        """Run the failed parts again (``everything``: the whole pipeline, where the forge can)."""
+        ...
 
     def set_commit_status(
         self,

@@ -267,8 +267,16 @@ class GitHubForge:
     # -- triggering -------------------------------------------------------------------------
 
     def create_pipeline(
-        self, project: str, ref: str, variables: dict[str, str], *, workflow: str | None = None
+        self,
+        project: str,
+        ref: str,
+        variables: dict[str, str],
+        *,
+        workflow: str | None = None,
+        deploy: str | None = None,
     ) -> RemotePipeline:
+        if deploy:
+            return self._deploy(project, ref, variables, deploy)
         if workflow:
             return self._dispatch_workflow(project, ref, variables, workflow)
         return self._dispatch_repository(project, variables)
@@ -313,6 +321,29 @@ class GitHubForge:
         self._send(action, "POST", path, creates=True, body={"ref": ref, "inputs": inputs})
         return RemotePipeline(id="", status=Status.PENDING, web_url="", undelivered=undelivered)
 
+    def _deploy(
+        self, project: str, ref: str, variables: dict[str, str], environment: str
+    ) -> RemotePipeline:
+        """A deployment through the Deployments API; the workflows `on: deployment` run it and
+        show the BATON_RUN_ID of the payload in their run-name."""
+        payload = {"BATON_RUN_ID": variables.get("BATON_RUN_ID", ""), "variables": variables}
+        body = {
+            "ref": ref,
+            "environment": environment,
+            "payload": payload,
+            "auto_merge": False,
+            "required_contexts": [],
+            "description": "Baton",
+        }
+        self._send(
+            f"deploy {ref} of {project} to {environment}",
+            "POST",
+            f"{self._repo(project)}/deployments",
+            body=body,
+            creates=True,
+        )
+        return RemotePipeline(id="", status=Status.PENDING, web_url="")
+
     def _dispatch_repository(self, project: str, variables: dict[str, str]) -> RemotePipeline:
         payload = {"BATON_RUN_ID": variables.get("BATON_RUN_ID", ""), "variables": variables}
         body = {"event_type": DISPATCH_EVENT_TYPE, "client_payload": payload}
@@ -347,7 +378,6 @@ class GitHubForge:
             else f"{self._repo(project)}/actions/runs"
         )
         params = {
-            "event": "workflow_dispatch" if workflow else "repository_dispatch",
             "created": f">={created_after.strftime('%Y-%m-%dT%H:%M:%SZ')}",
             "per_page": 100,
         }
@@ -396,11 +426,28 @@ class GitHubForge:
         )
         return self.get_pipeline(project, pipeline_id)
 
-    def retry_pipeline(self, project: str, pipeline_id: str) -> RemotePipeline:
+    def recent_pipelines(
+        self, project: str, ref: str, *, workflow: str | None = None
+    ) -> list[RemotePipeline]:
+        path = (
+            f"{self._repo(project)}/actions/workflows/{quote(workflow, safe='')}/runs"
+            if workflow
+            else f"{self._repo(project)}/actions/runs"
+        )
+        _, _, data = self._send(
+            f"list runs on {ref} in {project}", "GET", path, params={"branch": ref, "per_page": 20}
+        )
+        runs = sorted((data or {}).get("workflow_runs", []), key=lambda r: -int(r["id"]))
+        return [self._pipeline(run) for run in runs]
+
+    def retry_pipeline(
+        self, project: str, pipeline_id: str, *, everything: bool = False
+    ) -> RemotePipeline:
+        what = "rerun" if everything else "rerun-failed-jobs"
         self._send(
-            f"re-run failed jobs of run {pipeline_id} in {project}",
+            f"re-run run {pipeline_id} in {project}",
             "POST",
-            f"{self._repo(project)}/actions/runs/{pipeline_id}/rerun-failed-jobs",
+            f"{self._repo(project)}/actions/runs/{pipeline_id}/{what}",
         )
         return RemotePipeline(id=pipeline_id, status=Status.PENDING, web_url="")
 

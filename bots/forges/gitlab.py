@@ -205,7 +205,13 @@ class GitLabForge:
         )
 
     def create_pipeline(
-        self, project: str, ref: str, variables: dict[str, str], *, workflow: str | None = None
+        self,
+        project: str,
+        ref: str,
+        variables: dict[str, str],
+        *,
+        workflow: str | None = None,
+        deploy: str | None = None,  # GitLab: BATON_DEPLOY_ENVIRONMENT among the variables
     ) -> RemotePipeline:
         payload = {"ref": ref, "variables": [{"key": k, "value": v} for k, v in variables.items()]}
         created = self._call(
@@ -258,7 +264,21 @@ class GitLabForge:
         data = self._call(f"cancel pipeline {pipeline_id} in {project}", pipeline.cancel)
         return self._pipeline(data)
 
-    def retry_pipeline(self, project: str, pipeline_id: str) -> RemotePipeline:
+    def recent_pipelines(
+        self, project: str, ref: str, *, workflow: str | None = None
+    ) -> list[RemotePipeline]:
+        items = self._call(
+            f"list pipelines on {ref} in {project}",
+            lambda: self._project(project).pipelines.list(
+                ref=ref, order_by="id", sort="desc", per_page=20, get_all=False
+            ),
+        )
+        return [self._pipeline(item) for item in items]
+
+    def retry_pipeline(
+        self, project: str, pipeline_id: str, *, everything: bool = False
+    ) -> RemotePipeline:
+        # GitLab retries the failed and canceled jobs of a pipeline; there is no more to ask for.
         pipeline = self._project(project).pipelines.get(int(pipeline_id), lazy=True)
         data = self._call(f"retry pipeline {pipeline_id} in {project}", pipeline.retry)
         return self._pipeline(data)

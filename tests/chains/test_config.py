@@ -79,10 +79,34 @@ def test_empty_file_triggers_nothing() -> None:
             "no target has the key 'b'",
         ),
         (
-            "downstream:\n  - project: acme/a\n    mode: rerun-latest\n",
+            "downstream:\n  - project: acme/a\n    mode: rerun-oldest\n",
             3,
             "downstream[0].mode",
-            "not supported by this version",
+            "must be one of new, rerun-latest, rerun-last-successful",
+        ),
+        (
+            "downstream:\n  - project: acme/a\n    timeout: 30\n",
+            3,
+            "downstream[0].timeout",
+            "only with wait: true",
+        ),
+        (
+            "downstream:\n  - project: acme/a\n    wait: true\n    timeout: soon\n",
+            4,
+            "downstream[0].timeout",
+            "whole number of seconds",
+        ),
+        (
+            "downstream:\n  - {project: acme/a, wait: true, mode: rerun-last-successful}\n",
+            2,
+            "downstream[0].wait",
+            "cannot be combined",
+        ),
+        (
+            "downstream:\n  - {project: acme/a, deploy: prod, mode: rerun-latest}\n",
+            2,
+            "downstream[0].deploy",
+            "cannot be combined",
         ),
         (
             "downstream:\n  - {key: a, project: x/a, depends_on: c}\n"

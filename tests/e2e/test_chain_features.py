@@ -186,18 +186,26 @@ def test_strategies_show_upstream_as_their_names_say(forges: Forges) -> None:
 def test_if_changes_and_params_file_read_through_the_forge(forges: Forges) -> None:
     forges.project("acme/docs")
     forges.project("acme/api")
-    forges.project("acme/app", {
-        ".baton.yml": """\
+    forges.project(
+        "acme/app",
+        {
+            ".baton.yml": """\
 downstream:
   - {key: docs, project: acme/docs, if: 'changes("docs/**")'}
   - {key: api, project: acme/api, params_file: ci/downstream.env,
      if: '"backend" in labels && target_branch == "main"'}
 """,
-        "ci/downstream.env": "# for the API\nexport IMAGE_TAG='v1.2'\nFEATURE=\"search x\"\n",
-    })
+            "ci/downstream.env": "# for the API\nexport IMAGE_TAG='v1.2'\nFEATURE=\"search x\"\n",
+        },
+    )
     forges.sandbox.open_merge_request(
-        "acme/app", "feature/y", target_branch="main", title="Backend only", author="alice",
-        files={"src/app.py": "1"}, labels=["backend"],
+        "acme/app",
+        "feature/y",
+        target_branch="main",
+        title="Backend only",
+        author="alice",
+        files={"src/app.py": "1"},
+        labels=["backend"],
     )
     chain = eventually(chain_done, 40)
     assert [r.key for r in chain.runs.all()] == ["api"]
@@ -207,3 +215,68 @@ downstream:
     forges.sandbox.push("acme/app", 1, {"docs/index.md": "# Docs"})
     newer = eventually(lambda: (c := chain_done()) and c.pk != chain.pk and c, 40)
     assert sorted(r.key for r in newer.runs.all()) == ["api", "docs"]
+
+
+def existing_pipeline(forges: Forges, project: str, ref: str = "main") -> int:
+    response = forges.http.post(
+        f"{forges.api_url}/api/v4/projects/{project.replace('/', '%2F')}/pipeline",
+        json={"ref": ref},
+    )
+    response.raise_for_status()
+    return int(response.json()["id"])
+
+
+def test_mode_rerun_latest_runs_the_newest_pipeline_again(forges: Forges) -> None:
+    forges.project("acme/api", queue=["failed", "success"])
+    old = existing_pipeline(forges, "acme/api")
+    forges.sandbox.wait_for_pipeline("acme/api", old, timeout=10)
+    open_mr(forges, "downstream: [{project: acme/api, mode: rerun-latest}]\n")
+    chain = eventually(chain_done, 40)
+    run = chain.runs.get()
+    assert (run.status, run.remote_id) == ("success", str(old))
+    assert [p["id"] for p in forges.sandbox.pipelines("acme/api")] == [old]  # none created
+    assert len(forges.sandbox.requests(method="POST", path=f"/pipelines/{old}/retry")) == 1
+
+
+def test_mode_rerun_without_a_pipeline_fails_in_words(forges: Forges) -> None:
+    forges.project("acme/api")
+    open_mr(forges, "downstream: [{project: acme/api, mode: rerun-last-successful}]\n")
+    run = eventually(chain_done, 40).runs.get()
+    assert run.status == "failed"
+    assert run.error == (
+        "mode rerun-last-successful: no successful pipeline on main in acme/api to re-run"
+    )
+
+
+def test_wait_lets_a_running_pipeline_finish_first(forges: Forges) -> None:
+    forges.project("acme/api", running=3.0)
+    busy = existing_pipeline(forges, "acme/api")
+    forges.sandbox.wait_for_pipeline("acme/api", busy, statuses=("running",), timeout=10)
+    open_mr(forges, "downstream: [{project: acme/api, wait: true, timeout: 30, deploy: staging}]\n")
+    eventually(
+        lambda: (
+            (r := Run.objects.first())
+            and r.status == "waiting"
+            and "waiting for pipeline" in r.error
+        ),
+        20,
+    )
+    run = eventually(chain_done, 60).runs.get()
+    assert run.status == "success"
+    pipelines = {p["id"]: p for p in forges.sandbox.pipelines("acme/api")}
+    mine = pipelines[int(run.remote_id)]
+    assert mine["created_at"] >= pipelines[busy]["finished_at"]
+    assert {v["key"]: v["value"] for v in mine["variables"]}["BATON_DEPLOY_ENVIRONMENT"] == (
+        "staging"
+    )
+
+
+def test_wait_gives_up_after_its_timeout(forges: Forges) -> None:
+    forges.project("acme/api", running=60.0)
+    busy = existing_pipeline(forges, "acme/api")
+    forges.sandbox.wait_for_pipeline("acme/api", busy, statuses=("running",), timeout=10)
+    open_mr(forges, "downstream: [{project: acme/api, wait: true, timeout: 3}]\n")
+    run = eventually(chain_done, 40).runs.get()
+    assert run.status == "failed"
+    assert run.error == f"timed out after 3 s waiting for pipeline {busy} on main to finish"
+    assert len(forges.sandbox.pipelines("acme/api")) == 1
