@@ -5,7 +5,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 
-from chains.models import AuditEvent, Chain, Delivery, Forge, Repository, Run
+from chains.models import AuditEvent, Chain, Delivery, Forge, Repository, Rule, Run
 
 
 class ForgeForm(forms.ModelForm):
@@ -88,3 +88,9 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: Any, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(Rule)
+class RuleAdmin(admin.ModelAdmin):
+    list_display = ["name", "projects", "enabled", "position"]
+    list_editable = ["enabled", "position"]

@@ -47,6 +47,7 @@ TARGET_FIELDS = (
     "deploy",
 )
 MAX_TARGETS = 1000
+NULL_TAG = "tag:yaml.org,2002:null"
 
 
 class ConfigError(ValueError):
@@ -101,7 +102,9 @@ class BatonConfig:
     downstream: tuple[Target, ...] = ()
 
 
-def parse_config(text: str) -> BatonConfig:
+def parse_config(text: str, *, standalone: bool = True) -> BatonConfig:
+    """``standalone=False`` for admin rules: their `depends_on` may name targets of the file they
+    are merged with, so dependencies are checked after the merge."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -143,7 +146,8 @@ def parse_config(text: str) -> BatonConfig:
                 field="key",
             )
         seen[target.key] = target
-    _check_dependencies(seen)
+    if standalone:
+        _check_dependencies(seen)
     return BatonConfig(variables=variables, downstream=tuple(targets))
 
 
@@ -273,7 +277,9 @@ def _target(node: Node, where: str) -> Target:
         )
 
     def optional(name: str) -> str | None:
-        return _string(fields[name][1], f"{where}.{name}") if name in fields else None
+        if name not in fields or fields[name][1].tag == NULL_TAG:
+            return None
+        return _string(fields[name][1], f"{where}.{name}")
 
     def flag(name: str, default: bool) -> bool:
         return _bool(fields[name][1], f"{where}.{name}") if name in fields else default
@@ -424,3 +430,16 @@ def _default_key(project: str) -> str:
     if project == "self":
         return "child"
     return re.sub(r"[^A-Za-z0-9_.-]", "-", project.split(":", 1)[-1].rsplit("/", 1)[-1])[:100]
+
+
+def merge(base: BatonConfig, *rules: BatonConfig) -> BatonConfig:
+    """The file, then admin rules in their order: a rule's variables and targets win over those
+    of the same name before it; its other targets are added after."""
+    variables = {v.name: v for v in base.variables}
+    targets = {t.key: t for t in base.downstream}
+    for rule in rules:
+        variables.update({v.name: v for v in rule.variables})
+        targets.update({t.key: t for t in rule.downstream})
+    merged = BatonConfig(variables=tuple(variables.values()), downstream=tuple(targets.values()))
+    _check_dependencies(targets)
+    return merged

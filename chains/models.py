@@ -264,6 +264,41 @@ class RunAttempt(models.Model):
         return f"run {self.run_id} attempt {self.number} ({self.status})"
 
 
+class Rule(models.Model):
+    """Admin-defined targets in the `.baton.yml` schema, for projects matching a pattern."""
+
+    name = models.CharField(max_length=100)
+    projects = models.CharField(
+        max_length=255, help_text="Glob over project paths, e.g. acme/* or acme/**; * for all"
+    )
+    config = models.TextField(help_text="The same schema as .baton.yml")
+    enabled = models.BooleanField(default=True)
+    position = models.PositiveIntegerField(
+        default=0, help_text="Rules apply after the file, lowest position first"
+    )
+
+    class Meta:
+        ordering = ["position", "pk"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from chains.config import ConfigError, parse_config
+
+        try:
+            parse_config(self.config, standalone=False)
+        except ConfigError as exc:
+            raise ValidationError({"config": str(exc)}) from None
+
+    def applies_to(self, project: str) -> bool:
+        from chains.conditions import glob_match
+
+        return self.projects.strip() == "*" or glob_match(self.projects.strip(), project)
+
+
 class AuditEvent(models.Model):
     class Surface(models.TextChoices):
         WEBHOOK = "webhook", "webhook"

@@ -19,9 +19,9 @@ from bots.forges.base import ForgeError
 from bots.forges.registry import forge_for
 from chains import audit
 from chains.conditions import Context
-from chains.config import BatonConfig, ConfigError, parse_config
+from chains.config import BatonConfig, ConfigError, merge, parse_config
 from chains.dotenv import parse_dotenv
-from chains.models import Chain, Delivery, Forge, Repository, Run
+from chains.models import Chain, Delivery, Forge, Repository, Rule, Run
 from chains.planner import Change, Plan, PlannedRun, change_context, plan
 from chains.status import FINISHED, Status
 
@@ -78,6 +78,16 @@ def read_config(client: ForgeClient, project: str, ref: str) -> BatonConfig | No
     return None if text is None else parse_config(text)
 
 
+def with_rules(config: BatonConfig, project: str) -> BatonConfig:
+    """The file merged with the enabled admin rules that apply to the project."""
+    rules = [
+        parse_config(rule.config, standalone=False)
+        for rule in Rule.objects.filter(enabled=True)
+        if rule.applies_to(project)
+    ]
+    return merge(config, *rules) if rules else config
+
+
 def read_params(
     client: ForgeClient, project: str, ref: str, config: BatonConfig
 ) -> dict[str, dict[str, str] | None]:
@@ -98,9 +108,17 @@ def plan_change(forge: Forge, event: ChangeEvent) -> tuple[Plan, str]:
     path = settings.BATON_CONFIG_PATH
     try:
         config = read_config(client, change.project, config_ref) or BatonConfig()
-        params = read_params(client, change.project, config_ref, config)
     except ConfigError as exc:
         return Plan(()), f"{path} is invalid: {exc}"
+    except ForgeError as exc:
+        if not exc.permanent:
+            raise
+        return Plan(()), f"could not read {path}: {exc.message}"
+    try:
+        config = with_rules(config, change.project)
+        params = read_params(client, change.project, config_ref, config)
+    except ConfigError as exc:
+        return Plan(()), f"the admin rules for {change.project} do not fit {path}: {exc}"
     except ForgeError as exc:
         if not exc.permanent:
             raise
