@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from bots.engine.mirroring import request_mirror
-from bots.engine.tracking import settle_later
+from bots.engine.tracking import settle_later, waits_on_others
 from chains import audit
 from chains.models import Chain, Run, RunAttempt
 from chains.status import ACTIVE, Status
@@ -104,17 +104,7 @@ def retry_run(run: Run, *, actor: Actor) -> Run:
                 f"{run.label or run.key} is {run.status}; only failed or canceled runs can be "
                 "retried"
             )
-        RunAttempt.objects.create(
-            run=run,
-            number=run.attempt,
-            status=run.status,
-            remote_id=run.remote_id,
-            web_url=run.web_url,
-            error=run.error,
-            triggered_at=run.triggered_at,
-            started_at=run.started_at,
-            finished_at=run.finished_at,
-        )
+        _snapshot(run)
         run.attempt += 1
         run.error = ""
         run.started_at = run.finished_at = None
@@ -133,6 +123,67 @@ def retry_run(run: Run, *, actor: Actor) -> Run:
         )
         request_mirror(run.chain_id)
     return run
+
+
+def _snapshot(run: Run) -> None:
+    RunAttempt.objects.create(
+        run=run,
+        number=run.attempt,
+        status=run.status,
+        remote_id=run.remote_id,
+        web_url=run.web_url,
+        error=run.error,
+        triggered_at=run.triggered_at,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+    )
+
+
+def descendants(run: Run, family: list[Run]) -> list[Run]:
+    children = [r for r in family if r.parent_id == run.pk]
+    return children + [d for child in children for d in descendants(child, family)]
+
+
+def retry_subtree(run: Run, *, actor: Actor) -> int:
+    """Run ``run`` again as a fresh pipeline, and everything it set off after it; returns how
+    many runs start over. Refused while any of them is still running."""
+    from bots import tasks
+
+    with transaction.atomic():
+        family = list(Run.objects.select_for_update().filter(chain_id=run.chain_id))
+        root = next(r for r in family if r.pk == run.pk)
+        subtree = [root, *descendants(root, family)]
+        busy = [r for r in subtree if r.status in ACTIVE]
+        if busy:
+            raise ActionRefused(
+                f"{busy[0].label or busy[0].key} is still {busy[0].status}; cancel it first"
+            )
+        for node in subtree:
+            _snapshot(node)
+            node.attempt += 1
+            node.status = Status.WAITING if waits_on_others(node) else Status.QUEUED
+            node.remote_id = node.web_url = node.error = ""
+            node.dispatch = Run.Dispatch.IDLE
+            node.send_attempts = 0
+            node.cancel_requested = False
+            node.triggered_at = node.started_at = node.finished_at = None
+            node.not_before = node.wait_until = None
+            node.reserved_at = None
+            node.reused_from = None
+            node.mirrored_status = ""
+            node.save()
+        queued = [n.pk for n in subtree if n.status == Status.QUEUED]
+        transaction.on_commit(lambda: [tasks.trigger_run.delay(pk) for pk in queued])
+        settle_later(run.chain_id)
+        _audit(
+            "run.retry_subtree",
+            actor,
+            run=root,
+            target=root.repository.path,
+            detail={"runs": len(subtree)},
+        )
+        request_mirror(run.chain_id)
+    return len(subtree)
 
 
 def retry_failed(chain: Chain, *, actor: Actor) -> int:

@@ -280,3 +280,46 @@ def test_wait_gives_up_after_its_timeout(forges: Forges) -> None:
     assert run.status == "failed"
     assert run.error == f"timed out after 3 s waiting for pipeline {busy} on main to finish"
     assert len(forges.sandbox.pipelines("acme/api")) == 1
+
+
+def test_mirror_follows_manual_states_that_depend_waits_through(forges: Forges) -> None:
+    forges.project("acme/dep", running=60)
+    forges.project("acme/mir", running=60)
+    open_mr(
+        forges,
+        "downstream:\n  - {key: dep, project: acme/dep, strategy: depend}\n"
+        "  - {key: mir, project: acme/mir, strategy: mirror}\n",
+    )
+    chain = eventually(
+        lambda: (c := Chain.objects.first()) and c.runs.filter(status="running").count() == 2 and c,
+        40,
+    )
+    for run in chain.runs.all():
+        forges.sandbox.finish_pipeline(run.repository.path, int(run.remote_id), "manual")
+    eventually(lambda: set(chain.runs.values_list("status", flat=True)) == {"manual"}, 20)
+    sha = chain.head_sha
+    eventually(lambda: forges.statuses("acme/app", sha).get("baton/mir") == "pending", 20)
+    assert forges.statuses("acme/app", sha)["baton/dep"] == "running"
+    for run in chain.runs.all():
+        forges.sandbox.finish_pipeline(run.repository.path, int(run.remote_id), "success")
+    eventually(lambda: forges.statuses("acme/app", sha).get("baton") == "success", 20)
+
+
+def test_retry_a_subtree_runs_a_run_and_what_it_set_off_again(forges: Forges) -> None:
+    forges.project(
+        "acme/api", {".baton.yml": "downstream: [{key: web, project: acme/web, on: [upstream]}]\n"}
+    )
+    forges.project("acme/web")
+    forges.project("acme/other")
+    open_mr(
+        forges, "downstream: [{key: api, project: acme/api}, {key: other, project: acme/other}]\n"
+    )
+    chain = eventually(lambda: (c := chain_done()) and c.runs.count() == 3 and c, 60)
+    api = chain.runs.get(key="api")
+    assert services.retry_subtree(api, actor=services.Actor("rm", "dashboard")) == 2
+    eventually(lambda: chain.runs.filter(attempt=2, status="success").count() == 2, 60)
+    assert len(forges.sandbox.pipelines("acme/api")) == 2
+    assert len(forges.sandbox.pipelines("acme/web")) == 2
+    assert len(forges.sandbox.pipelines("acme/other")) == 1  # not in the subtree
+    web = chain.runs.get(key="web")
+    assert web.attempts.get().status == "success" and web.triggered_at is not None
