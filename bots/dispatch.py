@@ -10,6 +10,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from bots.commands.handlers import handle_comment
 from bots.engine.planning import handle_change
 from bots.engine.tracking import handle_pipeline
 from bots.events import ChangeEvent, CommentEvent, MalformedPayload, PipelineEvent
@@ -25,14 +26,10 @@ INBOUND: dict[str, ModuleType] = {
 }
 
 
-def _comment(forge: Forge, event: CommentEvent, delivery: Delivery | None) -> str:
-    return "comment commands are not handled yet"
-
-
 HANDLERS: dict[type, Callable[[Forge, Any, Delivery | None], str]] = {
     ChangeEvent: handle_change,
     PipelineEvent: handle_pipeline,
-    CommentEvent: _comment,
+    CommentEvent: handle_comment,
 }
 
 

@@ -27,6 +27,7 @@ class ChangeEvent:
     project_id: str
     from_fork: bool = False
     previous_sha: str = ""
+    public: bool = False  # the upstream project is public
 
 
 @dataclass(frozen=True)

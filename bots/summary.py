@@ -1,13 +1,21 @@
-"""The one summary comment Baton keeps on each change, edited in place."""
+"""What Baton writes on a change: the summary comment (edited in place) and `/baton plan`.
+
+On a public project, a downstream project that is not public is written as "a private project":
+no name, ref, variables or link.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from chains.models import Chain, Run
+from chains.models import Chain, Repository, Run
+from chains.planner import Change, Plan, PlannedRun
+from chains.policy import Verdict
 from chains.status import Status
 
 MARKER = "<!-- baton:summary -->"
+PRIVATE = "a private project"
+MASK = "••••"
 
 ICONS = {
     Status.QUEUED: "⏳",
@@ -26,6 +34,12 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ").strip()
 
 
+def hidden(upstream: Repository, target: Repository) -> bool:
+    """Whether a comment on ``upstream`` must not name ``target``."""
+    public = Repository.Visibility.PUBLIC
+    return upstream.visibility == public and target.visibility != public
+
+
 def render(chain: Chain, runs: Sequence[Run]) -> str:
     lines = [
         MARKER,
@@ -38,17 +52,65 @@ def render(chain: Chain, runs: Sequence[Run]) -> str:
     if runs:
         lines += ["| target | project | ref | status | |", "|---|---|---|---|---|"]
         for run in runs:
-            status = Status(run.status)
-            link = f"[pipeline]({run.web_url})" if run.web_url else ""
-            note = f" — {_cell(run.error)}" if run.error else ""
-            if run.undelivered:
-                note += f" — not delivered (no such input): {', '.join(run.undelivered)}"
-            attempt = f" (attempt {run.attempt})" if run.attempt > 1 else ""
-            lines.append(
-                f"| {_cell(run.label or run.key)} | {_cell(run.repository.path)} | "
-                f"`{_cell(run.ref) or 'default branch'}` | {ICONS.get(status, '')} "
-                f"{status.label}{attempt}{note} | {link} |"
-            )
+            lines.append(_run_row(chain.repository, run))
     elif not chain.error:
         lines.append("Nothing to trigger for this change.")
+    return "\n".join(lines) + "\n"
+
+
+def _run_row(upstream: Repository, run: Run) -> str:
+    status = Status(run.status)
+    attempt = f" (attempt {run.attempt})" if run.attempt > 1 else ""
+    indent = "↳ " * (run.depth - 1)
+    if hidden(upstream, run.repository):
+        return f"| {indent}{PRIVATE} | — | — | {ICONS.get(status, '')} {status.label}{attempt} | |"
+    link = f"[pipeline]({run.web_url})" if run.web_url else ""
+    note = f" — {_cell(run.error)}" if run.error else ""
+    if run.undelivered:
+        note += f" — not delivered (no such input): {', '.join(run.undelivered)}"
+    return (
+        f"| {indent}{_cell(run.label or run.key)} | {_cell(run.repository.path)} | "
+        f"`{_cell(run.ref) or 'default branch'}` | {ICONS.get(status, '')} "
+        f"{status.label}{attempt}{note} | {link} |"
+    )
+
+
+def render_plan(
+    change: Change,
+    plan: Plan,
+    targets: Sequence[tuple[PlannedRun, Repository, str, Verdict]],
+    *,
+    upstream: Repository,
+) -> str:
+    """`/baton plan`: targets, refs, variables after precedence (masked hidden), order, and
+    whether the person may trigger each."""
+    lines = [
+        f"**Plan** for commit `{change.head_sha[:8]}`, with {change.author}'s permissions",
+        "",
+        "| target | project | ref | waits for | variables | may it run? |",
+        "|---|---|---|---|---|---|",
+    ]
+    for planned, repository, problem, verdict in targets:
+        waits = ", ".join(planned.depends_on) or "—"
+        if problem:
+            may = f"❌ {_cell(problem)}"
+        elif planned.skip:
+            may = f"⏭️ skipped: {_cell(planned.skip)}"
+        else:
+            may = ("✅ " if verdict else "❌ ") + _cell(verdict.reason)
+        if hidden(upstream, repository):
+            lines.append(f"| {_cell(planned.key)} | {PRIVATE} | — | {waits} | — | {may} |")
+            continue
+        variables = [f"`{k}={_cell(v)}`" for k, v in sorted(planned.variables.items())]
+        variables += [f"`{k}={MASK}`" for k in sorted(planned.masked_variables)]
+        ref = planned.ref or "default branch"
+        lines.append(
+            f"| {_cell(planned.key)} | {_cell(repository.path)} | `{_cell(ref)}` | {waits} | "
+            f"{' '.join(variables)} | {may} |"
+        )
+    if not targets:
+        lines.append("| — | nothing to trigger | | | | |")
+    if plan.excluded:
+        lines += ["", "Left out:"]
+        lines += [f"- `{key}`: {_cell(why)}" for key, why in plan.excluded]
     return "\n".join(lines) + "\n"

@@ -142,6 +142,23 @@ def expand_run(self, run_id: int) -> None:  # type: ignore[no-untyped-def]
         raise self.retry(countdown=_countdown(exc, self.request.retries)) from None
 
 
+@shared_task(bind=True, max_retries=None)
+def start_for_comment(  # type: ignore[no-untyped-def]
+    self, forge_id: int, project: str, number: int, person: str, only: list[str] | None
+) -> None:
+    from chains.models import Forge
+
+    forge = Forge.objects.get(pk=forge_id)
+    try:
+        event = planning.current_change(forge, project, number, person)
+        planning.handle_change(forge, event, None, only=frozenset(only) if only else None)
+    except ForgeError as exc:
+        if exc.permanent or self.request.retries >= settings.BATON_MAX_FORGE_RETRIES:
+            log.warning("could not start %s!%s for %s: %s", project, number, person, exc.message)
+            return
+        raise self.retry(countdown=_countdown(exc, self.request.retries)) from None
+
+
 @shared_task
 def release_runs(chain_id: int) -> None:
     tracking.release(chain_id)

@@ -31,6 +31,14 @@ class Forge(models.Model):
         default=False,
         help_text="GitHub: the token is a GitHub App installation token (mirror with check runs)",
     )
+    forge_permissions = models.BooleanField(
+        default=False,
+        help_text="When no grant matches, let the forge decide: GitLab Developer or above on the "
+        "target, GitHub write access",
+    )
+    bot_username = models.CharField(
+        max_length=255, blank=True, help_text="Baton's own account here (its comments are ignored)"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -38,8 +46,19 @@ class Forge(models.Model):
 
 
 class Repository(models.Model):
+    class Visibility(models.TextChoices):
+        PUBLIC = "public", "public"
+        INTERNAL = "internal", "internal"
+        PRIVATE = "private", "private"
+
     forge = models.ForeignKey(Forge, on_delete=models.CASCADE, related_name="repositories")
     path = models.CharField(max_length=255, help_text="Full path, e.g. acme/app")
+    visibility = models.CharField(
+        max_length=10,
+        choices=Visibility.choices,
+        default=Visibility.PRIVATE,
+        help_text="Comments on a public project never name a project that is not public",
+    )
     remote_id = models.CharField(max_length=64, blank=True)
     default_branch = models.CharField(max_length=255, blank=True)
     web_url = models.URLField(blank=True)
@@ -103,6 +122,11 @@ class Chain(models.Model):
     change_url = models.URLField(blank=True)
     title = models.CharField(max_length=500, blank=True)
     author = models.CharField(max_length=255, blank=True)
+    runs_for = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="The forge account whose permissions the chain runs with (author or commenter)",
+    )
     source_branch = models.CharField(max_length=255, blank=True)
     target_branch = models.CharField(max_length=255, blank=True)
     head_sha = models.CharField(max_length=64)
@@ -299,6 +323,119 @@ class Rule(models.Model):
         return self.projects.strip() == "*" or glob_match(self.projects.strip(), project)
 
 
+class Team(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="teams")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Grant(models.Model):
+    """What a team or a person may do on the projects a pattern names."""
+
+    class Action(models.TextChoices):
+        VIEW = "view", "view"
+        TRIGGER = "trigger", "trigger"
+        RETRY = "retry", "retry"
+        CANCEL = "cancel", "cancel"
+        DEPLOY = "deploy", "deploy"
+        ADMIN = "admin", "admin (everything)"
+
+    team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.CASCADE, related_name="grants"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="grants",
+    )
+    forge = models.ForeignKey(
+        Forge,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        help_text="Only on this forge (empty: every forge)",
+    )
+    projects = models.CharField(
+        max_length=255, help_text="Glob over project paths: acme/*, acme/**, * for all"
+    )
+    actions = models.JSONField(
+        default=list, help_text="Among view, trigger, retry, cancel, deploy, admin"
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(team__isnull=False, user__isnull=True)
+                | Q(team__isnull=True, user__isnull=False),
+                name="grant_to_a_team_or_a_user",
+            )
+        ]
+
+    def __str__(self) -> str:
+        who = self.team or self.user
+        return f"{who}: {', '.join(self.actions)} on {self.projects}"
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        unknown = sorted(set(self.actions or []) - set(self.Action.values))
+        if unknown:
+            raise ValidationError({"actions": f"unknown actions: {', '.join(unknown)}"})
+        if not self.actions:
+            raise ValidationError({"actions": "name at least one action"})
+        if bool(self.team_id) == bool(self.user_id):
+            raise ValidationError("grant to a team or to a user (one of them)")
+
+
+class Identity(models.Model):
+    """A forge account linked to a Baton user."""
+
+    class Link(models.TextChoices):
+        ADMIN = "admin", "linked by an admin"
+        EMAIL = "email", "verified e-mail"
+
+    forge = models.ForeignKey(Forge, on_delete=models.CASCADE, related_name="identities")
+    username = models.CharField(max_length=255)
+    remote_id = models.CharField(max_length=64, blank=True, help_text="The account's id there")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="identities"
+    )
+    linked_by = models.CharField(max_length=10, choices=Link.choices, default=Link.ADMIN)
+
+    class Meta:
+        verbose_name_plural = "identities"
+        constraints = [
+            models.UniqueConstraint(fields=["forge", "username"], name="identity_unique_account")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.username} on {self.forge.slug} → {self.user}"
+
+
+class CommentReply(models.Model):
+    """A comment with `/baton` commands Baton has answered: handled once, answered in place."""
+
+    forge = models.ForeignKey(Forge, on_delete=models.CASCADE)
+    comment_id = models.CharField(max_length=64)
+    reply_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["forge", "comment_id"], name="comment_reply_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"reply {self.reply_id} to comment {self.comment_id}"
+
+
 class AuditEvent(models.Model):
     class Surface(models.TextChoices):
         WEBHOOK = "webhook", "webhook"
@@ -318,6 +455,8 @@ class AuditEvent(models.Model):
     chain = models.ForeignKey(Chain, null=True, blank=True, on_delete=models.SET_NULL)
     run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL)
     target = models.CharField(max_length=500, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
     detail = models.JSONField(default=dict, blank=True)
     remote_addr = models.GenericIPAddressField(null=True, blank=True)
 

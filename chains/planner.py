@@ -66,6 +66,16 @@ class Plan:
     runs: tuple[PlannedRun, ...]
     excluded: tuple[tuple[str, str], ...] = ()  # (key, why the rules leave it out)
 
+    def only(self, keys: frozenset[str]) -> Plan:
+        """Just the named targets; dependencies on the others are dropped."""
+        kept = tuple(
+            _replace(run, depends_on=tuple(k for k in run.depends_on if k in keys))
+            for run in self.runs
+            if run.key in keys
+        )
+        left_out = tuple((run.key, "not named") for run in self.runs if run.key not in keys)
+        return Plan(runs=kept, excluded=self.excluded + left_out)
+
 
 def upstream_variables(change: Change, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The UPSTREAM_* variables of ARCHITECTURE.md (BATON_* ids are added when a run is sent)."""

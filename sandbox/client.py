@@ -314,6 +314,11 @@ class SandboxClient:
     def workflow_runs(self, full_name: str) -> list[dict[str, Any]]:
         return self._call("GET", f"{_r(full_name)}/runs")
 
+    def github_deployments(self, full_name: str) -> list[dict[str, Any]]:
+        """Deployments (ascending id), REST shape plus ``statuses`` (oldest first, each with the
+        ``run_id`` that posted it or null) and ``run_ids`` (the runs it started)."""
+        return self._call("GET", f"{_r(full_name)}/deployments")
+
     def finish_run(self, full_name: str, run_id: int, conclusion: str = "success"
                    ) -> dict[str, Any]:
         return self._call("POST", f"{_r(full_name)}/runs/{run_id}/finish",

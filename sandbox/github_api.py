@@ -1,7 +1,8 @@
 """The GitHub REST v3 subset under ``/api/v3`` (GitHub Enterprise style) that Baton, through
 PyGithub, uses: repositories, contents, pull requests (and their files), issue comments, commit
 statuses, check runs, collaborator permission, hooks, ``/user`` and ``/rate_limit``. GitHub
-Actions (workflows, dispatch, runs) are in ``github_actions_api``.
+Actions (workflows, dispatch, runs) are in ``github_actions_api``, deployments in
+``github_deployments_api``.
 
 Every answer carries ``x-ratelimit-*`` headers; GETs carry an ``ETag`` and answer a matching
 ``If-None-Match`` with ``304`` (not counted against the limit).
@@ -17,6 +18,7 @@ from urllib.parse import unquote
 from sandbox import github_entities as ent
 from sandbox.faults import Fault
 from sandbox.github_actions_api import ActionsRoutes
+from sandbox.github_deployments_api import DeploymentRoutes
 from sandbox.github_http import (
     error,
     etag_of,
@@ -48,6 +50,7 @@ class GitHubAPI:
         self.router = Router(PREFIX)
         self._routes()
         ActionsRoutes(self)
+        DeploymentRoutes(self)
 
     # -- plumbing ------------------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """The GitHub part of the control API, under ``/_sandbox/github`` (JSON in and out, no auth).
 
 Create repositories (workflows are files under ``.github/workflows/``), drive pull requests and
-comments, script workflow runs, switch ``return_run_details`` support, register GitHub App
-installation tokens, script the primary rate limit and redeliver webhooks. Documented in
+comments, script workflow runs, list deployments with their statuses, switch
+``return_run_details`` support, register GitHub App installation tokens, script the primary rate
+limit and redeliver webhooks. Documented in
 ``docs/sandbox.md``.
 """
 
@@ -59,6 +60,7 @@ class GitHubControl:
             ("PUT", repo + "/script", self.put_script),
             ("GET", repo + "/runs", self.runs),
             ("POST", repo + "/runs/<run_id>/finish", self.finish_run),
+            ("GET", repo + "/deployments", self.deployments),
             ("POST", repo + "/pulls", self.open_pull),
             ("GET", pull, self.get_pull),
             ("POST", pull + "/push", self.push),
@@ -200,7 +202,10 @@ class GitHubControl:
 
     def _run_json(self, repo: GitHubRepo, run: Any) -> dict[str, Any]:
         data = ent.workflow_run(self.github, repo, run)
-        data.update(inputs=run.inputs, client_payload=run.client_payload)
+        d = repo.deployments.get(run.deployment_id or 0)
+        data.update(inputs=run.inputs, client_payload=run.client_payload,
+                    deployment_id=run.deployment_id,
+                    deployment_payload=d.payload if d is not None else None)
         return data
 
     def runs(self, request: Request, owner: str, name: str) -> Response:
@@ -217,6 +222,18 @@ class GitHubControl:
         self.runner.force(repo, run, str(body.get("conclusion") or body.get("status")
                                          or "success"))
         return Response.json(self._run_json(repo, run))
+
+    def deployments(self, request: Request, owner: str, name: str) -> Response:
+        repo = self._repo(owner, name)
+        out = []
+        for d in sorted(repo.deployments.values(), key=lambda x: x.id):
+            data = ent.deployment(self.github, repo, d)
+            data["statuses"] = [{**ent.deployment_status(self.github, repo, d, s),
+                                 "run_id": s.run_id} for s in d.statuses]
+            data["run_ids"] = sorted(r.id for r in self.runner.for_repo(repo)
+                                     if r.deployment_id == d.id)
+            out.append(data)
+        return Response.json(out)
 
     # -- pull requests -------------------------------------------------------------------------
 

@@ -15,6 +15,8 @@ from sandbox.diffs import FileChange, commits_since
 from sandbox.github_model import (
     ROLES,
     CheckRun,
+    Deployment,
+    DeploymentStatus,
     GitHubHook,
     GitHubRepo,
     GitHubStatus,
@@ -400,6 +402,34 @@ def combined_status(gh: GitHubState, repo: GitHubRepo, sha: str, statuses: list[
         "total_count": len(latest), "repository": minimal_repo(gh, repo),
         "commit_url": f"{repo_url(gh, repo)}/commits/{sha}",
         "url": f"{repo_url(gh, repo)}/commits/{sha}/status",
+    }
+
+
+def deployment(gh: GitHubState, repo: GitHubRepo, d: Deployment) -> dict[str, Any]:
+    url = f"{repo_url(gh, repo)}/deployments/{d.id}"
+    return {
+        "url": url, "id": d.id, "node_id": node_id("Deployment", d.id), "sha": d.sha,
+        "ref": d.ref, "task": d.task, "payload": d.payload,
+        "original_environment": d.original_environment, "environment": d.environment,
+        "description": d.description, "creator": user(gh, d.creator),
+        "created_at": gh_time(d.created_at), "updated_at": gh_time(d.updated_at),
+        "statuses_url": f"{url}/statuses", "repository_url": repo_url(gh, repo),
+        "transient_environment": d.transient_environment,
+        "production_environment": d.production_environment, "performed_via_github_app": None,
+    }
+
+
+def deployment_status(gh: GitHubState, repo: GitHubRepo, d: Deployment, s: DeploymentStatus
+                      ) -> dict[str, Any]:
+    url = f"{repo_url(gh, repo)}/deployments/{d.id}"
+    return {
+        "url": f"{url}/statuses/{s.id}", "id": s.id,
+        "node_id": node_id("DeploymentStatus", s.id), "state": s.state,
+        "creator": user(gh, s.creator), "description": s.description,
+        "environment": s.environment, "target_url": s.log_url, "log_url": s.log_url,
+        "environment_url": s.environment_url, "created_at": gh_time(s.created_at),
+        "updated_at": gh_time(s.updated_at), "deployment_url": url,
+        "repository_url": repo_url(gh, repo), "performed_via_github_app": None,
     }
 
 

@@ -1,5 +1,6 @@
 """GitHub webhooks: ``ping``, ``pull_request`` (incl. ``labeled`` / ``unlabeled``),
-``issue_comment``, ``workflow_run`` and ``repository_dispatch`` payloads (shaped like
+``issue_comment``, ``workflow_run``, ``repository_dispatch``, ``deployment`` and
+``deployment_status`` payloads (shaped like
 ``/work/shared/fixtures/webhooks/github_*.json``), their delivery headers and HMAC signatures,
 and redelivery with the same ``X-GitHub-Delivery``.
 """
@@ -15,8 +16,17 @@ from typing import Any
 from urllib.parse import urlencode
 
 from sandbox import github_entities as ent
-from sandbox.github_model import GitHubHook, GitHubRepo, IssueComment, PullRequest, WorkflowRun
+from sandbox.github_model import (
+    Deployment,
+    DeploymentStatus,
+    GitHubHook,
+    GitHubRepo,
+    IssueComment,
+    PullRequest,
+    WorkflowRun,
+)
 from sandbox.github_state import GitHubState
+from sandbox.github_workflows import WorkflowFile
 from sandbox.state import Event
 from sandbox.webhooks import Delivery, WebhookSender
 
@@ -62,14 +72,46 @@ def issue_comment_payload(gh: GitHubState, e: Event, repo: GitHubRepo, sender: d
             "repository": ent.repository(gh, repo), "sender": sender}
 
 
+def _workflow(gh: GitHubState, repo: GitHubRepo, run: WorkflowRun) -> dict[str, Any]:
+    return ent.workflow(gh, repo, WorkflowFile(run.path, run.name))
+
+
 def workflow_run_payload(gh: GitHubState, e: Event, repo: GitHubRepo, sender: dict[str, Any]
                          ) -> dict[str, Any]:
     run: WorkflowRun = e.data["run"]
-    flow = next((w for w in gh.workflows(repo) if w.path == run.path), None)
-    workflow = (ent.workflow(gh, repo, flow) if flow is not None else
-                {"id": run.workflow_id, "name": run.name, "path": run.path})
     return {"action": e.data["action"], "workflow_run": ent.workflow_run(gh, repo, run),
-            "workflow": workflow, "repository": ent.repository(gh, repo), "sender": sender}
+            "workflow": _workflow(gh, repo, run), "repository": ent.repository(gh, repo),
+            "sender": sender}
+
+
+def deployment_payload(gh: GitHubState, e: Event, repo: GitHubRepo, sender: dict[str, Any]
+                       ) -> dict[str, Any]:
+    """Deployments are created through the REST API, so ``workflow`` / ``workflow_run`` (the run
+    that created one, for deployments made by GitHub Actions) are null."""
+    d: Deployment = e.data["deployment"]
+    return {"action": e.data["action"], "deployment": ent.deployment(gh, repo, d),
+            "workflow": None, "workflow_run": None, "repository": ent.repository(gh, repo),
+            "sender": sender}
+
+
+def deployment_status_payload(gh: GitHubState, e: Event, repo: GitHubRepo,
+                              sender: dict[str, Any]) -> dict[str, Any]:
+    """A status posted by a deployment's workflow run names that run (``workflow``,
+    ``workflow_run`` in the webhook's trimmed shape: no ``head_commit``)."""
+    d: Deployment = e.data["deployment"]
+    s: DeploymentStatus = e.data["status"]
+    payload: dict[str, Any] = {
+        "action": e.data["action"],
+        "deployment_status": ent.deployment_status(gh, repo, d, s),
+        "deployment": ent.deployment(gh, repo, d),
+    }
+    run: WorkflowRun | None = e.data.get("run")
+    if run is not None:
+        data = ent.workflow_run(gh, repo, run)
+        data.update(head_commit=None, previous_attempt_url=None)
+        payload.update(workflow=_workflow(gh, repo, run), workflow_run=data)
+    return {**payload, "repository": ent.repository(gh, repo), "sender": sender}
+
 
 
 def repository_dispatch_payload(gh: GitHubState, e: Event, repo: GitHubRepo,
@@ -85,6 +127,8 @@ BUILDERS = {
     "issue_comment": issue_comment_payload,
     "workflow_run": workflow_run_payload,
     "repository_dispatch": repository_dispatch_payload,
+    "deployment": deployment_payload,
+    "deployment_status": deployment_status_payload,
 }
 
 

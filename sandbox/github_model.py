@@ -91,6 +91,7 @@ class WorkflowRun:
     check_suite_id: int
     inputs: dict[str, Any] = field(default_factory=dict)
     client_payload: dict[str, Any] | None = None
+    deployment_id: int | None = None  # the deployment an ``on: deployment`` run was started by
     run_attempt: int = 1
     status: str = "queued"  # queued | in_progress | completed
     conclusion: str | None = None
@@ -111,6 +112,39 @@ class GitHubStatus:
     creator: User
     description: str | None = None
     target_url: str | None = None
+    created_at: float = field(default_factory=now)
+    updated_at: float = field(default_factory=now)
+
+
+@dataclass
+class DeploymentStatus:
+    id: int
+    deployment_id: int
+    state: str  # error | failure | inactive | in_progress | queued | pending | success
+    creator: User
+    environment: str
+    description: str = ""
+    log_url: str = ""  # ``target_url`` is the same value (GitHub's legacy name)
+    environment_url: str = ""
+    run_id: int | None = None  # the workflow run that posted it, if any
+    created_at: float = field(default_factory=now)
+    updated_at: float = field(default_factory=now)
+
+
+@dataclass
+class Deployment:
+    id: int
+    sha: str
+    ref: str
+    task: str
+    payload: dict[str, Any] | str
+    environment: str
+    original_environment: str
+    creator: User
+    description: str | None = ""
+    transient_environment: bool = False
+    production_environment: bool = False
+    statuses: list[DeploymentStatus] = field(default_factory=list)  # oldest first
     created_at: float = field(default_factory=now)
     updated_at: float = field(default_factory=now)
 
@@ -152,6 +186,7 @@ class GitHubRepo:
     hooks: dict[int, GitHubHook] = field(default_factory=dict)
     statuses: list[GitHubStatus] = field(default_factory=list)
     check_runs: dict[int, CheckRun] = field(default_factory=dict)
+    deployments: dict[int, Deployment] = field(default_factory=dict)
     collaborators: dict[str, str] = field(default_factory=dict)  # login -> role
     workflow_ids: dict[str, int] = field(default_factory=dict)  # path -> id
     scripts: dict[str | None, Script] = field(default_factory=dict)

@@ -3,7 +3,9 @@
 Runs follow the repository's script on the shared ``Scheduler`` exactly like GitLab pipelines do
 (the script's ``created + pending`` seconds queued, ``running`` seconds in progress, then the next
 scripted conclusion). Every change is published as a ``github.workflow_run`` event whose ``action``
-is ``requested``, ``in_progress`` or ``completed`` (→ ``workflow_run`` webhooks).
+is ``requested``, ``in_progress`` or ``completed`` (→ ``workflow_run`` webhooks). A run started by a
+deployment (``on: deployment``) also posts one status on that deployment per change, as
+``github-actions[bot]``: ``queued``, ``in_progress``, then ``success`` / ``failure`` / ``error``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from sandbox.github_model import CONCLUSIONS, GitHubRepo, WorkflowRun
+from sandbox import github_entities as ent
+from sandbox.github_model import CONCLUSIONS, Deployment, GitHubRepo, WorkflowRun
 from sandbox.github_state import GitHubState
 from sandbox.github_workflows import WorkflowFile, render
 from sandbox.model import Script, User
@@ -22,6 +25,10 @@ from sandbox.state import Invalid
 
 # GitLab's words are accepted too, so one script vocabulary works on both sides.
 _ALIASES = {"failed": "failure", "canceled": "cancelled"}
+ACTIONS_BOT = "github-actions[bot]"
+# A deployment run's conclusion → the deployment status it posts (anything else: failure).
+DEPLOYMENT_OUTCOMES = {"success": "success", "neutral": "success", "skipped": "success",
+                       "cancelled": "error"}
 
 
 def conclusion(value: Any) -> str:
@@ -65,16 +72,22 @@ class WorkflowRunner:
 
     def start(self, repo: GitHubRepo, workflow: WorkflowFile, *, ref: str, event: str,
               actor: User, inputs: dict[str, Any] | None = None,
-              client_payload: dict[str, Any] | None = None, event_type: str | None = None
-              ) -> WorkflowRun:
-        sha = self.github.resolve(repo, ref)
+              client_payload: dict[str, Any] | None = None, event_type: str | None = None,
+              deployment: Deployment | None = None) -> WorkflowRun:
+        """``deployment``: the run is the deployment's (``event: deployment``), on its sha."""
+        sha = deployment.sha if deployment else self.github.resolve(repo, ref)
         branch = ref.removeprefix("refs/heads/").removeprefix("refs/tags/")
         event_data: dict[str, Any] = {"inputs": inputs or {}}
         if event == "repository_dispatch":
             event_data = {"action": event_type, "client_payload": client_payload or {}}
+        if deployment is not None:
+            event_data = {"action": "created",
+                          "deployment": ent.deployment(self.github, repo, deployment),
+                          "repository": {"full_name": repo.full_name, "name": repo.name},
+                          "sender": {"login": actor.username}}
         context = {
             "inputs": inputs or {},
-            "github": {"event_name": event, "ref_name": branch, "ref": f"refs/heads/{branch}",
+            "github": {"event_name": event, "ref_name": branch, "ref": _full_ref(repo, ref),
                        "sha": sha, "actor": actor.username, "repository": repo.full_name,
                        "event": event_data},
         }
@@ -87,6 +100,7 @@ class WorkflowRunner:
             head_branch=branch, head_sha=sha, actor=actor, triggering_actor=actor,
             check_suite_id=self.state.new_id("github_check_suite"), inputs=dict(inputs or {}),
             client_payload=client_payload,
+            deployment_id=deployment.id if deployment else None,
         )
         self.runs[run.id] = run
         run.outcome = self.script_for(repo, run).next_outcome()
@@ -159,3 +173,27 @@ class WorkflowRunner:
     def _announce(self, repo: GitHubRepo, run: WorkflowRun, action: str) -> None:
         self.github.emit("workflow_run", repo, run.triggering_actor or run.actor, run=run,
                          action=action)
+        deployment = repo.deployments.get(run.deployment_id or 0)
+        if deployment is None:
+            return
+        if run.status == "completed":
+            state = DEPLOYMENT_OUTCOMES.get(run.conclusion or "", "failure")
+        else:
+            state = "queued" if run.status == "queued" else "in_progress"
+        log_url = f"{ent.html_url(self.github, repo)}/actions/runs/{run.id}"
+        self.github.add_deployment_status(
+            repo, deployment, state, self.state.user(ACTIONS_BOT, name="github-actions"),
+            description=f"{run.name} #{run.run_number}: {run.conclusion or run.status}"[:140],
+            log_url=log_url, run=run)
+
+
+def _full_ref(repo: GitHubRepo, ref: str) -> str:
+    """``github.ref``: ``refs/heads/B``, ``refs/tags/T``, a ``refs/…`` as given, or ``""`` for a
+    sha (as for a deployment of a commit)."""
+    if ref.startswith("refs/"):
+        return ref
+    if ref in repo.git.branches:
+        return f"refs/heads/{ref}"
+    if ref in repo.git.tags:
+        return f"refs/tags/{ref}"
+    return ""

@@ -1,5 +1,5 @@
 """The GitHub side's world: repositories, pull requests, issue comments, hooks, statuses, check
-runs, collaborators and GitHub App installation tokens.
+runs, deployments (and their statuses), collaborators and GitHub App installation tokens.
 
 It shares ``SandboxState``'s lock, users, ids and commit machinery, and publishes its changes as
 ``github.*`` events on the same bus (``state.emit``), which the GitHub webhook builder listens to.
@@ -16,18 +16,24 @@ from sandbox.github_model import (
     ROLES,
     AppToken,
     CheckRun,
+    Deployment,
+    DeploymentStatus,
     GitHubHook,
     GitHubRepo,
     GitHubStatus,
     IssueComment,
     PullRequest,
+    WorkflowRun,
 )
 from sandbox.github_workflows import WorkflowFile, is_workflow_path, parse
 from sandbox.model import Commit, Project, User, now
 from sandbox.state import Invalid, NotFound, SandboxState, label_names
 
 STATUS_STATES = ("error", "failure", "pending", "success")
+DEPLOYMENT_STATES = ("error", "failure", "inactive", "in_progress", "queued", "pending", "success")
 MAX_COMMENT = 65536
+MAX_DEPLOYMENT_DESCRIPTION = 140
+PASSING_CHECKS = ("success", "neutral", "skipped")
 
 
 class GitHubState:
@@ -313,6 +319,89 @@ class GitHubState:
                        self.state.new_id("github_check_suite"))
         repo.check_runs[run.id] = run
         return run
+
+    # -- deployments ---------------------------------------------------------------------------
+
+    def deployment(self, repo: GitHubRepo, deployment_id: int | str) -> Deployment:
+        try:
+            return repo.deployments[int(deployment_id)]
+        except (KeyError, ValueError):
+            raise NotFound("Not Found") from None
+
+    def failing_contexts(self, repo: GitHubRepo, sha: str, required: list[str] | None
+                         ) -> list[dict[str, str]]:
+        """Contexts that block a deployment of ``sha``: each required one (``None``: every context
+        the commit has — statuses and check runs) whose latest state is not success (a required
+        one the commit lacks is ``missing``)."""
+        latest: dict[str, str] = {}
+        for st in sorted((x for x in repo.statuses if x.sha == sha), key=lambda x: x.id):
+            latest[st.context] = st.state
+        for cr in sorted((c for c in repo.check_runs.values() if c.head_sha == sha),
+                         key=lambda c: c.id):
+            latest[cr.name] = ("success" if cr.conclusion in PASSING_CHECKS else
+                               cr.conclusion or "pending")
+        wanted = list(latest) if required is None else required
+        return [{"context": c, "state": latest.get(c, "missing")} for c in wanted
+                if latest.get(c) != "success"]
+
+    def create_deployment(self, repo: GitHubRepo, ref: str, creator: User, *,
+                          task: str = "deploy", payload: dict[str, Any] | str | None = None,
+                          environment: str = "production", description: str | None = "",
+                          transient_environment: bool = False,
+                          production_environment: bool | None = None) -> Deployment:
+        """Sends ``deployment`` (``created``); unknown ``ref`` → ``NotFound``."""
+        sha = self.resolve(repo, ref)
+        d = Deployment(
+            self.state.new_id("github_deployment"), sha, ref, task or "deploy",
+            {} if payload is None or payload == "" else payload, environment, environment,
+            creator, description, bool(transient_environment),
+            environment == "production" if production_environment is None
+            else bool(production_environment))
+        repo.deployments[d.id] = d
+        self.emit("deployment", repo, creator, deployment=d, action="created")
+        return d
+
+    def add_deployment_status(self, repo: GitHubRepo, d: Deployment, state: str, creator: User,
+                              *, description: str | None = None, log_url: str | None = None,
+                              environment: str | None = None,
+                              environment_url: str | None = None, auto_inactive: bool = True,
+                              run: WorkflowRun | None = None) -> DeploymentStatus:
+        """Sends ``deployment_status`` (``created``). ``environment`` (default: the previous
+        status's, else the deployment's) becomes the deployment's. A ``success`` with
+        ``auto_inactive`` marks older successful deployments of the same non-production,
+        non-transient environment ``inactive`` (each sends its own ``deployment_status``)."""
+        if state not in DEPLOYMENT_STATES:
+            raise Invalid(f"state must be one of {', '.join(DEPLOYMENT_STATES)}")
+        description = description or ""
+        if len(description) > MAX_DEPLOYMENT_DESCRIPTION:
+            raise Invalid("description is too long (maximum is "
+                          f"{MAX_DEPLOYMENT_DESCRIPTION} characters)")
+        env = environment or (d.statuses[-1].environment if d.statuses else d.environment)
+        status = DeploymentStatus(self.state.new_id("github_deployment_status"), d.id, state,
+                                  creator, env, description, log_url or "",
+                                  environment_url or "", run.id if run else None)
+        d.statuses.append(status)
+        d.environment, d.updated_at = env, now()
+        self.emit("deployment_status", repo, creator, deployment=d, status=status, run=run,
+                  action="created")
+        if state == "success" and auto_inactive:
+            for older in sorted(repo.deployments.values(), key=lambda x: x.id):
+                if (older.id < d.id and older.environment == env
+                        and not older.transient_environment
+                        and not older.production_environment
+                        and older.statuses and older.statuses[-1].state == "success"):
+                    self.add_deployment_status(repo, older, "inactive", creator,
+                                               auto_inactive=False)
+        return status
+
+    def delete_deployment(self, repo: GitHubRepo, d: Deployment) -> None:
+        active = not d.statuses or d.statuses[-1].state != "inactive"
+        alone = all(o.id == d.id or o.environment != d.environment
+                    for o in repo.deployments.values())
+        if active and not alone:
+            raise Invalid("We cannot delete an active deployment unless it is the only "
+                          "deployment in a given environment.")
+        del repo.deployments[d.id]
 
     # -- people and tokens ---------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """Workflow files (``.github/workflows/*.yml``): triggers, declared inputs and ``run-name``.
 
-Only what the forge itself needs is read: ``name``, ``run-name``, ``on.workflow_dispatch.inputs``
-and ``on.repository_dispatch.types``. Jobs are not interpreted; a run's outcome is scripted.
+Only what the forge itself needs is read: ``name``, ``run-name``, ``on.workflow_dispatch.inputs``,
+``on.repository_dispatch.types`` and whether ``on`` has ``deployment``. Jobs are not interpreted; a
+run's outcome is scripted.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ class WorkflowFile:
         spec = self.triggers.get("workflow_dispatch") or {}
         inputs = spec.get("inputs") if isinstance(spec, dict) else None
         return {str(k): (v if isinstance(v, dict) else {}) for k, v in (inputs or {}).items()}
+
+    @property
+    def on_deployment(self) -> bool:
+        return "deployment" in self.triggers
 
     def accepts_repository_dispatch(self, event_type: str) -> bool:
         if "repository_dispatch" not in self.triggers:
@@ -111,7 +116,9 @@ def _text(value: Any) -> str:
 
 def render(template: str, context: dict[str, Any]) -> str:
     """Substitute ``${{ inputs.X }}``, ``${{ github.event.inputs.X }}``,
-    ``${{ github.event.client_payload.X }}``, ``${{ github.ref_name }}`` … (unknown → empty)."""
+    ``${{ github.event.client_payload.X }}``, ``${{ github.event.deployment.payload.X }}``,
+    ``${{ github.event.deployment.environment }}``, ``${{ github.ref_name }}`` … — any dotted
+    path into the context (unknown → empty)."""
 
     def lookup(m: re.Match[str]) -> str:
         node: Any = context

@@ -17,6 +17,7 @@ from bots.events import ChangeAction, ChangeEvent
 from bots.forges.base import Forge as ForgeClient
 from bots.forges.base import ForgeError
 from bots.forges.registry import forge_for
+from bots.permissions import may
 from chains import audit
 from chains.conditions import Context
 from chains.config import BatonConfig, ConfigError, merge, parse_config
@@ -39,10 +40,19 @@ REASONS = {
 
 
 def ensure_repository(
-    forge: Forge, path: str, *, remote_id: str = "", web_url: str = ""
+    forge: Forge,
+    path: str,
+    *,
+    remote_id: str = "",
+    web_url: str = "",
+    public: bool | None = None,
 ) -> Repository:
     repo, _ = Repository.objects.get_or_create(forge=forge, path=path)
     changed: list[str] = []
+    if public is not None:
+        visibility = Repository.Visibility.PUBLIC if public else Repository.Visibility.PRIVATE
+        if repo.visibility != visibility:
+            repo.visibility, changed = visibility, [*changed, "visibility"]
     if remote_id and repo.remote_id != remote_id:
         repo.remote_id, changed = remote_id, [*changed, "remote_id"]
     if web_url and repo.web_url != web_url:
@@ -140,12 +150,23 @@ def _lazy(load: Callable[[], Sequence[str]]) -> Callable[[], Sequence[str]]:
 # --- changes -> chains -------------------------------------------------------------------------
 
 
-def handle_change(forge: Forge, event: ChangeEvent, delivery: Delivery | None) -> str:
+def handle_change(
+    forge: Forge,
+    event: ChangeEvent,
+    delivery: Delivery | None,
+    *,
+    only: frozenset[str] | None = None,
+) -> str:
+    """``only``: plan just these targets (`/baton run key…`)."""
     change = event.change
     if event.action in (ChangeAction.EDITED, ChangeAction.MERGED):
         return f"{event.action}: nothing to trigger"
     upstream = ensure_repository(
-        forge, change.project, remote_id=event.project_id, web_url=change.project_url
+        forge,
+        change.project,
+        remote_id=event.project_id,
+        web_url=change.project_url,
+        public=event.public,
     )
     if event.action == ChangeAction.CLOSED:
         from bots import services
@@ -161,7 +182,10 @@ def handle_change(forge: Forge, event: ChangeEvent, delivery: Delivery | None) -
         return "closed: interruptible runs canceled"
 
     the_plan, error = plan_change(forge, event)
+    if only is not None and not error:
+        the_plan = the_plan.only(only)
     targets = [] if error else resolve_targets(forge, upstream, the_plan.runs)
+    targets = [permitted(forge, change.author, *target) for target in targets]
     reason = REASONS[event.action]
     try:
         with transaction.atomic():
@@ -180,6 +204,7 @@ def handle_change(forge: Forge, event: ChangeEvent, delivery: Delivery | None) -
                 change_url=change.url,
                 title=change.title[:500],
                 author=change.author,
+                runs_for=change.author,
                 source_branch=change.source_branch,
                 target_branch=change.target_branch,
                 head_sha=change.head_sha,
@@ -236,6 +261,19 @@ def resolve_targets(
             continue
         resolved.append((planned, ensure_repository(target_forge, planned.project), planned.error))
     return resolved
+
+
+def permitted(
+    forge: Forge, person: str, planned: PlannedRun, repository: Repository, error: str
+) -> tuple[PlannedRun, Repository, str]:
+    """Buildkite's rule: a chain triggers a target only if the person it runs for may."""
+    if error or planned.skip:
+        return planned, repository, error
+    action = "deploy" if planned.deploy else "trigger"
+    verdict = may(forge, person, action, repository)
+    if not verdict:
+        error = f"{person or 'nobody'} may not {action} {repository.path}: {verdict.reason}"
+    return planned, repository, error
 
 
 def _fingerprint(repository_id: int, ref: str, variables: dict[str, str]) -> tuple[object, ...]:
@@ -312,33 +350,40 @@ def _cancel_superseded(chain: Chain) -> None:
     )
 
 
-def rerun_change(chain_id: int, actor: str) -> str:
+def current_change(forge: Forge, project: str, number: int, person: str) -> ChangeEvent:
+    """The change as the forge has it now, to be run for ``person``."""
+    repo = ensure_repository(forge, project)
+    client = forge_for(forge)
+    remote = client.get_change(project, number)
+    change = Change(
+        forge=forge.slug,
+        project=project,
+        project_url=repo.web_url,
+        number=number,
+        url=remote.url,
+        source_branch=remote.source_branch,
+        target_branch=remote.target_branch,
+        head_sha=remote.head_sha,
+        upstream_ref=client.change_ref(number),
+        title=remote.title,
+        author=person,
+    )
+    return ChangeEvent(
+        action=ChangeAction.RERUN,
+        change=change,
+        project_id=repo.remote_id,
+        from_fork=remote.from_fork,
+    )
+
+
+def rerun_change(chain_id: int, actor: str, only: frozenset[str] | None = None) -> str:
     """Plan the chain's change again on its latest commit, as if it had just been opened;
     green runs of an earlier chain on the same commit, sent with the same variables, are reused."""
     old = Chain.objects.select_related("forge", "repository").get(pk=chain_id)
     if old.change_number is None:
         return "not a change"
-    remote = forge_for(old.forge).get_change(old.repository.path, old.change_number)
-    change = Change(
-        forge=old.forge.slug,
-        project=old.repository.path,
-        project_url=old.repository.web_url,
-        number=remote.number,
-        url=remote.url,
-        source_branch=remote.source_branch,
-        target_branch=remote.target_branch,
-        head_sha=remote.head_sha,
-        upstream_ref=old.upstream_ref,
-        title=remote.title,
-        author=actor,
-    )
-    event = ChangeEvent(
-        action=ChangeAction.RERUN,
-        change=change,
-        project_id=old.repository.remote_id,
-        from_fork=remote.from_fork,
-    )
-    return handle_change(old.forge, event, None)
+    event = current_change(old.forge, old.repository.path, old.change_number, actor)
+    return handle_change(old.forge, event, None, only=only)
 
 
 # --- nested chains -----------------------------------------------------------------------------
@@ -414,7 +459,10 @@ def expand_run(run_id: int) -> str:
     )
     extra = {"UPSTREAM_PIPELINE_ID": run.remote_id} if run.remote_id else {}
     the_plan = plan(change, config, context=context, params=params, upstream_extra=extra)
-    targets = resolve_targets(run.repository.forge, run.repository, the_plan.runs)
+    targets = [
+        permitted(chain.forge, chain.runs_for or chain.author, *target)
+        for target in resolve_targets(run.repository.forge, run.repository, the_plan.runs)
+    ]
     path = lineage(run)
     room = settings.BATON_MAX_RUNS - chain.runs.count()
     children: list[Run] = []
@@ -465,7 +513,10 @@ def _refusal(
         except ForgeError:
             return ""  # the trigger will say what is wrong with the project
         Repository.objects.filter(pk=repository.pk).update(
-            default_branch=remote.default_branch, remote_id=remote.id, web_url=remote.web_url
+            default_branch=remote.default_branch,
+            remote_id=remote.id,
+            web_url=remote.web_url,
+            visibility="public" if remote.public else "private",
         )
         ref = remote.default_branch
     here = (repository.forge_id, repository.path, ref)

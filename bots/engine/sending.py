@@ -220,7 +220,8 @@ def _default_branch(run: Run) -> str:
             remote.id,
             remote.web_url,
         )
-        repo.save(update_fields=["default_branch", "remote_id", "web_url"])
+        repo.visibility = "public" if remote.public else "private"
+        repo.save(update_fields=["default_branch", "remote_id", "web_url", "visibility"])
     return repo.default_branch
 
 

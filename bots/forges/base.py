@@ -56,6 +56,7 @@ class RemoteProject:
     path: str
     default_branch: str
     web_url: str
+    public: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,10 +94,22 @@ class Forge(Protocol):
 
     def get_change(self, project: str, number: int) -> RemoteChange: ...
 
+    def change_ref(self, number: int) -> str:
+        """The ref a change's head is found at (UPSTREAM_REF)."""
+        ...
+
     def get_project(self, project: str) -> RemoteProject: ...
+
+    def whoami(self) -> str:
+        """The account name the token acts as (for the admin's "test connection")."""
+        ...
 
     def changed_files(self, project: str, number: int) -> list[str]:
         """Paths a change touches (old and new names of moved files)."""
+        ...
+
+    def can_write(self, project: str, username: str) -> bool:
+        """GitLab: Developer or above on the project; GitHub: write, maintain or admin."""
         ...
 
     def read_file(self, project: str, path: str, ref: str) -> str | None:

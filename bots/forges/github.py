@@ -191,7 +191,15 @@ class GitHubForge:
             path=data["full_name"],
             default_branch=data.get("default_branch") or "main",
             web_url=data.get("html_url") or "",
+            public=data.get("private") is False,
         )
+
+    def change_ref(self, number: int) -> str:
+        return f"refs/pull/{number}/head"
+
+    def whoami(self) -> str:
+        _, _, data = self._send("read the token's account", "GET", "/user")
+        return str((data or {}).get("login", ""))
 
     def get_change(self, project: str, number: int) -> RemoteChange:
         _, _, pr = self._send(
@@ -226,6 +234,19 @@ class GitHubForge:
             if not data or len(data) < 100:
                 break
         return sorted(files)
+
+    def can_write(self, project: str, username: str) -> bool:
+        try:
+            _, _, data = self._send(
+                f"read {username}'s access to {project}",
+                "GET",
+                f"{self._repo(project)}/collaborators/{quote(username)}/permission",
+            )
+        except ForgeError as exc:
+            if exc.status_code == 404:
+                return False
+            raise
+        return (data or {}).get("permission") in ("admin", "maintain", "write")
 
     def read_file(self, project: str, path: str, ref: str) -> str | None:
         try:

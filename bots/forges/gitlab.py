@@ -53,6 +53,7 @@ COMMIT_STATE: dict[Status, str] = {
 }
 
 PERMANENT_CODES = {400, 401, 403, 404, 405, 409, 410, 422}
+DEVELOPER = 30  # GitLab access level
 
 
 def pipeline_status(raw: str) -> Status:
@@ -157,7 +158,18 @@ class GitLabForge:
             path=data.path_with_namespace,
             default_branch=data.default_branch or "main",
             web_url=data.web_url,
+            public=getattr(data, "visibility", "private") == "public",
         )
+
+    def change_ref(self, number: int) -> str:
+        return f"refs/merge-requests/{number}/head"
+
+    def whoami(self) -> str:
+        def current_user() -> str:
+            self._gl.auth()
+            return str(self._gl.user.username) if self._gl.user else ""
+
+        return str(self._call("read the token's account", current_user))
 
     def get_change(self, project: str, number: int) -> RemoteChange:
         mr = self._call(
@@ -183,6 +195,19 @@ class GitLabForge:
             lambda: self._gl.http_list(path, get_all=True),
         )
         return sorted({p for d in diffs for p in (d.get("old_path"), d.get("new_path")) if p})
+
+    def can_write(self, project: str, username: str) -> bool:
+        users = self._call(f"find user {username}", lambda: self._gl.users.list(username=username))
+        if not users:
+            return False
+        try:
+            with _translated(f"read {username}'s access to {project}"):
+                member = self._project(project).members_all.get(users[0].id)
+        except ForgeError as exc:
+            if exc.status_code == 404:
+                return False
+            raise
+        return int(member.access_level) >= DEVELOPER
 
     def read_file(self, project: str, path: str, ref: str) -> str | None:
         try:

@@ -103,6 +103,7 @@ def _pull_request(payload: Mapping[str, Any]) -> Event | None:
         change=change,
         project_id=str(repo.get("id") or ""),
         from_fork=head_repo.get("full_name") != base_repo.get("full_name"),
+        public=repo.get("private") is False or repo.get("visibility") == "public",
         previous_sha=str(payload.get("before") or ""),
     )
 

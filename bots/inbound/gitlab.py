@@ -21,6 +21,7 @@ from bots.forges.gitlab import parse_time, pipeline_status
 from chains.planner import Change
 
 EVENT_HEADER = "X-Gitlab-Event"
+PUBLIC_LEVEL = 20  # GitLab's visibility_level for public projects
 
 
 def is_authentic(headers: Mapping[str, str], body: bytes, secret: str) -> bool:
@@ -108,6 +109,7 @@ def _merge_request(payload: Mapping[str, Any]) -> Event | None:
         change=_change(payload, attrs),
         project_id=str(_get(payload, "project", "id")),
         from_fork=source is not None and target is not None and source != target,
+        public=_get(payload, "project").get("visibility_level") == PUBLIC_LEVEL,
         previous_sha=str(attrs.get("oldrev") or ""),
     )
 

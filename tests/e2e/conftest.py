@@ -17,9 +17,10 @@ import pytest
 import redis
 import requests
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection
 
-from chains.models import Forge
+from chains.models import Forge, Grant, Identity
 from sandbox.client import SandboxClient
 from sandbox.server import SandboxServer, serve_in_thread
 
@@ -183,6 +184,7 @@ class Forges:
             token="ghp_sandbox",
             webhook_secret=HOOK_SECRET,
         )
+        self.people = {"alice": self.person("alice", everything=True)}
         self.http = requests.Session()
         self.http.headers["PRIVATE-TOKEN"] = "sandbox-token"
 
@@ -194,6 +196,17 @@ class Forges:
         )
         self.sandbox.set_script(path, **{"pending": 0.2, "running": 0.8, **script})
         return project
+
+    def person(self, username: str, *, everything: bool = False, **grant: Any) -> Any:
+        """A Baton user linked to ``username`` on both forges, with a grant if asked."""
+        user = get_user_model().objects.create_user(username, f"{username}@example.com", "pw")
+        for forge in (self.forge, self.github_forge):
+            Identity.objects.create(forge=forge, username=username, user=user)
+        if everything:
+            grant = {"projects": "*", "actions": ["view", "trigger", "retry", "cancel", "deploy"]}
+        if grant:
+            Grant.objects.create(user=user, **grant)
+        return user
 
     def repo(
         self, full_name: str, files: dict[str, str] | None = None, **script: Any

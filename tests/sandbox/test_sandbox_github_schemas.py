@@ -151,3 +151,45 @@ def test_webhook_payloads_match_the_webhook_schemas(forge: SandboxServer, contro
         seen.setdefault(name, []).extend(webhook_errors(name, payload))
     assert set(seen) == set(WEBHOOK_NAMES.values())
     assert {name: errors for name, errors in seen.items() if errors} == {}
+
+
+DEPLOY_WORKFLOW = ("name: Deploy\nrun-name: Deploy ${{ github.event.deployment.payload.marker }}\n"
+                   "on: deployment\njobs: {}\n")
+
+
+def test_deployment_answers_and_webhooks_match_the_schemas(
+        forge: SandboxServer, control: SandboxClient, receiver: Any) -> None:
+    control.create_github_repo("acme/api", files={".github/workflows/deploy.yml": DEPLOY_WORKFLOW},
+                               hooks=[{"url": receiver.url, "secret": "s"}])
+    api = Api(forge.url)
+    r, o = "/repos/acme/api", "/repos/{owner}/{repo}"
+    d = o + "/deployments/{deployment_id}"
+    created = api.check("POST", f"{r}/deployments", o + "/deployments", 201,
+                        {"ref": "main", "environment": "staging", "payload": {"marker": "m"},
+                         "required_contexts": [], "auto_merge": False, "description": "x"})
+    api.check("POST", f"{r}/deployments", o + "/deployments", 201,
+              {"ref": "main", "payload": '{"marker": "text"}', "task": "deploy:migrations"})
+    dep = f"{r}/deployments/{created['id']}"
+    api.check("GET", f"{r}/deployments?environment=staging", o + "/deployments", 200)
+    api.check("GET", dep, d, 200)
+    status = api.check("POST", f"{dep}/statuses", d + "/statuses", 201,
+                       {"state": "success", "log_url": "http://ci/1",
+                        "environment_url": "http://staging/", "description": "done"})
+    api.check("GET", f"{dep}/statuses", d + "/statuses", 200)
+    api.check("GET", f"{dep}/statuses/{status['id']}", d + "/statuses/{status_id}", 200)
+    assert api.problems == {}
+    wait_until(lambda: len(receiver.github_events("deployment_status")) >= 7, 5,
+               "3 + 3 statuses from the two runs, 1 posted")
+    names = {"deployment": "deployment-created", "deployment_status":
+             "deployment-status-created", "workflow_run": None, "ping": None}
+    problems: dict[str, list[str]] = {}
+    for delivery in receiver.github_events():
+        name = names[delivery["github_event"]]
+        if name:
+            assert delivery["payload"]["action"] == "created"
+            problems.setdefault(name, []).extend(webhook_errors(name, delivery["payload"]))
+    assert set(problems) == {"deployment-created", "deployment-status-created"}
+    assert {name: errors for name, errors in problems.items() if errors} == {}
+    with_run = [h["payload"] for h in receiver.github_events("deployment_status")
+                if "workflow_run" in h["payload"]]
+    assert len(with_run) == 6  # the run-posted ones name their run (checked above too)
