@@ -237,3 +237,42 @@ def test_fan_out_keeps_a_second_between_writes_and_survives_secondary_limits(
     for name in names:
         assert len(forges.sandbox.workflow_runs(name)) == 1, name
     assert Run.objects.filter(chain=chain, status="waiting").count() == 0
+
+
+DEPLOYED = (
+    (
+        "name: Deploy\n"
+        'run-name: "Deploy ${{ github.event.deployment.payload.BATON_RUN_ID }} to '
+        '${{ github.event.deployment.environment }}"\n'
+    )
+    + """\
+on: [deployment]
+jobs:
+  go: {runs-on: ubuntu-latest, steps: [{run: echo deploy}]}
+"""
+)
+
+
+def test_deploy_goes_through_the_deployments_api(forges: Forges) -> None:
+    forges.repo("acme/site", {".github/workflows/deploy.yml": DEPLOYED})
+    open_pr(forges, "downstream: [{key: site, project: acme/site, deploy: staging}]\n")
+    chain = eventually(chain_done, 60, "the deployment run to finish")
+    run = chain.runs.get()
+    assert run.status == "success"
+    (remote,) = forges.sandbox.workflow_runs("acme/site")
+    assert remote["event"] == "deployment"
+    assert remote["display_title"] == f"Deploy {run.pk} to staging"
+    assert run.remote_id == str(remote["id"])
+    assert remote["deployment_payload"]["variables"]["BATON_DEPLOY_ENVIRONMENT"] == "staging"
+
+
+def test_deploy_needs_the_deploy_permission(forges: Forges) -> None:
+    from chains.models import Grant
+
+    Grant.objects.filter(user__username="alice").update(actions=["view", "trigger"])
+    forges.repo("acme/site", {".github/workflows/deploy.yml": DEPLOYED})
+    open_pr(forges, "downstream: [{key: site, project: acme/site, deploy: production}]\n")
+    run = eventually(chain_done, 40).runs.get()
+    assert run.status == "failed"
+    assert run.error == "alice may not deploy acme/site: no grant gives alice deploy on acme/site"
+    assert forges.sandbox.workflow_runs("acme/site") == []
