@@ -37,7 +37,7 @@ def process(delivery_id: int) -> None:
     """Handle one delivery once. A transient forge error propagates (the task retries it)."""
     with transaction.atomic():
         delivery = (
-            Delivery.objects.select_for_update(skip_locked=True)
+            Delivery.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("forge")
             .filter(pk=delivery_id, processed_at__isnull=True)
             .first()

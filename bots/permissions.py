@@ -2,17 +2,52 @@
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
+
 from bots.forges.base import ForgeError
 from bots.forges.registry import forge_for
-from chains.models import Forge, Repository
+from chains import audit
+from chains.models import Forge, Identity, Repository
 from chains.policy import Verdict, person_may
 
 # What a forge's write access stands for when no grant matches.
 FORGE_DECIDES = ("view", "trigger", "retry", "cancel")
 
 
+def link_by_email(forge: Forge, username: str) -> Identity | None:
+    """Link a forge account to the one Baton user with the e-mail address it shows publicly."""
+    if not username or Identity.objects.filter(forge=forge, username=username).exists():
+        return None
+    try:
+        email = forge_for(forge).public_email(username)
+    except ForgeError:
+        return None
+    users = (
+        list(get_user_model().objects.filter(email__iexact=email, is_active=True)[:2])
+        if email
+        else []
+    )
+    if len(users) != 1:
+        return None
+    identity, created = Identity.objects.get_or_create(
+        forge=forge,
+        username=username,
+        defaults={"user": users[0], "linked_by": Identity.Link.EMAIL},
+    )
+    if created:
+        audit.record(
+            "identity.link",
+            actor="baton",
+            surface="system",
+            target=f"{username} on {forge.name}",
+            after={"user": users[0].get_username(), "by": "e-mail"},
+        )
+    return identity
+
+
 def may(forge: Forge, username: str, action: str, repository: Repository) -> Verdict:
     """May the forge account ``username`` do ``action`` on ``repository``?"""
+    link_by_email(forge, username)
     verdict = person_may(forge, username, action, repository)
     if verdict or action not in FORGE_DECIDES or repository.forge_id != forge.pk:
         return verdict

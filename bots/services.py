@@ -58,7 +58,9 @@ def _cancel_one(run: Run, *, actor: Actor, reason: str) -> bool:
     from bots import tasks
 
     with transaction.atomic():
-        run = Run.objects.select_for_update().select_related("repository").get(pk=run.pk)
+        run = (
+            Run.objects.select_for_update(of=("self",)).select_related("repository").get(pk=run.pk)
+        )
         if run.status not in ACTIVE or run.cancel_requested:
             return False
         why = reason or f"canceled by {actor.name}"
@@ -98,7 +100,9 @@ def retry_run(run: Run, *, actor: Actor) -> Run:
     from bots import tasks
 
     with transaction.atomic():
-        run = Run.objects.select_for_update().select_related("repository").get(pk=run.pk)
+        run = (
+            Run.objects.select_for_update(of=("self",)).select_related("repository").get(pk=run.pk)
+        )
         if run.status not in (Status.FAILED, Status.CANCELED):
             raise ActionRefused(
                 f"{run.label or run.key} is {run.status}; only failed or canceled runs can be "
@@ -150,7 +154,7 @@ def retry_subtree(run: Run, *, actor: Actor) -> int:
     from bots import tasks
 
     with transaction.atomic():
-        family = list(Run.objects.select_for_update().filter(chain_id=run.chain_id))
+        family = list(Run.objects.select_for_update(of=("self",)).filter(chain_id=run.chain_id))
         root = next(r for r in family if r.pk == run.pk)
         subtree = [root, *descendants(root, family)]
         busy = [r for r in subtree if r.status in ACTIVE]

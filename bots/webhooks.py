@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from django.db import IntegrityError, transaction
+import threading
+import time
+
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.http import HttpRequest, JsonResponse
-from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
@@ -12,11 +16,38 @@ from bots import tasks
 from bots.dispatch import INBOUND
 from chains.models import Delivery, Forge
 
+FORGE_CACHE_SECONDS = 10.0  # a changed secret takes effect within this long
+_forges: dict[str, tuple[float, Forge | None]] = {}
+_lock = threading.Lock()
+
+
+def _forge(slug: str) -> Forge | None:
+    """The forge by slug, its secret decrypted once per process and a few seconds."""
+    now = time.monotonic()
+    with _lock:
+        cached = _forges.get(slug)
+    if cached and cached[0] > now:
+        return cached[1]
+    forge = Forge.objects.filter(slug=slug).first()
+    if forge is not None:
+        forge.webhook_secret  # noqa: B018 - decrypt now, not on every request
+    with _lock:
+        _forges[slug] = (now + FORGE_CACHE_SECONDS, forge)
+    return forge
+
+
+@receiver([post_save, post_delete], sender=Forge)
+def _forget_forge(sender: type[Forge], instance: Forge, **kwargs: object) -> None:
+    with _lock:
+        _forges.clear()
+
 
 @csrf_exempt
 @require_POST
 def receive(request: HttpRequest, slug: str) -> JsonResponse:
-    forge = get_object_or_404(Forge, slug=slug)
+    forge = _forge(slug)
+    if forge is None:
+        return JsonResponse({"error": f"no forge called {slug!r}"}, status=404)
     inbound = INBOUND.get(forge.kind)
     if inbound is None:
         return JsonResponse({"error": f"{forge.kind} webhooks are not supported yet"}, status=404)
@@ -27,24 +58,13 @@ def receive(request: HttpRequest, slug: str) -> JsonResponse:
     except (ValueError, UnicodeDecodeError):
         return JsonResponse({"error": "the body is not JSON"}, status=400)
     event = inbound.event_name(request.headers)
-    key = inbound.dedupe_key(request.headers, request.body)
     handled = inbound.handles(event)
-    try:
-        with transaction.atomic():
-            delivery, created = Delivery.objects.get_or_create(
-                forge=forge,
-                dedupe_key=key,
-                defaults={
-                    "event": event[:100],
-                    "payload": payload,
-                    "outcome": Delivery.Outcome.QUEUED if handled else Delivery.Outcome.IGNORED,
-                },
-            )
-            if created and handled:
-                transaction.on_commit(lambda: tasks.process_delivery.delay(delivery.pk))
-            elif created:
-                Delivery.objects.filter(pk=delivery.pk).update(processed_at=delivery.received_at)
-    except IntegrityError:  # the same delivery arrived at the same moment on another worker
+    delivery_id, created = Delivery.objects.record(
+        forge, event, inbound.dedupe_key(request.headers, request.body), payload, handled=handled
+    )
+    if not created:
         return JsonResponse({"status": "duplicate"}, status=202)
-    status = "accepted" if created and handled else "duplicate" if not created else "ignored"
-    return JsonResponse({"status": status, "delivery": delivery.pk}, status=202)
+    if handled and delivery_id is not None:
+        transaction.on_commit(lambda: tasks.process_delivery.delay(delivery_id))
+    status = "accepted" if handled else "ignored"
+    return JsonResponse({"status": status, "delivery": delivery_id}, status=202)

@@ -18,6 +18,8 @@ def record(
     detail: dict[str, Any] | None = None,
     user: Any = None,
     remote_addr: str | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
 ) -> AuditEvent:
     return AuditEvent.objects.create(
         action=action,
@@ -29,4 +31,6 @@ def record(
         detail=detail or {},
         user=user if getattr(user, "is_authenticated", False) else None,
         remote_addr=remote_addr,
+        before=before,
+        after=after,
     )

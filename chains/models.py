@@ -6,6 +6,8 @@ is a GitLab pipeline or a GitHub workflow run.
 
 from __future__ import annotations
 
+import json
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -73,6 +75,37 @@ class Repository(models.Model):
         return f"{self.forge.slug}:{self.path}"
 
 
+class DeliveryManager(models.Manager["Delivery"]):
+    def record(
+        self, forge: Forge, event: str, key: str, payload: object, *, handled: bool
+    ) -> tuple[int | None, bool]:
+        """Store a delivery unless its key is known: one INSERT … ON CONFLICT DO NOTHING.
+        Returns (id, created); the id is None for a repeat."""
+        from django.db import connection
+        from django.utils import timezone
+
+        now = timezone.now()
+        cast = "::jsonb" if connection.vendor == "postgresql" else ""
+        table = self.model._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (forge_id, event, dedupe_key, received_at, processed_at, "  # noqa: S608
+                f"outcome, detail, payload, attempts) VALUES (%s, %s, %s, %s, %s, %s, '', "
+                f"%s{cast}, 0) ON CONFLICT (forge_id, dedupe_key) DO NOTHING RETURNING id",
+                [
+                    forge.pk,
+                    event[:100],
+                    key,
+                    now,
+                    None if handled else now,
+                    Delivery.Outcome.QUEUED if handled else Delivery.Outcome.IGNORED,
+                    json.dumps(payload),
+                ],
+            )
+            row = cursor.fetchone()
+        return (row[0], True) if row else (None, False)
+
+
 class Delivery(models.Model):
     """One webhook delivery as received; its dedupe key makes a repeat a no-op."""
 
@@ -92,6 +125,8 @@ class Delivery(models.Model):
     detail = models.TextField(blank=True)
     payload = models.JSONField()
     attempts = models.PositiveIntegerField(default=0)
+
+    objects = DeliveryManager()
 
     class Meta:
         verbose_name_plural = "deliveries"

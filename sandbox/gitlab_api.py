@@ -153,7 +153,10 @@ class GitLabAPI:
     def get_user(self, request: Request, user_id: str) -> Response:
         if not user_id.isdigit():
             raise _not_found("404 User Not Found")
-        return Response.json(ent.user(self.state, self.state.get_user(int(user_id))))
+        found = self.state.get_user(int(user_id))
+        # GitLab shows a user's public e-mail on the single-user endpoint; sandbox users make
+        # theirs public.
+        return Response.json({**ent.user(self.state, found), "public_email": found.email})
 
     def get_member(self, request: Request, project: str, user_id: str) -> Response:
         p = self._project(project)

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 class SandboxRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "SandboxForge/1.0"
+    # Answer at once on kept-alive connections instead of waiting on the client's delayed ACK.
+    disable_nagle_algorithm = True
     server: SandboxServer
 
     def _handle(self) -> None:

@@ -192,7 +192,7 @@ def handle_change(
             if delivery is not None and Chain.objects.filter(delivery=delivery).exists():
                 return "chain exists already"
             previous = list(
-                Chain.objects.select_for_update().filter(
+                Chain.objects.select_for_update(of=("self",)).filter(
                     repository=upstream, change_number=change.number, superseded_by__isnull=True
                 )
             )

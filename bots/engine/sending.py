@@ -61,7 +61,7 @@ def trigger(run_id: int) -> None:
     now = timezone.now()
     with transaction.atomic():
         run = (
-            Run.objects.select_for_update()
+            Run.objects.select_for_update(of=("self",))
             .select_related("chain", "repository__forge")
             .filter(pk=run_id)
             .first()
@@ -168,7 +168,7 @@ def _keep_waiting(forge: Forge, run: Run, ref: str) -> bool:
             f"{ref} to finish"
         )
     with transaction.atomic():
-        locked = Run.objects.select_for_update().get(pk=run.pk)
+        locked = Run.objects.select_for_update(of=("self",)).get(pk=run.pk)
         locked.status = Status.WAITING
         locked.dispatch = Run.Dispatch.IDLE
         locked.lease_until = None
@@ -190,7 +190,7 @@ def _wait_for_turn(run_id: int, at: float, *, uncertain: bool) -> None:
     """Hold the reserved slot and come back then; the run shows until when it waits."""
     when = datetime.fromtimestamp(at, tz=UTC)
     with transaction.atomic():
-        run = Run.objects.select_for_update().get(pk=run_id)
+        run = Run.objects.select_for_update(of=("self",)).get(pk=run_id)
         run.status = Status.WAITING
         run.dispatch = Run.Dispatch.SENDING if uncertain else Run.Dispatch.IDLE
         run.lease_until = None
@@ -244,7 +244,7 @@ def _trigger_failed(run: Run, exc: ForgeError) -> None:
         not exc.rate_limited and run.send_attempts > settings.BATON_MAX_FORGE_RETRIES
     )
     with transaction.atomic():
-        run = Run.objects.select_for_update().get(pk=run.pk)
+        run = Run.objects.select_for_update(of=("self",)).get(pk=run.pk)
         run.lease_until = None
         run.reserved_at = None
         if give_up:
@@ -284,7 +284,7 @@ def _trigger_failed(run: Run, exc: ForgeError) -> None:
 def record_triggered(run_id: int, remote: RemotePipeline, ref: str) -> None:
     now = timezone.now()
     with transaction.atomic():
-        run = Run.objects.select_for_update().get(pk=run_id)
+        run = Run.objects.select_for_update(of=("self",)).get(pk=run_id)
         run.remote_id = remote.id  # "" until the forge's run is identified by its marker
         run.web_url = remote.web_url
         run.ref = ref

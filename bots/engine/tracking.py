@@ -66,7 +66,7 @@ def handle_pipeline(forge: Forge, event: PipelineEvent, delivery: Delivery | Non
     elif event.marker_text:
         query |= Q(pk__in=_marked_runs(forge, event))
     with transaction.atomic():
-        run = Run.objects.select_for_update().filter(query).order_by("pk").first()
+        run = Run.objects.select_for_update(of=("self",)).filter(query).order_by("pk").first()
         if run is None:
             return "not a pipeline Baton triggered"
         if not run.remote_id:
@@ -122,7 +122,7 @@ def poll(run_id: int) -> None:
         return
     remote = forge.get_pipeline(run.repository.path, run.remote_id)
     with transaction.atomic():
-        run = Run.objects.select_for_update().get(pk=run_id)
+        run = Run.objects.select_for_update(of=("self",)).get(pk=run_id)
         if apply_status(
             run, remote.status, started_at=remote.started_at, finished_at=remote.finished_at
         ):
@@ -177,7 +177,9 @@ def release(chain_id: int) -> list[int]:
 
     queued: list[int] = []
     with transaction.atomic():
-        family = list(Run.objects.select_for_update().filter(chain_id=chain_id).order_by("pk"))
+        family = list(
+            Run.objects.select_for_update(of=("self",)).filter(chain_id=chain_id).order_by("pk")
+        )
         changed = True
         while changed:  # a skipped run may in turn settle runs that wait for it
             changed = False

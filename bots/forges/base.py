@@ -108,6 +108,10 @@ class Forge(Protocol):
         """Paths a change touches (old and new names of moved files)."""
         ...
 
+    def public_email(self, username: str) -> str | None:
+        """The e-mail address the account shows publicly, if any."""
+        ...
+
     def can_write(self, project: str, username: str) -> bool:
         """GitLab: Developer or above on the project; GitHub: write, maintain or admin."""
         ...

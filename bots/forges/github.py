@@ -235,6 +235,15 @@ class GitHubForge:
                 break
         return sorted(files)
 
+    def public_email(self, username: str) -> str | None:
+        try:
+            _, _, data = self._send(f"read user {username}", "GET", f"/users/{quote(username)}")
+        except ForgeError as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+        return (data or {}).get("email") or None
+
     def can_write(self, project: str, username: str) -> bool:
         try:
             _, _, data = self._send(

@@ -196,6 +196,13 @@ class GitLabForge:
         )
         return sorted({p for d in diffs for p in (d.get("old_path"), d.get("new_path")) if p})
 
+    def public_email(self, username: str) -> str | None:
+        users = self._call(f"find user {username}", lambda: self._gl.users.list(username=username))
+        if not users:
+            return None
+        user = self._call(f"read user {username}", lambda: self._gl.users.get(users[0].id))
+        return getattr(user, "public_email", None) or None
+
     def can_write(self, project: str, username: str) -> bool:
         users = self._call(f"find user {username}", lambda: self._gl.users.list(username=username))
         if not users:

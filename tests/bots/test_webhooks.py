@@ -13,6 +13,13 @@ from tests.conftest import load_fixture
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def forget_forges() -> None:
+    from bots import webhooks
+
+    webhooks._forges.clear()  # each test has its own database rows
+
+
 @pytest.fixture
 def forge() -> Forge:
     return Forge.objects.create(

@@ -121,3 +121,42 @@ def test_run_by_comment_starts_a_chain_for_the_commenter_on_a_pull_request(
     assert second.reason == "re-run by alice"
     comments = forges.github_api("/repos/acme/app/issues/1/comments")
     assert any("Starting docs on the latest commit" in c["body"] for c in comments)
+
+
+def test_forge_accounts_are_linked_by_their_public_email(forges: Forges) -> None:
+    from django.contrib.auth import get_user_model
+
+    from chains.models import Identity
+
+    erin = get_user_model().objects.create_user("erin.b", "erin@example.com", "pw")
+    Grant.objects.create(user=erin, projects="*", actions=["view", "trigger"])
+    forges.project("acme/api")
+    forges.project("acme/app", {".baton.yml": "downstream: [{project: acme/api}]\n"})
+    # The sandbox shows <username>@example.com publicly; erin's forge name is "erin".
+    forges.sandbox.open_merge_request(
+        "acme/app", "f", target_branch="main", author="erin", files={"a": "1"}
+    )
+    chain = eventually(chain_done, 40)
+    assert chain.runs.get().status == "success"
+    identity = Identity.objects.get(forge=forges.forge, username="erin")
+    assert (identity.user, identity.linked_by) == (erin, "email")
+    assert AuditEvent.objects.filter(action="identity.link").count() == 1
+
+
+def test_a_forge_may_fall_back_on_its_own_permissions(forges: Forges) -> None:
+    forges.forge.forge_permissions = True
+    forges.forge.save()
+    forges.project("acme/api")
+    forges.sandbox.set_members("acme/api", {"frank": 30})  # Developer
+    forges.project("acme/ops")
+    forges.sandbox.set_members("acme/ops", {"frank": 20})  # Reporter: not enough
+    forges.project(
+        "acme/app", {".baton.yml": "downstream: [{project: acme/api}, {project: acme/ops}]\n"}
+    )
+    forges.sandbox.open_merge_request(
+        "acme/app", "f", target_branch="main", author="frank", files={"a": "1"}
+    )
+    runs = {r.key: r for r in eventually(chain_done, 40).runs.all()}
+    assert runs["api"].status == "success"
+    assert runs["ops"].status == "failed"
+    assert "frank has no write access to acme/ops on Sandbox GitLab" in runs["ops"].error
