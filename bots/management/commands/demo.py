@@ -22,7 +22,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
-from chains.models import Forge
+from chains.models import Forge, Grant, Identity, Team
 from sandbox.client import SandboxClient
 
 FORGE_SLUG = "sandbox-gitlab"
@@ -128,7 +128,7 @@ class Command(BaseCommand):
 
     def _seed(self, baton_url: str, sandbox_url: str) -> str:
         hook_secret = secrets.token_urlsafe(24)
-        Forge.objects.update_or_create(
+        forge, _ = Forge.objects.update_or_create(
             slug=FORGE_SLUG,
             defaults={
                 "kind": "gitlab",
@@ -138,6 +138,18 @@ class Command(BaseCommand):
                 "webhook_secret": hook_secret,
             },
         )
+        # alice opens the demo's merge requests; her team may trigger, retry and cancel acme/*.
+        alice, _ = get_user_model().objects.get_or_create(
+            username="alice", defaults={"email": "alice@example.com"}
+        )
+        team, _ = Team.objects.get_or_create(name="Developers")
+        team.members.add(alice)
+        Grant.objects.get_or_create(
+            team=team,
+            projects="acme/*",
+            defaults={"actions": ["view", "trigger", "retry", "cancel"]},
+        )
+        Identity.objects.get_or_create(forge=forge, username="alice", defaults={"user": alice})
         password = secrets.token_urlsafe(9)
         user, _ = get_user_model().objects.get_or_create(username="admin")
         user.is_staff = user.is_superuser = True
