@@ -179,6 +179,7 @@ def sweep() -> dict[str, int]:
     runs = list(
         Run.objects.filter(status__in=sorted(NOT_YET_SENT), created_at__lt=stale)
         .exclude(dispatch=Run.Dispatch.SENT)
+        .exclude(status=Status.WAITING, not_before__isnull=True)  # waits for other runs
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
         .filter(Q(not_before__isnull=True) | Q(not_before__lt=stale))
         .values_list("pk", flat=True)[:1000]
@@ -188,7 +189,6 @@ def sweep() -> dict[str, int]:
     quiet = now - timedelta(seconds=settings.BATON_POLL_AFTER)
     polls = list(
         Run.objects.filter(status__in=sorted(ACTIVE), dispatch=Run.Dispatch.SENT)
-        .exclude(remote_id="")
         .filter(Q(last_seen_at__isnull=True) | Q(last_seen_at__lt=quiet))
         .values_list("pk", flat=True)[:500]
     )
