@@ -22,7 +22,7 @@ class Forge(models.Model):
         GITHUB = "github", "GitHub"
 
     kind = models.CharField(max_length=10, choices=Kind.choices)
-    slug = models.SlugField(unique=True, help_text="Used in the webhook URL: /hooks/<slug>/")
+    slug = models.SlugField(unique=True, help_text="Used in the webhook URL (/hooks/the-slug/)")
     name = models.CharField(max_length=100)
     api_url = models.URLField(help_text="Root URL of the forge, e.g. https://gitlab.example.com")
     token = EncryptedCharField(max_length=500, help_text="API token; stored encrypted, never shown")
