@@ -37,6 +37,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "template_partials",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
     "chains",
     "bots",
     "dashboard",
@@ -162,4 +165,29 @@ LOGGING = {
 
 CELERY_BEAT_SCHEDULE = {
     "sweep": {"task": "bots.tasks.sweep", "schedule": BATON_SWEEP_INTERVAL},
+}
+
+# --- REST API (/api/v1/, docs/api.md) ------------------------------------------------------------
+REST_FRAMEWORK = {
+    # Token first: an anonymous request gets 401 with `WWW-Authenticate: Token`, not 403.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Baton API",
+    "DESCRIPTION": "Chains of downstream pipelines, their runs, and the actions on them. "
+    "See docs/api.md.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "dashboard.api.schema.path_ids_are_whole_numbers",
+    ],
 }

@@ -6,6 +6,7 @@ from bots import health
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("hooks/", include("bots.urls")),
+    path("api/", include("dashboard.api.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("", include("dashboard.urls")),

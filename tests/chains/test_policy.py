@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.contrib.auth import get_user_model
 
@@ -75,7 +77,7 @@ def test_forge_accounts_act_through_their_linked_user(world: dict[str, object]) 
     assert not stranger and stranger.reason == "mallory on GitLab is not linked to a Baton user"
 
 
-def test_visible(world: dict[str, object]) -> None:
+def test_visible(world: dict[str, Any]) -> None:
     repos = [world["api"], world["gh_api"], world["other"]]
-    assert visible(world["rm"], repos) == {world["api"].pk, world["gh_api"].pk}  # type: ignore[union-attr]
+    assert visible(world["rm"], repos) == {world["api"].pk, world["gh_api"].pk}
     assert visible(world["nobody"], repos) == set()

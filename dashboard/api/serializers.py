@@ -1,0 +1,224 @@
+"""What the API shows. Read-only: changes go through the actions (views), never through writes.
+
+Confidentiality: a run inside a chain the user may view, whose own repository the user may not
+view, is shown as a ``"private project"``: everything that names or points into that project
+(path, repository, ref, workflow, key, label, variables, web URLs, errors) is null. Masked
+variables never show their values: their names map to ``"••••"``, and only where the user may
+view the run's repository.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from chains.models import Chain, Repository, Run, RunAttempt
+from chains.status import Status
+from dashboard.api.permissions import PRIVATE, Access
+
+MASK = "••••"
+
+# Run fields that name or point into the run's project; null when that project is private.
+PRIVATE_RUN_FIELDS = (
+    "repository",
+    "forge",
+    "key",
+    "label",
+    "ref",
+    "workflow",
+    "variables",
+    "masked_variables",
+    "undelivered",
+    "depends_on",
+    "deploy_environment",
+    "remote_id",
+    "web_url",
+    "error",
+)
+PRIVATE_ATTEMPT_FIELDS = ("remote_id", "web_url", "error")
+
+
+def _access(serializer: serializers.BaseSerializer[Any]) -> Access:
+    return serializer.context["access"]  # type: ignore[no-any-return]
+
+
+class OptionalURLField(serializers.URLField):
+    """A URL, or null where the model keeps a blank one (not yet known, or none)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_null=True, read_only=True, **kwargs)
+
+    def to_representation(self, value: Any) -> str | None:
+        return str(value) if value else None
+
+
+class ErrorSerializer(serializers.Serializer[Any]):
+    """Every refusal: 401, 403 (with the policy's reason), 404, 409 (why the action was refused)."""
+
+    detail = serializers.CharField()
+
+
+class RepositorySerializer(serializers.ModelSerializer[Repository]):
+    forge = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    forge_kind = serializers.CharField(source="forge.kind", read_only=True)
+    web_url = OptionalURLField()
+
+    class Meta:
+        model = Repository
+        fields = (
+            "id",
+            "forge",
+            "forge_kind",
+            "path",
+            "visibility",
+            "default_branch",
+            "web_url",
+        )
+        read_only_fields = fields
+
+
+CHAIN_FIELDS: tuple[str, ...] = (
+    "id",
+    "forge",
+    "repository",
+    "project",
+    "change_number",
+    "change_url",
+    "title",
+    "author",
+    "runs_for",
+    "source_branch",
+    "target_branch",
+    "head_sha",
+    "upstream_ref",
+    "from_fork",
+    "reason",
+    "status",
+    "error",
+    "superseded_by",
+    "created_at",
+    "updated_at",
+    "finished_at",
+)
+
+
+class ChainSerializer(serializers.ModelSerializer[Chain]):
+    forge = serializers.CharField(source="forge.slug", read_only=True)
+    project = serializers.CharField(source="repository.path", read_only=True)
+    change_url = OptionalURLField()
+    status = serializers.ChoiceField(choices=Status.choices, read_only=True)
+    superseded_by = serializers.IntegerField(
+        source="superseded_by_id", allow_null=True, read_only=True
+    )
+
+    class Meta:
+        model = Chain
+        fields = CHAIN_FIELDS
+        read_only_fields = fields
+
+
+class RunAttemptSerializer(serializers.ModelSerializer[RunAttempt]):
+    """An earlier attempt of a run, kept when it was retried."""
+
+    remote_id = serializers.CharField(allow_null=True, read_only=True)
+    web_url = OptionalURLField()
+    error = serializers.CharField(allow_null=True, read_only=True)
+
+    class Meta:
+        model = RunAttempt
+        fields = (
+            "number",
+            "status",
+            "remote_id",
+            "web_url",
+            "error",
+            "triggered_at",
+            "started_at",
+            "finished_at",
+        )
+        read_only_fields = fields
+
+
+class RunSerializer(serializers.Serializer[Run]):
+    """One downstream pipeline of a chain."""
+
+    id = serializers.IntegerField(read_only=True)
+    chain = serializers.IntegerField(source="chain_id", read_only=True)
+    parent = serializers.IntegerField(source="parent_id", allow_null=True, read_only=True)
+    depth = serializers.IntegerField(read_only=True)
+    private = serializers.SerializerMethodField(
+        help_text="True when the run's project is one the user may not view"
+    )
+    project = serializers.CharField(
+        source="repository.path", read_only=True, help_text='Its path, or "private project"'
+    )
+    repository = serializers.IntegerField(source="repository_id", allow_null=True, read_only=True)
+    forge = serializers.CharField(source="repository.forge.slug", allow_null=True, read_only=True)
+    key = serializers.CharField(allow_null=True, read_only=True)
+    label = serializers.CharField(allow_null=True, read_only=True)
+    is_child = serializers.BooleanField(read_only=True)
+    ref = serializers.CharField(allow_null=True, read_only=True)
+    workflow = serializers.CharField(allow_null=True, read_only=True)
+    variables = serializers.DictField(
+        child=serializers.CharField(), allow_null=True, read_only=True
+    )
+    masked_variables = serializers.SerializerMethodField(
+        help_text=f'Names of the masked variables sent, each mapped to "{MASK}"'
+    )
+    undelivered = serializers.ListField(
+        child=serializers.CharField(), allow_null=True, read_only=True
+    )
+    strategy = serializers.ChoiceField(choices=Run.Strategy.choices, read_only=True)
+    interruptible = serializers.BooleanField(read_only=True)
+    soft_fail = serializers.BooleanField(read_only=True)
+    depends_on = serializers.ListField(
+        child=serializers.CharField(), allow_null=True, read_only=True
+    )
+    deploy_environment = serializers.CharField(allow_null=True, read_only=True)
+    status = serializers.ChoiceField(choices=Status.choices, read_only=True)
+    error = serializers.CharField(allow_null=True, read_only=True)
+    attempt = serializers.IntegerField(read_only=True)
+    cancel_requested = serializers.BooleanField(read_only=True)
+    remote_id = serializers.CharField(allow_null=True, read_only=True)
+    web_url = OptionalURLField()
+    created_at = serializers.DateTimeField(read_only=True)
+    triggered_at = serializers.DateTimeField(allow_null=True, read_only=True)
+    started_at = serializers.DateTimeField(allow_null=True, read_only=True)
+    finished_at = serializers.DateTimeField(allow_null=True, read_only=True)
+
+    def get_private(self, run: Run) -> bool:
+        return not _access(self).sees(run.repository_id)
+
+    @extend_schema_field(
+        {"type": "object", "additionalProperties": {"type": "string"}, "nullable": True}
+    )
+    def get_masked_variables(self, run: Run) -> dict[str, str] | None:
+        return {str(name): MASK for name in sorted(run.masked_variables or {})}
+
+    def to_representation(self, instance: Run) -> dict[str, Any]:
+        data: dict[str, Any] = super().to_representation(instance)
+        if _access(self).sees(instance.repository_id):
+            return data
+        return {**data, **dict.fromkeys(PRIVATE_RUN_FIELDS), "project": PRIVATE}
+
+
+class RunDetailSerializer(RunSerializer):
+    attempts = RunAttemptSerializer(many=True, read_only=True)
+
+    def to_representation(self, instance: Run) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        if data["private"]:
+            data["attempts"] = [
+                {**attempt, **dict.fromkeys(PRIVATE_ATTEMPT_FIELDS)} for attempt in data["attempts"]
+            ]
+        return data
+
+
+class ChainDetailSerializer(ChainSerializer):
+    runs = RunSerializer(many=True, read_only=True)
+
+    class Meta(ChainSerializer.Meta):
+        fields = (*CHAIN_FIELDS, "runs")
+        read_only_fields = fields
