@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 
 NODE_STAMP := node_modules/.installed-stamp
 
-.PHONY: run test setup lint bench clean
+.PHONY: run test setup lint bench screenshots clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ test: setup $(NODE_STAMP) lint
 bench: setup
 	DEBUG=true $(BIN)/python bench/intake.py
 	DEBUG=true $(BIN)/python bench/fanout.py
+
+# PNGs of every dashboard page with demo data, in docs/screenshots/ (needs chromium: apt-get
+# install chromium).
+screenshots: setup
+	BATON_SCREENSHOTS=docs/screenshots DEBUG=true SECRET_KEY=$${SECRET_KEY:-test-only-secret} \
+		$(BIN)/pytest tests/e2e/test_dashboard_browser.py -k screenshots -p no:cacheprovider -q
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

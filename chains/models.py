@@ -184,7 +184,10 @@ class Chain(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["repository", "change_number", "-created_at"])]
+        indexes = [
+            models.Index(fields=["repository", "change_number", "-created_at"]),
+            models.Index(fields=["target_branch"], name="chain_target_branch"),
+        ]
 
     def __str__(self) -> str:
         return f"chain {self.pk} {self.repository.path}!{self.change_number} @ {self.head_sha[:8]}"
@@ -285,6 +288,7 @@ class Run(models.Model):
             ),
         ]
         indexes = [
+            models.Index(fields=["ref", "chain"], name="run_ref"),
             models.Index(
                 fields=["status", "last_seen_at"],
                 condition=Q(status__in=sorted(ACTIVE)),

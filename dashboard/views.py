@@ -1,31 +1,156 @@
-"""Release managers' pages. Thin: read the database, render."""
+"""Release managers' pages. Thin: parse, ask ``queries``, shape with ``presenters``, render.
+
+Each page is one template with ``{% partialdef %}`` blocks; an htmx request (a poll, a filter
+change, an action) gets only the live part."""
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Q
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from collections.abc import Callable
+from typing import Any
 
-from chains.models import Chain
-from chains.status import FINISHED
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from bots import services
+from dashboard import actions, live, presenters, queries
+from dashboard.access import actor, can_act, notice, staff_required, viewer_required
+from dashboard.forms import ChainFilterForm, ReleaseForm
+from dashboard.live import current_version, polled
+
+LIST = "dashboard/chain_list.html"
+DETAIL = "dashboard/chain_detail.html"
 
 
-@login_required
+def _list_version(request: HttpRequest) -> str:
+    return queries.chains_version(ChainFilterForm(request.GET).filters(), request.GET.get("page"))
+
+
+@require_GET
+@polled(_list_version)
+@viewer_required
 def chain_list(request: HttpRequest) -> HttpResponse:
-    chains = (
-        Chain.objects.select_related("repository", "forge")
-        .annotate(
-            total=Count("runs"),
-            done=Count("runs", filter=Q(runs__status__in=sorted(FINISHED))),
-        )
-        .order_by("-created_at")[:100]
-    )
-    return render(request, "dashboard/chain_list.html", {"chains": chains})
+    version = current_version(request, _list_version)
+    form = ChainFilterForm(request.GET)
+    page, progress = queries.chain_page(form.filters(), request.GET.get("page"))
+    context = {
+        "form": form,
+        "page": page,
+        "rows": presenters.chain_rows(page.object_list, progress),
+        "poll_url": live.poll_url(request.path, request.GET, version),
+    }
+    if live.partial(request):
+        return live.finish(render(request, f"{LIST}#chain-table", context), version)
+    form.with_choices(*queries.filter_choices())
+    return render(request, LIST, context)
 
 
-@login_required
+def _chain_version(request: HttpRequest, pk: int) -> str:
+    return queries.chain_version(pk)
+
+
+def _chain(request: HttpRequest, pk: int, version: str, **extra: Any) -> HttpResponse:
+    detail = queries.chain_detail(pk)
+    if detail is None:
+        raise Http404("No chain with this number: it may have been deleted.")
+    page = presenters.chain_page(detail.chain, detail.runs, can_act=can_act(request.user))
+    path = reverse("chain-detail", args=[pk])
+    context = {"page": page, "chain": page.chain, "poll_url": live.poll_url(path, {}, version)}
+    if live.partial(request):
+        name = "action-result" if "message" in extra else "chain-live"
+        response = render(request, f"{DETAIL}#{name}", context | extra)
+        return live.finish(response, version, stop=page.settled and not extra)
+    return render(request, DETAIL, context)
+
+
+@require_GET
+@polled(_chain_version)
+@viewer_required
 def chain_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    chain = get_object_or_404(Chain.objects.select_related("repository", "forge"), pk=pk)
-    runs = chain.runs.select_related("repository").order_by("depth", "pk")
-    return render(request, "dashboard/chain_detail.html", {"chain": chain, "runs": runs})
+    return _chain(request, pk, current_version(request, _chain_version, pk))
+
+
+def _act(request: HttpRequest, chain_pk: int, do: Callable[[], str], **extra: Any) -> HttpResponse:
+    try:
+        message = do()
+    except services.ActionRefused as refused:
+        if not live.partial(request):
+            messages.error(request, str(refused))
+            return redirect("chain-detail", chain_pk)
+        return notice(request, str(refused), status=409)
+    if not live.partial(request):
+        messages.success(request, message)
+        return redirect("chain-detail", chain_pk)
+    return _chain(request, chain_pk, queries.chain_version(chain_pk), message=message, **extra)
+
+
+@require_POST
+@staff_required
+def run_action(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
+    action, run = actions.RUN_ACTIONS.get(verb), queries.run_for_action(pk)
+    if action is None or run is None:
+        raise Http404("No such run or action.")
+    return _act(request, run.chain_id, lambda: action(run, actor(request)))
+
+
+@require_POST
+@staff_required
+def chain_action(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
+    action, chain = actions.CHAIN_ACTIONS.get(verb), queries.chain_for_action(pk)
+    if action is None or chain is None:
+        raise Http404("No such chain or action.")
+    # After a re-run the page keeps polling until the new chain takes over.
+    keep = {"keep_polling": verb == "rerun"}
+    return _act(request, chain.pk, lambda: action(chain, actor(request)), **keep)
+
+
+def _release_version(request: HttpRequest) -> str:
+    ref = request.GET.get("ref", "").strip()
+    shown = queries.shown_ids(request.GET.get("shown", ""))
+    return queries.release_version(ref, shown) if ref else "none"
+
+
+@require_GET
+@polled(_release_version)
+@viewer_required
+def release(request: HttpRequest) -> HttpResponse:
+    form = ReleaseForm(request.GET if "ref" in request.GET else None)
+    ref = form.ref_value() if form.is_bound else ""
+    data = queries.release(ref) if ref else None
+    version = data.version if data else _release_version(request)  # of what is shown
+    matrix = presenters.release_matrix(ref, data.chains, data.runs) if data else None
+    context = {"form": form, "ref": ref, "matrix": matrix}
+    shown = {"ref": ref, "shown": ",".join(str(c.pk) for c in data.chains) if data else ""}
+    context["poll_url"] = live.poll_url(request.path, shown, version)
+    if live.partial(request):
+        return live.finish(render(request, "dashboard/release.html#matrix", context), version)
+    return render(request, "dashboard/release.html", context | {"refs": queries.recent_refs()})
+
+
+def _repository_version(request: HttpRequest, pk: int) -> str:
+    filters = queries.ChainFilters(project=pk)
+    return queries.chains_version(filters, request.GET.get("page"))
+
+
+@require_GET
+@polled(_repository_version)
+@viewer_required
+def repository_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    version = current_version(request, _repository_version, pk)
+    repository = queries.repository(pk)
+    if repository is None:
+        raise Http404("No such repository.")
+    page, progress = queries.chain_page(queries.ChainFilters(project=pk), request.GET.get("page"))
+    context = {
+        "repository": repository,
+        "page": page,
+        "rows": presenters.chain_rows(page.object_list, progress),
+        "poll_url": live.poll_url(request.path, request.GET, version),
+        "in_repository": True,
+    }
+    if live.partial(request):
+        return live.finish(render(request, f"{LIST}#chain-table", context), version)
+    context["runs"] = queries.runs_in_repository(repository)
+    return render(request, "dashboard/repository.html", context)

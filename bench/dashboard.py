@@ -1,0 +1,341 @@
+"""Dashboard render times on a large database: 10,000 chains and 100,000 runs on PostgreSQL.
+
+Measures, in process through Django's WSGI handler (every middleware, sessions in the database,
+templates cached as in production, DEBUG off), the p50/p95 time and the SQL query count of:
+the chain list (plain and filtered), a chain's page, the release matrix, a repository's page,
+and an unchanged poll of each live part (204).
+
+    .venv/bin/python bench/dashboard.py [--chains 10000] [--runs-per-chain 10] [--repeat 200]
+
+Creates (and drops at the end, unless --keep) the PostgreSQL database `baton_bench_dash`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import random
+import re
+import sys
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import common  # noqa: E402
+
+DB_NAME = "baton_bench_dash"
+GOAL_RENDER = 0.100  # seconds, p95
+GOAL_POLL = 0.005  # seconds, p95
+GOAL_POLL_QUERIES = 2
+INDEXES = (
+    "CREATE INDEX IF NOT EXISTS bench_run_ref ON chains_run (ref, chain_id)",
+    "CREATE INDEX IF NOT EXISTS bench_chain_target ON chains_chain (target_branch)",
+)
+STATUSES = ["success"] * 70 + ["failed"] * 10 + ["canceled"] * 5 + ["running"] * 10 + ["queued"] * 5
+
+
+def seed(chains: int, runs_per_chain: int) -> dict[str, Any]:
+    """Bulk-create the data set; returns handles for the measured pages."""
+    from django.contrib.auth.models import User
+    from django.db import connection
+    from django.utils import timezone
+
+    from chains.models import Chain, Forge, Repository, Run, RunAttempt
+
+    rng = random.Random(7)
+    gitlab = Forge.objects.create(
+        kind="gitlab",
+        slug="gitlab",
+        name="GitLab",
+        api_url="https://gitlab.example.com",
+        token="t",
+        webhook_secret="s",
+    )
+    github = Forge.objects.create(
+        kind="github",
+        slug="github",
+        name="GitHub",
+        api_url="https://github.example.com",
+        token="t",
+        webhook_secret="s",
+    )
+    repos = Repository.objects.bulk_create(
+        Repository(
+            forge=gitlab if i % 4 else github,
+            path=f"acme/project-{i:03d}",
+            web_url=f"https://example.com/acme/project-{i:03d}",
+            default_branch="main",
+        )
+        for i in range(200)
+    )
+    products, targets = repos[:25], repos[25:65]
+    refs = [f"release/1.{i}" for i in range(10)]
+    now = timezone.now()
+    chain_objs = []
+    for i in range(chains):
+        release = i % 10 == 0
+        repo = rng.choice(products) if release else rng.choice(repos)
+        status = rng.choice(STATUSES)
+        chain_objs.append(
+            Chain(
+                forge_id=repo.forge_id,
+                repository=repo,
+                change_number=1 + i // 3,
+                change_url=f"{repo.web_url}/-/merge_requests/{1 + i // 3}",
+                title=f"Change {i}: {rng.choice(['fix', 'add', 'bump', 'refactor'])} things",
+                author=rng.choice(["alice", "bob", "maria", "li", "sam"]),
+                source_branch=f"feature/{i}",
+                target_branch=rng.choice(refs) if release else "main",
+                head_sha=f"{i:08x}" + "0" * 32,
+                upstream_ref=f"refs/merge-requests/{1 + i // 3}/head",
+                reason="merge request opened",
+                status=status,
+                error="" if i % 500 else ".baton.yml line 3: downstream[0].strategy: bad value",
+            )
+        )
+    with common.timed(f"{chains} chains"):
+        created = Chain.objects.bulk_create(chain_objs, batch_size=2000)
+    run_objs = []
+    for chain in created:
+        for j in range(runs_per_chain):
+            status = chain.status if j == 0 else rng.choice(STATUSES)
+            started = now - timedelta(minutes=rng.randint(1, 600))
+            finished = status in ("success", "failed", "canceled")
+            run_objs.append(
+                Run(
+                    chain=chain,
+                    depth=1,
+                    key=f"t{j}",
+                    label=f"Target {j}",
+                    repository=rng.choice(targets),
+                    ref=chain.target_branch,
+                    variables={"UPSTREAM_REF": chain.upstream_ref, "RELEASE_STREAM": "stable"},
+                    masked_variables={"DEPLOY_TOKEN": "secret"} if j == 0 else {},
+                    status=status,
+                    attempt=2 if j == 1 and status == "failed" else 1,
+                    remote_id=str(100000 + chain.pk * 10 + j),
+                    web_url=f"https://example.com/p/{chain.pk * 10 + j}",
+                    error="pipeline failed: job test exited 1" if status == "failed" else "",
+                    dispatch="sent",
+                    triggered_at=started,
+                    started_at=started,
+                    finished_at=started + timedelta(seconds=rng.randint(30, 900))
+                    if finished
+                    else None,
+                )
+            )
+    with common.timed(f"{len(run_objs)} runs"):
+        runs = Run.objects.bulk_create(run_objs, batch_size=5000)
+    # A tree: the last two runs of each chain hang under its first two.
+    with common.timed("tree, attempts, ages"), connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE chains_run r SET parent_id = p.id, depth = 2 FROM chains_run p "
+            "WHERE p.chain_id = r.chain_id AND p.key = 't0' AND r.key IN (%s, %s)",
+            [f"t{runs_per_chain - 1}", f"t{runs_per_chain - 2}"],
+        )
+        cursor.execute(
+            "UPDATE chains_chain SET created_at = now() - (id * interval '3 minutes'), "
+            "finished_at = CASE WHEN status IN ('success','failed','canceled') "
+            "THEN now() - (id * interval '3 minutes') + interval '20 minutes' END"
+        )
+        RunAttempt.objects.bulk_create(
+            RunAttempt(run=run, number=1, status="failed", error="job lint exited 2")
+            for run in runs
+            if run.attempt == 2
+        )
+        cursor.execute("ANALYZE")
+    user = User.objects.create_user("bench", password="bench-password", is_staff=True)
+    middle = created[len(created) // 2]
+    return {"user": user, "chain": middle, "repository": middle.repository, "ref": refs[3]}
+
+
+class Server:
+    """Django's WSGI handler called directly, as gunicorn would: every middleware runs, nothing
+    of the test client's instrumentation does."""
+
+    def __init__(self, session_cookie: str) -> None:
+        from django.core.handlers.wsgi import WSGIHandler
+
+        self.handler = WSGIHandler()
+        self.cookie = session_cookie
+
+    def get(
+        self, url: str, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        path, _, query = url.partition("?")
+        environ = {
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": path,
+            "QUERY_STRING": query,
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "80",
+            "REMOTE_ADDR": "127.0.0.1",
+            "HTTP_HOST": "127.0.0.1",
+            "HTTP_COOKIE": self.cookie,
+            "wsgi.input": io.BytesIO(),
+            "wsgi.url_scheme": "http",
+            **{f"HTTP_{k.upper().replace('-', '_')}": v for k, v in (headers or {}).items()},
+        }
+        answer: dict[str, Any] = {}
+
+        def start_response(
+            status: str, response_headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Callable[[bytes], object]:
+            answer["status"] = int(status.split()[0])
+            answer["headers"] = dict(response_headers)
+            return lambda data: None
+
+        response = self.handler(environ, start_response)
+        body = b"".join(response)
+        response.close()
+        return answer["status"], answer["headers"], body
+
+
+def measure(
+    server: Server, url: str, repeat: int, *, headers: dict[str, str] | None = None
+) -> tuple[float, float, int, int]:
+    """(p50, p95, queries, status) of GET url."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for _ in range(5):
+        server.get(url, headers)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        server.get(url, headers)
+        times.append(time.perf_counter() - start)
+    with CaptureQueriesContext(connection) as queries:
+        status, _, _ = server.get(url, headers)
+    return (
+        common.percentile(times, 50),
+        common.percentile(times, 95),
+        len(queries),
+        status,
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--chains", type=int, default=10_000)
+    parser.add_argument("--runs-per-chain", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=200)
+    parser.add_argument("--pg", default=os.environ.get("BENCH_PG", common.DEFAULT_PG))
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    args = parser.parse_args()
+
+    db_url = common.recreate_database(args.pg, DB_NAME)
+    env = common.base_env(db_url, "memory://", ALLOWED_HOSTS="testserver,127.0.0.1")
+    try:
+        with common.timed("migrate"):
+            common.setup_django(env)
+        data = seed(args.chains, args.runs_per_chain)
+        return report(data, args)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        if not args.keep:
+            common.drop_database(args.pg, DB_NAME)
+
+
+def report(data: dict[str, Any], args: argparse.Namespace) -> int:
+    from django.test import Client
+
+    from chains.models import Run
+
+    client = Client()
+    client.force_login(data["user"])
+    server = Server(f"sessionid={client.cookies['sessionid'].value}")
+    chain, repo, ref = data["chain"], data["repository"], data["ref"]
+    hx = {"HX-Request": "true"}
+
+    def poll(url: str) -> str:
+        """The URL the live part polls, with the cursor of what it shows."""
+        html = server.get(url, hx)[2].decode()
+        found = re.search(r'hx-get="([^"]*since=[^"]*)"', html)
+        assert found, f"{url} has no live part"
+        return found.group(1).replace("&amp;", "&")
+
+    pages: list[tuple[str, str, dict[str, str], Callable[[float], bool]]] = []
+    render_goal = lambda p95: p95 < GOAL_RENDER  # noqa: E731
+    poll_goal = lambda p95: p95 < GOAL_POLL  # noqa: E731
+    chain_url = f"/chains/{chain.pk}/"
+    release_url = f"/releases/?ref={ref}"
+    pages += [
+        ("chain list", "/", {}, render_goal),
+        ("chain list, filtered", "/?status=failed&q=fix&within=30d", {}, render_goal),
+        ("chain list, page 200", "/?page=200", {}, render_goal),
+        ("chain detail", chain_url, {}, render_goal),
+        ("release matrix", release_url, {}, render_goal),
+        ("repository", f"/repositories/{repo.pk}/", {}, render_goal),
+        ("poll: chain, unchanged", poll(chain_url), hx, poll_goal),
+        ("poll: list, unchanged", poll("/"), hx, poll_goal),
+        ("poll: release, unchanged", poll(release_url), hx, poll_goal),
+    ]
+    runs = Run.objects.filter(chain=chain).count()
+    print(
+        f"\n{common.describe_tree()}; {args.chains} chains, "
+        f"{args.chains * args.runs_per_chain} runs; chain {chain.pk} has {runs} runs; "
+        f"{args.repeat} requests each, in process\n"
+    )
+    rows, missed = [], []
+    busy0, total0 = common.machine_ticks()
+    for name, url, headers, goal in pages:
+        p50, p95, queries, status = measure(server, url, args.repeat, headers=headers)
+        is_poll = name.startswith("poll")
+        ok = goal(p95) and (not is_poll or queries <= GOAL_POLL_QUERIES)
+        wanted = (
+            f"< {common.ms(GOAL_POLL)}, ≤ 2 queries" if is_poll else f"< {common.ms(GOAL_RENDER)}"
+        )
+        rows.append(
+            [
+                name,
+                status,
+                common.ms(p50),
+                common.ms(p95),
+                queries,
+                wanted,
+                "met" if ok else "MISSED",
+            ]
+        )
+        if not ok:
+            missed.append(name)
+    busy1, total1 = common.machine_ticks()
+    print(common.table(["page", "HTTP", "p50", "p95", "queries", "goal (p95)", ""], rows))
+    share = 100 * (busy1 - busy0) / max(total1 - total0, 1e-9)
+    print(
+        f"\nthe machine ({os.cpu_count()} cores) was {share:.0f}% busy meanwhile; this benchmark "
+        "alone keeps about one core busy, so much more means other work skewed the figures"
+    )
+    print("\nall goals met" if not missed else f"\nmissed: {', '.join(missed)}")
+
+    # The release matrix looks runs up by ref: the same two pages with the indexes proposed in
+    # docs/dashboard.md (Run.ref, Chain.target_branch).
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for sql in INDEXES:
+            cursor.execute(sql)
+        cursor.execute("ANALYZE")
+    rows = []
+    for name, url, headers in (
+        ("release matrix", release_url, {}),
+        ("poll: release, unchanged", poll(release_url), hx),
+    ):
+        p50, p95, queries, status = measure(server, url, args.repeat, headers=headers)
+        rows.append([f"{name} (+ indexes)", status, common.ms(p50), common.ms(p95), queries])
+    print("\nwith the proposed indexes on Run.ref and Chain.target_branch:")
+    print(common.table(["page", "HTTP", "p50", "p95", "queries"], rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,414 @@
+"""What the templates show, computed from models without touching the database.
+
+Forge words (merge request, pull request, workflow run) appear here only as display labels looked
+up by ``forge.kind``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
+
+from chains.models import Chain, Forge, Run, RunAttempt
+from chains.status import ACTIVE, FINISHED, NOT_YET_SENT, Status
+
+# --- status ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StatusView:
+    value: str
+    label: str
+    icon: str
+    finished: bool
+
+
+_ICONS = {
+    Status.QUEUED: "…",
+    Status.WAITING: "⏸",
+    Status.PENDING: "◌",
+    Status.RUNNING: "◔",
+    Status.MANUAL: "✋",
+    Status.SUCCESS: "✓",
+    Status.FAILED: "✕",
+    Status.CANCELED: "⊘",
+    Status.SKIPPED: "↷",
+}
+
+
+def status_view(value: str) -> StatusView:
+    try:
+        status = Status(value)
+    except ValueError:
+        return StatusView(value, value or "unknown", "?", False)
+    return StatusView(status.value, status.label, _ICONS[status], status in FINISHED)
+
+
+STATUS_CHOICES = [(s.value, s.label) for s in Status]
+
+
+# --- forge display labels ----------------------------------------------------------------------
+
+_CHANGE_LABELS: dict[str, tuple[str, str]] = {
+    Forge.Kind.GITLAB: ("merge request", "!"),
+    Forge.Kind.GITHUB: ("pull request", "#"),
+}
+_PIPELINE_LABELS: dict[str, str] = {
+    Forge.Kind.GITLAB: "pipeline",
+    Forge.Kind.GITHUB: "workflow run",
+}
+
+
+def change_noun(kind: str) -> str:
+    return _CHANGE_LABELS.get(kind, ("change", "#"))[0]
+
+
+def change_ref(chain: Chain) -> str:
+    """How the forge writes the change: ``!12`` (GitLab) or ``#12`` (GitHub)."""
+    if chain.change_number is None:
+        return ""
+    return f"{_CHANGE_LABELS.get(chain.forge.kind, ('', '#'))[1]}{chain.change_number}"
+
+
+def pipeline_noun(kind: str) -> str:
+    return _PIPELINE_LABELS.get(kind, "pipeline")
+
+
+# --- durations ---------------------------------------------------------------------------------
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = max(int(seconds), 0)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+@dataclass(frozen=True)
+class Bar:
+    """Where a run sits on the chain's timeline, in percent."""
+
+    left: float
+    width: float
+
+
+# --- chain list --------------------------------------------------------------------------------
+
+
+@dataclass
+class ChainRow:
+    chain: Chain
+    status: StatusView
+    change: str
+    done: int
+    total: int
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.done / self.total) if self.total else 100
+
+
+def chain_rows(chains: Iterable[Chain], progress: dict[int, Any]) -> list[ChainRow]:
+    rows = []
+    for chain in chains:
+        p = progress.get(chain.pk)
+        rows.append(
+            ChainRow(
+                chain,
+                status_view(chain.status),
+                change_ref(chain),
+                p.done if p else 0,
+                p.total if p else 0,
+            )
+        )
+    return rows
+
+
+# --- one chain: the tree -----------------------------------------------------------------------
+
+
+@dataclass
+class RunNode:
+    run: Run
+    status: StatusView
+    depth: int
+    guides: list[str]  # one per level: "pipe", "blank", "tee" or "elbow"
+    parent_label: str
+    duration: str
+    running_since: datetime | None
+    bar: Bar | None
+    variables: list[tuple[str, str]]
+    masked: list[str]
+    attempts: list[RunAttempt]
+    can_retry: bool
+    can_cancel: bool
+    can_retry_subtree: bool = False  # it set runs off, and none of them is still active
+    soft_fail: bool = False  # its failure does not fail the chain
+    waits_for: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.run.label or self.run.key
+
+    @property
+    def variable_count(self) -> int:
+        return len(self.variables) + len(self.masked)
+
+
+@dataclass
+class ChainPage:
+    chain: Chain
+    status: StatusView
+    change: str
+    change_noun: str
+    pipeline_noun: str
+    nodes: list[RunNode]
+    done: int
+    total: int
+    failed: int
+    active: int
+    settled: bool
+    can_act: bool
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.done / self.total) if self.total else 100
+
+
+def _timeline(runs: list[Run], chain: Chain, now: datetime) -> tuple[datetime, float]:
+    starts: list[datetime] = []
+    ends: list[datetime] = []
+    for run in runs:
+        began = run.started_at or run.triggered_at
+        if began is not None:
+            starts.append(began)
+            ends.append(run.finished_at or now)
+    start = min(starts, default=chain.created_at)
+    end = max(ends, default=now)
+    return start, max((end - start).total_seconds(), 1.0)
+
+
+def _node(
+    run: Run, guides: list[str], parent: str, *, t0: datetime, span: float, now: datetime
+) -> RunNode:
+    started = run.started_at or run.triggered_at
+    bar = seconds = None
+    if started is not None:
+        end = run.finished_at or now
+        seconds = (end - started).total_seconds()
+        left = 100 * (started - t0).total_seconds() / span
+        bar = Bar(round(max(left, 0.0), 2), round(max(100 * seconds / span, 1.0), 2))
+    active = run.status in ACTIVE
+    return RunNode(
+        run=run,
+        status=status_view(run.status),
+        depth=len(guides),
+        guides=guides,
+        parent_label=parent,
+        duration=format_duration(seconds) if seconds is not None else "not started",
+        running_since=run.started_at if active and run.started_at else None,
+        bar=bar,
+        variables=sorted((str(k), str(v)) for k, v in (run.variables or {}).items()),
+        masked=sorted(str(name) for name in (run.masked_variables or {})),
+        attempts=list(run.attempts.all()),
+        can_retry=run.status in (Status.FAILED, Status.CANCELED),
+        can_cancel=active and not run.cancel_requested,
+        soft_fail=bool(getattr(run, "soft_fail", False)),
+        waits_for=[
+            str(key)
+            for key in (getattr(run, "depends_on", None) or [])
+            if run.status in NOT_YET_SENT
+        ],
+    )
+
+
+def run_tree(chain: Chain, runs: list[Run], now: datetime | None = None) -> list[RunNode]:
+    """Runs in tree order (parents before children), each with its connector guides."""
+    now = now or timezone.now()
+    t0, span = _timeline(runs, chain, now)
+    known = {run.pk for run in runs}
+    children: dict[int | None, list[Run]] = defaultdict(list)
+    for run in runs:
+        parent = run.parent_id if run.parent_id in known else None
+        children[parent].append(run)
+    nodes: list[RunNode] = []
+
+    def walk(parent: Run | None, prefix: list[str]) -> None:
+        kids = children.get(parent.pk if parent else None, [])
+        for i, run in enumerate(kids):
+            last = i == len(kids) - 1
+            label = (parent.label or parent.key) if parent else ""
+            nodes.append(
+                _node(
+                    run,
+                    [*prefix, "elbow" if last else "tee"],
+                    label,
+                    t0=t0,
+                    span=span,
+                    now=now,
+                )
+            )
+            walk(run, [*prefix, "blank" if last else "pipe"])
+
+    walk(None, [])
+
+    def idle(run: Run) -> bool:
+        return run.status not in ACTIVE and all(idle(kid) for kid in children.get(run.pk, []))
+
+    for node in nodes:
+        node.can_retry_subtree = bool(children.get(node.run.pk)) and idle(node.run)
+    return nodes
+
+
+def chain_page(chain: Chain, runs: list[Run], *, can_act: bool) -> ChainPage:
+    nodes = run_tree(chain, runs)
+    done = sum(run.status in FINISHED for run in runs)
+    active = len(runs) - done
+    settled = (
+        chain.status in FINISHED
+        and active == 0
+        and chain.mirror_requested_at is None
+        and chain.mirror_lease_until is None
+    )
+    kind = chain.forge.kind
+    notes = []
+    if chain.from_fork:
+        notes.append(
+            f"This {change_noun(kind)} comes from a fork: its .baton.yml was read "
+            "from the target branch."
+        )
+    return ChainPage(
+        chain=chain,
+        status=status_view(chain.status),
+        change=change_ref(chain),
+        change_noun=change_noun(kind),
+        pipeline_noun=pipeline_noun(kind),
+        nodes=nodes,
+        done=done,
+        total=len(runs),
+        failed=sum(run.status == Status.FAILED for run in runs),
+        active=active,
+        settled=settled,
+        can_act=can_act,
+        notes=notes,
+    )
+
+
+# --- release matrix ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Column:
+    path: str
+    repository_id: int
+
+
+_NOT_TRIGGERED = mark_safe(
+    '<span class="muted" title="not triggered"><span aria-hidden="true">·</span>'
+    '<span class="sr-only">not triggered</span></span>'
+)
+
+
+def status_html(view: StatusView, size: str = "") -> SafeString:
+    """A status as an icon and a word, never by colour alone."""
+    return format_html(
+        '<span class="status status-{} {}"><span class="status-icon" aria-hidden="true">{}</span>'
+        " {}</span>",
+        view.value,
+        size,
+        view.icon,
+        view.label,
+    )
+
+
+@dataclass
+class Cell:
+    column: Column
+    runs: list[tuple[Run, StatusView]]  # a project may run more than once in a chain
+    chain_url: str = ""
+
+    @property
+    def html(self) -> SafeString:
+        """Built here rather than in the template: a matrix has many cells."""
+        if not self.runs:
+            return _NOT_TRIGGERED
+        many = len(self.runs) > 1
+        return format_html_join(
+            "",
+            '<a class="cell-link" href="{}#run-{}" title="{}: {}">{}{}</a>',
+            (
+                (
+                    self.chain_url,
+                    run.pk,
+                    run.label or run.key,
+                    view.label,
+                    status_html(view),
+                    format_html(' <span class="muted">{}</span>', run.key) if many else "",
+                )
+                for run, view in self.runs
+            ),
+        )
+
+
+@dataclass
+class MatrixRow:
+    chain: Chain
+    status: StatusView
+    change: str
+    cells: list[Cell]  # one per column
+    done: int
+    total: int
+
+    @property
+    def cells_html(self) -> SafeString:
+        return format_html_join(
+            "", '<td data-label="{}">{}</td>', ((c.column.path, c.html) for c in self.cells)
+        )
+
+
+@dataclass
+class Matrix:
+    ref: str
+    columns: list[Column]  # downstream projects
+    rows: list[MatrixRow]
+
+
+def release_matrix(ref: str, chains: list[Chain], runs: dict[int, list[Run]]) -> Matrix:
+    columns = sorted(
+        {Column(run.repository.path, run.repository_id) for rs in runs.values() for run in rs},
+        key=lambda column: column.path,
+    )
+    index = {column.repository_id: i for i, column in enumerate(columns)}
+    rows = []
+    for chain in chains:
+        url = reverse("chain-detail", args=[chain.pk])
+        cells = [Cell(column, [], url) for column in columns]
+        chain_runs = runs.get(chain.pk, [])
+        for run in chain_runs:
+            cells[index[run.repository_id]].runs.append((run, status_view(run.status)))
+        rows.append(
+            MatrixRow(
+                chain,
+                status_view(chain.status),
+                change_ref(chain),
+                cells,
+                sum(run.status in FINISHED for run in chain_runs),
+                len(chain_runs),
+            )
+        )
+    return Matrix(ref, columns, rows)

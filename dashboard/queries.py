@@ -1,0 +1,347 @@
+"""Every database read the dashboard makes, in one place.
+
+Each function issues a fixed number of queries, whatever the number of chains and runs, and the
+``*_version`` functions answer in one query: they fold what a page shows into a short cursor, so an
+unchanged poll is answered without rendering anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.core.paginator import Page, Paginator
+from django.db import connection
+from django.db.models import Count, Max, Prefetch, Q, QuerySet
+from django.utils import timezone
+
+from chains.models import Chain, Forge, Repository, Run, RunAttempt
+from chains.status import FINISHED, Status
+
+PAGE_SIZE = 25
+# Run fields a summary never shows; masked variables are encrypted, so loading them costs.
+UNSHOWN_RUN_FIELDS = ("variables", "masked_variables")
+
+
+def _secrets(prefix: str) -> list[str]:
+    """A forge's encrypted fields, never shown: deferred so that they are not decrypted."""
+    return [f"{prefix}token", f"{prefix}webhook_secret"]
+
+
+RECENT_REFS = 500  # how many recent chains suggest refs for the release picker
+
+
+@dataclass(frozen=True)
+class ChainFilters:
+    """What the chain list is narrowed to; every field optional."""
+
+    project: int | None = None
+    number: int | None = None
+    ref: str = ""
+    status: str = ""
+    forge: int | None = None
+    within: timedelta | None = None
+    q: str = ""
+
+
+def filtered_chains(f: ChainFilters) -> QuerySet[Chain]:
+    chains = Chain.objects.all()
+    if f.project is not None:
+        chains = chains.filter(repository_id=f.project)
+    if f.number is not None:
+        chains = chains.filter(change_number=f.number)
+    if f.ref:
+        chains = chains.filter(
+            Q(source_branch=f.ref)
+            | Q(target_branch=f.ref)
+            | Q(upstream_ref__in=[f.ref, f"refs/heads/{f.ref}", f"refs/tags/{f.ref}"])
+        )
+    if f.status:
+        chains = chains.filter(status=f.status)
+    if f.forge is not None:
+        chains = chains.filter(forge_id=f.forge)
+    if f.within is not None:
+        chains = chains.filter(created_at__gte=timezone.now() - f.within)
+    if f.q:
+        q = f.q.strip()
+        match = (
+            Q(title__icontains=q)
+            | Q(author__icontains=q)
+            | Q(repository__path__icontains=q)
+            | Q(source_branch__icontains=q)
+        )
+        if len(q) >= 6 and all(c in "0123456789abcdef" for c in q.lower()):
+            match |= Q(head_sha__startswith=q.lower())
+        chains = chains.filter(match)
+    return chains.order_by("-created_at", "-pk")
+
+
+@dataclass
+class Progress:
+    done: int = 0
+    total: int = 0
+
+
+def _progress(chain_ids: list[int]) -> dict[int, Progress]:
+    rows = (
+        Run.objects.filter(chain_id__in=chain_ids)
+        .values("chain_id")
+        .annotate(total=Count("pk"), done=Count("pk", filter=Q(status__in=sorted(FINISHED))))
+        .order_by()
+    )
+    return {row["chain_id"]: Progress(row["done"], row["total"]) for row in rows}
+
+
+def chain_page(f: ChainFilters, page_number: Any) -> tuple[Page[Chain], dict[int, Progress]]:
+    """One page of chains, newest first, and each one's progress: three queries."""
+    chains = filtered_chains(f).select_related("repository", "forge").defer(*_secrets("forge__"))
+    page = Paginator(chains, PAGE_SIZE).get_page(page_number)
+    page.object_list = list(page.object_list)
+    return page, _progress([chain.pk for chain in page.object_list])
+
+
+def filter_choices() -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+    """(repositories, forges) for the filter form: two queries."""
+    repositories = list(Repository.objects.order_by("path").values_list("pk", "path"))
+    forges = [
+        (forge.pk, str(forge)) for forge in Forge.objects.defer(*_secrets("")).order_by("name")
+    ]
+    return repositories, forges
+
+
+# --- one chain ---------------------------------------------------------------------------------
+
+
+@dataclass
+class ChainDetail:
+    chain: Chain
+    runs: list[Run] = field(default_factory=list)
+
+
+def chain_detail(pk: int) -> ChainDetail | None:
+    """The chain, its runs with their repositories and earlier attempts: three queries."""
+    attempts = Prefetch("attempts", queryset=RunAttempt.objects.order_by("-number"))
+    chain = (
+        Chain.objects.select_related("repository", "forge")
+        .defer(*_secrets("forge__"))
+        .prefetch_related(
+            Prefetch(
+                "runs",
+                queryset=Run.objects.select_related("repository")
+                .prefetch_related(attempts)
+                .order_by("depth", "pk"),
+            )
+        )
+        .filter(pk=pk)
+        .first()
+    )
+    if chain is None:
+        return None
+    return ChainDetail(chain, list(chain.runs.all()))
+
+
+def run_chain_id(run_pk: int) -> int | None:
+    return Run.objects.filter(pk=run_pk).values_list("chain_id", flat=True).first()
+
+
+def run_for_action(pk: int) -> Run | None:
+    return Run.objects.select_related("repository").filter(pk=pk).first()
+
+
+def chain_for_action(pk: int) -> Chain | None:
+    return Chain.objects.select_related("repository", "forge").filter(pk=pk).first()
+
+
+# --- release matrix ----------------------------------------------------------------------------
+
+
+def _latest_release_chain_ids(ref: str) -> QuerySet[Chain, Any]:
+    """The newest chain per upstream project that targets ``ref`` or ran something on it.
+
+    A union of two index lookups (``Chain.target_branch``, ``Run.ref``) rather than an OR, which
+    would read every chain."""
+    targets = Chain.objects.filter(target_branch=ref).values("pk").order_by()
+    ran_on = Run.objects.filter(ref=ref).values("chain_id").order_by()
+    return (
+        Chain.objects.filter(pk__in=targets.union(ran_on))
+        .values("repository_id")
+        .annotate(latest=Max("pk"))
+        .values("latest")
+        .order_by()
+    )
+
+
+@dataclass
+class Release:
+    ref: str
+    chains: list[Chain]
+    runs: dict[int, list[Run]]  # by chain
+    version: str  # the cursor of exactly these chains
+
+
+def release(ref: str) -> Release:
+    """Each project's latest chain for ``ref``, its cursor, and the runs: five queries."""
+    head = _release_head(ref)  # first: news that comes in meanwhile shows on the next poll
+    ids = [row["latest"] for row in _latest_release_chain_ids(ref)]
+    version = _digest(head + _shown_signature(ids))
+    chains = list(
+        Chain.objects.filter(pk__in=ids)
+        .select_related("repository", "forge")
+        .defer(*_secrets("forge__"))
+        .order_by("repository__path")
+    )
+    runs: dict[int, list[Run]] = defaultdict(list)
+    for run in (
+        Run.objects.filter(chain__in=ids)
+        .select_related("repository")
+        .defer(*UNSHOWN_RUN_FIELDS)
+        .order_by("depth", "pk")
+    ):
+        runs[run.chain_id].append(run)
+    return Release(ref, chains, dict(runs), version)
+
+
+def recent_refs() -> list[str]:
+    """Target branches of recent chains, most recent first, for the ref picker: one query."""
+    seen: dict[str, None] = {}
+    refs = Chain.objects.exclude(target_branch="").order_by("-created_at")[:RECENT_REFS]
+    for ref in refs.values_list("target_branch", flat=True):
+        seen.setdefault(ref, None)
+    return list(seen)
+
+
+# --- one repository ----------------------------------------------------------------------------
+
+
+def repository(pk: int) -> Repository | None:
+    return (
+        Repository.objects.select_related("forge").defer(*_secrets("forge__")).filter(pk=pk).first()
+    )
+
+
+def runs_in_repository(repository: Repository, limit: int = 10) -> list[Run]:
+    """The latest pipelines Baton triggered in this repository (as a downstream): one query."""
+    return list(
+        Run.objects.filter(repository=repository)
+        .select_related("chain__repository", "chain__forge")
+        .defer(*UNSHOWN_RUN_FIELDS, *_secrets("chain__forge__"))
+        .order_by("-created_at", "-pk")[:limit]
+    )
+
+
+# --- cursors for polling -----------------------------------------------------------------------
+#
+# Plain SQL, written once: building the same aggregate through the ORM costs more than running it.
+# Each cursor folds what a page shows into a few numbers: a run's status change moves the
+# weighted sum (every status has its own weight), a retry moves the attempt sum, a new run or
+# chain moves the counts and id sums, and times, errors, links and cancel requests have their own
+# terms. Standard SQL: the same on PostgreSQL and SQLite.
+
+CHAIN_TABLE = Chain._meta.db_table
+RUN_TABLE = Run._meta.db_table
+_WEIGHTS = " ".join(f"WHEN '{s.value}' THEN {10**i}" for i, s in enumerate(Status))
+
+
+def _weight(column: str) -> str:
+    return f"(CASE {column} {_WEIGHTS} ELSE 0 END)"
+
+
+_RUN_TERMS = f"""COUNT(*), SUM(r.attempt), SUM(r.id * {_weight("r.status")}),
+    SUM(CASE WHEN r.cancel_requested THEN 1 ELSE 0 END), SUM(LENGTH(r.error)),
+    SUM(LENGTH(r.web_url)), MAX(r.triggered_at), MAX(r.started_at), MAX(r.finished_at)"""
+
+# Only constants (table names, status words) and ORM-compiled SQL are formatted in; every value
+# is a parameter.
+CHAIN_VERSION_SQL = f"""
+SELECT c.status, c.error, c.superseded_by_id, c.finished_at, c.mirror_requested_at,
+    c.mirror_lease_until, r.*
+FROM {CHAIN_TABLE} c,
+    (SELECT {_RUN_TERMS} FROM {RUN_TABLE} r WHERE r.chain_id = %s) r
+WHERE c.id = %s"""  # noqa: S608
+
+_CHAIN_TERMS = f"""COUNT(*), SUM(c.id), SUM(c.id * {_weight("c.status")}),
+    SUM(CASE WHEN c.superseded_by_id IS NULL THEN 0 ELSE c.superseded_by_id END),
+    MAX(c.finished_at)"""
+
+_CHAINS_VERSION_SQL = f"""
+WITH w AS ({{window}})
+SELECT c.*, r.* FROM
+    (SELECT {_CHAIN_TERMS} FROM {CHAIN_TABLE} c WHERE c.id IN (SELECT * FROM w)) c,
+    (SELECT {_RUN_TERMS} FROM {RUN_TABLE} r WHERE r.chain_id IN (SELECT * FROM w)) r"""  # noqa: S608
+
+# The release matrix: what is new for the ref (a chain that targets it, a run on it) ...
+_RELEASE_HEAD_SQL = f"""
+SELECT (SELECT MAX(id) FROM {CHAIN_TABLE} WHERE target_branch = %s),
+    (SELECT MAX(chain_id) FROM {RUN_TABLE} WHERE ref = %s),
+    (SELECT COUNT(*) FROM {RUN_TABLE} WHERE ref = %s)"""  # noqa: S608
+
+# ... and how the chains on the page stand ({ids}: one placeholder per chain).
+_SHOWN_SQL = f"""
+SELECT c.*, r.* FROM
+    (SELECT {_CHAIN_TERMS} FROM {CHAIN_TABLE} c WHERE c.id IN ({{ids}})) c,
+    (SELECT {_RUN_TERMS} FROM {RUN_TABLE} r WHERE r.chain_id IN ({{ids}})) r"""  # noqa: S608
+MAX_SHOWN = 500
+
+
+def _digest(row: Any) -> str:
+    return hashlib.blake2b(repr(row).encode(), digest_size=8).hexdigest()
+
+
+def chain_version(pk: int) -> str:
+    """A cursor for everything the chain page shows: one query."""
+    with connection.cursor() as cursor:
+        cursor.execute(CHAIN_VERSION_SQL, [pk, pk])
+        return _digest(cursor.fetchone())
+
+
+def _chains_signature(window: QuerySet[Any, Any]) -> str:
+    sql, params = window.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(_CHAINS_VERSION_SQL.format(window=sql), params)
+        return _digest(cursor.fetchone())
+
+
+def chains_version(f: ChainFilters, page_number: Any) -> str:
+    """A cursor for one page of the chain list: one query."""
+    try:
+        number = max(int(page_number or 1), 1)
+    except (TypeError, ValueError):
+        number = 1
+    start = (number - 1) * PAGE_SIZE
+    return _chains_signature(filtered_chains(f).values("pk")[start : start + PAGE_SIZE])
+
+
+def _placeholders(ids: list[int]) -> str:
+    return ", ".join(["%s"] * len(ids)) or "NULL"
+
+
+def _release_head(ref: str) -> tuple[Any, ...]:
+    with connection.cursor() as cursor:
+        cursor.execute(_RELEASE_HEAD_SQL, [ref, ref, ref])
+        return tuple(cursor.fetchone() or ())
+
+
+def _shown_signature(ids: list[int]) -> tuple[Any, ...]:
+    holders = _placeholders(ids)
+    with connection.cursor() as cursor:
+        cursor.execute(_SHOWN_SQL.format(ids=holders), [*ids, *ids])
+        return tuple(cursor.fetchone() or ())
+
+
+def release_version(ref: str, shown: list[int]) -> str:
+    """A cursor for the release matrix of ``ref`` showing chains ``shown``: one query, two
+    index lookups and two small aggregates (with the indexes in docs/dashboard.md)."""
+    holders = _placeholders(shown)
+    sql = f"SELECT h.*, s.* FROM ({_RELEASE_HEAD_SQL}) h, ({_SHOWN_SQL.format(ids=holders)}) s"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [ref, ref, ref, *shown, *shown])
+        return _digest(tuple(cursor.fetchone() or ()))
+
+
+def shown_ids(text: str) -> list[int]:
+    """The chain ids a release page says it shows (``?shown=3,7,12``), at most MAX_SHOWN."""
+    ids = [int(part) for part in text.split(",")[:MAX_SHOWN] if part.strip().isdigit()]
+    return sorted(set(ids))

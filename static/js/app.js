@@ -1,0 +1,81 @@
+// Baton dashboard: times in the reader's timezone, live elapsed times, and error notices for
+// htmx requests. Plain JS, no framework; htmx does the rest.
+(function () {
+  "use strict";
+  const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+  const full = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "long" });
+  const relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+  const steps = [[60, "second"], [60, "minute"], [24, "hour"], [7, "day"], [4.35, "week"], [12, "month"], [Infinity, "year"]];
+
+  function ago(date) {
+    let value = (date.getTime() - Date.now()) / 1000;
+    for (const [size, unit] of steps) {
+      if (Math.abs(value) < size) return relative.format(Math.round(value), unit);
+      value /= size;
+    }
+  }
+
+  function duration(seconds) {
+    seconds = Math.max(0, Math.floor(seconds));
+    if (seconds < 60) return seconds + " s";
+    const m = Math.floor(seconds / 60), s = seconds % 60;
+    if (m < 60) return m + " min " + String(s).padStart(2, "0") + " s";
+    return Math.floor(m / 60) + " h " + String(m % 60).padStart(2, "0") + " min";
+  }
+
+  function localize(root) {
+    for (const el of root.querySelectorAll("time[datetime]")) {
+      const date = new Date(el.getAttribute("datetime"));
+      if (isNaN(date)) continue;
+      el.title = full.format(date);
+      el.textContent = el.dataset.style === "relative" ? ago(date) : dateTime.format(date);
+    }
+  }
+
+  function tick() {
+    for (const el of document.querySelectorAll("[data-running-since]")) {
+      el.textContent = duration((Date.now() - new Date(el.dataset.runningSince)) / 1000);
+    }
+    for (const el of document.querySelectorAll('time[data-style="relative"]')) {
+      el.textContent = ago(new Date(el.getAttribute("datetime")));
+    }
+  }
+
+  function say(message) {
+    const box = document.getElementById("notice");
+    if (!box) return;
+    const p = document.createElement("p");
+    p.className = "notice notice-error";
+    p.textContent = "⚠ " + message;
+    box.replaceChildren(p);
+  }
+
+  let offline = false;
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    const xhr = event.detail.xhr;
+    if (xhr.status >= 400 && xhr.getResponseHeader("HX-Retarget")) {
+      // A refusal in words from Baton (403, 409): show it in the notice area.
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    } else if (xhr.status >= 400) {
+      say("Baton answered " + xhr.status + " (" + (xhr.statusText || "error") + "). Reload the page; if it happens again, tell a Baton admin.");
+    }
+  });
+  document.addEventListener("htmx:sendError", function () {
+    offline = true;
+    say("Baton cannot be reached right now; live updates resume by themselves when it is back.");
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    if (offline && event.detail.successful) {
+      offline = false;
+      const box = document.getElementById("notice");
+      if (box) box.replaceChildren();
+    }
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    localize(document);
+    if (window.htmx) window.htmx.onLoad(localize);
+    setInterval(tick, 1000);
+  });
+})();

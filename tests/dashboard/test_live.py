@@ -1,0 +1,134 @@
+"""Live parts: an unchanged poll costs two queries and no rendering (204 for a since-cursor,
+304 for If-None-Match); anything new is rendered; a finished chain stops polling (286)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from chains.models import Chain, Run
+from tests.dashboard import factories as f
+from tests.dashboard.conftest import HX
+
+pytestmark = pytest.mark.django_db
+
+
+def since(html: str) -> str:
+    match = re.search(r'hx-get="[^"]*since=([0-9a-f]+|none)', html)
+    assert match, "the live part polls with its cursor"
+    return match.group(1)
+
+
+def test_unchanged_chain_poll_is_204_in_two_queries(
+    viewer_client: Client, django_assert_num_queries: Any
+) -> None:
+    chain = f.chain()
+    f.run(chain, "api", status="running")
+    cursor = since(viewer_client.get(f"/chains/{chain.pk}/").content.decode())
+    with django_assert_num_queries(2):  # the session, the version
+        response = viewer_client.get(f"/chains/{chain.pk}/?since={cursor}", headers=HX)
+    assert response.status_code == 204 and response.content == b""
+
+
+def test_a_status_change_is_rendered_with_a_new_cursor(viewer_client: Client) -> None:
+    chain = f.chain()
+    run = f.run(chain, "api", status="running")
+    cursor = since(viewer_client.get(f"/chains/{chain.pk}/").content.decode())
+    Run.objects.filter(pk=run.pk).update(status="success", finished_at=timezone.now())
+    response = viewer_client.get(f"/chains/{chain.pk}/?since={cursor}", headers=HX)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.lstrip().startswith('<section id="chain-live"')
+    assert 'data-status="success"' in html and since(html) != cursor
+    assert response["ETag"] == f'"{since(html)}"'
+
+
+def test_etag_and_if_none_match(viewer_client: Client, django_assert_num_queries: Any) -> None:
+    chain = f.chain()
+    f.run(chain, "api", status="running")
+    tag = viewer_client.get(f"/chains/{chain.pk}/", headers=HX)["ETag"]
+    with django_assert_num_queries(2):
+        response = viewer_client.get(
+            f"/chains/{chain.pk}/", headers={**HX, "If-None-Match": f"W/{tag}"}
+        )
+    assert response.status_code == 304 and response["ETag"] == tag
+
+
+def test_a_finished_chain_stops_polling(viewer_client: Client) -> None:
+    chain = f.chain(status="running")
+    run = f.run(chain, "api", status="running")
+    cursor = since(viewer_client.get(f"/chains/{chain.pk}/").content.decode())
+    Run.objects.filter(pk=run.pk).update(status="success", finished_at=timezone.now())
+    # The run is done but the chain's own status is not yet brought up to date: keep polling.
+    Chain.objects.filter(pk=chain.pk).update(mirror_requested_at=timezone.now())
+    response = viewer_client.get(f"/chains/{chain.pk}/?since={cursor}", headers=HX)
+    assert response.status_code == 200
+    cursor = since(response.content.decode())
+    Chain.objects.filter(pk=chain.pk).update(status="success", mirror_requested_at=None)
+    response = viewer_client.get(f"/chains/{chain.pk}/?since={cursor}", headers=HX)
+    assert response.status_code == 286
+    assert "hx-trigger" not in response.content.decode()
+    assert 'data-settled="true"' in response.content.decode()
+    # Opened when already finished: no polling at all.
+    assert "hx-trigger" not in viewer_client.get(f"/chains/{chain.pk}/").content.decode()
+
+
+def test_chain_list_poll(viewer_client: Client, django_assert_num_queries: Any) -> None:
+    chain = f.chain(number=1)
+    run = f.run(chain, "api", status="running")
+    cursor = since(viewer_client.get("/?status=running").content.decode())
+    with django_assert_num_queries(2):
+        assert viewer_client.get(f"/?status=running&since={cursor}", headers=HX).status_code == 204
+    Run.objects.filter(pk=run.pk).update(status="success")
+    response = viewer_client.get(f"/?status=running&since={cursor}", headers=HX)
+    assert response.status_code == 200 and "1 / 1 finished" in response.content.decode()
+    cursor = since(response.content.decode())
+    f.chain(number=2)
+    assert viewer_client.get(f"/?status=running&since={cursor}", headers=HX).status_code == 200
+
+
+def test_release_poll(viewer_client: Client, django_assert_num_queries: Any) -> None:
+    chain = f.chain(target="release/1.2")
+    run = f.run(chain, "api", status="running", ref="release/1.2")
+    html = viewer_client.get("/releases/?ref=release/1.2").content.decode()
+    poll = re.search(r'hx-get="([^"]*since=[^"]*)"', html)
+    assert poll is not None
+    url = poll.group(1).replace("&amp;", "&")
+    with django_assert_num_queries(2):
+        assert viewer_client.get(url, headers=HX).status_code == 204
+    Run.objects.filter(pk=run.pk).update(status="failed")
+    response = viewer_client.get(url, headers=HX)
+    assert response.status_code == 200 and "status-failed" in response.content.decode()
+
+
+def test_repository_poll(viewer_client: Client) -> None:
+    chain = f.chain()
+    cursor = since(viewer_client.get(f"/repositories/{chain.repository_id}/").content.decode())
+    url = f"/repositories/{chain.repository_id}/?since={cursor}"
+    assert viewer_client.get(url, headers=HX).status_code == 204
+    f.chain()
+    assert viewer_client.get(url, headers=HX).status_code == 200
+
+
+def test_a_poll_without_a_signed_in_session_is_not_answered(client: Client) -> None:
+    chain = f.chain()
+    response = client.get(f"/chains/{chain.pk}/?since=whatever", headers=HX)
+    assert response.status_code == 200 and response["HX-Redirect"].startswith("/login/")
+
+
+def test_release_poll_sees_a_new_chain_for_the_ref(viewer_client: Client) -> None:
+    chain = f.chain("acme/app", target="release/1.2")
+    f.run(chain, "api", status="success", ref="release/1.2")
+    html = viewer_client.get("/releases/?ref=release/1.2").content.decode()
+    poll = re.search(r'hx-get="([^"]*)"', html.split('id="matrix"')[1])
+    assert poll is not None and f"shown={chain.pk}" in poll.group(1)
+    url = poll.group(1).replace("&amp;", "&")
+    assert viewer_client.get(url, headers=HX).status_code == 204
+    other = f.chain("acme/lib", target="main")
+    f.run(other, "api", status="running", ref="release/1.2")  # a run on the ref, elsewhere
+    response = viewer_client.get(url, headers=HX)
+    assert response.status_code == 200 and "acme/lib" in response.content.decode()

@@ -1,0 +1,98 @@
+"""SQL queries per page, pinned: the same for one chain as for many, one run as for many."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from chains.models import Chain
+from tests.dashboard import factories as f
+from tests.dashboard.conftest import HX
+
+pytestmark = pytest.mark.django_db
+
+
+def seed(chains: int, runs: int) -> Chain:
+    github = f.forge("github", "gh", "GitHub")
+    last = None
+    for i in range(chains):
+        last = f.chain(f"acme/app{i % 3}", on=github if i % 2 else None, target="release/1.2")
+        parent = None
+        for j in range(runs):
+            run = f.run(
+                last,
+                f"r{j}",
+                status="failed" if j % 3 else "success",
+                parent=parent,
+                ref="release/1.2",
+                masked_variables={"TOKEN": "x"},
+            )
+            f.attempt(run, 1)
+            parent = run if j % 2 else parent
+    assert last is not None
+    return last
+
+
+SIZES = [(1, 1), (12, 8)]
+
+
+@pytest.mark.parametrize(("chains", "runs"), SIZES)
+def test_chain_list(
+    viewer_client: Client, django_assert_num_queries: Any, chains: int, runs: int
+) -> None:
+    seed(chains, runs)
+    # session, user, version, count, page, progress, repositories, forges
+    with django_assert_num_queries(8):
+        assert viewer_client.get("/?ref=release/1.2&q=app").status_code == 200
+    with django_assert_num_queries(6):  # a filter change: no choices for the form
+        assert viewer_client.get("/?status=running", headers=HX).status_code == 200
+
+
+@pytest.mark.parametrize(("chains", "runs"), SIZES)
+def test_chain_detail(
+    manager_client: Client, django_assert_num_queries: Any, chains: int, runs: int
+) -> None:
+    chain = seed(chains, runs)
+    # session, user, version, chain, runs, attempts
+    with django_assert_num_queries(6):
+        assert manager_client.get(f"/chains/{chain.pk}/").status_code == 200
+    with django_assert_num_queries(6):
+        assert manager_client.get(f"/chains/{chain.pk}/?since=old", headers=HX).status_code == 200
+
+
+@pytest.mark.parametrize(("chains", "runs"), SIZES)
+def test_release(
+    viewer_client: Client, django_assert_num_queries: Any, chains: int, runs: int
+) -> None:
+    seed(chains, runs)
+    # session, user, news for the ref, latest chains, their version, chains, runs, recent refs
+    with django_assert_num_queries(8):
+        response = viewer_client.get("/releases/?ref=release/1.2")
+    assert response.status_code == 200 and "status-success" in response.content.decode()
+
+
+@pytest.mark.parametrize(("chains", "runs"), SIZES)
+def test_repository(
+    viewer_client: Client, django_assert_num_queries: Any, chains: int, runs: int
+) -> None:
+    chain = seed(chains, runs)
+    # session, user, version, repository, count, page, progress, runs there
+    with django_assert_num_queries(8):
+        assert viewer_client.get(f"/repositories/{chain.repository_id}/").status_code == 200
+
+
+@pytest.mark.parametrize(("chains", "runs"), SIZES)
+def test_unchanged_polls(
+    viewer_client: Client, django_assert_num_queries: Any, chains: int, runs: int
+) -> None:
+    chain = seed(chains, runs)
+    for url in (f"/chains/{chain.pk}/", "/?status=running", "/releases/?ref=release/1.2"):
+        html = viewer_client.get(url, headers=HX).content.decode()
+        poll = re.search(r'hx-get="([^"]*since=[^"]*)"', html)
+        assert poll is not None
+        with django_assert_num_queries(2):  # session, version
+            response = viewer_client.get(poll.group(1).replace("&amp;", "&"), headers=HX)
+        assert response.status_code == 204

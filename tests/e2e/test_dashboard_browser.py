@@ -1,0 +1,183 @@
+"""The dashboard in a real browser (headless Chromium through Playwright) against the real
+stack: the sandbox forge, a Celery worker and the live server. Also writes the screenshots of
+`make screenshots` (BATON_SCREENSHOTS=<dir>)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+
+from chains.models import AuditEvent, Chain, Run
+from tests.e2e.conftest import Forges, eventually
+from tests.e2e.dashboard_browser import chromium, require_browser, seed_demo, sign_in
+
+SHOTS = os.environ.get("BATON_SCREENSHOTS", "")
+PASSWORD = "e2e-password-1"
+
+
+@pytest.fixture
+def browser_page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    require_browser()
+    # Playwright's sync API keeps an event loop in this thread; the ORM calls the tests make
+    # between browser steps are still plain synchronous calls.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with chromium(viewport={"width": 1280, "height": 900}) as context:
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.on("dialog", lambda dialog: dialog.accept())
+        yield page
+
+
+@pytest.fixture
+def manager(forges: Forges) -> User:
+    return User.objects.create_user("rita", password=PASSWORD, is_staff=True)
+
+
+def open_change(forges: Forges, yml: str, target: str = "main") -> dict[str, Any]:
+    project = forges.project("acme/app", {".baton.yml": yml, "README.md": "app"})
+    if target != "main":
+        forges.sandbox.commit(project["id"], {"CHANGELOG": "1.2"}, branch=target)
+    return forges.sandbox.open_merge_request(
+        "acme/app",
+        "feature/x",
+        target_branch=target,
+        title="Add x",
+        author="alice",
+        files={"app.py": "print('x')"},
+    )
+
+
+def run_row(page: Any, key: str) -> Any:
+    return page.locator(f'tr.run[data-key="{key}"]')
+
+
+@pytest.mark.e2e
+def test_sign_in_and_watch_a_run_succeed_live_then_the_release_matrix(
+    forges: Forges, manager: User, browser_page: Any, live_server: Any
+) -> None:
+    page = browser_page
+    forges.project("acme/api", running=3)
+    open_change(forges, "downstream: [{project: acme/api}]\n", target="release/1.2")
+    sign_in(page, live_server.url, "rita", PASSWORD)
+    chain = eventually(lambda: Chain.objects.first(), 20, "the chain")
+    run = eventually(lambda: chain.runs.filter(status="running").first(), 20, "the run to start")
+
+    page.goto(f"{live_server.url}/chains/{chain.pk}/")
+    page.evaluate("window.notReloaded = true")
+    row = run_row(page, "api")
+    assert row.get_attribute("data-status") == "running"
+    assert "running" in row.locator(".status").inner_text()
+
+    # The forge's webhook moves the run; the open page follows within 2 s, without a reload.
+    seen_in_db = None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if seen_in_db is None and Run.objects.get(pk=run.pk).status == "success":
+            seen_in_db = time.monotonic()
+        if row.get_attribute("data-status") == "success":
+            break
+        time.sleep(0.05)
+    shown = time.monotonic()
+    assert seen_in_db is not None, "the run finished on the forge"
+    assert shown - seen_in_db < 2.0, f"the page lagged {shown - seen_in_db:.1f}s"
+    assert page.evaluate("window.notReloaded") is True
+    # Once the chain is finished the page stops polling.
+    page.locator('#chain-live[data-settled="true"]').wait_for()
+    assert page.locator("#chain-live").get_attribute("hx-trigger") is None
+
+    # The release matrix: pick the branch, see the project's latest chain and its run.
+    page.get_by_role("link", name="Releases").click()
+    page.get_by_role("combobox", name="Branch or tag").fill("release/1.2")
+    page.get_by_role("button", name="Show").click()
+    matrix = page.locator("table.matrix")
+    assert "acme/app !1" in matrix.locator("tbody th").inner_text()
+    assert matrix.locator("thead").get_by_text("acme/api").is_visible()
+    assert "success" in matrix.locator("tbody td").nth(1).inner_text()
+
+
+@pytest.mark.e2e
+def test_retry_a_failed_run_and_see_the_new_attempt(
+    forges: Forges, manager: User, browser_page: Any, live_server: Any
+) -> None:
+    page = browser_page
+    forges.project("acme/api", queue=["failed", "success"])
+    open_change(forges, "downstream: [{project: acme/api}]\n")
+    sign_in(page, live_server.url, "rita", PASSWORD)
+    chain = eventually(
+        lambda: Chain.objects.filter(status="failed", mirror_requested_at=None).first(), 30
+    )
+    page.goto(f"{live_server.url}/chains/{chain.pk}/")
+    row = run_row(page, "api")
+    assert row.get_attribute("data-status") == "failed"
+    row.get_by_role("button", name="Retry").dblclick()  # a double click retries once
+    page.locator("#notice").get_by_text("attempt 2 is on its way").wait_for()
+    page.wait_for_function(
+        "document.querySelector('tr.run[data-key=api]').dataset.status === 'success'",
+        timeout=30_000,
+    )
+    assert row.locator(".attempt").inner_text() == "2"
+    row.get_by_text("1 earlier").click()
+    assert "Attempt 1" in row.locator(".attempts").inner_text()
+    assert "failed" in row.locator(".attempts").inner_text()
+    assert len(forges.sandbox.requests(method="POST", path="/retry")) == 1
+    audit = AuditEvent.objects.get(action="run.retry")
+    assert (audit.actor, audit.surface, audit.remote_addr) == ("rita", "dashboard", "127.0.0.1")
+
+
+@pytest.mark.e2e
+def test_cancel_a_whole_chain(
+    forges: Forges, manager: User, browser_page: Any, live_server: Any
+) -> None:
+    page = browser_page
+    forges.project("acme/api", running=60)
+    forges.project("acme/web", running=60)
+    open_change(forges, "downstream: [{project: acme/api}, {project: acme/web}]\n")
+    sign_in(page, live_server.url, "rita", PASSWORD)
+    chain = eventually(
+        lambda: (c := Chain.objects.first()) and c.runs.filter(status="running").count() == 2 and c,
+        30,
+    )
+    page.goto(f"{live_server.url}/chains/{chain.pk}/")
+    page.get_by_role("button", name="Cancel chain").click()  # the confirm dialog is accepted
+    page.locator("#notice").get_by_text("Canceling 2 runs.").wait_for()
+    for key in ("api", "web"):
+        page.locator(f'tr.run[data-key="{key}"][data-status="canceled"]').wait_for(timeout=30_000)
+    for project in ("acme/api", "acme/web"):
+        assert [p["status"] for p in forges.sandbox.pipelines(project)] == ["canceled"]
+
+
+@pytest.mark.skipif(not SHOTS, reason="writes screenshots only when BATON_SCREENSHOTS is set")
+def test_screenshots(live_server: Any, transactional_db: None) -> None:
+    require_browser()
+    out = Path(SHOTS)
+    out.mkdir(parents=True, exist_ok=True)
+    User.objects.create_user("rita", password="demo-password", is_staff=True)
+    demo = seed_demo()
+    base = live_server.url
+    pages = {
+        "chains": "/",
+        "chain-detail": f"/chains/{demo['release'].pk}/",
+        "chain-invalid-config": f"/chains/{demo['broken'].pk}/",
+        "release": "/releases/?ref=release/1.2",
+        "repository": f"/repositories/{demo['repository'].pk}/",
+    }
+    with chromium(viewport={"width": 1280, "height": 800}, timezone_id="Europe/Berlin") as ctx:
+        page = ctx.new_page()
+        page.goto(f"{base}/login/")
+        page.screenshot(path=out / "login.png")
+        sign_in(page, base, "rita", "demo-password")
+        for name, path in pages.items():
+            page.goto(f"{base}{path}")
+            page.wait_for_load_state("networkidle")
+            page.screenshot(path=out / f"{name}.png", full_page=True)
+    with chromium(viewport={"width": 390, "height": 844}, is_mobile=True) as ctx:
+        page = ctx.new_page()
+        sign_in(page, base, "rita", "demo-password")
+        page.goto(f"{base}{pages['chain-detail']}")
+        page.screenshot(path=out / "chain-detail-phone.png", full_page=True)
