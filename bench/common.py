@@ -1,0 +1,393 @@
+"""Shared plumbing for the benchmarks: a throw-away PostgreSQL database and Redis db, child
+processes (gunicorn, Celery, the sandbox) that always die with the benchmark, and small stats.
+
+Everything here talks to loopback only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+
+DEFAULT_PG = "postgres://postgres@127.0.0.1:5432"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/13"
+BENCH_SECRET_KEY = "baton-bench-only-secret-key-not-for-production-0123456789"
+
+
+# --- environment --------------------------------------------------------------------------------
+
+
+def database_url(pg: str, name: str) -> str:
+    parts = urlsplit(pg)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", "", ""))
+
+
+def recreate_database(pg: str, name: str) -> str:
+    """Drop and create database ``name`` on the server ``pg``; returns its URL."""
+    import psycopg
+    from psycopg import sql
+
+    admin = database_url(pg, "postgres").replace("postgres://", "postgresql://", 1)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return database_url(pg, name)
+
+
+def drop_database(pg: str, name: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    admin = database_url(pg, "postgres").replace("postgres://", "postgresql://", 1)
+    with contextlib.suppress(Exception), psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+def flush_redis(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.close()
+
+
+def setup_django(env: dict[str, str], *, migrate: bool = True) -> None:
+    """Point this process at the benchmark database and broker, set Django up, migrate."""
+    os.environ.update(env)
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    if migrate:
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0, interactive=False)
+
+
+def base_env(db_url: str, redis_url: str, **extra: str) -> dict[str, str]:
+    return {
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": db_url,
+        "CELERY_BROKER_URL": redis_url,
+        "SECRET_KEY": BENCH_SECRET_KEY,
+        "DEBUG": "false",
+        "LOG_LEVEL": "WARNING",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        **extra,
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --- child processes ----------------------------------------------------------------------------
+
+
+class Children:
+    """Child processes, each in its own process group, stopped (TERM, then KILL) on exit.
+
+    Use as a context manager; SIGTERM/SIGHUP to the benchmark become SystemExit so that the
+    ``finally`` runs, and Ctrl-C (KeyboardInterrupt) does the same.
+    """
+
+    def __init__(self, log_dir: Path | None = None) -> None:
+        self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="baton-bench-"))
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._logs: dict[str, IO[bytes]] = {}
+
+    def __enter__(self) -> Children:
+        def stop(signum: int, frame: FrameType | None) -> None:
+            raise SystemExit(128 + signum)
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGHUP, stop)
+        # Ctrl-C -> KeyboardInterrupt, even when started from a shell that ignores SIGINT.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # No second interruption while children are being stopped.
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            self.stop_all()
+        finally:
+            signal.signal(signal.SIGINT, old)
+
+    def start(self, name: str, argv: Sequence[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self.procs[name] = proc
+        self._logs[name] = log
+        return proc
+
+    def log_path(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
+
+    def alive(self, name: str) -> bool:
+        proc = self.procs.get(name)
+        return proc is not None and proc.poll() is None
+
+    def stop(self, name: str, grace: float = 10.0) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+        if proc is not None:
+            # Threads or grandchildren left in the group.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        log = self._logs.pop(name, None)
+        if log is not None:
+            log.close()
+
+    def stop_all(self) -> None:
+        for name in list(self.procs):
+            self.stop(name)
+
+    def check(self, name: str) -> None:
+        proc = self.procs.get(name)
+        if proc is None or proc.poll() is not None:
+            tail = self.log_path(name).read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{name} is not running; its log ends with:\n{tail}")
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def wait_http(url: str, timeout: float, children: Children, name: str) -> None:
+    session = requests.Session()
+    session.trust_env = False
+
+    def up() -> bool:
+        children.check(name)
+        try:
+            return session.get(url, timeout=1).status_code < 500
+        except requests.RequestException:
+            return False
+
+    wait_for(up, timeout, f"{name} at {url}", interval=0.1)
+
+
+def start_gunicorn(
+    children: Children,
+    port: int,
+    workers: int,
+    env: dict[str, str],
+    *,
+    name: str = "gunicorn",
+    extra: Sequence[str] = (),
+) -> str:
+    url = f"http://127.0.0.1:{port}"
+    children.start(
+        name,
+        [
+            PYTHON,
+            "-m",
+            "gunicorn",
+            "config.wsgi:application",
+            "--chdir",
+            str(ROOT),
+            "-w",
+            str(workers),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--backlog",
+            "2048",
+            "--log-level",
+            "warning",
+            *extra,
+        ],
+        env,
+    )
+    wait_http(f"{url}/healthz", 90, children, name)
+    return url
+
+
+def start_worker(
+    children: Children, concurrency: int, env: dict[str, str], *, name: str = "worker"
+) -> None:
+    children.start(
+        name,
+        [
+            PYTHON,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-B",
+            "-s",
+            str(children.log_dir / f"{name}-beat-schedule"),
+            "-P",
+            "threads",
+            "-c",
+            str(concurrency),
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "-l",
+            "INFO",
+        ],
+        env,
+    )
+    log = children.log_path(name)
+
+    def ready() -> bool:
+        children.check(name)
+        return " ready." in log.read_text(errors="replace")
+
+    wait_for(ready, 60, f"the Celery worker ({name})", interval=0.1)
+
+
+# --- stats --------------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile (pct in 0..100); NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), int(-(-pct * len(ordered) // 100))))
+    return ordered[rank - 1]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = []
+    for n, row in enumerate(cells):
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def timed(label: str) -> Iterator[None]:
+    start = time.monotonic()
+    print(f"… {label}", flush=True)
+    yield
+    print(f"  done in {time.monotonic() - start:.1f}s", flush=True)
+
+
+# --- CPU accounting -----------------------------------------------------------------------------
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_group(groups: dict[str, int]) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by live processes, summed per group.
+
+    ``groups`` maps a label to a process-group id (our children); processes named ``postgres``
+    and ``redis-server`` are counted as "postgres" and "redis", this process as "client".
+    Other processes on the machine (and exited ones) are not counted.
+    """
+    by_pgid = {pgid: label for label, pgid in groups.items()}
+    totals: dict[str, float] = dict.fromkeys([*groups, "postgres", "redis", "client"], 0.0)
+    me = os.getpid()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+        fields = raw[raw.rindex(")") + 2 :].split()
+        pgid, used = int(fields[2]), (int(fields[11]) + int(fields[12])) / _TICK
+        if int(entry.name) == me:
+            label = "client"
+        elif pgid in by_pgid:
+            label = by_pgid[pgid]
+        elif comm == "postgres":
+            label = "postgres"
+        elif comm.startswith("redis-server"):
+            label = "redis"
+        else:
+            continue
+        totals[label] += used
+    return totals
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {k: max(0.0, after.get(k, 0.0) - v) for k, v in before.items()}
+
+
+def machine_ticks() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    total = sum(fields[:8])  # guest time is already in user
+    return (total - idle) / _TICK, total / _TICK
+
+
+def describe_tree() -> str:
+    """Which code is measured: the commit, and whether the working tree differs from it."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "code: (not a git checkout)"
+    return f"code: {head or '?'}" + (" + uncommitted changes" if dirty else "")

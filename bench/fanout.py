@@ -1,0 +1,538 @@
+"""Fan-out: from one merge-request webhook to 100 downstream pipeline-create calls.
+
+The sandbox forge (its own process) adds a fixed latency to every API call. Baton is served by
+gunicorn with a real Celery worker (-P threads, several concurrencies, one fresh worker each) on
+PostgreSQL and Redis. The figure is the time from the sandbox sending the Merge Request Hook to
+Baton to the sandbox receiving the last `POST /projects/:id/pipeline`, against a naive sequential
+python-gitlab loop (projects.get, then pipelines.create, per target) on the same sandbox.
+
+Then, with idle workers and no added latency, single-target merge requests one at a time:
+delivery (webhook sent) -> first pipeline-create call received.
+
+    .venv/bin/python bench/fanout.py [--targets 100] [--latency 0.1] [--concurrency 8,16,32]
+
+Creates (and drops at the end) the PostgreSQL database `baton_bench_fanout`, flushes Redis db 13.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import common  # noqa: E402
+
+HOOK_SECRET = "bench-hook-secret"
+SLUG = "sandbox"
+GOAL_SPEEDUP = 5.0
+GOAL_SINGLE_P50 = 0.100  # seconds
+# Downstream pipelines sit in `running` for a long time: each sends its created / pending /
+# running hooks back to Baton (real load for the worker) and then stays quiet.
+SCRIPT = {"created": 0.1, "pending": 0.3, "running": 900.0}
+
+
+@dataclass
+class Fanout:
+    label: str
+    hook_at: float = 0.0  # the sandbox starts sending the webhook (epoch seconds)
+    config_at: float | None = None  # .baton.yml read (Baton only)
+    creates: list[float] = field(default_factory=list)  # pipeline-create calls received
+    calls: int = 0  # API calls the sandbox received for this fan-out
+    kinds: Counter[str] = field(default_factory=Counter)  # those calls by kind
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per process group
+    wall: float = 0.0  # seconds over which ``cpu`` was measured
+    complete: bool = True
+
+    @property
+    def first(self) -> float:
+        return min(self.creates) - self.hook_at if self.creates else float("nan")
+
+    @property
+    def last(self) -> float:
+        return max(self.creates) - self.hook_at if self.creates else float("nan")
+
+
+@dataclass
+class Singles:
+    concurrency: int
+    latencies: list[float] = field(default_factory=list)  # delivery -> first create, seconds
+    reads: list[float] = field(default_factory=list)  # delivery -> .baton.yml read, seconds
+    missing: int = 0
+
+
+def baton_yml(group: str, n: int) -> str:
+    lines = ["variables:", "  RELEASE_STREAM: stable", "downstream:"]
+    lines += [f"  - {{key: t{i:03d}, project: {group}/t{i:03d}}}" for i in range(n)]
+    return "\n".join(lines) + "\n"
+
+
+def call_kind(method: str, path: str) -> str:
+    if method == "POST" and path.endswith("/pipeline"):
+        return "create pipeline"
+    if method == "GET" and path.count("/") == 4:  # /api/v4/projects/<id>
+        return "get project"
+    if "/statuses/" in path:
+        return "commit status"
+    if "/notes" in path:
+        return "MR note"
+    if "/files/" in path:
+        return "read file"
+    return f"{method} other"
+
+
+def naive_loop(sandbox: Any, api_url: str, n: int, latency: float) -> Fanout:
+    """What a sequential script does: for each target, read the project, create a pipeline."""
+    import gitlab
+
+    sandbox.reset()
+    for i in range(n):
+        sandbox.create_project(f"naive/t{i:03d}")
+    app = sandbox.create_project("naive/app", files={"README.md": "app"})
+    sandbox.add_fault(latency=latency)
+    gl = gitlab.Gitlab(api_url, private_token="bench-token", timeout=30, keep_base_url=True)
+    gl.session.trust_env = False
+    variables = [
+        {"key": "UPSTREAM_PROJECT", "value": "naive/app"},
+        {"key": "UPSTREAM_SHA", "value": app["head_sha"]},
+        {"key": "UPSTREAM_REF", "value": "refs/merge-requests/1/head"},
+        {"key": "UPSTREAM_BRANCH", "value": "feature/x"},
+        {"key": "UPSTREAM_TARGET_BRANCH", "value": "main"},
+        {"key": "UPSTREAM_MR_IID", "value": "1"},
+        {"key": "RELEASE_STREAM", "value": "stable"},
+    ]
+    result = Fanout("naive loop (python-gitlab, sequential)", hook_at=time.time())
+    for i in range(n):
+        project = gl.projects.get(f"naive/t{i:03d}")
+        project.pipelines.create({"ref": project.default_branch, "variables": variables})
+    creates = sandbox.requests(method="POST", path="/pipeline")
+    result.creates = [r["time"] for r in creates if r["status"] == 201]
+    calls = sandbox.requests()
+    result.calls = len(calls)
+    result.kinds = Counter(call_kind(r["method"], r["path"]) for r in calls)
+    result.complete = len(result.creates) == n
+    sandbox.clear_faults()
+    return result
+
+
+class Round:
+    """One fresh Baton worker at one concurrency, on a clean database, queue and sandbox."""
+
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        children: common.Children,
+        sandbox: Any,
+        sandbox_url: str,
+        hook_url: str,
+        env: dict[str, str],
+        concurrency: int,
+    ) -> None:
+        self.args = args
+        self.children = children
+        self.sandbox = sandbox
+        self.sandbox_url = sandbox_url
+        self.hook_url = hook_url
+        self.env = env
+        self.c = concurrency
+        self.group = f"c{concurrency}"
+        self.warnings: list[str] = []
+
+    def __enter__(self) -> Round:
+        from django.core.management import call_command
+
+        from chains.models import Forge
+
+        call_command("flush", interactive=False, verbosity=0)
+        common.flush_redis(self.args.redis)
+        self.sandbox.reset()
+        Forge.objects.create(
+            kind="gitlab",
+            slug=SLUG,
+            name="Sandbox GitLab",
+            api_url=self.sandbox_url,
+            token="bench-token",
+            webhook_secret=HOOK_SECRET,
+        )
+        common.start_worker(self.children, self.c, self.env, name=f"worker-c{self.c}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sandbox.clear_faults()
+        self.children.stop(f"worker-c{self.c}", grace=5)
+
+    def project(
+        self, path: str, files: dict[str, str] | None = None, hooks: bool = True
+    ) -> dict[str, Any]:
+        project = self.sandbox.create_project(
+            path,
+            files=files or {},
+            hooks=[{"url": self.hook_url, "token": HOOK_SECRET}] if hooks else [],
+        )
+        self.sandbox.set_script(path, **SCRIPT)
+        return dict(project)
+
+    def mr_hook_time(self, project: str, iid: int, timeout: float) -> float:
+        def sent() -> float | None:
+            for hook in self.sandbox.webhooks(event="Merge Request Hook"):
+                payload = hook["payload"]
+                if (
+                    payload["project"]["path_with_namespace"] == project
+                    and payload["object_attributes"]["iid"] == iid
+                ):
+                    if hook["status"] != 202:
+                        raise RuntimeError(f"Baton answered {hook['status']}: {hook['error']}")
+                    return float(hook["time"])
+            return None
+
+        return float(common.wait_for(sent, timeout, f"the webhook of {project}!{iid}"))
+
+    def check_failures(self) -> None:
+        """Stop at once when Baton failed a delivery (rather than wait for a timeout)."""
+        from chains.models import Delivery
+
+        failed = list(
+            Delivery.objects.filter(outcome__in=["failed", "rejected"]).values_list(
+                "event", "detail"
+            )[:3]
+        )
+        if failed:
+            raise RuntimeError(
+                f"Baton failed deliveries: {failed}; see {self.children.log_dir}"
+                f"/worker-c{self.c}.log"
+            )
+        self.children.check(f"worker-c{self.c}")
+
+    def wait_idle(self, timeout: float) -> None:
+        """Until every delivery is handled, no mirror is due or running, and no run queued."""
+        from chains.models import Chain, Delivery, Run
+
+        def busy() -> list[str]:
+            self.check_failures()
+            checks = {
+                "unprocessed deliveries": Delivery.objects.filter(processed_at__isnull=True),
+                "mirrors requested": Chain.objects.filter(mirror_requested_at__isnull=False),
+                "mirrors running": Chain.objects.filter(mirror_lease_until__isnull=False),
+                "runs queued": Run.objects.filter(status="queued"),
+            }
+            return [name for name, query in checks.items() if query.exists()]
+
+        try:
+            common.wait_for(lambda: not busy(), timeout, "Baton to be idle", interval=0.1)
+        except TimeoutError:
+            stuck = list(
+                Delivery.objects.filter(processed_at__isnull=True).values_list(
+                    "pk", "event", "attempts"
+                )[:5]
+            )
+            note = f"c={self.c}: still busy after {timeout:.0f}s: {busy()}"
+            if stuck:
+                note += f"; unprocessed deliveries (id, event, attempts): {stuck}"
+            print(f"  warning: {note}", flush=True)
+            self.warnings.append(note)
+        time.sleep(0.3)
+
+    def singles(self, count: int) -> Singles:
+        """Single-target MRs, one at a time, each sent to an idle Baton."""
+        result = Singles(self.c)
+        upstream = f"{self.group}/single"
+        target = f"{self.group}/one"
+        self.project(target)
+        self.project(upstream, {".baton.yml": f"downstream:\n  - project: {target}\n"})
+        self.wait_idle(self.args.idle_timeout)
+        for i in range(count):
+            since = max((r["seq"] for r in self.sandbox.requests()), default=0)
+            mr = self.sandbox.open_merge_request(
+                upstream,
+                f"feature/s{i}",
+                target_branch="main",
+                title=f"single {i}",
+                files={"app.py": f"print({i})\n"},
+            )
+            hook_at = self.mr_hook_time(upstream, mr["iid"], 15)
+
+            def created(since: int = since) -> list[dict[str, Any]]:
+                self.check_failures()
+                return [
+                    r
+                    for r in self.sandbox.requests(method="POST", path="/pipeline", since=since)
+                    if r["status"] == 201
+                ]
+
+            try:
+                first = common.wait_for(created, 15, "the pipeline-create call", interval=0.02)
+            except TimeoutError:
+                result.missing += 1
+                continue
+            result.latencies.append(min(r["time"] for r in first) - hook_at)
+            reads = [
+                r["time"]
+                for r in self.sandbox.requests(method="GET", path="baton.yml", since=since)
+            ]
+            if reads:
+                result.reads.append(min(reads) - hook_at)
+            self.wait_idle(self.args.idle_timeout)
+        return result
+
+    def fanout(self, n: int, latency: float, timeout: float) -> Fanout:
+        upstream = f"{self.group}/app"
+        for i in range(n):
+            self.project(f"{self.group}/t{i:03d}", hooks=self.args.downstream_hooks)
+        self.project(upstream, {".baton.yml": baton_yml(self.group, n), "README.md": "app"})
+        self.wait_idle(self.args.idle_timeout)
+        since = max((r["seq"] for r in self.sandbox.requests()), default=0)
+        self.sandbox.add_fault(latency=latency)
+        groups = {
+            name: proc.pid
+            for name, proc in self.children.procs.items()
+            if name in ("gunicorn", "sandbox", f"worker-c{self.c}")
+        }
+        cpu_before, wall_before = common.cpu_by_group(groups), time.monotonic()
+        mr = self.sandbox.open_merge_request(
+            upstream,
+            "feature/x",
+            target_branch="main",
+            title="Fan out",
+            files={"app.py": "print('x')\n"},
+        )
+        result = Fanout(f"Baton, worker -P threads -c {self.c}")
+        result.hook_at = self.mr_hook_time(upstream, mr["iid"], 30)
+        prefix = f"/api/v4/projects/{self.group}%2Ft"
+
+        def creates() -> list[float]:
+            self.check_failures()
+            return [
+                r["time"]
+                for r in self.sandbox.requests(method="POST", path="/pipeline", since=since)
+                if r["status"] == 201 and r["path"].startswith(prefix)
+            ]
+
+        try:
+            common.wait_for(lambda: len(creates()) >= n, timeout, f"{n} pipelines", interval=0.1)
+        except TimeoutError:
+            result.complete = False
+        result.creates = creates()
+        result.cpu = common.cpu_delta(cpu_before, common.cpu_by_group(groups))
+        result.cpu = {k.split("-")[0]: v for k, v in result.cpu.items()}
+        result.wall = time.monotonic() - wall_before
+        calls = self.sandbox.requests(since=since)
+        dump = self.children.log_dir / f"requests-c{self.c}.json"
+        dump.write_text(json.dumps({"hook_at": result.hook_at, "requests": calls}))
+        reads = [r["time"] for r in calls if "baton.yml" in r["path"] and r["method"] == "GET"]
+        result.config_at = min(reads) - result.hook_at if reads else None
+        last = result.hook_at + result.last if result.creates else float("inf")
+        window = [r for r in calls if r["time"] <= last]
+        result.calls = len(window)
+        result.kinds = Counter(call_kind(r["method"], r["path"]) for r in window)
+        return result
+
+
+def main() -> int:
+    cores = os.cpu_count() or 1
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--targets", type=int, default=100, help="downstream projects")
+    parser.add_argument("--latency", type=float, default=0.1, help="seconds per API call")
+    parser.add_argument(
+        "--concurrency", default="8,16,32", help="Celery worker thread counts to try, comma-sep"
+    )
+    parser.add_argument("--singles", type=int, default=10, help="single-target MRs per worker")
+    parser.add_argument(
+        "--single-latency", type=float, default=0.0, help="API latency for the single-target MRs"
+    )
+    parser.add_argument("--no-naive", action="store_true", help="skip the sequential loop")
+    parser.add_argument(
+        "--no-downstream-hooks",
+        dest="downstream_hooks",
+        action="store_false",
+        help="downstream projects send no pipeline hooks back to Baton",
+    )
+    parser.add_argument(
+        "--sandbox-as-is",
+        action="store_true",
+        help="keep the sandbox's ~40 ms delayed-ACK stall per keep-alive call (no TCP_NODELAY)",
+    )
+    parser.add_argument("--workers", type=int, default=2 * cores + 1, help="gunicorn workers")
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=10.0,
+        help="wait this long for Baton to go idle between MRs, then go on with a warning",
+    )
+    parser.add_argument("--timeout", type=float, default=120.0, help="cap per fan-out, seconds")
+    parser.add_argument("--pg", default=common.DEFAULT_PG, help="PostgreSQL server URL")
+    parser.add_argument("--db", default="baton_bench_fanout", help="database to (re)create")
+    parser.add_argument("--redis", default=common.DEFAULT_REDIS, help="Redis URL incl. db number")
+    parser.add_argument("--keep-db", action="store_true", help="do not drop the database")
+    args = parser.parse_args()
+    concurrencies = [int(c) for c in args.concurrency.split(",") if c.strip()]
+    if not 1 <= args.targets <= 1000 or not concurrencies or min(concurrencies) < 1:
+        parser.error("--targets must be 1..1000 and --concurrency positive integers")
+    args.singles = min(max(args.singles, 0), 100)
+    args.timeout = min(args.timeout, 600.0)
+
+    print(
+        f"Baton fan-out benchmark: {cores} cores, {args.targets} targets, "
+        f"{args.latency * 1000:.0f} ms per API call"
+    )
+    db_url = common.recreate_database(args.pg, args.db)
+    common.flush_redis(args.redis)
+    env = common.base_env(db_url, args.redis)
+    common.setup_django(env)
+
+    from sandbox.client import SandboxClient
+
+    naive: Fanout | None = None
+    runs: list[Fanout] = []
+    singles: list[Singles] = []
+    warnings: list[str] = []
+    try:
+        with common.Children() as children:
+            print(f"logs: {children.log_dir}")
+            sandbox_port, baton_port = common.free_port(), common.free_port()
+            sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+            nodelay = [] if args.sandbox_as_is else ["--nodelay"]
+            children.start(
+                "sandbox",
+                [common.PYTHON, "-m", "bench.sandbox_server", str(sandbox_port), *nodelay],
+                env,
+            )
+            common.wait_http(f"{sandbox_url}/_sandbox", 60, children, "sandbox")
+            sandbox = SandboxClient(sandbox_url, timeout=30)
+            baton_url = f"http://127.0.0.1:{baton_port}"
+            worker_env = {**env, "BATON_BASE_URL": baton_url}
+            common.start_gunicorn(children, baton_port, args.workers, worker_env)
+            hook_url = f"{baton_url}/hooks/{SLUG}/"
+
+            if not args.no_naive:
+                with common.timed(f"naive loop over {args.targets} targets"):
+                    naive = naive_loop(sandbox, sandbox_url, args.targets, args.latency)
+            for c in concurrencies:
+                with Round(args, children, sandbox, sandbox_url, hook_url, worker_env, c) as run:
+                    if args.singles:
+                        with common.timed(f"c={c}: {args.singles} single-target MRs"):
+                            if args.single_latency:
+                                sandbox.add_fault(latency=args.single_latency)
+                            singles.append(run.singles(args.singles))
+                            sandbox.clear_faults()
+                    with common.timed(f"c={c}: fan-out to {args.targets} targets"):
+                        runs.append(run.fanout(args.targets, args.latency, args.timeout))
+                    warnings += run.warnings
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        if not args.keep_db:
+            common.drop_database(args.pg, args.db)
+        common.flush_redis(args.redis)
+
+    report(args, cores, naive, runs, singles)
+    for note in warnings:
+        print(f"warning: {note}")
+    return 0
+
+
+def report(
+    args: argparse.Namespace,
+    cores: int,
+    naive: Fanout | None,
+    runs: list[Fanout],
+    singles: list[Singles],
+) -> None:
+    print()
+    print(
+        f"fan-out: 1 MR -> {args.targets} pipeline creates, {args.latency * 1000:.0f} ms added to"
+        f" every API call; times from the webhook being sent (Baton) or the loop's start (naive)"
+    )
+    rows = []
+    base = naive.last if naive else float("nan")
+    for res in [*([naive] if naive else []), *runs]:
+        rows.append(
+            [
+                res.label,
+                "-" if res.config_at is None else common.ms(res.config_at),
+                common.ms(res.first),
+                f"{res.last:.2f} s" + ("" if res.complete else f" (only {len(res.creates)})"),
+                str(res.calls),
+                f"{base / res.last:.1f}x" if naive else "-",
+            ]
+        )
+    print(
+        common.table(
+            ["", "-> .baton.yml read", "-> first create", "-> last create", "API calls", "vs loop"],
+            rows,
+        )
+    )
+    for res in [*([naive] if naive else []), *runs]:
+        kinds = ", ".join(f"{k} {v}" for k, v in res.kinds.most_common())
+        print(f"  {res.label}: {kinds}")
+        if res.cpu:
+            cpu = ", ".join(f"{k} {v / res.wall:.2f}" for k, v in res.cpu.items())
+            print(f"    CPU in cores over those {res.wall:.1f} s: {cpu}")
+    if singles:
+        print()
+        print(
+            f"single-target MRs on an idle worker, {args.single_latency * 1000:.0f} ms added"
+            " latency: webhook sent -> pipeline-create call received"
+        )
+        srows = []
+        for s in singles:
+            lat = s.latencies
+            srows.append(
+                [
+                    f"-c {s.concurrency}",
+                    f"{len(lat)}" + (f" (+{s.missing} missing)" if s.missing else ""),
+                    common.ms(common.percentile(s.reads, 50)),
+                    common.ms(common.percentile(lat, 50)),
+                    common.ms(common.percentile(lat, 90)),
+                    common.ms(max(lat, default=float("nan"))),
+                    common.ms(lat[0]) if lat else "-",
+                    " ".join(f"{x * 1000:.0f}" for x in lat),
+                ]
+            )
+        print(
+            common.table(
+                [
+                    "worker",
+                    "MRs",
+                    "p50 -> .baton.yml read",
+                    "p50",
+                    "p90",
+                    "max",
+                    "first (cold)",
+                    "all (ms)",
+                ],
+                srows,
+            )
+        )
+    print()
+    print(f"machine: {cores} cores (sandbox, gunicorn, worker, PostgreSQL, Redis and this script)")
+    best = min(runs, key=lambda r: r.last if r.complete else float("inf"), default=None)
+    if naive and best:
+        speedup = naive.last / best.last
+        print(
+            f"goal: fan-out >= {GOAL_SPEEDUP:.0f}x faster than the loop: best {speedup:.1f}x"
+            f" ({best.label}: {best.last:.2f} s vs {naive.last:.2f} s) -> "
+            + ("MET" if speedup >= GOAL_SPEEDUP and best.complete else "MISSED")
+        )
+    all_single = [x for s in singles for x in s.latencies]
+    if all_single:
+        for s in singles:
+            p50 = common.percentile(s.latencies, 50)
+            print(
+                f"goal: single-target delivery -> first create p50 < "
+                f"{GOAL_SINGLE_P50 * 1000:.0f} ms (-c {s.concurrency}): {p50 * 1000:.0f} ms -> "
+                + ("MET" if p50 < GOAL_SINGLE_P50 else "MISSED")
+            )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
