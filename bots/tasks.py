@@ -187,9 +187,14 @@ def sweep() -> dict[str, int]:
     for run_id in runs:
         trigger_run.delay(run_id)
     quiet = now - timedelta(seconds=settings.BATON_POLL_AFTER)
+    quiet_hooked = now - timedelta(seconds=settings.BATON_POLL_AFTER_HOOKED)
     polls = list(
         Run.objects.filter(status__in=sorted(ACTIVE), dispatch=Run.Dispatch.SENT)
-        .filter(Q(last_seen_at__isnull=True) | Q(last_seen_at__lt=quiet))
+        .filter(
+            Q(last_seen_at__isnull=True)
+            | Q(hooked=False, last_seen_at__lt=quiet)
+            | Q(hooked=True, last_seen_at__lt=quiet_hooked)
+        )
         .values_list("pk", flat=True)[:500]
     )
     for run_id in polls:

@@ -74,8 +74,27 @@ def block(budgets: list[Budget], seconds: float) -> None:
                 row.save(update_fields=["blocked_until"])
 
 
+def gate(budgets: list[Budget]) -> None:
+    """Just before sending: let the request go only once the spacing since the last request
+    that actually went has passed. A reservation says when work may start; a task that starts
+    late would otherwise close up on the next one."""
+    spaced = sorted({b.key: b for b in budgets if b.spacing}.values(), key=lambda b: b.key)
+    if not spaced:
+        return
+    with transaction.atomic():
+        rows = _rows([b.key for b in spaced])
+        delay = max(rows[b.key].last_sent + b.spacing - time.time() for b in spaced)
+        if delay > 0:
+            time.sleep(delay)  # holding the rows: the next sender waits behind us
+        now = time.time()
+        for row in rows.values():
+            row.last_sent = now
+            row.save(update_fields=["last_sent"])
+
+
 def wait(budgets: list[Budget]) -> None:
-    """Reserve and sleep until the reservation (for work that must go in this task)."""
+    """Reserve, sleep until the reservation, and pass the gate (work that must go in this task)."""
     delay = reserve(budgets) - time.time()
     if delay > 0:
         time.sleep(delay)
+    gate(budgets)

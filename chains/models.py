@@ -271,6 +271,9 @@ class Run(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     last_seen_at = models.DateTimeField(null=True, blank=True, help_text="Last news from the forge")
+    hooked = models.BooleanField(
+        default=False, help_text="Webhooks arrive for it (so it is polled only when long quiet)"
+    )
     mirrored_status = models.CharField(max_length=20, blank=True)
 
     class Meta:
@@ -293,7 +296,7 @@ class Run(models.Model):
                 fields=["status", "last_seen_at"],
                 condition=Q(status__in=sorted(ACTIVE)),
                 name="run_active",
-            )
+            ),
         ]
 
     def __str__(self) -> str:
@@ -513,6 +516,7 @@ class RateBudget(models.Model):
     key = models.CharField(max_length=255, unique=True)
     slots = models.JSONField(default=list, help_text="Reserved send times (Unix seconds)")
     blocked_until = models.FloatField(default=0.0, help_text="Unix seconds")
+    last_sent = models.FloatField(default=0.0, help_text="When a request last went (Unix seconds)")
 
     def __str__(self) -> str:
         return self.key

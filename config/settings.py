@@ -149,12 +149,16 @@ BATON_STALE_AFTER = env_float("BATON_STALE_AFTER", 30.0, minimum=1.0)
 BATON_TRIGGER_LEASE = env_float("BATON_TRIGGER_LEASE", 60.0, minimum=1.0)
 # Runs with no pipeline event for this long are polled.
 BATON_POLL_AFTER = env_float("BATON_POLL_AFTER", 60.0, minimum=1.0)
+# ...and runs whose webhooks do arrive, only after this long without any.
+BATON_POLL_AFTER_HOOKED = env_float("BATON_POLL_AFTER_HOOKED", 900.0, minimum=1.0)
 BATON_FORGE_TIMEOUT = env_float("BATON_FORGE_TIMEOUT", 10.0, minimum=0.1)
 BATON_MAX_FORGE_RETRIES = env_int("BATON_MAX_FORGE_RETRIES", 12, minimum=0)
 BATON_CONFIG_PATH = env_str("BATON_CONFIG_PATH", ".baton.yml")
 # Nested chains: how deep and how big one chain may grow.
 BATON_MAX_DEPTH = env_int("BATON_MAX_DEPTH", 5, minimum=1)
 BATON_MAX_RUNS = env_int("BATON_MAX_RUNS", 1000, minimum=1)
+# How long a triggered project's own .baton.yml is remembered (seconds; 0: read it every time).
+BATON_DOWNSTREAM_CONFIG_TTL = env_float("BATON_DOWNSTREAM_CONFIG_TTL", 60.0)
 
 LOGGING = {
     "version": 1,

@@ -5,6 +5,8 @@ Also the nested step: what a triggered project's own `.baton.yml` sets off in tu
 from __future__ import annotations
 
 import functools
+import threading
+import time
 from collections.abc import Callable, Sequence
 
 from django.conf import settings
@@ -401,6 +403,28 @@ def lineage(run: Run) -> list[tuple[int, str, str]]:
     return list(reversed(steps))
 
 
+_configs: dict[tuple[int, str], tuple[float, str | None]] = {}
+_configs_lock = threading.Lock()
+
+
+def _downstream_config(client: ForgeClient, repository: Repository, ref: str) -> BatonConfig | None:
+    """A triggered project's `.baton.yml` at ``ref``, remembered per process for
+    BATON_DOWNSTREAM_CONFIG_TTL seconds (a fan-out into one project reads it once)."""
+    key = (repository.pk, ref)
+    now = time.monotonic()
+    with _configs_lock:
+        cached = _configs.get(key)
+    if cached and cached[0] > now:
+        text = cached[1]
+    else:
+        text = client.read_file(repository.path, settings.BATON_CONFIG_PATH, ref)
+        with _configs_lock:
+            if len(_configs) > 5000:
+                _configs.clear()
+            _configs[key] = (now + settings.BATON_DOWNSTREAM_CONFIG_TTL, text)
+    return None if text is None else parse_config(text)
+
+
 def _child_depth(run: Run) -> int:
     """How many `self` child pipelines are stacked up to and including ``run``."""
     depth = 0
@@ -423,7 +447,7 @@ def expand_run(run_id: int) -> str:
         return "nothing to expand"
     client = forge_for(run.repository.forge)
     try:
-        config = read_config(client, run.repository.path, run.ref)
+        config = _downstream_config(client, run.repository, run.ref)
         if config is None or not any("upstream" in t.on for t in config.downstream):
             return "no upstream-triggered targets"
         params = read_params(client, run.repository.path, run.ref, config)

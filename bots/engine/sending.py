@@ -102,6 +102,7 @@ def trigger(run_id: int) -> None:
             _wait_for_turn(run.pk, at, uncertain=uncertain)
             return
         time.sleep(max(0.0, at - time.time()))
+        throttle.gate(forge.budgets("create", project, ref))
         if run.mode == "new":
             remote = forge.create_pipeline(
                 project,

@@ -75,6 +75,7 @@ def handle_pipeline(forge: Forge, event: PipelineEvent, delivery: Delivery | Non
             run.triggered_at = run.triggered_at or timezone.now()
         run.web_url = event.web_url or run.web_url
         run.last_seen_at = timezone.now()
+        run.hooked = run.hooked or delivery is not None
         changed = apply_status(
             run, event.status, started_at=event.started_at, finished_at=event.finished_at
         )

@@ -73,6 +73,7 @@ MAX_PAYLOAD_KEYS = 10  # repository_dispatch client_payload: at most 10 top-leve
 MAX_PAYLOAD_BYTES = 64 * 1024
 DISPATCH_EVENT_TYPE = "baton"
 SECONDARY_LIMIT_WAIT = 60.0
+INPUTS_CACHE_SECONDS = 60.0
 
 
 def run_status(status: str, conclusion: str | None) -> Status:
@@ -131,6 +132,7 @@ class GitHubForge:
         self.app_installation = app_installation
         self._return_run_details = True  # until the server says it does not know the parameter
         self._etags: OrderedDict[str, tuple[str, Any]] = OrderedDict()
+        self._inputs: dict[tuple[str, str, str], tuple[float, list[str]]] = {}
         self._lock = threading.Lock()
 
     def budgets(self, action: str, project: str, ref: str = "") -> list[Budget]:
@@ -274,7 +276,19 @@ class GitHubForge:
         return base64.b64decode(data.get("content") or "").decode("utf-8", errors="replace")
 
     def workflow_inputs(self, project: str, workflow: str, ref: str) -> list[str]:
-        """The inputs a workflow declares under `on.workflow_dispatch.inputs`, in order."""
+        """The inputs a workflow declares under `on.workflow_dispatch.inputs`, in order
+        (remembered for a minute per repository, workflow and ref: a fan-out reads it once)."""
+        key = (project, workflow, ref)
+        with self._lock:
+            cached = self._inputs.get(key)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        inputs = self._read_workflow_inputs(project, workflow, ref)
+        with self._lock:
+            self._inputs[key] = (time.monotonic() + INPUTS_CACHE_SECONDS, inputs)
+        return inputs
+
+    def _read_workflow_inputs(self, project: str, workflow: str, ref: str) -> list[str]:
         path = workflow if "/" in workflow else f".github/workflows/{workflow}"
         text = self.read_file(project, path, ref)
         if text is None:

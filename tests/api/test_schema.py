@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 import schemathesis
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
@@ -92,8 +94,19 @@ def _strategy(operation: Any, mode: GenerationMode) -> Any:
     return st.one_of(generated, *existing)
 
 
+@pytest.fixture
+def keep_connections() -> Any:
+    """Requests go through the real WSGI handler, whose request signals close a connection that
+    is inside a transaction - the test's. Keep it open, as Django's test client does."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
 def test_the_api_keeps_to_its_schema(
-    admin_token: str, django_capture_on_commit_callbacks: Any
+    admin_token: str, django_capture_on_commit_callbacks: Any, keep_connections: None
 ) -> None:
     """Every operation, with examples generated from the schema (bounded, derandomized).
 

@@ -45,10 +45,11 @@ def test_rate_limit_headers_etag_and_304(forge: SandboxServer, control: SandboxC
 
 
 def test_pygithub_conditional_update(gh: Github, control: SandboxClient, repo: dict) -> None:
+    # Long phases, set before the dispatch: the run must not move between the two reads.
+    control.set_run_script("acme/api", pending=60, running=60)
     wf = gh.get_repo("acme/api").get_workflow("w.yml")
     run = gh.get_repo("acme/api").get_workflow_run(
         wf.create_dispatch("main", return_run_details=True).id)
-    control.set_run_script("acme/api", running=60)
     assert run.update() is False  # unchanged → 304
     control.finish_run("acme/api", run.id, "success")
     assert run.update() is True and run.conclusion == "success"
