@@ -37,9 +37,16 @@ def _covers(grant: Grant, action: str, repository: Repository) -> bool:
 
 
 def grants_of(user: Any) -> list[Grant]:
-    return list(
-        Grant.objects.filter(Q(user=user) | Q(team__members=user)).select_related("team").distinct()
-    )
+    """The user's grants, read once per user object (one request sees one set of grants)."""
+    cached: list[Grant] | None = getattr(user, "_baton_grants", None)
+    if cached is None:
+        cached = list(
+            Grant.objects.filter(Q(user=user) | Q(team__members=user))
+            .select_related("team")
+            .distinct()
+        )
+        user._baton_grants = cached
+    return cached
 
 
 def user_may(

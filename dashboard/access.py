@@ -1,5 +1,5 @@
-"""Who may see and who may act, until the permissions issue lands: signed-in users may view,
-signed-in staff may act, anonymous users are sent to sign in."""
+"""Who may see and who may act: anonymous users are sent to sign in; everything else is the
+one permission policy (``chains.policy``), which says why not in words."""
 
 from __future__ import annotations
 
@@ -14,13 +14,10 @@ from django.urls import reverse
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
 from bots import services
+from chains import policy
+from chains.models import Repository
 
 View = Callable[..., HttpResponse]
-
-READ_ONLY = (
-    "Your account can view chains but not act on them. Ask a Baton admin to make it staff "
-    "to retry or cancel."
-)
 
 
 def _login_url(request: HttpRequest) -> str:
@@ -41,8 +38,21 @@ def viewer_required(view: View) -> View:
     return wrapper
 
 
-def can_act(user: Any) -> bool:
-    return bool(user.is_authenticated and user.is_active and user.is_staff)
+def refusal(user: Any, action: str, repository: Repository) -> str:
+    """Why ``user`` may not do ``action`` on ``repository`` ("" when they may)."""
+    verdict = policy.user_may(user, action, repository)
+    return "" if verdict else f"You may not {action} here: {verdict.reason}."
+
+
+def visible_ids(user: Any, repositories: list[Repository]) -> set[int]:
+    return policy.visible(user, repositories)
+
+
+def visible_filter(user: Any) -> frozenset[int] | None:
+    """The repositories whose chains ``user`` may see (None: all of them)."""
+    if user.is_superuser:
+        return None
+    return frozenset(visible_ids(user, list(Repository.objects.only("pk", "path", "forge_id"))))
 
 
 def notice(
@@ -55,17 +65,6 @@ def notice(
     if getattr(request, "htmx", False):
         response = reswap(retarget(response, "#notice"), "innerHTML")
     return response
-
-
-def staff_required(view: View) -> View:
-    @wraps(view)
-    @viewer_required
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not can_act(request.user):
-            return notice(request, READ_ONLY, status=403)
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 def actor(request: HttpRequest) -> services.Actor:

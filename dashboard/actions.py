@@ -56,6 +56,15 @@ def retry_subtree(run: Run, actor: services.Actor) -> str:
     )
 
 
+# The permission each button needs (on the run's project, or the chain's).
+NEEDS = {
+    "retry": "retry",
+    "retry-subtree": "retry",
+    "cancel": "cancel",
+    "retry-failed": "retry",
+    "rerun": "trigger",
+}
+
 RUN_ACTIONS: dict[str, RunAction] = {
     "retry": retry_run,
     "cancel": cancel_run,

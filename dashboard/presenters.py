@@ -6,6 +6,7 @@ up by ``forge.kind``.
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -235,6 +236,21 @@ def _node(
             if run.status in NOT_YET_SENT
         ],
     )
+
+
+PRIVATE = "a private project"
+
+
+def redacted(run: Run) -> Run:
+    """A copy of a run in a project the reader may not view: no name, ref, variables or link."""
+    hidden = copy.copy(run)
+    hidden.private = True  # type: ignore[attr-defined]
+    hidden.label = hidden.key = PRIVATE
+    hidden.ref = hidden.web_url = hidden.remote_id = hidden.error = hidden.workflow = ""
+    hidden.variables, hidden.masked_variables, hidden.undelivered = {}, {}, []
+    hidden.depends_on = []
+    hidden._prefetched_objects_cache = {"attempts": []}  # type: ignore[attr-defined]
+    return hidden
 
 
 def run_tree(chain: Chain, runs: list[Run], now: datetime | None = None) -> list[RunNode]:

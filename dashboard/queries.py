@@ -45,10 +45,13 @@ class ChainFilters:
     forge: int | None = None
     within: timedelta | None = None
     q: str = ""
+    repositories: frozenset[int] | None = None  # only these upstream repositories (None: all)
 
 
 def filtered_chains(f: ChainFilters) -> QuerySet[Chain]:
     chains = Chain.objects.all()
+    if f.repositories is not None:
+        chains = chains.filter(repository_id__in=f.repositories)
     if f.project is not None:
         chains = chains.filter(repository_id=f.project)
     if f.number is not None:

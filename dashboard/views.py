@@ -6,6 +6,7 @@ change, an action) gets only the live part."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from django.contrib import messages
@@ -15,8 +16,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from bots import services
+from chains.models import Run
 from dashboard import actions, live, presenters, queries
-from dashboard.access import actor, can_act, notice, staff_required, viewer_required
+from dashboard.access import actor, notice, refusal, viewer_required, visible_filter, visible_ids
 from dashboard.forms import ChainFilterForm, ReleaseForm
 from dashboard.live import current_version, polled
 
@@ -34,7 +36,8 @@ def _list_version(request: HttpRequest) -> str:
 def chain_list(request: HttpRequest) -> HttpResponse:
     version = current_version(request, _list_version)
     form = ChainFilterForm(request.GET)
-    page, progress = queries.chain_page(form.filters(), request.GET.get("page"))
+    filters = replace(form.filters(), repositories=visible_filter(request.user))
+    page, progress = queries.chain_page(filters, request.GET.get("page"))
     context = {
         "form": form,
         "page": page,
@@ -53,9 +56,11 @@ def _chain_version(request: HttpRequest, pk: int) -> str:
 
 def _chain(request: HttpRequest, pk: int, version: str, **extra: Any) -> HttpResponse:
     detail = queries.chain_detail(pk)
-    if detail is None:
+    if detail is None or refusal(request.user, "view", detail.chain.repository):
         raise Http404("No chain with this number: it may have been deleted.")
-    page = presenters.chain_page(detail.chain, detail.runs, can_act=can_act(request.user))
+    runs = _private_runs_hidden(request, detail.runs)
+    acts = any(not refusal(request.user, a, detail.chain.repository) for a in ("retry", "cancel"))
+    page = presenters.chain_page(detail.chain, runs, can_act=acts)
     path = reverse("chain-detail", args=[pk])
     context = {"page": page, "chain": page.chain, "poll_url": live.poll_url(path, {}, version)}
     if live.partial(request):
@@ -63,6 +68,14 @@ def _chain(request: HttpRequest, pk: int, version: str, **extra: Any) -> HttpRes
         response = render(request, f"{DETAIL}#{name}", context | extra)
         return live.finish(response, version, stop=page.settled and not extra)
     return render(request, DETAIL, context)
+
+
+def _private_runs_hidden(request: HttpRequest, runs: list[Run]) -> list[Run]:
+    """Runs in projects the reader may not view show as "a private project"."""
+    if request.user.is_superuser:
+        return runs
+    seen = visible_ids(request.user, [run.repository for run in runs])
+    return [run if run.repository_id in seen else presenters.redacted(run) for run in runs]
 
 
 @require_GET
@@ -87,20 +100,24 @@ def _act(request: HttpRequest, chain_pk: int, do: Callable[[], str], **extra: An
 
 
 @require_POST
-@staff_required
+@viewer_required
 def run_action(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
     action, run = actions.RUN_ACTIONS.get(verb), queries.run_for_action(pk)
     if action is None or run is None:
         raise Http404("No such run or action.")
+    if why := refusal(request.user, actions.NEEDS[verb], run.repository):
+        return notice(request, why, status=403)
     return _act(request, run.chain_id, lambda: action(run, actor(request)))
 
 
 @require_POST
-@staff_required
+@viewer_required
 def chain_action(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
     action, chain = actions.CHAIN_ACTIONS.get(verb), queries.chain_for_action(pk)
     if action is None or chain is None:
         raise Http404("No such chain or action.")
+    if why := refusal(request.user, actions.NEEDS[verb], chain.repository):
+        return notice(request, why, status=403)
     # After a re-run the page keeps polling until the new chain takes over.
     keep = {"keep_polling": verb == "rerun"}
     return _act(request, chain.pk, lambda: action(chain, actor(request)), **keep)
@@ -119,6 +136,8 @@ def release(request: HttpRequest) -> HttpResponse:
     form = ReleaseForm(request.GET if "ref" in request.GET else None)
     ref = form.ref_value() if form.is_bound else ""
     data = queries.release(ref) if ref else None
+    if data is not None and not request.user.is_superuser:
+        data = _release_for(request, data)
     version = data.version if data else _release_version(request)  # of what is shown
     matrix = presenters.release_matrix(ref, data.chains, data.runs) if data else None
     context = {"form": form, "ref": ref, "matrix": matrix}
@@ -127,6 +146,18 @@ def release(request: HttpRequest) -> HttpResponse:
     if live.partial(request):
         return live.finish(render(request, "dashboard/release.html#matrix", context), version)
     return render(request, "dashboard/release.html", context | {"refs": queries.recent_refs()})
+
+
+def _release_for(request: HttpRequest, data: queries.Release) -> queries.Release:
+    """Only chains the reader may view, and in them only runs in projects they may view."""
+    repositories = [c.repository for c in data.chains]
+    repositories += [run.repository for runs in data.runs.values() for run in runs]
+    seen = visible_ids(request.user, repositories)
+    chains = [c for c in data.chains if c.repository_id in seen]
+    runs = {
+        c.pk: [run for run in data.runs.get(c.pk, []) if run.repository_id in seen] for c in chains
+    }
+    return replace(data, chains=chains, runs=runs)
 
 
 def _repository_version(request: HttpRequest, pk: int) -> str:
@@ -140,7 +171,7 @@ def _repository_version(request: HttpRequest, pk: int) -> str:
 def repository_detail(request: HttpRequest, pk: int) -> HttpResponse:
     version = current_version(request, _repository_version, pk)
     repository = queries.repository(pk)
-    if repository is None:
+    if repository is None or refusal(request.user, "view", repository):
         raise Http404("No such repository.")
     page, progress = queries.chain_page(queries.ChainFilters(project=pk), request.GET.get("page"))
     context = {

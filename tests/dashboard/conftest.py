@@ -1,5 +1,5 @@
-"""Personas: a release manager (staff, may act), a viewer (signed in, read-only) and an
-anonymous visitor."""
+"""Personas: a release manager (may act), a viewer (may only view) and an anonymous visitor;
+what they may do comes from grants, through the one policy."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
+from chains.models import Grant
+
 
 @pytest.fixture(autouse=True)
 def fast_passwords(settings: Any) -> None:
@@ -17,12 +19,18 @@ def fast_passwords(settings: Any) -> None:
 
 @pytest.fixture
 def manager(db: None) -> User:
-    return User.objects.create_user("rita", password="pw-rita-123", is_staff=True)
+    """A release manager: may view, trigger, retry and cancel everything."""
+    user = User.objects.create_user("rita", password="pw-rita-123")
+    Grant.objects.create(user=user, projects="*", actions=["view", "trigger", "retry", "cancel"])
+    return user
 
 
 @pytest.fixture
 def viewer(db: None) -> User:
-    return User.objects.create_user("vic", password="pw-vic-123")
+    """May view everything, do nothing."""
+    user = User.objects.create_user("vic", password="pw-vic-123")
+    Grant.objects.create(user=user, projects="*", actions=["view"])
+    return user
 
 
 @pytest.fixture

@@ -44,10 +44,11 @@ def test_chain_list(
     viewer_client: Client, django_assert_num_queries: Any, chains: int, runs: int
 ) -> None:
     seed(chains, runs)
-    # session, user, version, count, page, progress, repositories, forges
-    with django_assert_num_queries(8):
+    # session, user, version, repositories and grants (what the viewer may see), count, page,
+    # progress, repositories, forges
+    with django_assert_num_queries(10):
         assert viewer_client.get("/?ref=release/1.2&q=app").status_code == 200
-    with django_assert_num_queries(6):  # a filter change: no choices for the form
+    with django_assert_num_queries(8):  # a filter change: no choices for the form
         assert viewer_client.get("/?status=running", headers=HX).status_code == 200
 
 
@@ -56,10 +57,10 @@ def test_chain_detail(
     manager_client: Client, django_assert_num_queries: Any, chains: int, runs: int
 ) -> None:
     chain = seed(chains, runs)
-    # session, user, version, chain, runs, attempts
-    with django_assert_num_queries(6):
+    # session, user, version, chain, runs, attempts, grants
+    with django_assert_num_queries(7):
         assert manager_client.get(f"/chains/{chain.pk}/").status_code == 200
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(7):
         assert manager_client.get(f"/chains/{chain.pk}/?since=old", headers=HX).status_code == 200
 
 
@@ -68,8 +69,9 @@ def test_release(
     viewer_client: Client, django_assert_num_queries: Any, chains: int, runs: int
 ) -> None:
     seed(chains, runs)
-    # session, user, news for the ref, latest chains, their version, chains, runs, recent refs
-    with django_assert_num_queries(8):
+    # session, user, news for the ref, latest chains, their version, chains, runs, grants,
+    # recent refs
+    with django_assert_num_queries(9):
         response = viewer_client.get("/releases/?ref=release/1.2")
     assert response.status_code == 200 and "status-success" in response.content.decode()
 
@@ -79,8 +81,8 @@ def test_repository(
     viewer_client: Client, django_assert_num_queries: Any, chains: int, runs: int
 ) -> None:
     chain = seed(chains, runs)
-    # session, user, version, repository, count, page, progress, runs there
-    with django_assert_num_queries(8):
+    # session, user, version, repository, grants, count, page, progress, runs there
+    with django_assert_num_queries(9):
         assert viewer_client.get(f"/repositories/{chain.repository_id}/").status_code == 200
 
 

@@ -197,9 +197,16 @@ class Forges:
         self.sandbox.set_script(path, **{"pending": 0.2, "running": 0.8, **script})
         return project
 
-    def person(self, username: str, *, everything: bool = False, **grant: Any) -> Any:
+    def person(
+        self,
+        username: str,
+        *,
+        everything: bool = False,
+        password: str = "pw",
+        **grant: Any,
+    ) -> Any:
         """A Baton user linked to ``username`` on both forges, with a grant if asked."""
-        user = get_user_model().objects.create_user(username, f"{username}@example.com", "pw")
+        user = get_user_model().objects.create_user(username, f"{username}@example.com", password)
         for forge in (self.forge, self.github_forge):
             Identity.objects.create(forge=forge, username=username, user=user)
         if everything:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
-from chains.models import AuditEvent, Chain, Run
+from chains.models import AuditEvent, Chain, Grant, Run
 from tests.e2e.conftest import Forges, eventually
 from tests.e2e.dashboard_browser import chromium, require_browser, seed_demo, sign_in
 
@@ -36,7 +36,7 @@ def browser_page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 @pytest.fixture
 def manager(forges: Forges) -> User:
-    return User.objects.create_user("rita", password=PASSWORD, is_staff=True)
+    return forges.person("rita", everything=True, password=PASSWORD)
 
 
 def open_change(forges: Forges, yml: str, target: str = "main") -> dict[str, Any]:
@@ -157,7 +157,8 @@ def test_screenshots(live_server: Any, transactional_db: None) -> None:
     require_browser()
     out = Path(SHOTS)
     out.mkdir(parents=True, exist_ok=True)
-    User.objects.create_user("rita", password="demo-password", is_staff=True)
+    rita = User.objects.create_user("rita", password="demo-password")
+    Grant.objects.create(user=rita, projects="*", actions=["view", "trigger", "retry", "cancel"])
     demo = seed_demo()
     base = live_server.url
     pages = {

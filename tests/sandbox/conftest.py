@@ -39,7 +39,7 @@ def gl(forge: SandboxServer, control: SandboxClient) -> gitlab.Gitlab:
     return gitlab.Gitlab(forge.url, private_token="x", retry_transient_errors=False)
 
 
-def github_client(forge: SandboxServer, token: str = "x") -> Github:  # noqa: S107
+def github_client(forge: SandboxServer, token: str = "x") -> Github:
     """PyGithub as Baton would build it for a GitHub Enterprise base URL, without retries or
     throttling sleeps (the sandbox is local and tests inject errors on purpose)."""
     return Github(base_url=f"{forge.url}/api/v3", auth=Auth.Token(token), retry=None,
@@ -55,7 +55,7 @@ def gh(forge: SandboxServer, control: SandboxClient) -> Github:
 def make_github(forge: SandboxServer) -> Callable[..., Github]:
     """``make_github(token="ghs_…", per_page=3)``: another PyGithub client on the sandbox."""
 
-    def make(token: str = "x", **options: Any) -> Github:  # noqa: S107
+    def make(token: str = "x", **options: Any) -> Github:
         options = {"retry": None, "seconds_between_requests": None,
                    "seconds_between_writes": None, **options}
         return Github(base_url=f"{forge.url}/api/v3", auth=Auth.Token(token), **options)
