@@ -137,7 +137,7 @@ def test_chain_detail_shows_the_tree_attempts_links_and_masked_names(
     assert "job e2e exited 1" in html and "lint exited 2" in html and "1 earlier" in html
     assert web.web_url in html
     assert "TOKEN" in html and "••••" in html and "hunter2" not in html
-    assert "retrying and canceling need a staff account" in html
+    assert "retrying and canceling it need a grant" in html
     assert "<form" not in html.split('id="chain-live"')[1]  # no buttons for a viewer
 
 
