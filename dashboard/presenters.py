@@ -428,3 +428,41 @@ def release_matrix(ref: str, chains: list[Chain], runs: dict[int, list[Run]]) ->
             )
         )
     return Matrix(ref, columns, rows)
+
+
+@dataclass
+class PlanRow:
+    key: str
+    project: str
+    ref: str
+    waits_for: str
+    variables: list[tuple[str, str]]
+    masked: list[str]
+    allowed: bool
+    why: str
+
+
+def plan_rows(result: Any, seen: set[int]) -> list[PlanRow]:
+    """The dry run as rows; targets the reader may not view show as a private project."""
+    rows = []
+    for planned, repository, problem, verdict in result.targets:
+        allowed = bool(verdict) and not problem and not planned.skip
+        why = problem or (f"skipped: {planned.skip}" if planned.skip else verdict.reason)
+        if repository.pk not in seen:
+            rows.append(
+                PlanRow(PRIVATE, PRIVATE, "", "", [], [], allowed, "" if allowed else "not allowed")
+            )
+            continue
+        rows.append(
+            PlanRow(
+                key=planned.key,
+                project=repository.path,
+                ref=planned.ref or "default branch",
+                waits_for=", ".join(planned.depends_on),
+                variables=sorted(planned.variables.items()),
+                masked=sorted(planned.masked_variables),
+                allowed=allowed,
+                why=why,
+            )
+        )
+    return rows

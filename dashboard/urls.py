@@ -10,6 +10,7 @@ urlpatterns = [
     path("runs/<int:pk>/<slug:verb>/", views.run_action, name="run-action"),
     path("releases/", views.release, name="release"),
     path("repositories/<int:pk>/", views.repository_detail, name="repository-detail"),
+    path("repositories/<int:pk>/changes/<int:number>/plan/", views.change_plan, name="change-plan"),
     path(
         "login/",
         auth_views.LoginView.as_view(redirect_authenticated_user=True, next_page="chain-list"),

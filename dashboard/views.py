@@ -16,6 +16,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from bots import services
+from bots.engine.planning import dry_run
+from bots.forges.base import ForgeError
+from bots.permissions import may
 from chains.models import Run
 from dashboard import actions, live, presenters, queries
 from dashboard.access import actor, notice, refusal, viewer_required, visible_filter, visible_ids
@@ -185,3 +188,28 @@ def repository_detail(request: HttpRequest, pk: int) -> HttpResponse:
         return live.finish(render(request, f"{LIST}#chain-table", context), version)
     context["runs"] = queries.runs_in_repository(repository)
     return render(request, "dashboard/repository.html", context)
+
+
+@require_GET
+@viewer_required
+def change_plan(request: HttpRequest, pk: int, number: int) -> HttpResponse:
+    """What this change would trigger now, for its author: the plan `/baton plan` shows."""
+    repository = queries.repository(pk)
+    if repository is None or refusal(request.user, "view", repository):
+        raise Http404("No such repository.")
+    context: dict[str, Any] = {"repository": repository, "number": number}
+    try:
+        forge = repository.forge
+        result = dry_run(
+            forge,
+            repository.path,
+            number,
+            None,
+            lambda who, action, to: may(forge, who, action, to),
+        )
+    except ForgeError as exc:
+        context["error"] = f"The forge could not say: {exc.message}"
+        return render(request, "dashboard/plan.html", context, status=502)
+    seen = visible_ids(request.user, [target for _, target, _, _ in result.targets])
+    context |= {"result": result, "rows": presenters.plan_rows(result, seen)}
+    return render(request, "dashboard/plan.html", context)

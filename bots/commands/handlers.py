@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 
 from bots import services
 from bots.commands.parser import HELP, Command, Mistake, parse_comment
-from bots.engine.planning import current_change, ensure_repository, plan_change, resolve_targets
+from bots.engine.planning import dry_run, ensure_repository
 from bots.events import CommentEvent
 from bots.forges.registry import forge_for
 from bots.permissions import may
@@ -120,17 +120,16 @@ def _plan(
     actor: services.Actor,
 ) -> str:
     _check(forge, event.author, "view", repository)
-    change_event = current_change(forge, event.project, event.number, event.author)
-    the_plan, error = plan_change(forge, change_event)
-    if error:
-        return f"❌ {error}"
-    targets = resolve_targets(forge, repository, the_plan.runs)
-    verdicts = []
-    for planned, target_repo, problem in targets:
-        action = "deploy" if planned.deploy else "trigger"
-        verdict = may(forge, event.author, action, target_repo)
-        verdicts.append((planned, target_repo, problem, verdict))
-    return render_plan(change_event.change, the_plan, verdicts, upstream=repository)
+    result = dry_run(
+        forge,
+        event.project,
+        event.number,
+        event.author,
+        lambda person, action, target: may(forge, person, action, target),
+    )
+    if result.error:
+        return f"❌ {result.error}"
+    return render_plan(result.change, result.plan, result.targets, upstream=repository)
 
 
 def _start(

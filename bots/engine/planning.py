@@ -8,6 +8,7 @@ import functools
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -26,6 +27,7 @@ from chains.config import BatonConfig, ConfigError, merge, parse_config
 from chains.dotenv import parse_dotenv
 from chains.models import Chain, Delivery, Forge, Repository, Rule, Run
 from chains.planner import Change, Plan, PlannedRun, change_context, plan
+from chains.policy import Verdict
 from chains.status import FINISHED, Status
 
 
@@ -352,8 +354,10 @@ def _cancel_superseded(chain: Chain) -> None:
     )
 
 
-def current_change(forge: Forge, project: str, number: int, person: str) -> ChangeEvent:
-    """The change as the forge has it now, to be run for ``person``."""
+def current_change(
+    forge: Forge, project: str, number: int, person: str | None = None
+) -> ChangeEvent:
+    """The change as the forge has it now, to be run for ``person`` (default: its author)."""
     repo = ensure_repository(forge, project)
     client = forge_for(forge)
     remote = client.get_change(project, number)
@@ -368,7 +372,7 @@ def current_change(forge: Forge, project: str, number: int, person: str) -> Chan
         head_sha=remote.head_sha,
         upstream_ref=client.change_ref(number),
         title=remote.title,
-        author=person,
+        author=remote.author if person is None else person,
     )
     return ChangeEvent(
         action=ChangeAction.RERUN,
@@ -376,6 +380,39 @@ def current_change(forge: Forge, project: str, number: int, person: str) -> Chan
         project_id=repo.remote_id,
         from_fork=remote.from_fork,
     )
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """What a change would trigger now, and whether it may: `/baton plan` and the dashboard."""
+
+    change: Change
+    plan: Plan
+    error: str
+    targets: list[tuple[PlannedRun, Repository, str, Verdict]]
+
+
+def dry_run(
+    forge: Forge,
+    project: str,
+    number: int,
+    person: str | None,
+    verdict_for: Callable[[str, str, Repository], Verdict],
+) -> DryRun:
+    """Plan the change as it is now, for ``person`` (default: its author), without starting
+    anything; ``verdict_for(person, action, repo)`` says whether they may trigger (or deploy)
+    each target."""
+    event = current_change(forge, project, number, person)
+    the_plan, error = plan_change(forge, event)
+    upstream = ensure_repository(forge, project)
+    targets = []
+    for planned, repository, problem in (
+        [] if error else resolve_targets(forge, upstream, the_plan.runs)
+    ):
+        action = "deploy" if planned.deploy else "trigger"
+        verdict = verdict_for(event.change.author, action, repository)
+        targets.append((planned, repository, problem, verdict))
+    return DryRun(event.change, the_plan, error, targets)
 
 
 def rerun_change(chain_id: int, actor: str, only: frozenset[str] | None = None) -> str:

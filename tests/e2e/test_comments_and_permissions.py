@@ -3,6 +3,8 @@ triggers what the person it runs for may trigger."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from chains.models import AuditEvent, Chain, Grant
@@ -160,3 +162,35 @@ def test_a_forge_may_fall_back_on_its_own_permissions(forges: Forges) -> None:
     assert runs["api"].status == "success"
     assert runs["ops"].status == "failed"
     assert "frank has no write access to acme/ops on Sandbox GitLab" in runs["ops"].error
+
+
+def test_the_dashboard_shows_what_a_change_would_trigger(forges: Forges, client: Any) -> None:
+    dave = forges.person("dave")
+    Grant.objects.create(user=dave, projects="acme/*", actions=["view"])
+    Grant.objects.create(user=dave, projects="acme/api", actions=["trigger"])
+    forges.project("acme/api")
+    forges.project(
+        "acme/app",
+        {
+            ".baton.yml": """\
+variables: {TOKEN: {value: "hunter2", masked: true}}
+downstream:
+  - {key: api, project: acme/api}
+  - {key: web, project: acme/web, depends_on: api}
+"""
+        },
+    )
+    forges.sandbox.open_merge_request(
+        "acme/app", "f", target_branch="main", author="dave", files={"a": "1"}
+    )
+    chain = eventually(chain_done, 40)
+    client.force_login(dave)
+    response = client.get(f"/repositories/{chain.repository_id}/changes/1/plan/")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "with dave" in html and "permissions" in html
+    assert "no grant gives dave trigger on acme/web" in html
+    assert "TOKEN=••••" in html and "hunter2" not in html
+    outsider = forges.person("olga")
+    client.force_login(outsider)
+    assert client.get(f"/repositories/{chain.repository_id}/changes/1/plan/").status_code == 404
