@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -14,10 +14,10 @@ from bots.events import (
     ChangeEvent,
     CommentEvent,
     Event,
-    MalformedPayload,
     PipelineEvent,
 )
 from bots.forges.github import parse_time, run_status
+from bots.inbound import Parser, get, parse_with
 from chains.planner import Change
 
 
@@ -50,15 +50,6 @@ def decode(content_type: str, body: bytes) -> Any:
     return json.loads(body)
 
 
-def _get(payload: Any, *path: str) -> Any:
-    value = payload
-    for part in path:
-        if not isinstance(value, Mapping) or part not in value:
-            raise MalformedPayload(f"missing {'.'.join(path)}")
-        value = value[part]
-    return value
-
-
 _PR_ACTIONS = {
     "opened": ChangeAction.OPENED,
     "reopened": ChangeAction.REOPENED,
@@ -69,26 +60,26 @@ _PR_ACTIONS = {
 
 def _pull_request(payload: Mapping[str, Any]) -> Event | None:
     action = payload.get("action")
-    pr = _get(payload, "pull_request")
+    pr = get(payload, "pull_request")
     if action == "closed":
         kind = ChangeAction.MERGED if pr.get("merged") else ChangeAction.CLOSED
     elif action in _PR_ACTIONS:
         kind = _PR_ACTIONS[action]
     else:
         return None
-    number = int(_get(payload, "number"))
-    repo = _get(payload, "repository")
+    number = int(get(payload, "number"))
+    repo = get(payload, "repository")
     head_repo = (pr.get("head") or {}).get("repo") or {}
     base_repo = (pr.get("base") or {}).get("repo") or {}
     change = Change(
         forge="github",
-        project=str(_get(repo, "full_name")),
+        project=str(get(repo, "full_name")),
         project_url=str(repo.get("html_url") or ""),
         number=number,
         url=str(pr.get("html_url") or ""),
-        source_branch=str(_get(pr, "head", "ref")),
-        target_branch=str(_get(pr, "base", "ref")),
-        head_sha=str(_get(pr, "head", "sha")),
+        source_branch=str(get(pr, "head", "ref")),
+        target_branch=str(get(pr, "base", "ref")),
+        head_sha=str(get(pr, "head", "sha")),
         upstream_ref=f"refs/pull/{number}/head",
         title=str(pr.get("title") or ""),
         author=str((pr.get("user") or {}).get("login") or ""),
@@ -109,27 +100,27 @@ def _pull_request(payload: Mapping[str, Any]) -> Event | None:
 
 
 def _issue_comment(payload: Mapping[str, Any]) -> Event | None:
-    issue = _get(payload, "issue")
+    issue = get(payload, "issue")
     if payload.get("action") != "created" or "pull_request" not in issue:
         return None  # comments on plain issues, edits and deletions: nothing to do
-    comment = _get(payload, "comment")
+    comment = get(payload, "comment")
     return CommentEvent(
-        project=str(_get(payload, "repository", "full_name")),
-        number=int(_get(issue, "number")),
+        project=str(get(payload, "repository", "full_name")),
+        number=int(get(issue, "number")),
         author=str((comment.get("user") or {}).get("login") or ""),
         body=str(comment.get("body") or ""),
-        comment_id=str(_get(comment, "id")),
+        comment_id=str(get(comment, "id")),
     )
 
 
 def _workflow_run(payload: Mapping[str, Any]) -> Event | None:
-    run = _get(payload, "workflow_run")
-    repo = _get(payload, "repository")
+    run = get(payload, "workflow_run")
+    repo = get(payload, "repository")
     return PipelineEvent(
-        project=str(_get(repo, "full_name")),
+        project=str(get(repo, "full_name")),
         project_id=str(repo.get("id") or ""),
-        pipeline_id=str(_get(run, "id")),
-        status=run_status(str(_get(run, "status")), run.get("conclusion")),
+        pipeline_id=str(get(run, "id")),
+        status=run_status(str(get(run, "status")), run.get("conclusion")),
         web_url=str(run.get("html_url") or ""),
         started_at=parse_time(run.get("run_started_at")),
         finished_at=parse_time(run.get("updated_at")) if run.get("status") == "completed" else None,
@@ -138,7 +129,7 @@ def _workflow_run(payload: Mapping[str, Any]) -> Event | None:
     )
 
 
-PARSERS: dict[str, Callable[[Mapping[str, Any]], Event | None]] = {
+PARSERS: dict[str, Parser] = {
     "pull_request": _pull_request,
     "issue_comment": _issue_comment,
     "workflow_run": _workflow_run,
@@ -150,14 +141,4 @@ def handles(event: str) -> bool:
 
 
 def parse(event: str, payload: Any) -> Event | None:
-    parser = PARSERS.get(event)
-    if parser is None:
-        return None
-    if not isinstance(payload, Mapping):
-        raise MalformedPayload("payload is not a JSON object")
-    try:
-        return parser(payload)
-    except MalformedPayload:
-        raise
-    except (TypeError, ValueError, KeyError, AttributeError) as exc:
-        raise MalformedPayload(f"{event}: {exc}") from None
+    return parse_with(PARSERS, event, payload)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from django.utils.crypto import constant_time_compare
@@ -18,6 +18,7 @@ from bots.events import (
     PipelineEvent,
 )
 from bots.forges.gitlab import parse_time, pipeline_status
+from bots.inbound import Parser, get, parse_with
 from chains.planner import Change
 
 EVENT_HEADER = "X-Gitlab-Event"
@@ -46,18 +47,9 @@ def dedupe_key(headers: Mapping[str, str], body: bytes) -> str:
     return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
-def _get(payload: Mapping[str, Any], *path: str) -> Any:
-    value: Any = payload
-    for part in path:
-        if not isinstance(value, Mapping) or part not in value:
-            raise MalformedPayload(f"missing {'.'.join(path)}")
-        value = value[part]
-    return value
-
-
 def _change(payload: Mapping[str, Any], attrs: Mapping[str, Any]) -> Change:
-    project = _get(payload, "project")
-    iid = int(_get(attrs, "iid"))
+    project = get(payload, "project")
+    iid = int(get(attrs, "iid"))
     head = attrs.get("last_commit") or {}
     sha = head.get("id") if isinstance(head, Mapping) else None
     if not sha:
@@ -65,12 +57,12 @@ def _change(payload: Mapping[str, Any], attrs: Mapping[str, Any]) -> Change:
     user = payload.get("user") or {}
     return Change(
         forge="gitlab",
-        project=str(_get(project, "path_with_namespace")),
+        project=str(get(project, "path_with_namespace")),
         project_url=str(project.get("web_url") or ""),
         number=iid,
         url=str(attrs.get("url") or ""),
-        source_branch=str(_get(attrs, "source_branch")),
-        target_branch=str(_get(attrs, "target_branch")),
+        source_branch=str(get(attrs, "source_branch")),
+        target_branch=str(get(attrs, "target_branch")),
         head_sha=str(sha),
         upstream_ref=f"refs/merge-requests/{iid}/head",
         title=str(attrs.get("title") or ""),
@@ -93,7 +85,7 @@ _MR_ACTIONS = {
 
 
 def _merge_request(payload: Mapping[str, Any]) -> Event | None:
-    attrs = _get(payload, "object_attributes")
+    attrs = get(payload, "object_attributes")
     action = attrs.get("action")
     if action == "update":
         # Only new commits carry oldrev; title, label and approval edits trigger nothing.
@@ -107,16 +99,16 @@ def _merge_request(payload: Mapping[str, Any]) -> Event | None:
     return ChangeEvent(
         action=kind,
         change=_change(payload, attrs),
-        project_id=str(_get(payload, "project", "id")),
+        project_id=str(get(payload, "project", "id")),
         from_fork=source is not None and target is not None and source != target,
-        public=_get(payload, "project").get("visibility_level") == PUBLIC_LEVEL,
+        public=get(payload, "project").get("visibility_level") == PUBLIC_LEVEL,
         previous_sha=str(attrs.get("oldrev") or ""),
     )
 
 
 def _pipeline(payload: Mapping[str, Any]) -> Event | None:
-    attrs = _get(payload, "object_attributes")
-    project = _get(payload, "project")
+    attrs = get(payload, "object_attributes")
+    project = get(payload, "project")
     raw_vars = attrs.get("variables") or []
     variables = {
         str(v["key"]): str(v.get("value", ""))
@@ -125,10 +117,10 @@ def _pipeline(payload: Mapping[str, Any]) -> Event | None:
     }
     web_url = attrs.get("url") or f"{project.get('web_url', '')}/-/pipelines/{attrs.get('id')}"
     return PipelineEvent(
-        project=str(_get(project, "path_with_namespace")),
-        project_id=str(_get(project, "id")),
-        pipeline_id=str(_get(attrs, "id")),
-        status=pipeline_status(str(_get(attrs, "status"))),
+        project=str(get(project, "path_with_namespace")),
+        project_id=str(get(project, "id")),
+        pipeline_id=str(get(attrs, "id")),
+        status=pipeline_status(str(get(attrs, "status"))),
         web_url=str(web_url),
         variables=variables,
         started_at=parse_time(attrs.get("created_at")),
@@ -137,20 +129,20 @@ def _pipeline(payload: Mapping[str, Any]) -> Event | None:
 
 
 def _note(payload: Mapping[str, Any]) -> Event | None:
-    attrs = _get(payload, "object_attributes")
+    attrs = get(payload, "object_attributes")
     if attrs.get("noteable_type") != "MergeRequest" or attrs.get("system"):
         return None
     user = payload.get("user") or {}
     return CommentEvent(
-        project=str(_get(payload, "project", "path_with_namespace")),
-        number=int(_get(payload, "merge_request", "iid")),
+        project=str(get(payload, "project", "path_with_namespace")),
+        number=int(get(payload, "merge_request", "iid")),
         author=str(user.get("username") or ""),
         body=str(attrs.get("note") or ""),
-        comment_id=str(_get(attrs, "id")),
+        comment_id=str(get(attrs, "id")),
     )
 
 
-PARSERS: dict[str, Callable[[Mapping[str, Any]], Event | None]] = {
+PARSERS: dict[str, Parser] = {
     "Merge Request Hook": _merge_request,
     "Pipeline Hook": _pipeline,
     "Note Hook": _note,
@@ -162,15 +154,4 @@ def handles(event: str) -> bool:
 
 
 def parse(event: str, payload: Any) -> Event | None:
-    """The neutral event, or None when the event is authentic but not one Baton acts on."""
-    parser = PARSERS.get(event)
-    if parser is None:
-        return None
-    if not isinstance(payload, Mapping):
-        raise MalformedPayload("payload is not a JSON object")
-    try:
-        return parser(payload)
-    except (TypeError, ValueError, KeyError) as exc:
-        if isinstance(exc, MalformedPayload):
-            raise
-        raise MalformedPayload(f"{event}: {exc}") from None
+    return parse_with(PARSERS, event, payload)
