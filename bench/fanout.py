@@ -148,14 +148,15 @@ class Round:
         self.warnings: list[str] = []
 
     def __enter__(self) -> Round:
+        from django.contrib.auth import get_user_model
         from django.core.management import call_command
 
-        from chains.models import Forge
+        from chains.models import Forge, Grant, Identity
 
         call_command("flush", interactive=False, verbosity=0)
         common.flush_redis(self.args.redis)
         self.sandbox.reset()
-        Forge.objects.create(
+        forge = Forge.objects.create(
             kind="gitlab",
             slug=SLUG,
             name="Sandbox GitLab",
@@ -163,6 +164,10 @@ class Round:
             token="bench-token",
             webhook_secret=HOOK_SECRET,
         )
+        # The sandbox's merge requests are alice's; she may trigger everything.
+        alice = get_user_model().objects.create_user("alice", "alice@example.com")
+        Grant.objects.create(user=alice, projects="*", actions=["view", "trigger"])
+        Identity.objects.create(forge=forge, username="alice", user=alice)
         common.start_worker(self.children, self.c, self.env, name=f"worker-c{self.c}")
         return self
 
