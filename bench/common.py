@@ -250,8 +250,15 @@ def start_gunicorn(
 
 
 def start_worker(
-    children: Children, concurrency: int, env: dict[str, str], *, name: str = "worker"
+    children: Children,
+    concurrency: int,
+    env: dict[str, str],
+    *,
+    name: str = "worker",
+    beat: bool = True,
 ) -> None:
+    """A `celery worker -P threads`; ``beat``: with the scheduler (one per deployment)."""
+    schedule = ["-B", "-s", str(children.log_dir / f"{name}-beat-schedule")] if beat else []
     children.start(
         name,
         [
@@ -261,9 +268,9 @@ def start_worker(
             "-A",
             "config",
             "worker",
-            "-B",
-            "-s",
-            str(children.log_dir / f"{name}-beat-schedule"),
+            "-n",
+            f"{name}@%h",
+            *schedule,
             "-P",
             "threads",
             "-c",

@@ -168,12 +168,20 @@ class Round:
         alice = get_user_model().objects.create_user("alice", "alice@example.com")
         Grant.objects.create(user=alice, projects="*", actions=["view", "trigger"])
         Identity.objects.create(forge=forge, username="alice", user=alice)
-        common.start_worker(self.children, self.c, self.env, name=f"worker-c{self.c}")
+        for i in range(self.args.processes):
+            common.start_worker(
+                self.children, self.c, self.env, name=self.worker_name(i), beat=i == 0
+            )
         return self
+
+    def worker_name(self, i: int) -> str:
+        """The first worker process keeps the historical name (its log is reported)."""
+        return f"worker-c{self.c}" if i == 0 else f"worker-c{self.c}-{i + 1}"
 
     def __exit__(self, *exc: object) -> None:
         self.sandbox.clear_faults()
-        self.children.stop(f"worker-c{self.c}", grace=5)
+        for i in range(self.args.processes):
+            self.children.stop(self.worker_name(i), grace=5)
 
     def project(
         self, path: str, files: dict[str, str] | None = None, hooks: bool = True
@@ -215,7 +223,8 @@ class Round:
                 f"Baton failed deliveries: {failed}; see {self.children.log_dir}"
                 f"/worker-c{self.c}.log"
             )
-        self.children.check(f"worker-c{self.c}")
+        for i in range(self.args.processes):
+            self.children.check(self.worker_name(i))
 
     def wait_idle(self, timeout: float) -> None:
         """Until every delivery is handled, no mirror is due or running, and no run queued."""
@@ -299,7 +308,7 @@ class Round:
         groups = {
             name: proc.pid
             for name, proc in self.children.procs.items()
-            if name in ("gunicorn", "sandbox", f"worker-c{self.c}")
+            if name in ("gunicorn", "sandbox") or name.startswith(f"worker-c{self.c}")
         }
         cpu_before, wall_before = common.cpu_by_group(groups), time.monotonic()
         mr = self.sandbox.open_merge_request(
@@ -366,6 +375,12 @@ def main() -> int:
         help="keep the sandbox's ~40 ms delayed-ACK stall per keep-alive call (no TCP_NODELAY)",
     )
     parser.add_argument("--workers", type=int, default=2 * cores + 1, help="gunicorn workers")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="Celery worker processes, each with the threads of --concurrency",
+    )
     parser.add_argument(
         "--idle-timeout",
         type=float,

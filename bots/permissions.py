@@ -11,7 +11,7 @@ from bots.forges.base import ForgeError
 from bots.forges.registry import forge_for
 from chains import audit
 from chains.models import Forge, Identity, Repository
-from chains.policy import Verdict, person_may
+from chains.policy import Verdict, account_may, account_user
 
 # What a forge's write access stands for when no grant matches.
 FORGE_DECIDES = ("view", "trigger", "retry", "cancel")
@@ -61,19 +61,34 @@ def link_by_email(forge: Forge, username: str) -> Identity | None:
     return identity
 
 
+class Person:
+    """A forge account's permissions; its Baton user and grants are read once, so a chain of a
+    hundred targets asks the database twice, not two hundred times."""
+
+    def __init__(self, forge: Forge, username: str):
+        self.forge = forge
+        self.username = username
+        link_by_email(forge, username)
+        self.user = account_user(forge, username)
+
+    def may(self, action: str, repository: Repository) -> Verdict:
+        """May this account do ``action`` on ``repository``?"""
+        forge, username = self.forge, self.username
+        verdict = account_may(self.user, forge, username, action, repository)
+        if verdict or action not in FORGE_DECIDES or repository.forge_id != forge.pk:
+            return verdict
+        if not repository.forge.forge_permissions:
+            return verdict
+        try:
+            allowed = forge_for(repository.forge).can_write(repository.path, username)
+        except ForgeError as exc:
+            return Verdict(False, f"{verdict.reason}, and the forge could not tell: {exc.message}")
+        where = f"{repository.path} on {repository.forge.name}"
+        if allowed:
+            return Verdict(True, f"{username} has write access to {where}")
+        return Verdict(False, f"{verdict.reason}, and {username} has no write access to {where}")
+
+
 def may(forge: Forge, username: str, action: str, repository: Repository) -> Verdict:
     """May the forge account ``username`` do ``action`` on ``repository``?"""
-    link_by_email(forge, username)
-    verdict = person_may(forge, username, action, repository)
-    if verdict or action not in FORGE_DECIDES or repository.forge_id != forge.pk:
-        return verdict
-    if not repository.forge.forge_permissions:
-        return verdict
-    try:
-        allowed = forge_for(repository.forge).can_write(repository.path, username)
-    except ForgeError as exc:
-        return Verdict(False, f"{verdict.reason}, and the forge could not tell: {exc.message}")
-    where = f"{repository.path} on {repository.forge.name}"
-    if allowed:
-        return Verdict(True, f"{username} has write access to {where}")
-    return Verdict(False, f"{verdict.reason}, and {username} has no write access to {where}")
+    return Person(forge, username).may(action, repository)

@@ -72,7 +72,13 @@ def account_user(forge: Forge, username: str) -> Any:
 
 def person_may(forge: Forge, username: str, action: str, repository: Repository) -> Verdict:
     """For a forge account: through the Baton user it is linked to."""
-    user = account_user(forge, username)
+    return account_may(account_user(forge, username), forge, username, action, repository)
+
+
+def account_may(
+    user: Any, forge: Forge, username: str, action: str, repository: Repository
+) -> Verdict:
+    """``person_may`` with the account's Baton user already looked up (None: not linked)."""
     if user is None:
         return Verdict(False, f"{username} on {forge.name} is not linked to a Baton user")
     verdict = user_may(user, action, repository)

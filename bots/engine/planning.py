@@ -20,7 +20,7 @@ from bots.events import ChangeAction, ChangeEvent
 from bots.forges.base import Forge as ForgeClient
 from bots.forges.base import ForgeError
 from bots.forges.registry import forge_for
-from bots.permissions import may
+from bots.permissions import Person
 from chains import audit
 from chains.conditions import Context
 from chains.config import BatonConfig, ConfigError, merge, parse_config
@@ -189,7 +189,8 @@ def handle_change(
     if only is not None and not error:
         the_plan = the_plan.only(only)
     targets = [] if error else resolve_targets(forge, upstream, the_plan.runs)
-    targets = [permitted(forge, change.author, *target) for target in targets]
+    person = Person(forge, change.author)
+    targets = [permitted(person, *target) for target in targets]
     reason = REASONS[event.action]
     try:
         with transaction.atomic():
@@ -268,15 +269,16 @@ def resolve_targets(
 
 
 def permitted(
-    forge: Forge, person: str, planned: PlannedRun, repository: Repository, error: str
+    person: Person, planned: PlannedRun, repository: Repository, error: str
 ) -> tuple[PlannedRun, Repository, str]:
     """Buildkite's rule: a chain triggers a target only if the person it runs for may."""
     if error or planned.skip:
         return planned, repository, error
     action = "deploy" if planned.deploy else "trigger"
-    verdict = may(forge, person, action, repository)
+    verdict = person.may(action, repository)
     if not verdict:
-        error = f"{person or 'nobody'} may not {action} {repository.path}: {verdict.reason}"
+        who = person.username or "nobody"
+        error = f"{who} may not {action} {repository.path}: {verdict.reason}"
     return planned, repository, error
 
 
@@ -520,8 +522,9 @@ def expand_run(run_id: int) -> str:
     )
     extra = {"UPSTREAM_PIPELINE_ID": run.remote_id} if run.remote_id else {}
     the_plan = plan(change, config, context=context, params=params, upstream_extra=extra)
+    person = Person(chain.forge, chain.runs_for or chain.author)
     targets = [
-        permitted(chain.forge, chain.runs_for or chain.author, *target)
+        permitted(person, *target)
         for target in resolve_targets(run.repository.forge, run.repository, the_plan.runs)
     ]
     path = lineage(run)
