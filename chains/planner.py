@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from chains.conditions import ConditionError, Context, branch_matches
 from chains.config import BatonConfig, Target, Variable
+from chains.paths import PathError, check_ref
 
 EXPANSION = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 
@@ -200,6 +201,11 @@ def _plan_target(
     ref = expand(target.ref, plain_context) if target.ref else None
     if is_child and ref is None:
         ref = change.source_branch
+    if ref is not None and not error:
+        try:
+            check_ref(ref)
+        except PathError as exc:  # a $VARIABLE expanded to something that is not a ref
+            error = f"ref {ref[:80]!r} (after expanding variables): {exc}"
     return PlannedRun(
         key=target.key,
         label=target.label or target.key,
