@@ -14,6 +14,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from chains.conditions import Condition, ConditionError, parse_condition
+from chains.globs import PatternError, check_patterns
 from chains.paths import PathError, check_file_path, check_ref, check_target_project
 
 VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -423,7 +424,14 @@ def _string_list(fields: dict[str, tuple[Node, Node]], name: str, where: str) ->
 
 def _patterns(fields: dict[str, tuple[Node, Node]], where: str) -> tuple[str, ...]:
     """`branches: "main release/* !release/old"`, or a list of the same."""
-    return tuple(p for item in _string_list(fields, "branches", where) for p in item.split())
+    patterns = tuple(p for item in _string_list(fields, "branches", where) for p in item.split())
+    try:
+        check_patterns([p.removeprefix("!") for p in patterns])
+    except PatternError as exc:  # globs are capped in length and number (chains/globs.py)
+        raise ConfigError(
+            str(exc), line=_line(fields["branches"][1]), field=f"{where}.branches"
+        ) from None
+    return patterns
 
 
 def _inherit(fields: dict[str, tuple[Node, Node]], where: str) -> bool | tuple[str, ...]:

@@ -160,6 +160,25 @@ BATON_MAX_RUNS = env_int("BATON_MAX_RUNS", 1000, minimum=1)
 # How long a triggered project's own .baton.yml is remembered (seconds; 0: read it every time).
 BATON_DOWNSTREAM_CONFIG_TTL = env_float("BATON_DOWNSTREAM_CONFIG_TTL", 60.0)
 
+# --- Bounded cost (docs/security.md, "Patterns and time limits") --------------------------------
+# Glob patterns (`branches:`, `=~`, `changes()`) are matched in linear time; these cap their size.
+BATON_MAX_PATTERN_LENGTH = env_int("BATON_MAX_PATTERN_LENGTH", 256, minimum=1)
+BATON_MAX_PATTERNS = env_int("BATON_MAX_PATTERNS", 100, minimum=1)
+# Every Celery task: a soft limit (the task stops with a clear reason) and a hard one (the worker
+# process is replaced). Per-task overrides are in bots/tasks.py.
+BATON_TASK_SOFT_TIME_LIMIT = env_int("BATON_TASK_SOFT_TIME_LIMIT", 120, minimum=1)
+BATON_TASK_TIME_LIMIT = env_int("BATON_TASK_TIME_LIMIT", 150, minimum=2)
+CELERY_TASK_SOFT_TIME_LIMIT = BATON_TASK_SOFT_TIME_LIMIT
+CELERY_TASK_TIME_LIMIT = max(BATON_TASK_TIME_LIMIT, BATON_TASK_SOFT_TIME_LIMIT + 1)
+# A delivery tried this many times without finishing (time limits, dead workers, forge errors)
+# is parked as failed with the reason shown in the admin; a run likewise after this many sends.
+BATON_MAX_DELIVERY_ATTEMPTS = env_int(
+    "BATON_MAX_DELIVERY_ATTEMPTS", BATON_MAX_FORGE_RETRIES + 3, minimum=1
+)
+BATON_MAX_RUN_ATTEMPTS = env_int("BATON_MAX_RUN_ATTEMPTS", 50, minimum=1)
+# The dashboard plan page's dry run gives up after this many seconds, with a message.
+BATON_PLAN_TIME_LIMIT = env_float("BATON_PLAN_TIME_LIMIT", 5.0, minimum=0.1)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

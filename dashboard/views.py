@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -19,6 +20,7 @@ from bots import services
 from bots.engine.planning import dry_run
 from bots.forges.base import ForgeError
 from bots.permissions import may
+from chains import deadline
 from chains.models import Run
 from dashboard import actions, live, presenters, queries
 from dashboard.access import actor, notice, refusal, viewer_required, visible_filter, visible_ids
@@ -198,18 +200,27 @@ def change_plan(request: HttpRequest, pk: int, number: int) -> HttpResponse:
     if repository is None or refusal(request.user, "view", repository):
         raise Http404("No such repository.")
     context: dict[str, Any] = {"repository": repository, "number": number}
+    limit = settings.BATON_PLAN_TIME_LIMIT
     try:
         forge = repository.forge
-        result = dry_run(
-            forge,
-            repository.path,
-            number,
-            None,
-            lambda who, action, to: may(forge, who, action, to),
-        )
+        with deadline.within(limit):
+            result = dry_run(
+                forge,
+                repository.path,
+                number,
+                None,
+                lambda who, action, to: may(forge, who, action, to),
+            )
     except ForgeError as exc:
         context["error"] = f"The forge could not say: {exc.message}"
         return render(request, "dashboard/plan.html", context, status=502)
+    except deadline.TimeUp:
+        context["error"] = (
+            f"Baton gave up working out this plan after {limit:g} seconds "
+            "(BATON_PLAN_TIME_LIMIT). The forge may be slow, or the change's .baton.yml names "
+            "very many targets; try again in a moment, or ask with /baton plan on the change."
+        )
+        return render(request, "dashboard/plan.html", context, status=503)
     seen = visible_ids(request.user, [target for _, target, _, _ in result.targets])
     context |= {"result": result, "rows": presenters.plan_rows(result, seen)}
     return render(request, "dashboard/plan.html", context)

@@ -21,7 +21,7 @@ from bots.forges.base import Forge as ForgeClient
 from bots.forges.base import ForgeError
 from bots.forges.registry import forge_for
 from bots.permissions import Person
-from chains import audit
+from chains import audit, deadline
 from chains.conditions import Context
 from chains.config import BatonConfig, ConfigError, merge, parse_config
 from chains.dotenv import parse_dotenv
@@ -108,6 +108,7 @@ def read_params(
     paths = {t.params_file for t in config.downstream if t.params_file}
     params: dict[str, dict[str, str] | None] = {}
     for path in sorted(paths):
+        deadline.check()
         text = client.read_file(project, path, ref)
         params[path] = None if text is None else parse_dotenv(text)
     return params
@@ -256,6 +257,7 @@ def resolve_targets(
 ) -> list[tuple[PlannedRun, Repository, str]]:
     resolved = []
     for planned in planned_runs:
+        deadline.check()
         if planned.is_child:
             resolved.append((planned, upstream, planned.error))
             continue
@@ -411,6 +413,7 @@ def dry_run(
     for planned, repository, problem in (
         [] if error else resolve_targets(forge, upstream, the_plan.runs)
     ):
+        deadline.check()
         action = "deploy" if planned.deploy else "trigger"
         verdict = verdict_for(event.change.author, action, repository)
         targets.append((planned, repository, problem, verdict))

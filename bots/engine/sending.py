@@ -77,6 +77,9 @@ def trigger(run_id: int) -> None:
             family = list(Run.objects.filter(chain_id=run.chain_id))
             if not ready(run, family):
                 return  # released when what it waits for has finished
+        if run.send_attempts >= settings.BATON_MAX_RUN_ATTEMPTS:
+            _park(run, now)
+            return
         uncertain = run.dispatch == Run.Dispatch.SENDING
         run.dispatch = Run.Dispatch.SENDING
         run.lease_until = now + timedelta(seconds=settings.BATON_TRIGGER_LEASE)
@@ -238,6 +241,26 @@ def _retry_delay(exc: ForgeError, run: Run) -> float:
     if exc.retry_after is not None:
         return exc.retry_after
     return _backoff(run.send_attempts)
+
+
+def _park(run: Run, now: datetime) -> None:
+    """A run sent this often without an outcome (time limits, dead workers, rate limits) is
+    failed with the reason in words, instead of being handed to the workers forever. An
+    uncertain last send stays SENDING, so a manual retry looks before resending."""
+    last = f" Last: {run.error}" if run.error else ""
+    run.status = Status.FAILED
+    run.error = (
+        f"gave up after {run.send_attempts} attempts to send it "
+        f"(BATON_MAX_RUN_ATTEMPTS={settings.BATON_MAX_RUN_ATTEMPTS}); retry it once the cause "
+        f"is fixed.{last}"
+    )[:2000]
+    run.finished_at = now
+    run.lease_until = None
+    run.reserved_at = None
+    run.save(update_fields=["status", "error", "finished_at", "lease_until", "reserved_at"])
+    request_mirror(run.chain_id)
+    settle_later(run.chain_id)
+    log.warning("run %s parked after %s send attempts", run.pk, run.send_attempts)
 
 
 def _trigger_failed(run: Run, exc: ForgeError) -> None:

@@ -35,6 +35,7 @@ from bots.forges.base import (
     project_segments,
     quoted_file_path,
 )
+from chains import deadline
 from chains.status import Status
 
 # GitHub workflow run (status, conclusion) -> Baton status.
@@ -172,6 +173,7 @@ class GitHubForge:
     ) -> tuple[int, dict[str, str], Any]:
         """``project``: the repository the caller checked; the path must name exactly it."""
         assert_names_repository(path, "/repos", project, joined=False)
+        deadline.check()  # no new request once a dry run's time is up
         try:
             status, raw_headers, text = self._requester.requestJson(
                 verb, path, parameters=params, headers=headers, input=body

@@ -34,6 +34,7 @@ from bots.forges.base import (
     project_segments,
     quoted_file_path,
 )
+from chains import deadline
 from chains.status import Status
 
 # GitLab pipeline status -> Baton status.
@@ -140,6 +141,7 @@ class _NoSleepGitlab(gitlab.Gitlab):
 
     def http_request(self, verb: str, path: str, *args: Any, **kwargs: Any) -> requests.Response:
         self._assert_scoped(path)
+        deadline.check()  # no new request once a dry run's time is up
         kwargs.setdefault("obey_rate_limit", False)
         kwargs.setdefault("retry_transient_errors", False)
         kwargs.setdefault("max_retries", 0)
