@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import gitlab
 import requests
@@ -153,9 +153,14 @@ class _NoSleepGitlab(gitlab.Gitlab):
             if not path.startswith(self._url + "/"):
                 raise ForgeError(f"refused request to {path[:120]!r}: not this forge's API")
             path = path[len(self._url) :]
-            segments = path.split("?", 1)[0].split("/")
-            if len(segments) > 2 and segments[1] == "projects" and segments[2].isdigit():
-                assert_names_repository(path, "/nothing", None, joined=True)
+            assert_names_repository(path, "/nothing", None, joined=True)  # no dot segments
+            bare = unquote(path.split("?", 1)[0])
+            scope = _scope.get()
+            # The forge may spell the project as a numeric id or with plain slashes.
+            if bare.startswith("/projects/") and (
+                bare.split("/")[2].isdigit()
+                or (scope is not None and bare.startswith(f"/projects/{scope}/"))
+            ):
                 return
         assert_names_repository(path, "/projects", _scope.get(), joined=True)
 

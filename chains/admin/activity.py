@@ -100,8 +100,9 @@ def process_again(request: HttpRequest, deliveries: list[Delivery]) -> int:
                 else None,
                 "detail": delivery.detail,
             }
+            # A fresh count: a delivery parked after BATON_MAX_DELIVERY_ATTEMPTS gets as many again.
             Delivery.objects.filter(pk=delivery.pk).update(
-                processed_at=None, outcome=Delivery.Outcome.QUEUED, detail=""
+                processed_at=None, outcome=Delivery.Outcome.QUEUED, detail="", attempts=0
             )
             log(
                 request,

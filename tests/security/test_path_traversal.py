@@ -257,3 +257,36 @@ def test_gitlab_merge_request_with_a_traversing_project_is_malformed() -> None:
     payload["object_attributes"]["target_branch"] = "main\x00"
     with pytest.raises(MalformedPayload, match="target_branch"):
         gitlab_inbound.parse("Merge Request Hook", payload)
+
+
+@responses.activate
+def test_gitlab_next_page_links_must_stay_in_the_repository() -> None:
+    forge = GitLabForge(GITLAB_URL, "tok", timeout=2)
+    first = f"{GITLAB_URL}/api/v4/projects/acme%2Fapi/merge_requests/1/diffs"
+    responses.get(
+        first,
+        json=[{"old_path": "a", "new_path": "a"}],
+        headers={
+            "Link": f"<{GITLAB_URL}/api/v4/projects/acme/api/merge_requests/1/diffs?page=2>; "
+            'rel="next"'
+        },
+        match=[responses.matchers.query_param_matcher({})],
+    )
+    responses.get(
+        f"{GITLAB_URL}/api/v4/projects/acme/api/merge_requests/1/diffs?page=2",
+        json=[{"old_path": "b", "new_path": "b"}],
+    )
+    assert forge.changed_files("acme/api", 1) == ["a", "b"]
+
+    responses.reset()
+    responses.get(
+        first,
+        json=[{"old_path": "a", "new_path": "a"}],
+        headers={
+            "Link": f"<{GITLAB_URL}/api/v4/projects/victim/prod/merge_requests/1/diffs?page=2>; "
+            'rel="next"'
+        },
+    )
+    with pytest.raises(ForgeError, match="does not name"):
+        forge.changed_files("acme/api", 1)
+    assert len(responses.calls) == 1
