@@ -85,6 +85,8 @@ def handle_pipeline(forge: Forge, event: PipelineEvent, delivery: Delivery | Non
                     f"not applied: pipeline {event.pipeline_id} could not be read back from "
                     f"{candidate.repository.path} ({exc.message})"
                 )
+            # The delivery is retried; meanwhile the poller may find the end first.
+            Run.objects.filter(pk=candidate.pk).update(hooked=False)
             raise
         status, started_at, finished_at = remote.status, remote.started_at, remote.finished_at
     with transaction.atomic():
