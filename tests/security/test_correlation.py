@@ -362,3 +362,24 @@ def test_a_look_up_takes_only_a_pipeline_with_the_nonce_created_after_the_send(
     )
     responses.get(f"{base}/1/variables", json=[])
     assert tracking.find_sent(forge_for(gitlab), run, "main") is None
+
+
+@responses.activate
+def test_a_claimed_end_that_cannot_be_read_back_yet_is_retried_not_applied(
+    gitlab: Forge,
+) -> None:
+    from bots.forges.base import ForgeError
+
+    run = make_run(gitlab, "acme/api", remote_id="37", status=Status.RUNNING, hooked=True)
+    responses.get(f"{GITLAB}/api/v4/projects/acme%2Fapi/pipelines/37", status=502)
+    delivery = Delivery.objects.create(
+        forge=gitlab,
+        event="Pipeline Hook",
+        dedupe_key="d-502",
+        payload=pipeline_hook("acme/api", 37, "success"),
+    )
+    with pytest.raises(ForgeError):  # the delivery task retries it later
+        dispatch.process(delivery.pk)
+    run.refresh_from_db()
+    assert run.status == Status.RUNNING
+    assert run.hooked is False  # and the poller may find the end first
