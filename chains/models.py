@@ -7,6 +7,7 @@ is a GitLab pipeline or a GitHub workflow run.
 from __future__ import annotations
 
 import json
+import secrets
 
 from django.conf import settings
 from django.db import models
@@ -193,6 +194,12 @@ class Chain(models.Model):
         return f"chain {self.pk} {self.repository.path}!{self.change_number} @ {self.head_sha[:8]}"
 
 
+def new_run_nonce() -> str:
+    """An unguessable per-send marker (``BATON_RUN_NONCE``): a pipeline is taken for a run only if
+    it carries this, so nobody can make their own pipeline pass for one of Baton's."""
+    return secrets.token_hex(16)
+
+
 class Run(models.Model):
     """One downstream pipeline the chain triggers (a child pipeline when the target is itself)."""
 
@@ -264,6 +271,13 @@ class Run(models.Model):
     not_before = models.DateTimeField(null=True, blank=True, help_text="Waiting for rate limit")
     reserved_at = models.FloatField(null=True, blank=True, help_text="Rate-limit slot held")
     send_attempts = models.PositiveSmallIntegerField(default=0)
+    nonce = models.CharField(
+        max_length=64,
+        default=new_run_nonce,
+        editable=False,
+        help_text="Secret marker sent as BATON_RUN_NONCE; never shown",
+    )
+    sent_at = models.DateTimeField(null=True, blank=True, help_text="When the current send began")
     cancel_requested = models.BooleanField(default=False)
 
     created_at = models.DateTimeField(auto_now_add=True)

@@ -69,6 +69,7 @@ class RemotePipeline:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     undelivered: tuple[str, ...] = ()  # variables the target does not accept (GitHub inputs)
+    created_at: datetime | None = None  # when the forge created it (None: not said)
 
 
 @dataclass(frozen=True)

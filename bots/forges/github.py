@@ -106,8 +106,20 @@ def parse_time(value: str | None) -> datetime | None:
 
 
 def marker_in(text: str, value: str) -> bool:
-    """Whether ``value`` (a run id) appears in ``text`` as a whole word."""
+    """Whether ``value`` (a run's BATON_RUN_NONCE) appears in ``text`` as a whole word."""
+    if not value:
+        return False
     return re.search(rf"(?<![\w-]){re.escape(value)}(?![\w-])", text) is not None
+
+
+def _marked_payload(variables: dict[str, str]) -> dict[str, Any]:
+    """A dispatch or deployment payload: the run's id and nonce at the top level, where a
+    workflow's run-name can show them, and every variable."""
+    return {
+        "BATON_RUN_ID": variables.get("BATON_RUN_ID", ""),
+        "BATON_RUN_NONCE": variables.get("BATON_RUN_NONCE", ""),
+        "variables": variables,
+    }
 
 
 def _wait_from(status: int, headers: dict[str, str], message: str) -> float | None:
@@ -370,7 +382,8 @@ class GitHubForge:
         declared = self.workflow_inputs(project, workflow, ref)
         inputs = {name: variables[name] for name in declared if name in variables}
         inputs = dict(list(inputs.items())[:MAX_INPUTS])
-        undelivered = tuple(sorted(set(variables) - set(inputs)))
+        # The nonce is Baton's own marker, not a variable a workflow is expected to take.
+        undelivered = tuple(sorted(set(variables) - set(inputs) - {"BATON_RUN_NONCE"}))
         path = f"{self._repo(project)}/actions/workflows/{self._workflow(workflow)}/dispatches"
         action = f"dispatch {workflow} on {ref} in {project}"
         if self._return_run_details:
@@ -395,11 +408,11 @@ class GitHubForge:
                         web_url=data.get("html_url") or "",
                         undelivered=undelivered,
                     )
-        if "BATON_RUN_ID" not in inputs:
+        if "BATON_RUN_NONCE" not in inputs:
             raise ForgeError(
                 f"{action}: GitHub does not say which run it started, so Baton finds the run by "
-                "its BATON_RUN_ID: declare a workflow_dispatch input BATON_RUN_ID and show it in "
-                "the workflow's run-name",
+                "its BATON_RUN_NONCE: declare a workflow_dispatch input BATON_RUN_NONCE and show "
+                "it in the workflow's run-name",
                 permanent=True,
             )
         self._send(
@@ -411,8 +424,8 @@ class GitHubForge:
         self, project: str, ref: str, variables: dict[str, str], environment: str
     ) -> RemotePipeline:
         """A deployment through the Deployments API; the workflows `on: deployment` run it and
-        show the BATON_RUN_ID of the payload in their run-name."""
-        payload = {"BATON_RUN_ID": variables.get("BATON_RUN_ID", ""), "variables": variables}
+        show the BATON_RUN_NONCE of the payload in their run-name."""
+        payload = _marked_payload(variables)
         body = {
             "ref": ref,
             "environment": environment,
@@ -432,7 +445,7 @@ class GitHubForge:
         return RemotePipeline(id="", status=Status.PENDING, web_url="")
 
     def _dispatch_repository(self, project: str, variables: dict[str, str]) -> RemotePipeline:
-        payload = {"BATON_RUN_ID": variables.get("BATON_RUN_ID", ""), "variables": variables}
+        payload = _marked_payload(variables)
         body = {"event_type": DISPATCH_EVENT_TYPE, "client_payload": payload}
         if len(json.dumps(payload).encode()) >= MAX_PAYLOAD_BYTES:
             raise ForgeError(
@@ -487,6 +500,7 @@ class GitHubForge:
             finished_at=parse_time(run.get("updated_at"))
             if run.get("status") == "completed"
             else None,
+            created_at=parse_time(run.get("created_at")),
         )
 
     def get_pipeline(self, project: str, pipeline_id: str) -> RemotePipeline:

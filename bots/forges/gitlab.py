@@ -294,6 +294,7 @@ class GitLabForge:
             web_url=attrs.get("web_url") or "",
             started_at=parse_time(attrs.get("started_at")),
             finished_at=parse_time(attrs.get("finished_at")),
+            created_at=parse_time(attrs.get("created_at")),
         )
 
     def create_pipeline(

@@ -126,6 +126,9 @@ def _workflow_run(payload: Mapping[str, Any]) -> Event | None:
         finished_at=parse_time(run.get("updated_at")) if run.get("status") == "completed" else None,
         marker_text=f"{run.get('display_title') or ''} {run.get('name') or ''}",
         sha=str(run.get("head_sha") or ""),
+        created_at=parse_time(run.get("created_at")),
+        workflow=str(run.get("path") or ""),
+        trigger=str(run.get("event") or ""),
     )
 
 

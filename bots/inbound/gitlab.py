@@ -126,6 +126,7 @@ def _pipeline(payload: Mapping[str, Any]) -> Event | None:
         variables=variables,
         started_at=parse_time(attrs.get("created_at")),
         finished_at=parse_time(attrs.get("finished_at")),
+        created_at=parse_time(attrs.get("created_at")),
     )
 
 
