@@ -32,6 +32,19 @@
     }
   }
 
+  // Sizes and depths come as data attributes, set here through the CSSOM: the
+  // Content-Security-Policy allows no inline style attribute (docs/security.md).
+  function size(root) {
+    const each = (selector, apply) => {
+      if (root.matches && root.matches(selector)) apply(root);
+      for (const el of root.querySelectorAll(selector)) apply(el);
+    };
+    const percent = (value) => Math.min(100, Math.max(0, parseFloat(value) || 0)) + "%";
+    each("[data-width]", (el) => { el.style.width = percent(el.dataset.width); });
+    each("[data-left]", (el) => { el.style.marginLeft = percent(el.dataset.left); });
+    each("[data-depth]", (el) => { el.style.setProperty("--depth", String(parseInt(el.dataset.depth, 10) || 0)); });
+  }
+
   function tick() {
     for (const el of document.querySelectorAll("[data-running-since]")) {
       el.textContent = duration((Date.now() - new Date(el.dataset.runningSince)) / 1000);
@@ -75,7 +88,8 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     localize(document);
-    if (window.htmx) window.htmx.onLoad(localize);
+    size(document);
+    if (window.htmx) window.htmx.onLoad(function (root) { localize(root); size(root); });
     setInterval(tick, 1000);
   });
 })();
