@@ -84,9 +84,7 @@ class SchemaAccess(BasePermission):
     """``/api/schema/``: anyone, or only signed-in people (session or token) when configured."""
 
     def has_permission(self, request: Request, view: APIView) -> bool:
-        return not login_required_for_docs() or bool(
-            request.user and request.user.is_authenticated
-        )
+        return not login_required_for_docs() or bool(request.user and request.user.is_authenticated)
 
 
 def api_docs(request: HttpRequest) -> HttpResponse:
