@@ -39,7 +39,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "rest_framework",
-    "knox",
+    "dashboard.apps.ApiTokensConfig",  # django-rest-knox, titled "API tokens"
     "drf_spectacular",
     "axes",
     "csp",
