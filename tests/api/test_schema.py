@@ -57,7 +57,7 @@ def test_the_schema_lists_every_operation(db: None) -> None:
     assert names >= {"created_after", "created_before", "page", "page_size"}
     retry = schema["paths"]["/api/v1/runs/{id}/retry/"]["post"]
     assert set(retry["responses"]) == {"202", "401", "403", "404", "409"}
-    assert set(schema["components"]["securitySchemes"]) == {"knoxApiToken", "cookieAuth"}
+    assert set(schema["components"]["securitySchemes"]) == {"tokenAuth", "cookieAuth"}
 
 
 def test_the_docs_page_lists_the_operations_without_anything_from_outside(db: None) -> None:
