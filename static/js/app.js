@@ -63,6 +63,13 @@
     box.replaceChildren(p);
   }
 
+  // Live parts poll every second ("every 1s"), but not while the tab is hidden. (Here, not as an
+  // htmx trigger filter: "[!document.hidden]" is evaluated as a string, which the CSP refuses.)
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    const trigger = event.detail.elt && event.detail.elt.getAttribute("hx-trigger");
+    if (document.hidden && trigger && trigger.trim().startsWith("every ")) event.preventDefault();
+  });
+
   let offline = false;
   document.addEventListener("htmx:beforeSwap", function (event) {
     const xhr = event.detail.xhr;

@@ -144,6 +144,9 @@ def _assert_csp_holds(response: Any, url: str) -> None:
     assert not INLINE_SCRIPT.search(html), f"{url}: inline script"
     assert not INLINE_STYLE.search(html), f"{url}: inline style"
     assert not EVENT_HANDLER.search(html), f"{url}: inline event handler"
+    # htmx evaluates trigger filters ("every 1s [cond]") from strings, which the CSP refuses.
+    for trigger in re.findall(r'hx-trigger="([^"]*)"', html):
+        assert "[" not in re.sub(r"from:\S+", "", trigger), f"{url}: {trigger} needs eval"
 
 
 @pytest.fixture
@@ -177,6 +180,7 @@ def test_htmx_is_served_from_baton_itself(client: Client, chain_with_runs: Any) 
     html = client.get(f"/chains/{chain_with_runs.pk}/").content.decode()
     sources = re.findall(r'<script[^>]*\bsrc="([^"]+)"', html)
     assert any("htmx" in src for src in sources)
+    assert '"allowEval": false' in html
     assert all(src.startswith("/static/") for src in sources), sources
 
 
