@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -38,8 +39,10 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "rest_framework",
-    "rest_framework.authtoken",
+    "dashboard.apps.ApiTokensConfig",  # django-rest-knox, titled "API tokens"
     "drf_spectacular",
+    "axes",
+    "csp",
     "chains",
     "bots",
     "dashboard",
@@ -55,6 +58,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it answers a locked-out sign-in with 429.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -97,6 +103,12 @@ def _database() -> dict[str, object]:
 DATABASES = _database()
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# django-axes first: it refuses a sign-in while its username and address are locked out.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
@@ -108,6 +120,77 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
+
+# --- Web hardening (docs/security.md, "Web hardening") -----------------------------------------
+# Behind HTTPS (the default unless DEBUG): cookies only over HTTPS, HSTS, http → https redirects.
+# `make run` and the browser tests (DEBUG=true, plain http) keep all of these off.
+BATON_HTTPS = env_bool("BATON_HTTPS", not DEBUG)
+SESSION_COOKIE_SECURE = BATON_HTTPS
+CSRF_COOKIE_SECURE = BATON_HTTPS
+SESSION_COOKIE_HTTPONLY = True
+SECURE_SSL_REDIRECT = env_bool("BATON_SSL_REDIRECT", BATON_HTTPS)
+# Probes (kubelet, load balancers) ask over plain http inside the cluster.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_HSTS_SECONDS = env_int("BATON_HSTS_SECONDS", 31_536_000 if BATON_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("BATON_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("BATON_HSTS_PRELOAD", False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SILENCED_SYSTEM_CHECKS: list[str] = []
+if not SECURE_HSTS_PRELOAD:
+    # Joining the browsers' preload list is a decision for whoever owns the domain
+    # (BATON_HSTS_PRELOAD=true), not a default.
+    SILENCED_SYSTEM_CHECKS.append("security.W021")
+
+
+def _proxy_ssl_header() -> tuple[str, str] | None:
+    """``X-Forwarded-Proto`` or ``X-Forwarded-Proto: https``: the header a TLS-terminating proxy
+    sets (and strips from what clients send), as Django's SECURE_PROXY_SSL_HEADER."""
+    raw = env_str("BATON_PROXY_SSL_HEADER", "").strip()
+    if not raw:
+        return None
+    name, _, value = raw.partition(":")
+    name, value = name.strip(), value.strip() or "https"
+    if not name or not all(c.isalnum() or c == "-" for c in name):
+        raise ImproperlyConfigured(
+            f"BATON_PROXY_SSL_HEADER={raw!r}: give a header name, e.g. X-Forwarded-Proto"
+        )
+    return "HTTP_" + name.upper().replace("-", "_"), value
+
+
+SECURE_PROXY_SSL_HEADER = _proxy_ssl_header()
+
+# Content-Security-Policy (django-csp): scripts and styles only from Baton's own static files;
+# no inline script, style or event handler anywhere (the dashboard, the admin, /api/docs/).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    },
+}
+
+# Sign-in rate limiting (django-axes), for the dashboard's sign-in and /admin/: after this many
+# failed attempts for one username from one address, that pair is refused (429) for the cool-off,
+# even with the right password. `python manage.py axes_reset` lifts every lock-out.
+AXES_FAILURE_LIMIT = env_int("BATON_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+BATON_LOGIN_COOLOFF = env_float("BATON_LOGIN_COOLOFF", 15.0, minimum=0.1)  # minutes
+AXES_COOLOFF_TIME = timedelta(minutes=BATON_LOGIN_COOLOFF)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
+
+# OpenAPI schema and docs page: only for signed-in people unless this says otherwise.
+BATON_API_DOCS_REQUIRE_LOGIN = env_bool("BATON_API_DOCS_REQUIRE_LOGIN", not DEBUG)
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
@@ -198,13 +281,21 @@ CELERY_BEAT_SCHEDULE = {
 # --- REST API (/api/v1/, docs/api.md) ------------------------------------------------------------
 REST_FRAMEWORK = {
     # Token first: an anonymous request gets 401 with `WWW-Authenticate: Token`, not 403.
+    # django-rest-knox: tokens stored hashed, with an expiry (BATON_API_TOKEN_TTL).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "dashboard.api.authentication.HashedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+# API tokens (docs/api.md): valid this many days after they are made (0: until revoked).
+BATON_API_TOKEN_TTL = env_float("BATON_API_TOKEN_TTL", 90.0)
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(days=BATON_API_TOKEN_TTL) if BATON_API_TOKEN_TTL else None,
+    "AUTH_HEADER_PREFIX": "Token",
+    "AUTO_REFRESH": False,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Baton API",
