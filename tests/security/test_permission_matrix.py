@@ -1,4 +1,4 @@
-"""Every verb × persona × surface gets the same verdict from the one policy (issue 9, finding 4).
+"""Every verb, persona and surface gets the same verdict from the one policy (issue 9, finding 4).
 
 The chain starts in acme/app and its runs span acme/* (granted to the team member) and secret/*
 (granted to nobody but the administrator). Before the fix the dashboard checked only the chain's
@@ -63,7 +63,8 @@ def people(db: None, settings: Any) -> dict[str, User | None]:
     member = User.objects.create_user("mia")
     team = Team.objects.create(name="app team")
     team.members.add(member)
-    Grant.objects.create(team=team, projects="acme/*", actions=["view", "trigger", "retry", "cancel"])
+    acts = ["view", "trigger", "retry", "cancel"]
+    Grant.objects.create(team=team, projects="acme/*", actions=acts)
     users = {
         "anonymous": None,
         "outsider": User.objects.create_user("otto"),
