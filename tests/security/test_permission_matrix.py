@@ -23,7 +23,9 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from bots.commands import handlers
+from bots.engine import planning
 from bots.events import CommentEvent
+from bots.forges.base import RemoteChange
 from chains.models import AuditEvent, Chain, Grant, Identity, Run, Team
 from chains.status import Status
 from tests.dashboard import factories as f
@@ -275,3 +277,67 @@ def test_the_refusal_is_in_the_same_words_everywhere(
     assert words["api"], words
     assert words["dashboard"] == words["api"] == words["comment"], words
     assert words["api"].startswith(f"{user.username} may not ")  # type: ignore[union-attr]
+
+
+class ChangeForge(FakeForge):
+    """The change as a forge has it: its `.baton.yml` now also names a private target."""
+
+    CONFIG = (
+        "downstream:\n  - {key: api, project: acme/api}\n  - {key: vault, project: secret/vault}\n"
+    )
+
+    def get_change(self, project: str, number: int) -> RemoteChange:
+        return RemoteChange(
+            number=number,
+            url=f"https://gl.example.com/{project}/-/merge_requests/{number}",
+            title="Add the widget",
+            author="alice",
+            source_branch="feature/x",
+            target_branch="main",
+            head_sha="c0ffee" * 6 + "abcd",
+            from_fork=False,
+            state="opened",
+        )
+
+    def change_ref(self, number: int) -> str:
+        return f"refs/merge-requests/{number}/head"
+
+    def read_file(self, project: str, path: str, ref: str) -> str | None:
+        return self.CONFIG if path == ".baton.yml" else None
+
+    def changed_files(self, project: str, number: int) -> list[str]:
+        return []
+
+
+def test_a_dashboard_rerun_runs_for_the_baton_user_not_a_forge_account_of_that_name(
+    db: None, monkeypatch: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Baton user mia may trigger acme/* only; the forge account called mia belongs to an
+    administrator. A re-run from the dashboard must plan with mia's grants (the Baton user who
+    pressed the button), so the private target is refused; before the fix it was planned with the
+    forge account's (the administrator's) and sent."""
+    forge = f.forge()
+    mia = User.objects.create_user("mia")
+    Grant.objects.create(user=mia, projects="acme/*", actions=["view", "trigger"])
+    Identity.objects.create(forge=forge, username="mia", user=User.objects.create_superuser("ada"))
+    chain = f.chain("acme/app", number=7, status="failed")
+    f.run(chain, "api", project="acme/api", status="failed")
+    fake = ChangeForge()
+    monkeypatch.setattr("bots.engine.planning.forge_for", lambda forge: fake)
+    monkeypatch.setattr("bots.permissions.forge_for", lambda forge: fake)
+    sent: list[tuple[Any, ...]] = []
+    monkeypatch.setattr("bots.tasks.rerun_chain.delay", lambda *args: sent.append(args))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _client(mia).post(f"/chains/{chain.pk}/rerun/", headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    (args,) = sent
+    with django_capture_on_commit_callbacks(execute=False):
+        planning.rerun_change(args[0], args[1], user_id=args[2])
+
+    new = Chain.objects.get(superseded_by=None, repository=chain.repository)
+    assert new.pk != chain.pk
+    assert new.runs_for_user == mia and new.runs_for == "mia"
+    runs = {run.key: run for run in new.runs.all()}
+    assert runs["api"].error == ""
+    assert "mia may not trigger secret/vault" in runs["vault"].error
