@@ -239,6 +239,8 @@ def decide(principal: Principal, verb: str, target: Run | Chain) -> Verdict:
         if verdict:
             continue
         if not _nameable(principal, repository):
-            return Verdict(False, f"{who} may not {action} {PRIVATE} this touches")
+            # The reason is kept only when it does not name the project (e.g. "not linked").
+            why = "" if repository.path in verdict.reason else f": {verdict.reason}"
+            return Verdict(False, f"{who} may not {action} {PRIVATE} this touches{why}")
         return Verdict(False, f"{who} may not {action} {repository.path}: {verdict.reason}")
     return Verdict(True, f"{who} may {verb}")

@@ -193,6 +193,7 @@ def handle_change(
         the_plan = the_plan.only(only)
     targets = [] if error else resolve_targets(forge, upstream, the_plan.runs)
     person: Principal = principal or Person(forge, change.author)
+    runs_for = person.username if principal else change.author
     targets = [permitted(person, *target) for target in targets]
     reason = REASONS[event.action]
     try:
@@ -212,14 +213,14 @@ def handle_change(
                 change_url=change.url,
                 title=change.title[:500],
                 author=change.author,
-                runs_for=person.username if principal else change.author,
+                runs_for=runs_for,
                 runs_for_user=principal.user if principal else None,
                 source_branch=change.source_branch,
                 target_branch=change.target_branch,
                 head_sha=change.head_sha,
                 upstream_ref=change.upstream_ref,
                 from_fork=event.from_fork,
-                reason=f"{reason} by {change.author}" if change.author else reason,
+                reason=f"{reason} by {runs_for}" if runs_for else reason,
                 status=Status.FAILED if error else Status.PENDING,
                 error=error,
                 summary_comment_id=previous[0].summary_comment_id if previous else "",

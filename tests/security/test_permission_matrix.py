@@ -337,7 +337,7 @@ def test_a_dashboard_rerun_runs_for_the_baton_user_not_a_forge_account_of_that_n
 
     new = Chain.objects.get(superseded_by=None, repository=chain.repository)
     assert new.pk != chain.pk
-    assert new.runs_for_user == mia and new.runs_for == "mia"
+    assert new.runs_for_user == mia and new.runs_for == "mia" and new.reason == "re-run by mia"
     runs = {run.key: run for run in new.runs.all()}
     assert runs["api"].error == ""
     assert "mia may not trigger secret/vault" in runs["vault"].error
