@@ -341,3 +341,16 @@ def test_a_dashboard_rerun_runs_for_the_baton_user_not_a_forge_account_of_that_n
     runs = {run.key: run for run in new.runs.all()}
     assert runs["api"].error == ""
     assert "mia may not trigger secret/vault" in runs["vault"].error
+
+
+@pytest.mark.parametrize("verb", [v for v in VERBS if v != "view"])
+def test_an_object_the_person_may_not_view_is_not_found_on_the_dashboard_and_the_api(
+    world: World, people: dict[str, User | None], verb: str
+) -> None:
+    """404, as for an id that does not exist: never a 403 that confirms it, or names it."""
+    user = people["outsider"]
+    for surface in (0, 1):
+        _, url = CASES[verb][surface](world)
+        response = _client(user).post(url, headers={"HX-Request": "true"})
+        assert response.status_code == 404, (surface, response.status_code)
+        assert b"acme/" not in response.content and b"secret/" not in response.content
