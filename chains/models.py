@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -15,6 +16,34 @@ from django.db.models import Q
 from encrypted_fields.fields import EncryptedCharField, EncryptedJSONField
 
 from chains.status import ACTIVE, Status
+
+
+class RepositoryQuerySet(models.QuerySet["Repository"]):
+    def visible_to(self, user: Any) -> RepositoryQuerySet:
+        """The repositories ``user`` may view (the one narrowing: ``chains.policy``)."""
+        from chains.policy import visible_repository_ids
+
+        ids = visible_repository_ids(user)
+        return self if ids is None else self.filter(pk__in=sorted(ids))
+
+
+class ChainQuerySet(models.QuerySet["Chain"]):
+    def visible_to(self, user: Any) -> ChainQuerySet:
+        """The chains whose upstream repository ``user`` may view."""
+        from chains.policy import visible_repository_ids
+
+        ids = visible_repository_ids(user)
+        return self if ids is None else self.filter(repository_id__in=sorted(ids))
+
+
+class RunQuerySet(models.QuerySet["Run"]):
+    def visible_to(self, user: Any) -> RunQuerySet:
+        """The runs of the chains ``user`` may view (a run in a project they may not view is
+        shown as a private project, never by name)."""
+        from chains.policy import visible_repository_ids
+
+        ids = visible_repository_ids(user)
+        return self if ids is None else self.filter(chain__repository_id__in=sorted(ids))
 
 
 class Forge(models.Model):
@@ -65,6 +94,8 @@ class Repository(models.Model):
     remote_id = models.CharField(max_length=64, blank=True)
     default_branch = models.CharField(max_length=255, blank=True)
     web_url = models.URLField(blank=True)
+
+    objects = RepositoryQuerySet.as_manager()
 
     class Meta:
         verbose_name_plural = "repositories"
@@ -163,6 +194,15 @@ class Chain(models.Model):
         blank=True,
         help_text="The forge account whose permissions the chain runs with (author or commenter)",
     )
+    runs_for_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The Baton user whose permissions the chain runs with, when a person started it "
+        "from the dashboard or the API (then ``runs_for`` is that user's name)",
+    )
     source_branch = models.CharField(max_length=255, blank=True)
     target_branch = models.CharField(max_length=255, blank=True)
     head_sha = models.CharField(max_length=64)
@@ -182,6 +222,8 @@ class Chain(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ChainQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -289,6 +331,8 @@ class Run(models.Model):
         default=False, help_text="Webhooks arrive for it (so it is polled only when long quiet)"
     )
     mirrored_status = models.CharField(max_length=20, blank=True)
+
+    objects = RunQuerySet.as_manager()
 
     class Meta:
         ordering = ["chain", "depth", "id"]

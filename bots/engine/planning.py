@@ -27,7 +27,7 @@ from chains.config import BatonConfig, ConfigError, merge, parse_config
 from chains.dotenv import parse_dotenv
 from chains.models import Chain, Delivery, Forge, Repository, Rule, Run
 from chains.planner import Change, Plan, PlannedRun, change_context, plan
-from chains.policy import Verdict
+from chains.policy import Principal, UserPrincipal, Verdict
 from chains.status import FINISHED, Status
 
 
@@ -161,8 +161,11 @@ def handle_change(
     delivery: Delivery | None,
     *,
     only: frozenset[str] | None = None,
+    principal: UserPrincipal | None = None,
 ) -> str:
-    """``only``: plan just these targets (`/baton run key…`)."""
+    """``only``: plan just these targets (`/baton run key…`). ``principal``: the Baton user the
+    chain runs for when a person started it from the dashboard or the API (default: the forge
+    account of the change's author)."""
     change = event.change
     if event.action in (ChangeAction.EDITED, ChangeAction.MERGED):
         return f"{event.action}: nothing to trigger"
@@ -190,7 +193,8 @@ def handle_change(
     if only is not None and not error:
         the_plan = the_plan.only(only)
     targets = [] if error else resolve_targets(forge, upstream, the_plan.runs)
-    person = Person(forge, change.author)
+    person: Principal = principal or Person(forge, change.author)
+    runs_for = person.username if principal else change.author
     targets = [permitted(person, *target) for target in targets]
     reason = REASONS[event.action]
     try:
@@ -210,13 +214,14 @@ def handle_change(
                 change_url=change.url,
                 title=change.title[:500],
                 author=change.author,
-                runs_for=change.author,
+                runs_for=runs_for,
+                runs_for_user=principal.user if principal else None,
                 source_branch=change.source_branch,
                 target_branch=change.target_branch,
                 head_sha=change.head_sha,
                 upstream_ref=change.upstream_ref,
                 from_fork=event.from_fork,
-                reason=f"{reason} by {change.author}" if change.author else reason,
+                reason=f"{reason} by {runs_for}" if runs_for else reason,
                 status=Status.FAILED if error else Status.PENDING,
                 error=error,
                 summary_comment_id=previous[0].summary_comment_id if previous else "",
@@ -271,7 +276,7 @@ def resolve_targets(
 
 
 def permitted(
-    person: Person, planned: PlannedRun, repository: Repository, error: str
+    person: Principal, planned: PlannedRun, repository: Repository, error: str
 ) -> tuple[PlannedRun, Repository, str]:
     """Buildkite's rule: a chain triggers a target only if the person it runs for may."""
     if error or planned.skip:
@@ -420,12 +425,23 @@ def dry_run(
     return DryRun(event.change, the_plan, error, targets)
 
 
-def rerun_change(chain_id: int, actor: str, only: frozenset[str] | None = None) -> str:
+def rerun_change(
+    chain_id: int, actor: str, only: frozenset[str] | None = None, user_id: int | None = None
+) -> str:
     """Plan the chain's change again on its latest commit, as if it had just been opened;
     green runs of an earlier chain on the same commit, sent with the same variables, are reused."""
     old = Chain.objects.select_related("forge", "repository").get(pk=chain_id)
     if old.change_number is None:
         return "not a change"
+    if user_id is not None:
+        # Started from the dashboard or the API: the chain runs for that Baton user (never for
+        # a forge account that happens to carry the same name).
+        from django.contrib.auth import get_user_model
+
+        user = get_user_model().objects.filter(pk=user_id).first()
+        principal = UserPrincipal(user)
+        event = current_change(old.forge, old.repository.path, old.change_number)
+        return handle_change(old.forge, event, None, only=only, principal=principal)
     event = current_change(old.forge, old.repository.path, old.change_number, actor)
     return handle_change(old.forge, event, None, only=only)
 
@@ -525,7 +541,11 @@ def expand_run(run_id: int) -> str:
     )
     extra = {"UPSTREAM_PIPELINE_ID": run.remote_id} if run.remote_id else {}
     the_plan = plan(change, config, context=context, params=params, upstream_extra=extra)
-    person = Person(chain.forge, chain.runs_for or chain.author)
+    person: Principal = (
+        UserPrincipal(chain.runs_for_user)
+        if chain.runs_for_user_id
+        else Person(chain.forge, chain.runs_for or chain.author)
+    )
     targets = [
         permitted(person, *target)
         for target in resolve_targets(run.repository.forge, run.repository, the_plan.runs)
