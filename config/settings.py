@@ -160,6 +160,22 @@ BATON_MAX_RUNS = env_int("BATON_MAX_RUNS", 1000, minimum=1)
 # How long a triggered project's own .baton.yml is remembered (seconds; 0: read it every time).
 BATON_DOWNSTREAM_CONFIG_TTL = env_float("BATON_DOWNSTREAM_CONFIG_TTL", 60.0)
 
+# --- Input limits (docs/security.md, "Bounded input") ---------------------------------------------
+# Webhook bodies above this many bytes are answered 413 before anything reads them (GitHub caps
+# its payloads at 25 MB).
+BATON_MAX_WEBHOOK_BYTES = env_int("BATON_MAX_WEBHOOK_BYTES", 25 * 1024 * 1024, minimum=1024)
+# How deeply JSON (webhook bodies) may nest.
+BATON_MAX_JSON_DEPTH = env_int("BATON_MAX_JSON_DEPTH", 64, minimum=8)
+# `.baton.yml`, admin rules and params files: size, YAML nesting, values after alias expansion.
+BATON_MAX_CONFIG_BYTES = env_int("BATON_MAX_CONFIG_BYTES", 256 * 1024, minimum=1024)
+BATON_MAX_CONFIG_DEPTH = env_int("BATON_MAX_CONFIG_DEPTH", 20, minimum=4)
+BATON_MAX_CONFIG_NODES = env_int("BATON_MAX_CONFIG_NODES", 100_000, minimum=100)
+BATON_MAX_TARGETS = env_int("BATON_MAX_TARGETS", 1000, minimum=1)
+BATON_MAX_VARIABLES = env_int("BATON_MAX_VARIABLES", 200, minimum=1)
+# `/baton` commands carried out per comment, and the size of Baton's replies (characters).
+BATON_MAX_COMMANDS = env_int("BATON_MAX_COMMANDS", 5, minimum=1)
+BATON_MAX_REPLY_CHARS = env_int("BATON_MAX_REPLY_CHARS", 60_000, minimum=1000)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
