@@ -103,10 +103,8 @@ def _enqueue(delivery_id: int) -> None:
     try:
         with celery_app.pool.acquire(block=True, timeout=ENQUEUE_TIMEOUT) as connection:
             connection.ensure_connection(max_retries=1, interval_start=0, timeout=ENQUEUE_TIMEOUT)
-            tasks.process_delivery.apply_async(
-                (delivery_id,), connection=connection, retry=False
-            )
-    except Exception as exc:  # noqa: BLE001 - any broker failure: the sweeper takes over
+            tasks.process_delivery.apply_async((delivery_id,), connection=connection, retry=False)
+    except Exception as exc:  # any broker failure: the sweeper takes over
         log.warning(
             "delivery %s stored but not enqueued (%s); the sweeper will pick it up",
             delivery_id,
