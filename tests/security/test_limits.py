@@ -91,7 +91,7 @@ def test_variables_per_target(settings: Any) -> None:
 
 def test_params_files_are_bounded(settings: Any) -> None:
     settings.BATON_MAX_VARIABLES = 2
-    with pytest.raises(ConfigError, match="ci/p.env has 3 variables"):
+    with pytest.raises(ConfigError, match=r"ci/p\.env has 3 variables"):
         parse_dotenv("A=1\nB=2\nC=3\n", path="ci/p.env")
     settings.BATON_MAX_CONFIG_BYTES = 1024
     with pytest.raises(ConfigError, match="at most 1024"):
@@ -172,9 +172,7 @@ def test_deep_json_is_400_with_a_message(client: Client, forge: Forge) -> None:
     assert not Delivery.objects.exists()
 
 
-def test_moderately_deep_json_is_refused_before_it_is_stored(
-    client: Client, forge: Forge
-) -> None:
+def test_moderately_deep_json_is_refused_before_it_is_stored(client: Client, forge: Forge) -> None:
     payload = load_fixture("gitlab", "merge_request__open")
     deep: Any = "bottom"
     for _ in range(200):
