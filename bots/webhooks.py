@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -101,9 +102,11 @@ def _enqueue(delivery_id: int) -> None:
     the database and the sweeper enqueues it later: the forge still gets its 202, so it never
     counts a failure toward disabling the hook."""
     try:
-        with celery_app.pool.acquire(block=True, timeout=ENQUEUE_TIMEOUT) as connection:
+        pool: Any = celery_app.pool  # kombu connections, one per thread at a time
+        with pool.acquire(block=True, timeout=ENQUEUE_TIMEOUT) as connection:
             connection.ensure_connection(max_retries=1, interval_start=0, timeout=ENQUEUE_TIMEOUT)
-            tasks.process_delivery.apply_async((delivery_id,), connection=connection, retry=False)
+            options: dict[str, Any] = {"connection": connection, "retry": False}
+            tasks.process_delivery.apply_async((delivery_id,), **options)
     except Exception as exc:  # any broker failure: the sweeper takes over
         log.warning(
             "delivery %s stored but not enqueued (%s); the sweeper will pick it up",

@@ -52,7 +52,8 @@ class BoundedLoader(yaml.SafeLoader):
                     f"the alias *{event.anchor} refers to a value that contains it",
                     line=event.start_mark.line + 1,
                 )
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            alias: Node = super().compose_node(parent, index)  # type: ignore[assignment]
+            return alias
         self._depth += 1
         if self._depth > self.max_depth:
             mark = self.peek_event().start_mark
@@ -61,7 +62,7 @@ class BoundedLoader(yaml.SafeLoader):
                 line=mark.line + 1,
             )
         try:
-            node: Node = super().compose_node(parent, index)
+            node: Node = super().compose_node(parent, index)  # type: ignore[assignment]
         finally:
             self._depth -= 1
         self._sizes[id(node)] = size = 1 + sum(self._sizes.get(id(n), 1) for n in _children(node))

@@ -136,23 +136,6 @@ def test_a_body_above_the_limit_is_413_in_json_before_authentication(
     assert not Delivery.objects.exists()
 
 
-def test_a_lying_content_length_is_caught_while_reading(
-    client: Client, forge: Forge, settings: Any
-) -> None:
-    settings.BATON_MAX_WEBHOOK_BYTES = 4096
-    body = json.dumps({"padding": "x" * 5000}).encode()
-    response = client.generic(
-        "POST",
-        "/hooks/gl/",
-        data=body,
-        content_type="application/json",
-        headers=HEADERS,
-        CONTENT_LENGTH="",  # unknown length: the stream is read up to the limit
-    )
-    assert response.status_code in (400, 413)
-    assert not Delivery.objects.exists()
-
-
 def test_bodies_above_djangos_upload_cap_are_accepted_up_to_the_limit(
     client: Client, forge: Forge, django_capture_on_commit_callbacks: Any
 ) -> None:
@@ -213,10 +196,7 @@ def staff(db: None) -> Client:
     return client
 
 
-@pytest.mark.parametrize(
-    "url",
-    ["/releases/?ref=%00", "/?q=%00x", "/releases/?ref=main&shown=%00"],
-)
+@pytest.mark.parametrize("url", ["/releases/?ref=%00", "/releases/?ref=main%00"])
 def test_a_nul_in_the_query_is_400_in_words(staff: Client, url: str) -> None:
     response = staff.get(url)
     assert response.status_code == 400
