@@ -180,6 +180,19 @@ def test_a_nul_in_the_payload_is_stripped_not_a_500(
     assert "name" in stored["user"]
 
 
+def test_a_lone_surrogate_in_the_payload_is_not_a_500(
+    client: Client, forge: Forge, django_capture_on_commit_callbacks: Any
+) -> None:
+    body = json.dumps(load_fixture("gitlab", "merge_request__open")).replace(
+        '"title": "', '"title": "\\ud800', 1
+    )
+    assert "\\ud800" in body
+    with django_capture_on_commit_callbacks(execute=False):
+        response = _post(client, body, **HEADERS, **{"Idempotency-Key": "surrogate"})
+    assert response.status_code == 202
+    assert Delivery.objects.filter(dedupe_key="surrogate").exists()
+
+
 # --- query parameters and pages ----------------------------------------------------------------
 
 
