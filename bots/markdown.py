@@ -18,7 +18,6 @@ _ENTITIES = {
     "[": "&#91;",
     "]": "&#93;",
     "*": "&#42;",
-    "_": "&#95;",
     "~": "&#126;",
     "|": "&#124;",
     "\\": "&#92;",
@@ -34,7 +33,22 @@ _TABLE = str.maketrans(_ENTITIES)
 def text(value: object) -> str:
     """Plain text that renders as itself in GitLab and GitHub markdown, tables included: no
     mention, no HTML, no emphasis, link, code or line break."""
-    return str(value).translate(_TABLE).strip()
+    return _underscores(str(value).translate(_TABLE)).strip()
+
+
+def _underscores(escaped: str) -> str:
+    """`_` between two letters or digits never starts or ends emphasis (CommonMark, GFM and
+    GitLab alike), so `RELEASE_STREAM` stays as it is; every other `_` becomes an entity."""
+    if "_" not in escaped:
+        return escaped
+    last = len(escaped) - 1
+    return "".join(
+        "&#95;"
+        if ch == "_"
+        and not (0 < i < last and escaped[i - 1].isalnum() and escaped[i + 1].isalnum())
+        else ch
+        for i, ch in enumerate(escaped)
+    )
 
 
 def code(value: object) -> str:

@@ -71,7 +71,8 @@ def _run_row(upstream: Repository, run: Run) -> str:
     pipeline = link("pipeline", run.web_url)
     note = f" — {_cell(run.error)}" if run.error else ""
     if run.undelivered:
-        note += f" — not delivered (no such input): {_cell(', '.join(run.undelivered))}"
+        names = ", ".join(code(name) for name in run.undelivered)
+        note += f" — not delivered (no such input): {names}"
     return (
         f"| {indent}{_cell(run.label or run.key)} | {_cell(run.repository.path)} | "
         f"{code(run.ref) if run.ref else 'default branch'} | {ICONS.get(status, '')} "

@@ -166,7 +166,7 @@ def _start(
             forge.pk, event.project, event.number, event.author, only
         )
     )
-    what = ", ".join(code(a) for a in args) if args else "every target"
+    what = ", ".join(text(a) for a in args) if args else "every target"
     return f"Starting {what} on the latest commit, with {text(event.author)}'s permissions."
 
 
