@@ -23,6 +23,7 @@ from chains.status import ACTIVE, Status
 log = logging.getLogger(__name__)
 
 REPLY_MARKER = "<!-- baton:reply -->"
+ECHO_CHARS = 200  # of a command line quoted back in a reply
 
 
 def handle_comment(forge: Forge, event: CommentEvent, delivery: Delivery | None) -> str:
@@ -40,7 +41,7 @@ def handle_comment(forge: Forge, event: CommentEvent, delivery: Delivery | None)
     except IntegrityError:
         return "handled already"
     client = forge_for(forge)
-    said = ", ".join(code(c.text) for c in commands) or "your command"
+    said = ", ".join(_echo(c.text) for c in commands) or "your command"
     reply.reply_id = client.upsert_comment(
         event.project,
         event.number,
@@ -60,14 +61,19 @@ def handle_comment(forge: Forge, event: CommentEvent, delivery: Delivery | None)
     for command in commands:
         try:
             sections.append(
-                f"**{code(command.text)}**\n\n" + _run(forge, repository, event, command, actor)
+                f"**{_echo(command.text)}**\n\n" + _run(forge, repository, event, command, actor)
             )
         except services.ActionRefused as refused:
-            sections.append(f"**{code(command.text)}**\n\nNot done: {text(refused)}")
+            sections.append(f"**{_echo(command.text)}**\n\nNot done: {text(refused)}")
     body = f"{REPLY_MARKER}\n{_mention(event.author)}\n\n" + "\n\n---\n\n".join(sections)
     body = truncate(body, settings.BATON_MAX_REPLY_CHARS)
     client.upsert_comment(event.project, event.number, body, reply.reply_id)
     return f"{len(commands)} commands, {len(mistakes)} mistakes"
+
+
+def _echo(line: str) -> str:
+    """A line of the comment, quoted back as code, at most ECHO_CHARS of it."""
+    return code(line if len(line) <= ECHO_CHARS else line[:ECHO_CHARS] + "…")
 
 
 def _mention(username: str) -> str:
@@ -82,7 +88,7 @@ def _from_baton(forge: Forge, event: CommentEvent) -> bool:
 
 
 def _mistakes(mistakes: list[Mistake]) -> str:
-    lines = "\n".join(f"- {code(m.text)}: {m.problem}" for m in mistakes)
+    lines = "\n".join(f"- {_echo(m.text)}: {m.problem}" for m in mistakes)
     return f"I did not understand:\n{lines}\n\n{HELP}"
 
 

@@ -104,12 +104,12 @@ def parse_comment(body: str) -> tuple[list[Command], list[Mistake]]:
 
 def _problem(verb: str, args: tuple[str, ...]) -> str:
     if verb not in VERBS:
-        return f"{code(verb)} is not a command; use one of {', '.join(VERBS)}"
+        return f"{_quote(verb)} is not a command; use one of {', '.join(VERBS)}"
     if verb in ("plan", "status", "help") and args:
-        return f"{code(verb)} takes no arguments"
+        return f"{_quote(verb)} takes no arguments"
     for arg in args:
         if not KEY.match(arg):
-            return f"{code(arg)} is not a target key (letters, digits, `.`, `_` and `-`)"
+            return f"{_quote(arg)} is not a target key (letters, digits, `.`, `_` and `-`)"
     words = set(args) & {"all", "failed"}
     if verb == "run" and words:
         return "`run` takes target keys, not `all` or `failed`"
@@ -118,3 +118,8 @@ def _problem(verb: str, args: tuple[str, ...]) -> str:
     if words and len(args) > 1:
         return f"`{sorted(words)[0]}` stands alone; do not mix it with keys"
     return ""
+
+
+def _quote(word: str) -> str:
+    """A word of the comment quoted back as code (escaped), at most 100 characters of it."""
+    return code(word if len(word) <= 100 else word[:100] + "…")

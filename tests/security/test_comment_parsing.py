@@ -127,3 +127,9 @@ def test_a_long_reply_is_cut_with_a_note(
     reply = client.bodies[-1]
     assert len(reply) <= 2000
     assert "cut: this reply had" in reply
+
+
+def test_a_huge_line_is_not_echoed_whole(forge: Forge, client: FakeClient) -> None:
+    body = "/baton " + "x" * 50_000 + "\n/baton retry " + "k" * 50 + " " + "y" * 50_000
+    handlers.handle_comment(forge, CommentEvent("acme/app", 7, "alice", body, "c-3"), None)
+    assert all(len(reply) < 5_000 for reply in client.bodies)

@@ -213,3 +213,38 @@ def test_the_api_gives_no_javascript_urls(viewer: Client) -> None:
     body = viewer.get(f"/api/v1/runs/{run.pk}/").json()
     assert body["web_url"] is None
     assert "javascript" not in viewer.get(f"/api/v1/chains/{chain.pk}/").content.decode()
+
+
+class FakeForge:
+    """Records what mirroring writes on the forge."""
+
+    def __init__(self) -> None:
+        self.statuses: list[dict[str, Any]] = []
+        self.comments: list[str] = []
+
+    def budgets(self, kind: str, project: str) -> list[Any]:
+        return []
+
+    def set_commit_status(self, project: str, sha: str, **fields: Any) -> None:
+        self.statuses.append(fields)
+
+    def upsert_comment(self, project: str, number: int, body: str, comment_id: Any) -> str:
+        self.comments.append(body)
+        return "note-1"
+
+
+@pytest.mark.django_db
+def test_mirroring_posts_no_javascript_link_and_an_escaped_summary(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bots.engine import mirroring
+
+    fake = FakeForge()
+    monkeypatch.setattr(mirroring, "forge_for", lambda forge: fake)
+    monkeypatch.setattr(mirroring.throttle, "wait", lambda budgets: None)
+    chain = factories.chain("acme/app", status="failed")
+    factories.run(chain, "api", label=HOSTILE, web_url="javascript:alert(1)", status="failed")
+    assert mirroring.mirror(chain.pk)
+    run_status = next(s for s in fake.statuses if s["context"] == "baton/api")
+    assert run_status["target_url"] == ""
+    _assert_inert(fake.comments[-1])
