@@ -199,8 +199,12 @@ def viewer(db: None) -> Client:
 
 def test_dashboard_pages_render_no_javascript_links(viewer: Client) -> None:
     chain = factories.chain("acme/app")
+    chain.change_url = "javascript:alert(1)"
+    chain.save(update_fields=["change_url"])
     run = factories.run(chain, "api", web_url="javascript:alert(document.cookie)", status="failed")
     factories.attempt(run, 1)  # its web_url starts with the run's: javascript:…-1
+    run.repository.web_url = "JavaScript:alert(1)"
+    run.repository.save(update_fields=["web_url"])
     for url in (f"/chains/{chain.pk}/", f"/repositories/{run.repository_id}/"):
         page = viewer.get(url)
         assert page.status_code == 200
@@ -209,10 +213,15 @@ def test_dashboard_pages_render_no_javascript_links(viewer: Client) -> None:
 
 def test_the_api_gives_no_javascript_urls(viewer: Client) -> None:
     chain = factories.chain("acme/app")
+    chain.change_url = "javascript:alert(1)"
+    chain.save(update_fields=["change_url"])
     run = factories.run(chain, "api", web_url="javascript:alert(1)")
     body = viewer.get(f"/api/v1/runs/{run.pk}/").json()
     assert body["web_url"] is None
-    assert "javascript" not in viewer.get(f"/api/v1/chains/{chain.pk}/").content.decode()
+    detail = viewer.get(f"/api/v1/chains/{chain.pk}/")
+    assert detail.json()["change_url"] is None
+    assert "javascript" not in detail.content.decode()
+    assert "javascript" not in viewer.get("/api/v1/chains/").content.decode()
 
 
 class FakeForge:
