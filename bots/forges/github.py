@@ -22,6 +22,7 @@ import yaml
 from github import Auth, Github
 
 from bots.forges.base import Budget, ForgeError, RemoteChange, RemotePipeline, RemoteProject
+from chains import limits
 from chains.status import Status
 
 # GitHub workflow run (status, conclusion) -> Baton status.
@@ -298,7 +299,10 @@ class GitHubForge:
                 status_code=404,
             )
         try:
-            document = yaml.safe_load(text) or {}
+            limits.check_size(text, f"workflow {workflow}")
+            document = yaml.load(text, Loader=limits.BoundedLoader) or {}  # noqa: S506 - safe
+        except limits.LimitError as exc:
+            raise ForgeError(f"workflow {workflow} in {project}: {exc}", permanent=True) from None
         except yaml.YAMLError:
             raise ForgeError(
                 f"workflow {workflow} in {project} is not valid YAML", permanent=True

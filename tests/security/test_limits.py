@@ -236,3 +236,19 @@ def test_the_plan_page_for_a_missing_change_is_404(staff: Client) -> None:
     response = staff.get(f"/repositories/{repository.pk}/changes/4242/plan/")
     assert response.status_code == 404
     assert b"no change 4242" in response.content
+
+
+def test_a_workflow_file_nested_too_deeply_is_a_forge_error_in_words() -> None:
+    from unittest import mock
+
+    from bots.forges.base import ForgeError
+    from bots.forges.github import GitHubForge
+
+    forge = GitHubForge("http://github.test/api/v3", "tok", timeout=2)
+    deep = "on:\n  workflow_dispatch:\n    inputs: " + "[" * 5000 + "]" * 5000 + "\n"
+    with (
+        mock.patch.object(GitHubForge, "read_file", return_value=deep),
+        pytest.raises(ForgeError, match="nested more than") as info,
+    ):
+        forge._read_workflow_inputs("acme/api", "ci.yml", "main")
+    assert info.value.permanent
