@@ -101,6 +101,9 @@ def _enqueue(delivery_id: int) -> None:
     """Hand the stored delivery to a worker. With the broker down the delivery stays queued in
     the database and the sweeper enqueues it later: the forge still gets its 202, so it never
     counts a failure toward disabling the hook."""
+    if celery_app.conf.task_always_eager:  # no broker involved: run it here
+        tasks.process_delivery.delay(delivery_id)
+        return
     try:
         pool: Any = celery_app.pool  # kombu connections, one per thread at a time
         with pool.acquire(block=True, timeout=ENQUEUE_TIMEOUT) as connection:
