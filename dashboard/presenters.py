@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,7 +18,8 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from chains.models import Chain, Forge, Run, RunAttempt
+from chains.models import Chain, Forge, Repository, Run, RunAttempt
+from chains.redaction import PRIVATE
 from chains.status import ACTIVE, FINISHED, NOT_YET_SENT, Status
 
 # --- status ------------------------------------------------------------------------------------
@@ -238,7 +239,11 @@ def _node(
     )
 
 
-PRIVATE = "a private project"
+def with_upstream(run: Run, seen: bool) -> Run:
+    """A run listed on its repository's page, with whether the reader may know the project whose
+    chain triggered it (``upstream_private``: shown as "a private project", no link)."""
+    run.upstream_private = not seen  # type: ignore[attr-defined]
+    return run
 
 
 def redacted(run: Run) -> Run:
@@ -442,13 +447,14 @@ class PlanRow:
     why: str
 
 
-def plan_rows(result: Any, seen: set[int]) -> list[PlanRow]:
-    """The dry run as rows; targets the reader may not view show as a private project."""
+def plan_rows(result: Any, may_view: Callable[[Repository], bool]) -> list[PlanRow]:
+    """The dry run as rows; targets the reader may not view show as a private project (a target
+    Baton has no row for yet is an unsaved Repository: asked about by its path)."""
     rows = []
     for planned, repository, problem, verdict in result.targets:
         allowed = bool(verdict) and not problem and not planned.skip
         why = problem or (f"skipped: {planned.skip}" if planned.skip else verdict.reason)
-        if repository.pk not in seen:
+        if not may_view(repository):
             rows.append(
                 PlanRow(PRIVATE, PRIVATE, "", "", [], [], allowed, "" if allowed else "not allowed")
             )

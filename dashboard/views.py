@@ -186,7 +186,9 @@ def repository_detail(request: HttpRequest, pk: int) -> HttpResponse:
     }
     if live.partial(request):
         return live.finish(render(request, f"{LIST}#chain-table", context), version)
-    context["runs"] = queries.runs_in_repository(repository)
+    runs = queries.runs_in_repository(repository)
+    seen = visible_ids(request.user, [run.chain.repository for run in runs])
+    context["runs"] = [presenters.with_upstream(r, r.chain.repository_id in seen) for r in runs]
     return render(request, "dashboard/repository.html", context)
 
 
@@ -210,6 +212,8 @@ def change_plan(request: HttpRequest, pk: int, number: int) -> HttpResponse:
     except ForgeError as exc:
         context["error"] = f"The forge could not say: {exc.message}"
         return render(request, "dashboard/plan.html", context, status=502)
-    seen = visible_ids(request.user, [target for _, target, _, _ in result.targets])
-    context |= {"result": result, "rows": presenters.plan_rows(result, seen)}
+    context |= {
+        "result": result,
+        "rows": presenters.plan_rows(result, lambda to: not refusal(request.user, "view", to)),
+    }
     return render(request, "dashboard/plan.html", context)

@@ -16,6 +16,7 @@ from bots.forges.registry import forge_for
 from bots.permissions import may
 from bots.summary import MARKER, render, render_plan
 from chains.models import Chain, CommentReply, Delivery, Forge, Repository, Run
+from chains.redaction import PRIVATE, hides
 from chains.status import ACTIVE, Status
 
 log = logging.getLogger(__name__)
@@ -79,10 +80,22 @@ def _latest_chain(repository: Repository, number: int) -> Chain:
     return chain
 
 
-def _check(forge: Forge, who: str, action: str, repository: Repository) -> None:
+def _check(
+    forge: Forge, who: str, action: str, repository: Repository, upstream: Repository | None = None
+) -> None:
+    """Refuse unless ``who`` may; the reply is read on ``upstream``'s change, so a project its
+    readers may not know is not named (nor is the reason, which names it)."""
     verdict = may(forge, who, action, repository)
-    if not verdict:
-        raise services.ActionRefused(f"{who} may not {action} {repository.path}: {verdict.reason}")
+    if verdict:
+        return
+    if upstream is not None and hides(upstream, repository):
+        raise services.ActionRefused(f"{who} may not {action} {PRIVATE} this touches")
+    raise services.ActionRefused(f"{who} may not {action} {repository.path}: {verdict.reason}")
+
+
+def _named(upstream: Repository, run: Run) -> str:
+    """A run in a reply on ``upstream``'s change."""
+    return PRIVATE if hides(upstream, run.repository) else f"`{run.key}`"
 
 
 def _run(
@@ -169,17 +182,17 @@ def _retry(
         if not failed:
             return "No run has failed."
         for run in failed:
-            _check(forge, event.author, "retry", run.repository)
+            _check(forge, event.author, "retry", run.repository, repository)
         services.retry_failed(chain, actor=actor)
-        return "Retrying " + ", ".join(f"`{r.key}`" for r in failed) + "."
+        return "Retrying " + ", ".join(_named(repository, r) for r in failed) + "."
     done = []
     for run in _runs_named(chain, args):
-        _check(forge, event.author, "retry", run.repository)
+        _check(forge, event.author, "retry", run.repository, repository)
         if run.status in (Status.FAILED, Status.CANCELED):
             services.retry_run(run, actor=actor)
         else:
             services.retry_subtree(run, actor=actor)
-        done.append(f"`{run.key}`")
+        done.append(_named(repository, run))
     return "Retrying " + ", ".join(done) + "."
 
 
@@ -198,9 +211,9 @@ def _cancel(
     )
     canceled = []
     for run in runs:
-        _check(forge, event.author, "cancel", run.repository)
+        _check(forge, event.author, "cancel", run.repository, repository)
         if services.cancel_run(run, actor=actor):
-            canceled.append(f"`{run.key}`")
+            canceled.append(_named(repository, run))
     return ("Canceling " + ", ".join(canceled) + ".") if canceled else "Nothing was running."
 
 
@@ -208,9 +221,13 @@ def _runs_named(chain: Chain, keys: tuple[str, ...]) -> list[Run]:
     runs = {r.key: r for r in chain.runs.select_related("repository").order_by("depth", "pk")}
     unknown = [k for k in keys if k not in runs]
     if unknown:
-        raise services.ActionRefused(
-            f"no run called {', '.join(unknown)}; the runs are {', '.join(runs) or 'none'}"
-        )
+        # The reply is read on the change: keys of runs its readers may not know stay out.
+        shown = [k for k, r in runs.items() if not hides(chain.repository, r.repository)]
+        others = len(runs) - len(shown)
+        listed = ", ".join(shown) or "none"
+        if others:
+            listed += f" and {others} in {PRIVATE if others == 1 else 'private projects'}"
+        raise services.ActionRefused(f"no run called {', '.join(unknown)}; the runs are {listed}")
     return [runs[k] for k in keys]
 
 

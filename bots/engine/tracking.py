@@ -14,6 +14,7 @@ from bots.engine.mirroring import request_mirror
 from bots.events import PipelineEvent
 from bots.forges.registry import forge_for
 from chains.models import Delivery, Forge, Run
+from chains.redaction import PRIVATE, hides
 from chains.status import ACTIVE, FINISHED, Status
 
 RUN_ID_VARIABLE = "BATON_RUN_ID"
@@ -179,7 +180,10 @@ def release(chain_id: int) -> list[int]:
     queued: list[int] = []
     with transaction.atomic():
         family = list(
-            Run.objects.select_for_update(of=("self",)).filter(chain_id=chain_id).order_by("pk")
+            Run.objects.select_for_update(of=("self",))
+            .select_related("repository", "chain__repository")
+            .filter(chain_id=chain_id)
+            .order_by("pk")
         )
         changed = True
         while changed:  # a skipped run may in turn settle runs that wait for it
@@ -191,7 +195,7 @@ def release(chain_id: int) -> list[int]:
                 if unfinished:
                     continue
                 if not ready(run, family):
-                    names = ", ".join(f.label or f.key for f in failed)
+                    names = ", ".join(dict.fromkeys(_name(f) for f in failed))
                     run.status = Status.SKIPPED
                     run.error = f"not run: {names} did not succeed"
                     run.finished_at = timezone.now()
@@ -205,6 +209,13 @@ def release(chain_id: int) -> list[int]:
             request_mirror(chain_id)
         transaction.on_commit(lambda: [tasks.trigger_run.delay(pk) for pk in queued])
     return queued
+
+
+def _name(run: Run) -> str:
+    """A run as the upstream change's readers may know it (the text reaches its comment)."""
+    if hides(run.chain.repository, run.repository):
+        return PRIVATE
+    return run.label or run.key
 
 
 def waiting_reason(run: Run, family: list[Run]) -> str:

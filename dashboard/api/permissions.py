@@ -17,10 +17,9 @@ from rest_framework.request import Request
 
 from chains import policy
 from chains.models import Repository
+from chains.redaction import PRIVATE_NAME as PRIVATE
 
 M = TypeVar("M", bound=Model)
-
-PRIVATE = "private project"
 
 
 @dataclass(frozen=True)
