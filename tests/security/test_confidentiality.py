@@ -284,3 +284,24 @@ def test_scrub_replaces_whole_names_only() -> None:
 )
 def test_what_a_change_may_name(upstream: str, target: str, hidden: bool) -> None:
     assert hides(Repository(visibility=upstream), Repository(visibility=target)) is hidden
+
+
+def test_the_repository_page_does_not_name_an_upstream_its_reader_may_not_view(db: None) -> None:
+    from django.test import Client
+
+    from tests.dashboard import factories
+
+    upstream = factories.chain("hidden/launcher", number=3)
+    factories.run(upstream, "vault", project="secret/vault")
+    reader = get_user_model().objects.create_user("vera")
+    Grant.objects.create(user=reader, projects="secret/**", actions=["view"])
+    client = Client()
+    client.force_login(reader)
+    vault = Repository.objects.get(path="secret/vault")
+    page = client.get(f"/repositories/{vault.pk}/").content.decode()
+    assert PRIVATE in page
+    assert "hidden/launcher" not in page
+    assert f"/chains/{upstream.pk}/" not in page
+    admin = get_user_model().objects.create_superuser("ada")
+    client.force_login(admin)
+    assert "hidden/launcher" in client.get(f"/repositories/{vault.pk}/").content.decode()
