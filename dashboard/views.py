@@ -78,7 +78,17 @@ def _private_runs_hidden(request: HttpRequest, runs: list[Run]) -> list[Run]:
     if request.user.is_superuser:
         return runs
     seen = visible_ids(request.user, [run.repository for run in runs])
-    return [run if run.repository_id in seen else presenters.redacted(run) for run in runs]
+    names = private_names_for(seen, runs)
+    return [
+        presenters.scrubbed(run, names) if run.repository_id in seen else presenters.redacted(run)
+        for run in runs
+    ]
+
+
+def private_names_for(seen: set[int], runs: list[Run]) -> set[str]:
+    """Paths, keys and labels of the runs whose project the reader may not view."""
+    hidden = [run for run in runs if run.repository_id not in seen]
+    return {name for run in hidden for name in (run.repository.path, run.key, run.label) if name}
 
 
 @require_GET

@@ -305,3 +305,33 @@ def test_the_repository_page_does_not_name_an_upstream_its_reader_may_not_view(d
     admin = get_user_model().objects.create_superuser("ada")
     client.force_login(admin)
     assert "hidden/launcher" in client.get(f"/repositories/{vault.pk}/").content.decode()
+
+
+def test_the_chain_page_does_not_name_a_private_run_in_a_visible_runs_texts(db: None) -> None:
+    from django.test import Client
+
+    from tests.dashboard import factories
+
+    chain = factories.chain("acme/app", number=4)
+    factories.run(
+        chain,
+        "vault-deploy",
+        label="Vault rollout",
+        project="secret/vault",
+        status="failed",
+        web_url="https://gl.example.com/x",
+    )
+    factories.run(
+        chain,
+        "web",
+        status="waiting",
+        depends_on=["vault-deploy"],
+        error="refused: this would trigger a cycle acme/app → secret/vault → acme/app",
+    )
+    reader = get_user_model().objects.create_user("vera")
+    Grant.objects.create(user=reader, projects="acme/**", actions=["view"])
+    client = Client()
+    client.force_login(reader)
+    page = client.get(f"/chains/{chain.pk}/").content.decode()
+    assert "refused: this would trigger a cycle acme/app" in page
+    assert _leaks(page) == []
