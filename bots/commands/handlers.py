@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 
 from bots import services
 from bots.commands.parser import HELP, Command, Mistake, parse_comment
-from bots.engine.planning import dry_run, ensure_repository
+from bots.engine.planning import dry_run, seen_repository
 from bots.events import CommentEvent
 from bots.forges.registry import forge_for
 from bots.permissions import may
@@ -44,7 +44,7 @@ def handle_comment(forge: Forge, event: CommentEvent, delivery: Delivery | None)
         None,
     )
     reply.save(update_fields=["reply_id"])
-    repository = ensure_repository(forge, event.project)
+    repository = seen_repository(forge, event.project)
     sections = [_mistakes(mistakes)] if mistakes else []
     actor = services.Actor(event.author, "comment")
     for command in commands:

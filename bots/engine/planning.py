@@ -66,6 +66,24 @@ def ensure_repository(
     return repo
 
 
+def seen_repository(forge: Forge, path: str) -> Repository:
+    """The row of a project Baton heard of through a hook that does not say how visible it is (a
+    comment, a re-run): when no hook or forge answer has filled it in yet, the forge is asked, so
+    what Baton writes there is redacted by the project's real visibility, never a default."""
+    repo = ensure_repository(forge, path)
+    if repo.remote_id:
+        return repo
+    try:
+        remote = forge_for(forge).get_project(path)
+    except ForgeError as exc:
+        if not exc.permanent:
+            raise
+        return repo
+    return ensure_repository(
+        forge, path, remote_id=remote.id, web_url=remote.web_url, public=remote.public
+    )
+
+
 def resolve_forge(name: str | None, upstream: Forge) -> Forge:
     """The forge a target names (`github:acme/docs`): a forge slug, or a kind with one forge."""
     if not name:
@@ -432,7 +450,7 @@ def current_change(
     forge: Forge, project: str, number: int, person: str | None = None
 ) -> ChangeEvent:
     """The change as the forge has it now, to be run for ``person`` (default: its author)."""
-    repo = ensure_repository(forge, project)
+    repo = seen_repository(forge, project)
     client = forge_for(forge)
     remote = client.get_change(project, number)
     change = Change(
@@ -478,7 +496,7 @@ def dry_run(
     each target."""
     event = current_change(forge, project, number, person)
     the_plan, error = plan_change(forge, event)
-    upstream = ensure_repository(forge, project)
+    upstream = seen_repository(forge, project)
     targets = []
     for planned, repository, problem in (
         [] if error else resolve_targets(forge, upstream, the_plan.runs)

@@ -335,3 +335,13 @@ def test_the_chain_page_does_not_name_a_private_run_in_a_visible_runs_texts(db: 
     page = client.get(f"/chains/{chain.pk}/").content.decode()
     assert "refused: this would trigger a cycle acme/app" in page
     assert _leaks(page) == []
+
+
+def test_a_comment_on_a_project_baton_has_not_seen_asks_the_forge_how_visible_it_is(
+    world: World,
+) -> None:
+    world.fake.projects["acme/app"] = True
+    reply = _comment(world, "/baton plan", "c9")
+    assert Repository.objects.get(path="acme/app").visibility == "public"
+    assert f"| {PRIVATE} | {PRIVATE} | — |" in reply
+    assert _leaks(reply) == [], reply
