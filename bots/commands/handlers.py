@@ -16,7 +16,7 @@ from bots.forges.registry import forge_for
 from bots.permissions import may
 from bots.summary import MARKER, render, render_plan
 from chains.models import Chain, CommentReply, Delivery, Forge, Repository, Run
-from chains.redaction import PRIVATE, hides
+from chains.redaction import PRIVATE, hides, private_names, scrub
 from chains.status import ACTIVE, Status
 
 log = logging.getLogger(__name__)
@@ -53,10 +53,18 @@ def handle_comment(forge: Forge, event: CommentEvent, delivery: Delivery | None)
                 f"**`{command.text}`**\n\n" + _run(forge, repository, event, command, actor)
             )
         except services.ActionRefused as refused:
-            sections.append(f"**`{command.text}`**\n\nNot done: {refused}")
+            why = scrub(str(refused), _private_names(repository, event.number))
+            sections.append(f"**`{command.text}`**\n\nNot done: {why}")
     body = f"{REPLY_MARKER}\n@{event.author}\n\n" + "\n\n---\n\n".join(sections)
     client.upsert_comment(event.project, event.number, body, reply.reply_id)
     return f"{len(commands)} commands, {len(mistakes)} mistakes"
+
+
+def _private_names(repository: Repository, number: int) -> set[str]:
+    """What a reply on this change must not name: the hidden runs of its chains (a refusal from
+    the engine may name the run it stopped at)."""
+    runs = Run.objects.filter(chain__repository=repository, chain__change_number=number)
+    return private_names(repository, runs.select_related("repository"))
 
 
 def _from_baton(forge: Forge, event: CommentEvent) -> bool:

@@ -345,3 +345,18 @@ def test_a_comment_on_a_project_baton_has_not_seen_asks_the_forge_how_visible_it
     assert Repository.objects.get(path="acme/app").visibility == "public"
     assert f"| {PRIVATE} | {PRIVATE} | — |" in reply
     assert _leaks(reply) == [], reply
+
+
+def test_a_refusal_from_the_engine_does_not_name_the_private_run_it_stopped_at(
+    world: World,
+) -> None:
+    chain = _chain_and_mirror(world)
+    web = chain.runs.get(key="web")
+    web.status = "success"  # retried with what it set off: refused while that runs
+    web.save(update_fields=["status"])
+    vault = chain.runs.get(key="vault-deploy")
+    vault.parent, vault.depth, vault.status = web, 2, "running"
+    vault.save(update_fields=["parent", "depth", "status"])
+    reply = _comment(world, "/baton retry web", "c4")
+    assert f"{PRIVATE} is still running; cancel it first" in reply
+    assert _leaks(reply) == [], reply
