@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from chains.models import Chain, Repository, Run
 from chains.planner import Change, Plan, PlannedRun
 from chains.policy import Verdict
-from chains.redaction import MASK, PRIVATE, hides, private_names, scrub
+from chains.redaction import MASK, PRIVATE, hidden_runs, hides, private_names, scrub
 from chains.status import Status
 
 MARKER = "<!-- baton:summary -->"
@@ -41,6 +41,7 @@ def hidden(upstream: Repository, target: Repository) -> bool:
 
 def render(chain: Chain, runs: Sequence[Run]) -> str:
     names = private_names(chain.repository, runs)
+    hidden = hidden_runs(chain.repository, runs)
     lines = [
         MARKER,
         f"**Baton** · {ICONS.get(Status(chain.status), '')} {chain.status} · "
@@ -52,17 +53,17 @@ def render(chain: Chain, runs: Sequence[Run]) -> str:
     if runs:
         lines += ["| target | project | ref | status | |", "|---|---|---|---|---|"]
         for run in runs:
-            lines.append(_run_row(chain.repository, run, names))
+            lines.append(_run_row(run, run.pk in hidden, names))
     elif not chain.error:
         lines.append("Nothing to trigger for this change.")
     return "\n".join(lines) + "\n"
 
 
-def _run_row(upstream: Repository, run: Run, names: set[str]) -> str:
+def _run_row(run: Run, private: bool, names: set[str]) -> str:
     status = Status(run.status)
     attempt = f" (attempt {run.attempt})" if run.attempt > 1 else ""
     indent = "↳ " * (run.depth - 1)
-    if hidden(upstream, run.repository):
+    if private:
         return f"| {indent}{PRIVATE} | — | — | {ICONS.get(status, '')} {status.label}{attempt} | |"
     link = f"[pipeline]({run.web_url})" if run.web_url else ""
     note = f" — {_cell(scrub(run.error, names))}" if run.error else ""

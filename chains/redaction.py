@@ -31,12 +31,26 @@ def hides(upstream: Any, target: Any) -> bool:
     return rank(target.visibility) > rank(upstream.visibility)
 
 
+def hidden_runs(upstream: Any, runs: Iterable[Any]) -> set[int]:
+    """Ids of the runs ``upstream``'s readers may not know: those in a hidden project, and those a
+    hidden run set off (its own `.baton.yml` chose their keys, labels and refs)."""
+    hidden: set[int] = set()
+    for run in sorted(runs, key=lambda r: r.depth):  # a parent comes before what it set off
+        if hides(upstream, run.repository) or (run.parent_id and run.parent_id in hidden):
+            hidden.add(run.pk)
+    return hidden
+
+
 def private_names(upstream: Any, runs: Iterable[Any]) -> set[str]:
-    """The paths, keys and labels of the runs whose project ``upstream``'s readers may not know."""
+    """The keys and labels of the hidden runs, and the paths of the hidden projects."""
+    runs = list(runs)
+    hidden = hidden_runs(upstream, runs)
     names: set[str] = set()
     for run in runs:
-        if hides(upstream, run.repository):
-            names.update(n for n in (run.repository.path, run.key, run.label) if n)
+        if run.pk in hidden:
+            names.update(n for n in (run.key, run.label) if n)
+            if hides(upstream, run.repository):
+                names.add(run.repository.path)
     return names
 
 

@@ -16,7 +16,7 @@ from bots.forges.registry import forge_for
 from bots.permissions import may
 from bots.summary import MARKER, render, render_plan
 from chains.models import Chain, CommentReply, Delivery, Forge, Repository, Run
-from chains.redaction import PRIVATE, hides, private_names, scrub
+from chains.redaction import PRIVATE, hidden_runs, hides, private_names, scrub
 from chains.status import ACTIVE, Status
 
 log = logging.getLogger(__name__)
@@ -101,9 +101,13 @@ def _check(
     raise services.ActionRefused(f"{who} may not {action} {repository.path}: {verdict.reason}")
 
 
-def _named(upstream: Repository, run: Run) -> str:
-    """A run in a reply on ``upstream``'s change."""
-    return PRIVATE if hides(upstream, run.repository) else f"`{run.key}`"
+def _hidden(chain: Chain) -> set[int]:
+    return hidden_runs(chain.repository, chain.runs.select_related("repository"))
+
+
+def _named(hidden: set[int], run: Run) -> str:
+    """A run in a reply on the change (``hidden``: the runs its readers may not know)."""
+    return PRIVATE if run.pk in hidden else f"`{run.key}`"
 
 
 def _run(
@@ -192,15 +196,16 @@ def _retry(
         for run in failed:
             _check(forge, event.author, "retry", run.repository, repository)
         services.retry_failed(chain, actor=actor)
-        return "Retrying " + ", ".join(_named(repository, r) for r in failed) + "."
-    done = []
+        hidden = _hidden(chain)
+        return "Retrying " + ", ".join(_named(hidden, r) for r in failed) + "."
+    done, hidden = [], _hidden(chain)
     for run in _runs_named(chain, args):
         _check(forge, event.author, "retry", run.repository, repository)
         if run.status in (Status.FAILED, Status.CANCELED):
             services.retry_run(run, actor=actor)
         else:
             services.retry_subtree(run, actor=actor)
-        done.append(_named(repository, run))
+        done.append(_named(hidden, run))
     return "Retrying " + ", ".join(done) + "."
 
 
@@ -217,11 +222,11 @@ def _cancel(
         if not args or args == ("all",)
         else _runs_named(chain, args)
     )
-    canceled = []
+    canceled, hidden = [], _hidden(chain)
     for run in runs:
         _check(forge, event.author, "cancel", run.repository, repository)
         if services.cancel_run(run, actor=actor):
-            canceled.append(_named(repository, run))
+            canceled.append(_named(hidden, run))
     return ("Canceling " + ", ".join(canceled) + ".") if canceled else "Nothing was running."
 
 
@@ -230,7 +235,8 @@ def _runs_named(chain: Chain, keys: tuple[str, ...]) -> list[Run]:
     unknown = [k for k in keys if k not in runs]
     if unknown:
         # The reply is read on the change: keys of runs its readers may not know stay out.
-        shown = [k for k, r in runs.items() if not hides(chain.repository, r.repository)]
+        hidden = hidden_runs(chain.repository, runs.values())
+        shown = [k for k, r in runs.items() if r.pk not in hidden]
         others = len(runs) - len(shown)
         listed = ", ".join(shown) or "none"
         if others:

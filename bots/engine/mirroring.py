@@ -19,7 +19,7 @@ from django.utils import timezone
 from bots import summary, throttle
 from bots.forges.registry import forge_for
 from chains.models import Chain, Run
-from chains.redaction import PRIVATE, hides, private_names, scrub
+from chains.redaction import PRIVATE, hidden_runs, private_names, scrub
 from chains.status import FINISHED, NOT_YET_SENT, Status, fold, upstream_view
 
 
@@ -119,7 +119,7 @@ def _mirror(chain: Chain) -> None:
 
 def private_contexts(chain: Chain, runs: list[Run]) -> dict[int, str]:
     """Status contexts for the runs whose project the change's readers may not know, by run id."""
-    hidden = sorted(r.pk for r in runs if hides(chain.repository, r.repository))
+    hidden = sorted(hidden_runs(chain.repository, runs))
     return {pk: f"baton/private-{n}" for n, pk in enumerate(hidden, start=1)}
 
 

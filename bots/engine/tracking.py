@@ -14,7 +14,7 @@ from bots.engine.mirroring import request_mirror
 from bots.events import PipelineEvent
 from bots.forges.registry import forge_for
 from chains.models import Delivery, Forge, Run
-from chains.redaction import PRIVATE, hides
+from chains.redaction import PRIVATE, hidden_runs
 from chains.status import ACTIVE, FINISHED, Status
 
 RUN_ID_VARIABLE = "BATON_RUN_ID"
@@ -195,7 +195,7 @@ def release(chain_id: int) -> list[int]:
                 if unfinished:
                     continue
                 if not ready(run, family):
-                    names = ", ".join(dict.fromkeys(_name(f) for f in failed))
+                    names = ", ".join(dict.fromkeys(_name(f, family) for f in failed))
                     run.status = Status.SKIPPED
                     run.error = f"not run: {names} did not succeed"
                     run.finished_at = timezone.now()
@@ -211,9 +211,9 @@ def release(chain_id: int) -> list[int]:
     return queued
 
 
-def _name(run: Run) -> str:
+def _name(run: Run, family: list[Run]) -> str:
     """A run as the upstream change's readers may know it (the text reaches its comment)."""
-    if hides(run.chain.repository, run.repository):
+    if run.pk in hidden_runs(run.chain.repository, family):
         return PRIVATE
     return run.label or run.key
 

@@ -360,3 +360,26 @@ def test_a_refusal_from_the_engine_does_not_name_the_private_run_it_stopped_at(
     reply = _comment(world, "/baton retry web", "c4")
     assert f"{PRIVATE} is still running; cancel it first" in reply
     assert _leaks(reply) == [], reply
+
+
+def test_what_a_private_project_set_off_is_not_named_either(world: World) -> None:
+    from chains.models import Run
+
+    chain = _chain_and_mirror(world)
+    vault = chain.runs.get(key="vault-deploy")
+    web = Repository.objects.get(path="acme/web")
+    Run.objects.create(
+        chain=chain,
+        parent=vault,
+        depth=2,
+        key="vault-web-sync",
+        label="Vault web sync",
+        repository=web,
+        status="queued",
+    )
+    world.fake.statuses.clear()
+    mirroring.mirror(chain.pk)
+    (summary,) = world.fake.comments.values()
+    written = summary + " ".join(f"{s['context']} {s['description']}" for s in world.fake.statuses)
+    assert "vault-web-sync" not in written and "Vault web sync" not in written
+    assert {s["context"] for s in world.fake.statuses} >= {"baton/private-2"}
