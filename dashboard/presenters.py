@@ -241,8 +241,8 @@ def _node(
 
 def with_upstream(run: Run, seen: bool) -> Run:
     """A run listed on its repository's page, with whether the reader may know the project whose
-    chain triggered it (``upstream_private``: shown as "a private project", no link)."""
-    run.upstream_private = not seen  # type: ignore[attr-defined]
+    chain triggered it (``upstream_private``: what to show instead of it, with no link)."""
+    run.upstream_private = "" if seen else PRIVATE  # type: ignore[attr-defined]
     return run
 
 
