@@ -27,7 +27,9 @@ class ChangeEvent:
     project_id: str
     from_fork: bool = False
     previous_sha: str = ""
-    public: bool = False  # the upstream project is public
+    # Whether the upstream project is public, as the forge said in the hook; None when the event
+    # does not say (a re-run Baton builds itself): the repository keeps the visibility it has.
+    public: bool | None = None
 
 
 @dataclass(frozen=True)

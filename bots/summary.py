@@ -1,7 +1,8 @@
 """What Baton writes on a change: the summary comment (edited in place) and `/baton plan`.
 
-On a public project, a downstream project that is not public is written as "a private project":
-no name, ref, variables or link.
+On a public project, a downstream project that is not public (or whose visibility Baton does not
+know) is written as "a private project": no name, key, label, ref, variables or link, and free text
+(errors, verdicts) has its names replaced (chains/redaction.py).
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ from bots.markdown import code, link, text, truncate
 from chains.models import Chain, Repository, Run
 from chains.planner import Change, Plan, PlannedRun
 from chains.policy import Verdict
+from chains.redaction import MASK, PRIVATE, hidden_runs, hides, private_names, scrub
 from chains.status import Status
 
 MARKER = "<!-- baton:summary -->"
-PRIVATE = "a private project"
-MASK = "••••"
 
 ICONS = {
     Status.QUEUED: "⏳",
@@ -40,11 +40,12 @@ def _cell(value: str) -> str:
 
 def hidden(upstream: Repository, target: Repository) -> bool:
     """Whether a comment on ``upstream`` must not name ``target``."""
-    public = Repository.Visibility.PUBLIC
-    return upstream.visibility == public and target.visibility != public
+    return hides(upstream, target)
 
 
 def render(chain: Chain, runs: Sequence[Run]) -> str:
+    names = private_names(chain.repository, runs)
+    hidden = hidden_runs(chain.repository, runs)
     lines = [
         MARKER,
         f"**Baton** · {ICONS.get(Status(chain.status), '')} {chain.status} · "
@@ -52,27 +53,27 @@ def render(chain: Chain, runs: Sequence[Run]) -> str:
         "",
     ]
     if chain.error:
-        lines += [f"> ❌ {_cell(chain.error)}", ""]
+        lines += [f"> ❌ {_cell(scrub(chain.error, names))}", ""]
     if runs:
         lines += ["| target | project | ref | status | |", "|---|---|---|---|---|"]
         for run in runs:
-            lines.append(_run_row(chain.repository, run))
+            lines.append(_run_row(run, run.pk in hidden, names))
     elif not chain.error:
         lines.append("Nothing to trigger for this change.")
     return truncate("\n".join(lines) + "\n", settings.BATON_MAX_REPLY_CHARS)
 
 
-def _run_row(upstream: Repository, run: Run) -> str:
+def _run_row(run: Run, private: bool, names: set[str]) -> str:
     status = Status(run.status)
     attempt = f" (attempt {run.attempt})" if run.attempt > 1 else ""
     indent = "↳ " * (run.depth - 1)
-    if hidden(upstream, run.repository):
+    if private:
         return f"| {indent}{PRIVATE} | — | — | {ICONS.get(status, '')} {status.label}{attempt} | |"
     pipeline = link("pipeline", run.web_url)
-    note = f" — {_cell(run.error)}" if run.error else ""
+    note = f" — {_cell(scrub(run.error, names))}" if run.error else ""
     if run.undelivered:
-        names = ", ".join(code(name) for name in run.undelivered)
-        note += f" — not delivered (no such input): {names}"
+        inputs = ", ".join(code(name) for name in run.undelivered)
+        note += f" — not delivered (no such input): {inputs}"
     return (
         f"| {indent}{_cell(run.label or run.key)} | {_cell(run.repository.path)} | "
         f"{code(run.ref) if run.ref else 'default branch'} | {ICONS.get(status, '')} "
@@ -96,17 +97,24 @@ def render_plan(
         "| target | project | ref | waits for | variables | may it run? |",
         "|---|---|---|---|---|---|",
     ]
-    for planned, repository, problem, verdict in targets:
-        waits = _cell(", ".join(planned.depends_on)) or "—"
-        if problem:
-            may = f"❌ {_cell(problem)}"
-        elif planned.skip:
-            may = f"⏭️ skipped: {_cell(planned.skip)}"
-        else:
-            may = ("✅ " if verdict else "❌ ") + _cell(verdict.reason)
+    names: set[str] = set()
+    for planned, repository, _, _ in targets:
         if hidden(upstream, repository):
-            lines.append(f"| {_cell(planned.key)} | {PRIVATE} | — | {waits} | — | {may} |")
+            names.update(n for n in (repository.path, planned.key, planned.label) if n)
+    for planned, repository, problem, verdict in targets:
+        waits = _cell(scrub(", ".join(planned.depends_on), names)) or "—"
+        if hidden(upstream, repository):
+            # Neither the key nor the reason (it names the project and the grants) is shown.
+            allowed = bool(verdict) and not problem and not planned.skip
+            may = "⏭️ skipped" if planned.skip else ("✅ yes" if allowed else "❌ no")
+            lines.append(f"| {PRIVATE} | {PRIVATE} | — | {waits} | — | {may} |")
             continue
+        if problem:
+            may = f"❌ {_cell(scrub(problem, names))}"
+        elif planned.skip:
+            may = f"⏭️ skipped: {_cell(scrub(planned.skip, names))}"
+        else:
+            may = ("✅ " if verdict else "❌ ") + _cell(scrub(verdict.reason, names))
         variables = [code(f"{k}={v}") for k, v in sorted(planned.variables.items())]
         variables += [code(f"{k}={MASK}") for k in sorted(planned.masked_variables)]
         ref = code(planned.ref) if planned.ref else "default branch"
@@ -118,5 +126,7 @@ def render_plan(
         lines.append("| — | nothing to trigger | | | | |")
     if plan.excluded:
         lines += ["", "Left out:"]
-        lines += [f"- {code(key)}: {_cell(why)}" for key, why in plan.excluded]
+        lines += [
+            f"- {code(scrub(key, names))}: {_cell(scrub(why, names))}" for key, why in plan.excluded
+        ]
     return truncate("\n".join(lines) + "\n", settings.BATON_MAX_REPLY_CHARS)

@@ -14,6 +14,7 @@ from django.db.models import Q
 
 from chains.conditions import glob_match
 from chains.models import Chain, Forge, Grant, Identity, Repository, Run
+from chains.redaction import PRIVATE
 from chains.status import ACTIVE, Status
 
 ACTIONS = ("view", "trigger", "retry", "cancel", "deploy", "admin")
@@ -152,8 +153,6 @@ def visible_repository_ids(user: Any) -> frozenset[int] | None:
 RUN_VERBS = ("retry", "retry-subtree", "cancel")
 CHAIN_VERBS = ("cancel-chain", "retry-failed", "rerun")
 VERBS = ("view", *RUN_VERBS, *CHAIN_VERBS)
-
-PRIVATE = "a private project"
 
 
 def _family(chain_id: int) -> list[Run]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,7 +18,8 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from chains.models import Chain, Forge, Run, RunAttempt
+from chains.models import Chain, Forge, Repository, Run, RunAttempt
+from chains.redaction import PRIVATE, scrub
 from chains.status import ACTIVE, FINISHED, NOT_YET_SENT, Status
 
 # --- status ------------------------------------------------------------------------------------
@@ -238,7 +239,21 @@ def _node(
     )
 
 
-PRIVATE = "a private project"
+def with_upstream(run: Run, seen: bool) -> Run:
+    """A run listed on its repository's page, with whether the reader may know the project whose
+    chain triggered it (``upstream_private``: what to show instead of it, with no link)."""
+    run.upstream_private = "" if seen else PRIVATE  # type: ignore[attr-defined]
+    return run
+
+
+def scrubbed(run: Run, names: set[str]) -> Run:
+    """A run the reader may view whose texts mention runs they may not: those names replaced."""
+    if not names or not (run.error or run.depends_on):
+        return run
+    shown = copy.copy(run)
+    shown.error = scrub(run.error, names)
+    shown.depends_on = [PRIVATE if key in names else key for key in run.depends_on or []]
+    return shown
 
 
 def redacted(run: Run) -> Run:
@@ -442,13 +457,22 @@ class PlanRow:
     why: str
 
 
-def plan_rows(result: Any, seen: set[int]) -> list[PlanRow]:
-    """The dry run as rows; targets the reader may not view show as a private project."""
+def plan_rows(result: Any, may_view: Callable[[Repository], bool]) -> list[PlanRow]:
+    """The dry run as rows; targets the reader may not view show as a private project (a target
+    Baton has no row for yet is an unsaved Repository: asked about by its path)."""
     rows = []
-    for planned, repository, problem, verdict in result.targets:
+    hidden = [not may_view(repository) for _, repository, _, _ in result.targets]
+    names = {
+        name
+        for (planned, repository, _, _), out in zip(result.targets, hidden, strict=True)
+        if out
+        for name in (repository.path, planned.key, planned.label)
+        if name
+    }
+    for (planned, repository, problem, verdict), out in zip(result.targets, hidden, strict=True):
         allowed = bool(verdict) and not problem and not planned.skip
         why = problem or (f"skipped: {planned.skip}" if planned.skip else verdict.reason)
-        if repository.pk not in seen:
+        if out:
             rows.append(
                 PlanRow(PRIVATE, PRIVATE, "", "", [], [], allowed, "" if allowed else "not allowed")
             )
@@ -458,11 +482,11 @@ def plan_rows(result: Any, seen: set[int]) -> list[PlanRow]:
                 key=planned.key,
                 project=repository.path,
                 ref=planned.ref or "default branch",
-                waits_for=", ".join(planned.depends_on),
+                waits_for=scrub(", ".join(planned.depends_on), names),
                 variables=sorted(planned.variables.items()),
                 masked=sorted(planned.masked_variables),
                 allowed=allowed,
-                why=why,
+                why=scrub(why, names),
             )
         )
     return rows

@@ -95,7 +95,17 @@ def _private_runs_hidden(request: HttpRequest, runs: list[Run]) -> list[Run]:
     if request.user.is_superuser:
         return runs
     seen = visible_ids(request.user, [run.repository for run in runs])
-    return [run if run.repository_id in seen else presenters.redacted(run) for run in runs]
+    names = private_names_for(seen, runs)
+    return [
+        presenters.scrubbed(run, names) if run.repository_id in seen else presenters.redacted(run)
+        for run in runs
+    ]
+
+
+def private_names_for(seen: set[int], runs: list[Run]) -> set[str]:
+    """Paths, keys and labels of the runs whose project the reader may not view."""
+    hidden = [run for run in runs if run.repository_id not in seen]
+    return {name for run in hidden for name in (run.repository.path, run.key, run.label) if name}
 
 
 @require_GET
@@ -205,7 +215,9 @@ def repository_detail(request: HttpRequest, pk: int) -> HttpResponse:
     }
     if live.partial(request):
         return live.finish(render(request, f"{LIST}#chain-table", context), version)
-    context["runs"] = queries.runs_in_repository(repository)
+    runs = queries.runs_in_repository(repository)
+    seen = visible_ids(request.user, [run.chain.repository for run in runs])
+    context["runs"] = [presenters.with_upstream(r, r.chain.repository_id in seen) for r in runs]
     return render(request, "dashboard/repository.html", context)
 
 
@@ -241,6 +253,8 @@ def change_plan(request: HttpRequest, pk: int, number: int) -> HttpResponse:
             "very many targets; try again in a moment, or ask with /baton plan on the change."
         )
         return render(request, "dashboard/plan.html", context, status=503)
-    seen = visible_ids(request.user, [target for _, target, _, _ in result.targets])
-    context |= {"result": result, "rows": presenters.plan_rows(result, seen)}
+    context |= {
+        "result": result,
+        "rows": presenters.plan_rows(result, lambda to: may_view(request.user, to)),
+    }
     return render(request, "dashboard/plan.html", context)

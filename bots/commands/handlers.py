@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 
 from bots import services
 from bots.commands.parser import HELP, Command, Mistake, parse_comment
-from bots.engine.planning import dry_run, ensure_repository
+from bots.engine.planning import dry_run, seen_repository
 from bots.events import CommentEvent
 from bots.forges.registry import forge_for
 from bots.markdown import code, text, truncate
@@ -19,6 +19,7 @@ from bots.permissions import Person, may
 from bots.summary import MARKER, render, render_plan
 from chains.models import Chain, CommentReply, Delivery, Forge, Repository, Run
 from chains.policy import decide
+from chains.redaction import PRIVATE, hidden_runs, hides, private_names, scrub
 from chains.status import ACTIVE, Status
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ def handle_comment(forge: Forge, event: CommentEvent, delivery: Delivery | None)
         None,
     )
     reply.save(update_fields=["reply_id"])
-    repository = ensure_repository(forge, event.project)
+    repository = seen_repository(forge, event.project)
     sections = [_mistakes(mistakes)] if mistakes else []
     if skipped:
         sections.insert(
@@ -65,7 +66,8 @@ def handle_comment(forge: Forge, event: CommentEvent, delivery: Delivery | None)
                 f"**{_echo(command.text)}**\n\n" + _run(forge, repository, event, command, actor)
             )
         except services.ActionRefused as refused:
-            sections.append(f"**{_echo(command.text)}**\n\nNot done: {text(refused)}")
+            why = scrub(str(refused), _private_names(repository, event.number))
+            sections.append(f"**{_echo(command.text)}**\n\nNot done: {text(why)}")
     body = f"{REPLY_MARKER}\n{_mention(event.author)}\n\n" + "\n\n---\n\n".join(sections)
     body = truncate(body, settings.BATON_MAX_REPLY_CHARS)
     client.upsert_comment(event.project, event.number, body, reply.reply_id)
@@ -81,6 +83,13 @@ def _mention(username: str) -> str:
     """The commenter, mentioned: a forge username never holds markdown, but it is checked."""
     valid = bool(username) and all(ch.isalnum() or ch in "-_." for ch in username)
     return f"@{username}" if valid else text(username)
+
+
+def _private_names(repository: Repository, number: int) -> set[str]:
+    """What a reply on this change must not name: the hidden runs of its chains (a refusal from
+    the engine may name the run it stopped at)."""
+    runs = Run.objects.filter(chain__repository=repository, chain__change_number=number)
+    return private_names(repository, runs.select_related("repository"))
 
 
 def _from_baton(forge: Forge, event: CommentEvent) -> bool:
@@ -104,10 +113,26 @@ def _latest_chain(repository: Repository, number: int) -> Chain:
     return chain
 
 
-def _check(forge: Forge, who: str, action: str, repository: Repository) -> None:
+def _check(
+    forge: Forge, who: str, action: str, repository: Repository, upstream: Repository | None = None
+) -> None:
+    """Refuse unless ``who`` may; the reply is read on ``upstream``'s change, so a project its
+    readers may not know is not named (nor is the reason, which names it)."""
     verdict = may(forge, who, action, repository)
-    if not verdict:
-        raise services.ActionRefused(f"{who} may not {action} {repository.path}: {verdict.reason}")
+    if verdict:
+        return
+    if upstream is not None and hides(upstream, repository):
+        raise services.ActionRefused(f"{who} may not {action} {PRIVATE} this touches")
+    raise services.ActionRefused(f"{who} may not {action} {repository.path}: {verdict.reason}")
+
+
+def _hidden(chain: Chain) -> set[int]:
+    return hidden_runs(chain.repository, chain.runs.select_related("repository"))
+
+
+def _named(hidden: set[int], run: Run) -> str:
+    """A run in a reply on the change (``hidden``: the runs its readers may not know)."""
+    return PRIVATE if run.pk in hidden else code(run.key)
 
 
 def _run(
@@ -202,8 +227,9 @@ def _retry(
         if not failed:
             return "No run has failed."
         _allow(person, "retry-failed", chain)
+        hidden = _hidden(chain)
         services.retry_failed(chain, actor=actor)
-        return "Retrying " + ", ".join(code(r.key) for r in failed) + "."
+        return "Retrying " + ", ".join(_named(hidden, r) for r in failed) + "."
     # Every named run is checked before any is retried: all or nothing.
     asked = [
         (run, "retry" if run.status in (Status.FAILED, Status.CANCELED) else "retry-subtree")
@@ -216,7 +242,8 @@ def _retry(
             services.retry_run(run, actor=actor)
         else:
             services.retry_subtree(run, actor=actor)
-    return "Retrying " + ", ".join(code(run.key) for run, _ in asked) + "."
+    hidden = _hidden(chain)
+    return "Retrying " + ", ".join(_named(hidden, run) for run, _ in asked) + "."
 
 
 def _cancel(
@@ -235,7 +262,8 @@ def _cancel(
         runs = _runs_named(chain, args)
         for run in runs:  # all checked before any is canceled
             _allow(person, "cancel", run)
-    canceled = [code(run.key) for run in runs if services.cancel_run(run, actor=actor)]
+    hidden = _hidden(chain)
+    canceled = [_named(hidden, run) for run in runs if services.cancel_run(run, actor=actor)]
     return ("Canceling " + ", ".join(canceled) + ".") if canceled else "Nothing was running."
 
 
@@ -243,9 +271,14 @@ def _runs_named(chain: Chain, keys: tuple[str, ...]) -> list[Run]:
     runs = {r.key: r for r in chain.runs.select_related("repository").order_by("depth", "pk")}
     unknown = [k for k in keys if k not in runs]
     if unknown:
-        raise services.ActionRefused(
-            f"no run called {', '.join(unknown)}; the runs are {', '.join(runs) or 'none'}"
-        )
+        # The reply is read on the change: keys of runs its readers may not know stay out.
+        hidden = hidden_runs(chain.repository, runs.values())
+        shown = [k for k, r in runs.items() if r.pk not in hidden]
+        others = len(runs) - len(shown)
+        listed = ", ".join(shown) or "none"
+        if others:
+            listed += f" and {others} in {PRIVATE if others == 1 else 'private projects'}"
+        raise services.ActionRefused(f"no run called {', '.join(unknown)}; the runs are {listed}")
     return [runs[k] for k in keys]
 
 

@@ -1,4 +1,10 @@
-"""From a chain's state to the upstream change: commit statuses and one summary comment."""
+"""From a chain's state to the upstream change: commit statuses and one summary comment.
+
+A run in a project the change's readers may not know (chains/redaction.py) gets a neutral status
+context, ``baton/private-<n>`` (n counts such runs of the chain in the order they were created),
+the description "a private project: <status>" and no link; every other description has the names
+of those projects replaced.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ from django.utils import timezone
 from bots import summary, throttle
 from bots.forges.registry import forge_for
 from chains.models import Chain, Run
+from chains.redaction import PRIVATE, hidden_runs, private_names, scrub
 from chains.safe_url import safe_url
 from chains.status import FINISHED, NOT_YET_SENT, Status, fold, upstream_view
 
@@ -53,18 +60,25 @@ def _mirror(chain: Chain) -> None:
         request_mirror(chain.pk, after=5.0)
         return
     views = {run.pk: view_of(run) for run in runs}
+    names = private_names(chain.repository, runs)
+    private = private_contexts(chain, runs)
     for run in runs:
         view = views[run.pk]
         if view == run.mirrored_status:
             continue
         throttle.wait(writes)
+        if run.pk in private:
+            context, description, link = private[run.pk], f"{PRIVATE}: {view.label}", ""
+        else:
+            context, description = f"baton/{run.key}", scrub(_describe(run, view), names)[:255]
+            link = run.web_url
         forge.set_commit_status(
             project,
             chain.head_sha,
-            context=f"baton/{run.key}",
+            context=context,
             status=view,
-            description=_describe(run, view),
-            target_url=safe_url(run.web_url),  # never a javascript: link on the forge
+            description=description,
+            target_url=safe_url(link),  # never a javascript: link on the forge
         )
         Run.objects.filter(pk=run.pk).update(mirrored_status=view)
     aggregate = Status.FAILED if chain.error else fold(views.values())
@@ -81,9 +95,9 @@ def _mirror(chain: Chain) -> None:
             chain.head_sha,
             context="baton",
             status=aggregate,
-            description=(chain.error or f"{sum(r.is_finished for r in runs)}/{len(runs)} finished")[
-                :255
-            ],
+            description=scrub(
+                chain.error or f"{sum(r.is_finished for r in runs)}/{len(runs)} finished", names
+            )[:255],
             target_url=f"{settings.BATON_BASE_URL}/chains/{chain.pk}/",
         )
         Chain.objects.filter(pk=chain.pk).update(mirrored_status=aggregate)
@@ -102,6 +116,12 @@ def _mirror(chain: Chain) -> None:
     Chain.objects.filter(
         repository=chain.repository, change_number=chain.change_number, summary_comment_id=""
     ).update(summary_comment_id=comment_id)
+
+
+def private_contexts(chain: Chain, runs: list[Run]) -> dict[int, str]:
+    """Status contexts for the runs whose project the change's readers may not know, by run id."""
+    hidden = sorted(hidden_runs(chain.repository, runs))
+    return {pk: f"baton/private-{n}" for n, pk in enumerate(hidden, start=1)}
 
 
 def _describe(run: Run, view: Status) -> str:

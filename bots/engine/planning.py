@@ -66,6 +66,24 @@ def ensure_repository(
     return repo
 
 
+def seen_repository(forge: Forge, path: str) -> Repository:
+    """The row of a project Baton heard of through a hook that does not say how visible it is (a
+    comment, a re-run): when no hook or forge answer has filled it in yet, the forge is asked, so
+    what Baton writes there is redacted by the project's real visibility, never a default."""
+    repo = ensure_repository(forge, path)
+    if repo.remote_id:
+        return repo
+    try:
+        remote = forge_for(forge).get_project(path)
+    except ForgeError as exc:
+        if not exc.permanent:
+            raise
+        return repo
+    return ensure_repository(
+        forge, path, remote_id=remote.id, web_url=remote.web_url, public=remote.public
+    )
+
+
 def resolve_forge(name: str | None, upstream: Forge) -> Forge:
     """The forge a target names (`github:acme/docs`): a forge slug, or a kind with one forge."""
     if not name:
@@ -198,7 +216,7 @@ def handle_change(
     targets = [] if error else resolve_targets(forge, upstream, the_plan.runs)
     person: Principal = principal or Person(forge, change.author)
     runs_for = person.username if principal else change.author
-    targets = [permitted(person, *target) for target in targets]
+    targets = keep_targets([permitted(person, *target) for target in targets])
     reason = REASONS[event.action]
     try:
         with transaction.atomic():
@@ -263,7 +281,10 @@ def handle_change(
 def resolve_targets(
     forge: Forge, upstream: Repository, planned_runs: Sequence[PlannedRun]
 ) -> list[tuple[PlannedRun, Repository, str]]:
-    resolved = []
+    """Each target with its repository. Nothing is written: a project Baton has not seen yet is an
+    unsaved Repository (its visibility unknown, so treated as private) until ``keep_targets``."""
+    resolved: list[tuple[PlannedRun, Repository, str]] = []
+    wanted: dict[tuple[int, str], Repository] = {}
     for planned in planned_runs:
         deadline.check()
         if planned.is_child:
@@ -274,8 +295,77 @@ def resolve_targets(
         except PlanningError as exc:
             resolved.append((planned, upstream, str(exc)))
             continue
-        resolved.append((planned, ensure_repository(target_forge, planned.project), planned.error))
-    return resolved
+        key = (target_forge.pk, planned.project)
+        if key not in wanted:
+            wanted[key] = Repository(forge=target_forge, path=planned.project)
+        resolved.append((planned, wanted[key], planned.error))
+    _known(wanted)
+    return [(planned, wanted.get((r.forge_id, r.path), r), e) for planned, r, e in resolved]
+
+
+def _known(wanted: dict[tuple[int, str], Repository]) -> None:
+    """Put the stored rows in place of the unsaved ones (one query per forge)."""
+    paths: dict[int, list[str]] = {}
+    for forge_id, path in wanted:
+        paths.setdefault(forge_id, []).append(path)
+    for forge_id, some in paths.items():
+        for repo in Repository.objects.filter(forge_id=forge_id, path__in=some).select_related(
+            "forge"
+        ):
+            wanted[(forge_id, repo.path)] = repo
+
+
+UNKNOWN_PROJECT = "(a project Baton does not know)"
+
+
+def unknown_repository(forge: Forge) -> Repository:
+    """The one row per forge that runs of refused or missing targets point at: Baton keeps no row
+    for a project it has not seen; the run's error says, in words, what the file named."""
+    repo, _ = Repository.objects.get_or_create(
+        forge=forge, path=UNKNOWN_PROJECT, defaults={"visibility": Repository.Visibility.PRIVATE}
+    )
+    return repo
+
+
+def keep_targets(
+    targets: list[tuple[PlannedRun, Repository, str]],
+) -> list[tuple[PlannedRun, Repository, str]]:
+    """Rows for the targets Baton has not seen yet: only for a target the policy permitted (no
+    error) and the forge confirms exists, with the visibility the forge gives. Refused, skipped
+    and missing targets point at ``unknown_repository``; a `.baton.yml` naming hundreds of
+    projects that do not exist adds no repository."""
+    kept = []
+    for planned, repository, error in targets:
+        if repository.pk is None:
+            if error or planned.skip:
+                repository = unknown_repository(repository.forge)
+            else:
+                repository, error = _confirmed(repository)
+        kept.append((planned, repository, error))
+    return kept
+
+
+def _confirmed(candidate: Repository) -> tuple[Repository, str]:
+    forge = candidate.forge
+    try:
+        remote = forge_for(forge).get_project(candidate.path)
+    except ForgeError as exc:
+        if not exc.permanent:
+            raise
+        return unknown_repository(forge), (
+            f"{candidate.path} could not be found on {forge.name}: {exc.message}"
+        )
+    repo, _ = Repository.objects.get_or_create(
+        forge=forge,
+        path=candidate.path,
+        defaults={
+            "visibility": "public" if remote.public else "private",
+            "remote_id": remote.id,
+            "web_url": remote.web_url,
+            "default_branch": remote.default_branch,
+        },
+    )
+    return repo, ""
 
 
 def permitted(
@@ -370,7 +460,7 @@ def current_change(
     forge: Forge, project: str, number: int, person: str | None = None
 ) -> ChangeEvent:
     """The change as the forge has it now, to be run for ``person`` (default: its author)."""
-    repo = ensure_repository(forge, project)
+    repo = seen_repository(forge, project)
     client = forge_for(forge)
     remote = client.get_change(project, number)
     change = Change(
@@ -416,7 +506,7 @@ def dry_run(
     each target."""
     event = current_change(forge, project, number, person)
     the_plan, error = plan_change(forge, event)
-    upstream = ensure_repository(forge, project)
+    upstream = seen_repository(forge, project)
     targets = []
     for planned, repository, problem in (
         [] if error else resolve_targets(forge, upstream, the_plan.runs)
@@ -549,10 +639,12 @@ def expand_run(run_id: int) -> str:
         if chain.runs_for_user_id
         else Person(chain.forge, chain.runs_for or chain.author)
     )
-    targets = [
-        permitted(person, *target)
-        for target in resolve_targets(run.repository.forge, run.repository, the_plan.runs)
-    ]
+    targets = keep_targets(
+        [
+            permitted(person, *target)
+            for target in resolve_targets(run.repository.forge, run.repository, the_plan.runs)
+        ]
+    )
     path = lineage(run)
     room = settings.BATON_MAX_RUNS - chain.runs.count()
     children: list[Run] = []
@@ -592,7 +684,7 @@ def _refusal(
     if planned.is_child and _child_depth(run) >= 2:
         return "refused: child pipelines (project: self) nest at most 2 levels"
     ref = planned.ref or repository.default_branch
-    if not ref:
+    if not ref and repository.path != UNKNOWN_PROJECT:
         target_client = (
             client
             if repository.forge_id == run.repository.forge_id

@@ -18,6 +18,7 @@ from bots.forges.base import Forge as BaseForge
 from bots.forges.base import ForgeError, RemotePipeline
 from bots.forges.registry import forge_for
 from chains.models import Delivery, Forge, Run
+from chains.redaction import PRIVATE, hidden_runs
 from chains.status import ACTIVE, FINISHED, Status
 
 RUN_ID_VARIABLE = "BATON_RUN_ID"
@@ -293,7 +294,10 @@ def release(chain_id: int) -> list[int]:
     queued: list[int] = []
     with transaction.atomic():
         family = list(
-            Run.objects.select_for_update(of=("self",)).filter(chain_id=chain_id).order_by("pk")
+            Run.objects.select_for_update(of=("self",))
+            .select_related("repository", "chain__repository")
+            .filter(chain_id=chain_id)
+            .order_by("pk")
         )
         changed = True
         while changed:  # a skipped run may in turn settle runs that wait for it
@@ -305,7 +309,7 @@ def release(chain_id: int) -> list[int]:
                 if unfinished:
                     continue
                 if not ready(run, family):
-                    names = ", ".join(f.label or f.key for f in failed)
+                    names = ", ".join(dict.fromkeys(_name(f, family) for f in failed))
                     run.status = Status.SKIPPED
                     run.error = f"not run: {names} did not succeed"
                     run.finished_at = timezone.now()
@@ -319,6 +323,13 @@ def release(chain_id: int) -> list[int]:
             request_mirror(chain_id)
         transaction.on_commit(lambda: [tasks.trigger_run.delay(pk) for pk in queued])
     return queued
+
+
+def _name(run: Run, family: list[Run]) -> str:
+    """A run as the upstream change's readers may know it (the text reaches its comment)."""
+    if run.pk in hidden_runs(run.chain.repository, family):
+        return PRIVATE
+    return run.label or run.key
 
 
 def waiting_reason(run: Run, family: list[Run]) -> str:

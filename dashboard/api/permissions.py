@@ -19,8 +19,6 @@ from chains.models import Chain, Run
 
 M = TypeVar("M", bound=Model)
 
-PRIVATE = "private project"
-
 
 @dataclass(frozen=True)
 class Access:

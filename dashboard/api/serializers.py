@@ -15,11 +15,11 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from chains.models import Chain, Repository, Run, RunAttempt
+from chains.redaction import MASK
+from chains.redaction import PRIVATE_NAME as PRIVATE
 from chains.safe_url import safe_url
 from chains.status import Status
-from dashboard.api.permissions import PRIVATE, Access
-
-MASK = "••••"
+from dashboard.api.permissions import Access
 
 # Run fields that name or point into the run's project; null when that project is private.
 PRIVATE_RUN_FIELDS = (

@@ -9,10 +9,17 @@ from django.forms import BoundField
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from chains.redaction import MASK
 from chains.safe_url import safe_url as _safe_url
 from dashboard.presenters import StatusView, status_html, status_view
 
 register = template.Library()
+
+
+@register.simple_tag
+def mask() -> str:
+    """What a masked variable's value shows as."""
+    return MASK
 
 
 @register.simple_tag

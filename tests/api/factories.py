@@ -34,7 +34,12 @@ def repository(path: str, on: Forge | None = None) -> Repository:
     found, _ = Repository.objects.get_or_create(
         forge=on,
         path=path,
-        defaults={"web_url": f"{on.api_url}/{path}", "default_branch": "main"},
+        # A project Baton heard of through a hook: the forge's id is known.
+        defaults={
+            "web_url": f"{on.api_url}/{path}",
+            "default_branch": "main",
+            "remote_id": str(7000 + next(_seq)),
+        },
     )
     return found
 

@@ -108,10 +108,11 @@ def test_pull_request_triggers_workflows_and_a_gitlab_pipeline(forges: Forges) -
 
     statuses = forges.github_api(f"/repos/acme/app/commits/{sha}/status")
     states = {s["context"]: s["state"] for s in statuses["statuses"]}
+    # acme/api is a private GitLab project: the public repository's statuses do not name it.
     assert states == {
         "baton/docs": "success",
         "baton/site": "success",
-        "baton/api": "success",
+        "baton/private-1": "success",
         "baton": "success",
     }
     comments = [
@@ -121,6 +122,7 @@ def test_pull_request_triggers_workflows_and_a_gitlab_pipeline(forges: Forges) -
     ]
     assert len(comments) == 1
     assert "not delivered" in comments[0]["body"] and "RELEASE_STREAM" in comments[0]["body"]
+    assert "acme/api" not in comments[0]["body"] and "a private project" in comments[0]["body"]
 
 
 def test_a_redelivered_pull_request_event_is_ignored(forges: Forges) -> None:

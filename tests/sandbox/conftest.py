@@ -42,8 +42,13 @@ def gl(forge: SandboxServer, control: SandboxClient) -> gitlab.Gitlab:
 def github_client(forge: SandboxServer, token: str = "x") -> Github:
     """PyGithub as Baton would build it for a GitHub Enterprise base URL, without retries or
     throttling sleeps (the sandbox is local and tests inject errors on purpose)."""
-    return Github(base_url=f"{forge.url}/api/v3", auth=Auth.Token(token), retry=None,
-                  seconds_between_requests=None, seconds_between_writes=None)
+    return Github(
+        base_url=f"{forge.url}/api/v3",
+        auth=Auth.Token(token),
+        retry=None,
+        seconds_between_requests=None,
+        seconds_between_writes=None,
+    )
 
 
 @pytest.fixture
@@ -56,8 +61,12 @@ def make_github(forge: SandboxServer) -> Callable[..., Github]:
     """``make_github(token="ghs_…", per_page=3)``: another PyGithub client on the sandbox."""
 
     def make(token: str = "x", **options: Any) -> Github:
-        options = {"retry": None, "seconds_between_requests": None,
-                   "seconds_between_writes": None, **options}
+        options = {
+            "retry": None,
+            "seconds_between_requests": None,
+            "seconds_between_writes": None,
+            **options,
+        }
         return Github(base_url=f"{forge.url}/api/v3", auth=Auth.Token(token), **options)
 
     return make
@@ -79,8 +88,11 @@ class Receiver(ThreadingHTTPServer):
     def github_events(self, event: str | None = None) -> list[dict[str, Any]]:
         """GitHub deliveries (``X-GitHub-Event``, any header case), optionally of one event."""
         with self.lock:
-            return [r for r in self.received if r["github_event"] is not None
-                    and (event is None or r["github_event"] == event)]
+            return [
+                r
+                for r in self.received
+                if r["github_event"] is not None and (event is None or r["github_event"] == event)
+            ]
 
 
 class _ReceiverHandler(BaseHTTPRequestHandler):
@@ -93,10 +105,14 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
         else:
             payload = json.loads(body)
         with self.server.lock:
-            self.server.received.append({
-                "headers": dict(self.headers.items()), "payload": payload, "body": body,
-                "github_event": self.headers.get("X-GitHub-Event"),
-            })
+            self.server.received.append(
+                {
+                    "headers": dict(self.headers.items()),
+                    "payload": payload,
+                    "body": body,
+                    "github_event": self.headers.get("X-GitHub-Event"),
+                }
+            )
         self.send_response(202)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -108,8 +124,9 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     server = Receiver()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     yield server
     server.shutdown()

@@ -27,8 +27,10 @@ REST_URI, WEBHOOK_URI = "urn:github:rest", "urn:github:webhooks"
 def require_specs() -> None:
     """Skip (fail under ``CI=true``) unless the npm schemas and ``jsonschema`` are installed."""
     missing = [str(p) for p in (REST_SPEC, WEBHOOK_SPEC) if not p.is_file()]
-    reason = (f"GitHub's OpenAPI/webhook schemas are not installed ({', '.join(missing)}); "
-              "run `npm ci` at the repo root")
+    reason = (
+        f"GitHub's OpenAPI/webhook schemas are not installed ({', '.join(missing)}); "
+        "run `npm ci` at the repo root"
+    )
     if not missing:
         try:
             import jsonschema  # noqa: F401
@@ -65,10 +67,12 @@ def _registry() -> tuple[Any, dict[str, Any], dict[str, Any]]:
 
     rest = _nullable_to_type(json.loads(REST_SPEC.read_text()))
     hooks = json.loads(WEBHOOK_SPEC.read_text())
-    registry = Registry().with_resources([
-        (REST_URI, Resource.from_contents(rest, default_specification=DRAFT202012)),
-        (WEBHOOK_URI, Resource.from_contents(hooks, default_specification=DRAFT202012)),
-    ])
+    registry = Registry().with_resources(
+        [
+            (REST_URI, Resource.from_contents(rest, default_specification=DRAFT202012)),
+            (WEBHOOK_URI, Resource.from_contents(hooks, default_specification=DRAFT202012)),
+        ]
+    )
     return registry, rest, hooks
 
 
@@ -81,8 +85,10 @@ def _errors(uri: str, pointer: str, instance: Any) -> list[str]:
 
     registry = _registry()[0]
     validator = Draft202012Validator({"$ref": f"{uri}#{pointer}"}, registry=registry)
-    return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message[:300]}"
-            for e in sorted(validator.iter_errors(instance), key=lambda e: list(e.path))][:10]
+    return [
+        f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message[:300]}"
+        for e in sorted(validator.iter_errors(instance), key=lambda e: list(e.path))
+    ][:10]
 
 
 def response_errors(template: str, method: str, status: int, body: Any) -> list[str]:
@@ -100,6 +106,5 @@ def response_errors(template: str, method: str, status: int, body: Any) -> list[
 def webhook_errors(name: str, payload: Any) -> list[str]:
     """Problems of ``payload`` against webhook ``name`` (e.g. ``pull-request-opened``)."""
     _, _, hooks = _registry()
-    schema = hooks["webhooks"][name]["post"]["requestBody"]["content"]["application/json"][
-        "schema"]
+    schema = hooks["webhooks"][name]["post"]["requestBody"]["content"]["application/json"]["schema"]
     return _errors(WEBHOOK_URI, schema["$ref"].removeprefix("#"), payload)

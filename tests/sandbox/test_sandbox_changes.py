@@ -19,16 +19,26 @@ from sandbox.model import Commit, User
 from sandbox.server import SandboxServer
 
 FIXTURES = Path("/work/shared/fixtures/webhooks")
-INITIAL = {"src/app.py": "a = 1\nb = 2\nc = 3\n", "docs/old.md": "# Old\ntext\n",
-           "remove.txt": "gone\n", "keep.txt": "keep\n"}
-CHANGE = {"src/app.py": "a = 1\nb = 20\nc = 3\n", "docs/old.md": None,
-          "docs/new.md": "# Old\ntext\n", "remove.txt": None, "added.txt": "new"}
+INITIAL = {
+    "src/app.py": "a = 1\nb = 2\nc = 3\n",
+    "docs/old.md": "# Old\ntext\n",
+    "remove.txt": "gone\n",
+    "keep.txt": "keep\n",
+}
+CHANGE = {
+    "src/app.py": "a = 1\nb = 20\nc = 3\n",
+    "docs/old.md": None,
+    "docs/new.md": "# Old\ntext\n",
+    "remove.txt": None,
+    "added.txt": "new",
+}
 MODIFIED = "@@ -1,3 +1,3 @@\n a = 1\n-b = 2\n+b = 20\n c = 3\n"
 ADDED = "@@ -0,0 +1 @@\n+new\n\\ No newline at end of file\n"
 REMOVED = "@@ -1 +0,0 @@\n-gone\n"
 
 
 # -- the diff itself ---------------------------------------------------------------------------
+
 
 def test_patch_is_gits_unified_format() -> None:
     assert patch("a = 1\nb = 2\nc = 3\n", "a = 1\nb = 20\nc = 3\n") == (MODIFIED, 1, 1)
@@ -38,7 +48,9 @@ def test_patch_is_gits_unified_format() -> None:
     long_old = "".join(f"{i}\n" for i in range(20))
     hunks, _, _ = patch(long_old, long_old.replace("2\n", "two\n", 1).replace("17\n", "x\n"))
     assert [h for h in hunks.splitlines() if h.startswith("@@")] == [
-        "@@ -1,6 +1,6 @@", "@@ -15,6 +15,6 @@"]
+        "@@ -1,6 +1,6 @@",
+        "@@ -15,6 +15,6 @@",
+    ]
 
 
 def test_changed_files_and_merge_base() -> None:
@@ -47,20 +59,27 @@ def test_changed_files_and_merge_base() -> None:
     for path in ("docs/old.md", "remove.txt"):
         del new[path]
     got = [(c.path, c.status, c.old_path) for c in changed_files(old, new)]
-    assert got == [("added.txt", "added", "added.txt"), ("docs/new.md", "renamed", "docs/old.md"),
-                   ("remove.txt", "removed", "remove.txt"), ("src/app.py", "modified",
-                                                              "src/app.py")]
+    assert got == [
+        ("added.txt", "added", "added.txt"),
+        ("docs/new.md", "renamed", "docs/old.md"),
+        ("remove.txt", "removed", "remove.txt"),
+        ("src/app.py", "modified", "src/app.py"),
+    ]
     u = User(1, "u", "U")
-    commits = {s: Commit(s, {}, "", u, 0.0, p) for s, p in
-               (("a", None), ("b", "a"), ("main", "b"), ("f1", "b"), ("f2", "f1"), ("x", None))}
+    commits = {
+        s: Commit(s, {}, "", u, 0.0, p)
+        for s, p in (("a", None), ("b", "a"), ("main", "b"), ("f1", "b"), ("f2", "f1"), ("x", None))
+    }
     assert merge_base(commits, "main", "f2") == "b"
     assert merge_base(commits, "main", "x") is None
 
 
 # -- GitLab --------------------------------------------------------------------------------------
 
-def test_gitlab_merge_request_diffs(gl: gitlab.Gitlab, forge: SandboxServer,
-                                    control: SandboxClient) -> None:
+
+def test_gitlab_merge_request_diffs(
+    gl: gitlab.Gitlab, forge: SandboxServer, control: SandboxClient
+) -> None:
     branch_point = control.create_project("acme/app", files=INITIAL)["head_sha"]
     control.commit("acme/app", {"keep.txt": "keep\n"}, branch="feature")  # cut from main
     main = control.commit("acme/app", {"main-only.txt": "later\n"})  # not part of the MR
@@ -69,23 +88,39 @@ def test_gitlab_merge_request_diffs(gl: gitlab.Gitlab, forge: SandboxServer,
     diffs = gl.http_list(f"/projects/{pid}/merge_requests/{iid}/diffs", get_all=True)
     assert isinstance(diffs, list)
     assert [(d["old_path"], d["new_path"]) for d in diffs] == [
-        ("added.txt", "added.txt"), ("docs/old.md", "docs/new.md"),
-        ("remove.txt", "remove.txt"), ("src/app.py", "src/app.py")]
+        ("added.txt", "added.txt"),
+        ("docs/old.md", "docs/new.md"),
+        ("remove.txt", "remove.txt"),
+        ("src/app.py", "src/app.py"),
+    ]
     by_path = {d["new_path"]: d for d in diffs}
     assert by_path["added.txt"] | {"diff": ""} == {
-        "old_path": "added.txt", "new_path": "added.txt", "a_mode": "0", "b_mode": "100644",
-        "new_file": True, "renamed_file": False, "deleted_file": False, "generated_file": False,
-        "diff": ""}
+        "old_path": "added.txt",
+        "new_path": "added.txt",
+        "a_mode": "0",
+        "b_mode": "100644",
+        "new_file": True,
+        "renamed_file": False,
+        "deleted_file": False,
+        "generated_file": False,
+        "diff": "",
+    }
     assert by_path["added.txt"]["diff"] == ADDED
     assert by_path["src/app.py"]["diff"] == MODIFIED
-    assert (by_path["remove.txt"]["deleted_file"], by_path["remove.txt"]["b_mode"],
-            by_path["remove.txt"]["diff"]) == (True, "0", REMOVED)
+    assert (
+        by_path["remove.txt"]["deleted_file"],
+        by_path["remove.txt"]["b_mode"],
+        by_path["remove.txt"]["diff"],
+    ) == (True, "0", REMOVED)
     assert (by_path["docs/new.md"]["renamed_file"], by_path["docs/new.md"]["diff"]) == (True, "")
 
     paged = gl.http_list(f"/projects/{pid}/merge_requests/{iid}/diffs", per_page=3, page=2)
     assert [d["new_path"] for d in paged] == ["src/app.py"]
-    r = requests.get(f"{forge.url}/api/v4/projects/{pid}/merge_requests/{iid}/diffs",
-                     params={"per_page": "3", "unidiff": "true"}, headers={"PRIVATE-TOKEN": "x"})
+    r = requests.get(
+        f"{forge.url}/api/v4/projects/{pid}/merge_requests/{iid}/diffs",
+        params={"per_page": "3", "unidiff": "true"},
+        headers={"PRIVATE-TOKEN": "x"},
+    )
     assert (r.headers["x-total"], r.headers["x-total-pages"]) == ("4", "2")
     assert r.json()[0]["diff"] == "--- /dev/null\n+++ b/added.txt\n" + ADDED
 
@@ -95,7 +130,10 @@ def test_gitlab_merge_request_diffs(gl: gitlab.Gitlab, forge: SandboxServer,
     assert changes["iid"] == iid and changes["changes"] == diffs
     assert changes["changes_count"] == "4" and changes["overflow"] is False
     assert project.mergerequests.get(iid).diff_refs == {
-        "base_sha": branch_point, "start_sha": main, "head_sha": mr["sha"]}
+        "base_sha": branch_point,
+        "start_sha": main,
+        "head_sha": mr["sha"],
+    }
 
     control.push("acme/app", iid, {"added.txt": None, "src/app.py": INITIAL["src/app.py"]})
     after = gl.http_list(f"/projects/{pid}/merge_requests/{iid}/diffs", get_all=True)
@@ -105,12 +143,17 @@ def test_gitlab_merge_request_diffs(gl: gitlab.Gitlab, forge: SandboxServer,
     assert merged == after
 
 
-def test_gitlab_labels_in_rest_and_merge_request_hooks(gl: gitlab.Gitlab, control: SandboxClient,
-                                                       receiver: Any) -> None:
+def test_gitlab_labels_in_rest_and_merge_request_hooks(
+    gl: gitlab.Gitlab, control: SandboxClient, receiver: Any
+) -> None:
     control.create_project("acme/app", hooks=[{"url": receiver.url, "token": "t"}])
-    mr = control.open_merge_request("acme/app", "feature", files={"a": "1"},
-                                    labels=["release", "bug", "bug"],
-                                    message="Add a\n\nLonger body")
+    mr = control.open_merge_request(
+        "acme/app",
+        "feature",
+        files={"a": "1"},
+        labels=["release", "bug", "bug"],
+        message="Add a\n\nLonger body",
+    )
     control.open_merge_request("acme/app", "other", files={"b": "1"})
     assert mr["labels"] == ["bug", "release"]
     p = gl.projects.get("acme/app", lazy=True)
@@ -121,15 +164,23 @@ def test_gitlab_labels_in_rest_and_merge_request_hooks(gl: gitlab.Gitlab, contro
 
     edited = control.edit_merge_request("acme/app", mr["iid"], labels=["release", "docs"])
     assert edited["labels"] == ["docs", "release"]
-    control.edit_merge_request("acme/app", mr["iid"], add_labels=["ship"],
-                               remove_labels=["docs"], title="Add a!")
+    control.edit_merge_request(
+        "acme/app", mr["iid"], add_labels=["ship"], remove_labels=["docs"], title="Add a!"
+    )
     control.push("acme/app", mr["iid"], {"a": "2"}, message="Second commit")
-    hooks = wait_until(lambda: len(receiver.events("Merge Request Hook")) >= 5
-                       and receiver.events("Merge Request Hook"), 5, "5 MR hooks")
+    hooks = wait_until(
+        lambda: (
+            len(receiver.events("Merge Request Hook")) >= 5
+            and receiver.events("Merge Request Hook")
+        ),
+        5,
+        "5 MR hooks",
+    )
     opened, _, relabel, retitle, pushed = (h["payload"] for h in hooks)
 
-    expected_keys = set(json.loads((FIXTURES / "gitlab_merge_request.json").read_text()
-                                   )["labels"][0])
+    expected_keys = set(
+        json.loads((FIXTURES / "gitlab_merge_request.json").read_text())["labels"][0]
+    )
     assert [lb["title"] for lb in opened["labels"]] == ["bug", "release"]
     assert opened["object_attributes"]["labels"] == opened["labels"]
     assert set(opened["labels"][0]) == expected_keys
@@ -149,14 +200,17 @@ def test_gitlab_labels_in_rest_and_merge_request_hooks(gl: gitlab.Gitlab, contro
     assert "labels" not in pushed["changes"]
 
     r = control.session.post(
-        f"{control.base_url}/_sandbox/projects/1/merge_requests/1/edit", json={"labels": 5})
+        f"{control.base_url}/_sandbox/projects/1/merge_requests/1/edit", json={"labels": 5}
+    )
     assert r.status_code == 400
 
 
 # -- GitHub ------------------------------------------------------------------------------------
 
-def test_github_pull_request_files(gh: Github, control: SandboxClient,
-                                   make_github: Callable[..., Github]) -> None:
+
+def test_github_pull_request_files(
+    gh: Github, control: SandboxClient, make_github: Callable[..., Github]
+) -> None:
     control.create_github_repo("acme/api", files=INITIAL)
     control.github_commit("acme/api", {"keep.txt": "keep\n"}, branch="feature")
     control.github_commit("acme/api", {"main-only.txt": "later\n"})  # not part of the PR
@@ -167,8 +221,11 @@ def test_github_pull_request_files(gh: Github, control: SandboxClient,
     pr = gh.get_repo("acme/api").get_pull(1)
     files = list(pr.get_files())
     assert [(f.filename, f.status) for f in files] == [
-        ("added.txt", "added"), ("docs/new.md", "renamed"), ("remove.txt", "removed"),
-        ("src/app.py", "modified")]
+        ("added.txt", "added"),
+        ("docs/new.md", "renamed"),
+        ("remove.txt", "removed"),
+        ("src/app.py", "modified"),
+    ]
     by_name = {f.filename: f for f in files}
     app = by_name["src/app.py"]
     assert (app.additions, app.deletions, app.changes) == (1, 1, 2)
@@ -189,12 +246,15 @@ def test_github_pull_request_files(gh: Github, control: SandboxClient,
     assert [f.filename for f in pr.get_files()] == ["docs/new.md", "remove.txt", "src/app.py"]
 
 
-def test_github_labels_on_pull_requests_and_hooks(gh: Github, control: SandboxClient,
-                                                  receiver: Any) -> None:
-    control.create_github_repo("acme/api", hooks=[{"url": receiver.url, "secret": "s",
-                                                   "events": ["pull_request"]}])
-    opened = control.open_pull_request("acme/api", "feature", files={"a": "1"},
-                                       labels=["release", "bug"])
+def test_github_labels_on_pull_requests_and_hooks(
+    gh: Github, control: SandboxClient, receiver: Any
+) -> None:
+    control.create_github_repo(
+        "acme/api", hooks=[{"url": receiver.url, "secret": "s", "events": ["pull_request"]}]
+    )
+    opened = control.open_pull_request(
+        "acme/api", "feature", files={"a": "1"}, labels=["release", "bug"]
+    )
     assert [lb["name"] for lb in opened["labels"]] == ["bug", "release"]
     repo = gh.get_repo("acme/api")
     assert [lb.name for lb in repo.get_pull(1).labels] == ["bug", "release"]
@@ -205,13 +265,25 @@ def test_github_labels_on_pull_requests_and_hooks(gh: Github, control: SandboxCl
     control.edit_pull_request("acme/api", 1, labels=["release", "docs"])
     control.edit_pull_request("acme/api", 1, add_labels=["ship"], title="New title")
     control.edit_pull_request("acme/api", 1, title="New title")  # nothing changed: edited
-    hooks = wait_until(lambda: len(receiver.github_events("pull_request")) >= 8
-                       and receiver.github_events("pull_request"), 5, "8 pull_request hooks")
+    hooks = wait_until(
+        lambda: (
+            len(receiver.github_events("pull_request")) >= 8
+            and receiver.github_events("pull_request")
+        ),
+        5,
+        "8 pull_request hooks",
+    )
     payloads = [h["payload"] for h in hooks]
     assert [(p["action"], p.get("label", {}).get("name")) for p in payloads] == [
-        ("opened", None), ("labeled", "bug"), ("labeled", "release"),
-        ("unlabeled", "bug"), ("labeled", "docs"),
-        ("edited", None), ("labeled", "ship"), ("edited", None)]
+        ("opened", None),
+        ("labeled", "bug"),
+        ("labeled", "release"),
+        ("unlabeled", "bug"),
+        ("labeled", "docs"),
+        ("edited", None),
+        ("labeled", "ship"),
+        ("edited", None),
+    ]
     assert [lb["name"] for lb in payloads[0]["pull_request"]["labels"]] == ["bug", "release"]
     assert [lb["name"] for lb in payloads[3]["pull_request"]["labels"]] == ["release"]
     assert [lb["name"] for lb in payloads[4]["pull_request"]["labels"]] == ["docs", "release"]
@@ -224,7 +296,10 @@ def test_github_labels_on_pull_requests_and_hooks(gh: Github, control: SandboxCl
 @pytest.mark.parametrize("labels", ["", [1]])
 def test_bad_labels_are_refused_before_committing(control: SandboxClient, labels: Any) -> None:
     control.create_github_repo("acme/api")
-    r = control.session.post(f"{control.base_url}/_sandbox/github/repos/acme/api/pulls",
-                              json={"head": "feature", "files": {"a": "1"}, "labels": labels})
+    r = control.session.post(
+        f"{control.base_url}/_sandbox/github/repos/acme/api/pulls",
+        json={"head": "feature", "files": {"a": "1"}, "labels": labels},
+    )
     assert (r.status_code, "feature" in control.github_repo("acme/api")["branches"]) == (
-        (201, True) if labels == "" else (400, False))
+        (201, True) if labels == "" else (400, False)
+    )

@@ -20,12 +20,15 @@ def project(control: SandboxClient) -> dict:
     return control.create_project("acme/app")
 
 
-def test_429_with_retry_after_then_success(gl: gitlab.Gitlab, control: SandboxClient,
-                                           project: dict, forge: SandboxServer) -> None:
-    fault = control.add_fault(status=429, retry_after=0, count=1, method="POST",
-                              path=r"/pipeline$")
-    raw = requests.post(f"{forge.url}/api/v4/projects/1/pipeline", json={"ref": "main"},
-                        headers={"PRIVATE-TOKEN": "x"})
+def test_429_with_retry_after_then_success(
+    gl: gitlab.Gitlab, control: SandboxClient, project: dict, forge: SandboxServer
+) -> None:
+    fault = control.add_fault(status=429, retry_after=0, count=1, method="POST", path=r"/pipeline$")
+    raw = requests.post(
+        f"{forge.url}/api/v4/projects/1/pipeline",
+        json={"ref": "main"},
+        headers={"PRIVATE-TOKEN": "x"},
+    )
     assert raw.status_code == 429
     assert raw.headers["Retry-After"] == "0"
     assert {"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} <= set(raw.headers)
@@ -40,8 +43,9 @@ def test_429_with_retry_after_then_success(gl: gitlab.Gitlab, control: SandboxCl
     assert log[-1]["body"] == {"ref": "main"}
 
 
-def test_after_fault_leaves_the_pipeline_created(gl: gitlab.Gitlab, control: SandboxClient,
-                                                 project: dict) -> None:
+def test_after_fault_leaves_the_pipeline_created(
+    gl: gitlab.Gitlab, control: SandboxClient, project: dict
+) -> None:
     control.add_fault(status=502, mode="after", count=1, path=r"/trigger/pipeline$")
     token = control.create_trigger(project["id"])
     p = gl.projects.get(project["id"], lazy=True)
@@ -55,8 +59,7 @@ def test_after_fault_leaves_the_pipeline_created(gl: gitlab.Gitlab, control: San
     assert log[0]["status"] == 502 and log[0]["status_without_fault"] == 201
 
 
-def test_drop_and_drop_after(forge: SandboxServer, control: SandboxClient, project: dict
-                             ) -> None:
+def test_drop_and_drop_after(forge: SandboxServer, control: SandboxClient, project: dict) -> None:
     url = f"{forge.url}/api/v4/projects/1/pipeline"
     control.add_fault(mode="drop", count=1, method="POST")
     with pytest.raises(requests.ConnectionError):
@@ -71,14 +74,16 @@ def test_drop_and_drop_after(forge: SandboxServer, control: SandboxClient, proje
     assert control.faults() == []
 
 
-def test_latency_under_100_concurrent_requests(forge: SandboxServer, control: SandboxClient,
-                                               project: dict) -> None:
+def test_latency_under_100_concurrent_requests(
+    forge: SandboxServer, control: SandboxClient, project: dict
+) -> None:
     fault = control.add_fault(latency=0.3, path=r"^/api/v4/projects/1$")
     session_headers = {"PRIVATE-TOKEN": "x"}
 
     def get(_: int) -> int:
-        return requests.get(f"{forge.url}/api/v4/projects/1", headers=session_headers,
-                            timeout=10).status_code
+        return requests.get(
+            f"{forge.url}/api/v4/projects/1", headers=session_headers, timeout=10
+        ).status_code
 
     started = time.monotonic()
     with ThreadPoolExecutor(100) as pool:

@@ -26,8 +26,10 @@ def file_at(r: Repository, path: str, ref: str) -> ContentFile:
 @pytest.fixture
 def repo(control: SandboxClient) -> dict:
     return control.create_github_repo(
-        "acme/api", files={".github/bot.yml": BOT_YML, "src/app.py": "print(1)\n"},
-        collaborators={"alice": "write", "mona": "maintain", "tom": "triage"})
+        "acme/api",
+        files={".github/bot.yml": BOT_YML, "src/app.py": "print(1)\n"},
+        collaborators={"alice": "write", "mona": "maintain", "tom": "triage"},
+    )
 
 
 def test_repository_and_contents_at_refs(gh: Github, control: SandboxClient, repo: dict) -> None:
@@ -50,8 +52,9 @@ def test_repository_and_contents_at_refs(gh: Github, control: SandboxClient, rep
         gh.get_repo("acme/nope")
 
 
-def test_github_and_gitlab_namespaces_are_separate(gh: Github, control: SandboxClient,
-                                                   repo: dict) -> None:
+def test_github_and_gitlab_namespaces_are_separate(
+    gh: Github, control: SandboxClient, repo: dict
+) -> None:
     control.create_project("acme/api", files={"only-on-gitlab": "x"})
     assert gh.get_repo("acme/api").id == repo["id"]
     with pytest.raises(UnknownObjectException):
@@ -68,8 +71,9 @@ def test_auth_required_and_user(forge: SandboxServer, gh: Github, repo: dict) ->
 
 
 def test_pulls_and_issue_comments(gh: Github, control: SandboxClient, repo: dict) -> None:
-    opened = control.open_pull_request("acme/api", "feature", title="Add feature",
-                                       files={"src/a.py": "1\n"}, author="alice")
+    opened = control.open_pull_request(
+        "acme/api", "feature", title="Add feature", files={"src/a.py": "1\n"}, author="alice"
+    )
     control.open_pull_request("acme/api", "other", files={"b": "1"})
     control.close_pull_request("acme/api", 2)
     r = gh.get_repo("acme/api")
@@ -112,7 +116,7 @@ def test_commit_statuses_and_combined(gh: Github, repo: dict) -> None:
 
 
 def test_check_runs_need_an_app_installation_token(
-        make_github: Callable[..., Github], gh: Github, control: SandboxClient, repo: dict
+    make_github: Callable[..., Github], gh: Github, control: SandboxClient, repo: dict
 ) -> None:
     with pytest.raises(GithubException) as exc:
         gh.get_repo("acme/api").create_check_run("baton", repo["head_sha"])
@@ -121,8 +125,13 @@ def test_check_runs_need_an_app_installation_token(
     assert token.startswith("ghs_")
     app = make_github(token)
     r = app.get_repo("acme/api")
-    run = r.create_check_run("baton", repo["head_sha"], status="in_progress",
-                             details_url="http://baton/1", output={"title": "t", "summary": "s"})
+    run = r.create_check_run(
+        "baton",
+        repo["head_sha"],
+        status="in_progress",
+        details_url="http://baton/1",
+        output={"title": "t", "summary": "s"},
+    )
     assert (run.status, run.conclusion, run.app.slug) == ("in_progress", None, "baton-app")
     run.edit(conclusion="success")
     assert r.get_check_run(run.id).conclusion == "success"
@@ -143,11 +152,18 @@ def test_collaborator_permission(gh: Github, repo: dict) -> None:
 
 def test_hooks_crud(gh: Github, control: SandboxClient, repo: dict) -> None:
     r = gh.get_repo("acme/api")
-    hook = r.create_hook("web", {"url": "http://127.0.0.1:9/h", "content_type": "json",
-                                 "secret": "s"}, events=["pull_request"], active=True)
+    hook = r.create_hook(
+        "web",
+        {"url": "http://127.0.0.1:9/h", "content_type": "json", "secret": "s"},
+        events=["pull_request"],
+        active=True,
+    )
     assert hook.config["secret"] == "********" and hook.events == ["pull_request"]
-    hook.edit("web", {"url": "http://127.0.0.1:9/h2", "content_type": "form"},
-              events=["pull_request", "workflow_run"])
+    hook.edit(
+        "web",
+        {"url": "http://127.0.0.1:9/h2", "content_type": "form"},
+        events=["pull_request", "workflow_run"],
+    )
     got = r.get_hook(hook.id)
     assert got.config["url"].endswith("/h2") and got.config["content_type"] == "form"
     assert [h.id for h in r.get_hooks()] == [hook.id]
@@ -155,8 +171,9 @@ def test_hooks_crud(gh: Github, control: SandboxClient, repo: dict) -> None:
     assert list(r.get_hooks()) == []
 
 
-def test_link_pagination(make_github: Callable[..., Github], control: SandboxClient, repo: dict
-                         ) -> None:
+def test_link_pagination(
+    make_github: Callable[..., Github], control: SandboxClient, repo: dict
+) -> None:
     for i in range(7):
         control.open_pull_request("acme/api", f"b{i}", files={f"f{i}": "x"})
     client = make_github(per_page=3)

@@ -17,19 +17,32 @@ from sandbox.github_hooks import signature_256
 
 FIXTURES = Path("/work/shared/fixtures/webhooks")
 SECRET = "It's a Secret to Everybody"
-HEADERS = {"Content-Type", "User-Agent", "X-GitHub-Event", "X-GitHub-Delivery",
-           "X-GitHub-Hook-ID", "X-Hub-Signature-256", "X-GitHub-Hook-Installation-Target-Type",
-           "X-GitHub-Hook-Installation-Target-ID"}
-WORKFLOW = ("name: Preview\nrun-name: Preview ${{ inputs.marker }}\n"
-            "on:\n  workflow_dispatch:\n    inputs:\n      marker: {required: true}\n")
+HEADERS = {
+    "Content-Type",
+    "User-Agent",
+    "X-GitHub-Event",
+    "X-GitHub-Delivery",
+    "X-GitHub-Hook-ID",
+    "X-Hub-Signature-256",
+    "X-GitHub-Hook-Installation-Target-Type",
+    "X-GitHub-Hook-Installation-Target-ID",
+}
+WORKFLOW = (
+    "name: Preview\nrun-name: Preview ${{ inputs.marker }}\n"
+    "on:\n  workflow_dispatch:\n    inputs:\n      marker: {required: true}\n"
+)
 
 
 def fixture(name: str) -> dict[str, Any]:
     return json.loads((FIXTURES / name).read_text())
 
 
-def assert_keys_like(payload: dict[str, Any], name: str, member: str | None = None,
-                     optional: frozenset[str] = frozenset()) -> None:
+def assert_keys_like(
+    payload: dict[str, Any],
+    name: str,
+    member: str | None = None,
+    optional: frozenset[str] = frozenset(),
+) -> None:
     expected = fixture(name)
     assert set(expected) - optional <= set(payload), set(expected) - set(payload)
     if member:
@@ -49,8 +62,9 @@ def test_signature_matches_githubs_test_vector() -> None:
     assert verify(SECRET, b"Hello, World!", expected)
 
 
-def test_pull_request_lifecycle_hooks_in_order_and_signed(control: SandboxClient,
-                                                          receiver: Any) -> None:
+def test_pull_request_lifecycle_hooks_in_order_and_signed(
+    control: SandboxClient, receiver: Any
+) -> None:
     control.create_github_repo("acme/api", hooks=[{"url": receiver.url, "secret": SECRET}])
     ping = wait_until(lambda: receiver.github_events("ping"), 5, "ping")[0]
     assert ping["payload"]["hook"]["config"]["url"] == receiver.url
@@ -65,21 +79,38 @@ def test_pull_request_lifecycle_hooks_in_order_and_signed(control: SandboxClient
     merged = control.merge_pull_request("acme/api", 1)
     assert merged["merged"] is True and merged["state"] == "closed"
 
-    hooks = wait_until(lambda: len(receiver.github_events("pull_request")) >= 6
-                       and receiver.github_events("pull_request"), 5, "6 pull_request hooks")
+    hooks = wait_until(
+        lambda: (
+            len(receiver.github_events("pull_request")) >= 6
+            and receiver.github_events("pull_request")
+        ),
+        5,
+        "6 pull_request hooks",
+    )
     payloads = [h["payload"] for h in hooks]
-    assert [p["action"] for p in payloads] == ["opened", "synchronize", "edited", "closed",
-                                               "reopened", "closed"]
+    assert [p["action"] for p in payloads] == [
+        "opened",
+        "synchronize",
+        "edited",
+        "closed",
+        "reopened",
+        "closed",
+    ]
     assert (payloads[1]["before"], payloads[1]["after"]) == (before, after)
     assert payloads[1]["pull_request"]["head"]["sha"] == after
     assert payloads[2]["changes"] == {"title": {"from": "Feature"}}
     assert payloads[3]["sender"]["login"] == "bob"
     assert payloads[3]["pull_request"]["merged"] is False
     assert payloads[5]["pull_request"]["merged"] is True
-    assert_keys_like(payloads[0], "github_pull_request_opened.json", "pull_request",
-                     optional=frozenset({"installation"}))
-    assert_keys_like(payloads[1], "github_pull_request_synchronize.json",
-                     optional=frozenset({"installation"}))
+    assert_keys_like(
+        payloads[0],
+        "github_pull_request_opened.json",
+        "pull_request",
+        optional=frozenset({"installation"}),
+    )
+    assert_keys_like(
+        payloads[1], "github_pull_request_synchronize.json", optional=frozenset({"installation"})
+    )
     for h in [ping, *hooks]:
         headers = h["headers"]
         assert set(headers) >= HEADERS
@@ -91,63 +122,85 @@ def test_pull_request_lifecycle_hooks_in_order_and_signed(control: SandboxClient
 
 
 def test_issue_comment_hooks(gh: Github, control: SandboxClient, receiver: Any) -> None:
-    control.create_github_repo("acme/api", hooks=[{"url": receiver.url, "secret": "s",
-                                                   "events": ["issue_comment"]}])
+    control.create_github_repo(
+        "acme/api", hooks=[{"url": receiver.url, "secret": "s", "events": ["issue_comment"]}]
+    )
     control.open_pull_request("acme/api", "feature", files={"a": "1"})
     control.comment_pull_request("acme/api", 1, "/baton retry", author="carol")
     mine = gh.get_repo("acme/api").get_pull(1).create_issue_comment("summary")
     mine.edit("summary v2")
-    hooks = wait_until(lambda: len(receiver.github_events("issue_comment")) >= 3
-                       and receiver.github_events("issue_comment"), 5, "3 comment hooks")
+    hooks = wait_until(
+        lambda: (
+            len(receiver.github_events("issue_comment")) >= 3
+            and receiver.github_events("issue_comment")
+        ),
+        5,
+        "3 comment hooks",
+    )
     payloads = [h["payload"] for h in hooks]
     assert [p["action"] for p in payloads] == ["created", "created", "edited"]
-    assert [p["comment"]["user"]["login"] for p in payloads] == ["carol", "baton-bot",
-                                                                "baton-bot"]
+    assert [p["comment"]["user"]["login"] for p in payloads] == ["carol", "baton-bot", "baton-bot"]
     assert payloads[2]["changes"] == {"body": {"from": "summary"}}
     first = payloads[0]
     assert first["issue"]["number"] == 1 and first["issue"]["pull_request"]["url"].endswith(
-        "/pulls/1")
+        "/pulls/1"
+    )
     assert_keys_like(first, "github_issue_comment_created_on_pr.DERIVED.json", "comment")
-    assert set(fixture("github_issue_comment_created_on_pr.DERIVED.json")["issue"]) <= \
-        set(first["issue"])
+    assert set(fixture("github_issue_comment_created_on_pr.DERIVED.json")["issue"]) <= set(
+        first["issue"]
+    )
     assert receiver.github_events("pull_request") == []  # not subscribed
 
 
 def test_workflow_run_hooks_in_order(gh: Github, control: SandboxClient, receiver: Any) -> None:
-    control.create_github_repo("acme/api", files={".github/workflows/preview.yml": WORKFLOW},
-                               hooks=[{"url": receiver.url, "secret": "s",
-                                       "events": ["workflow_run"]}])
+    control.create_github_repo(
+        "acme/api",
+        files={".github/workflows/preview.yml": WORKFLOW},
+        hooks=[{"url": receiver.url, "secret": "s", "events": ["workflow_run"]}],
+    )
     control.set_run_script("acme/api", "failure", running=2)
     wf = gh.get_repo("acme/api").get_workflow("preview.yml")
     run = wf.create_dispatch("main", {"marker": "m-1"}, return_run_details=True)
-    hooks = wait_until(lambda: len(receiver.github_events("workflow_run")) >= 3
-                       and receiver.github_events("workflow_run"), 5, "3 workflow_run hooks")
+    hooks = wait_until(
+        lambda: (
+            len(receiver.github_events("workflow_run")) >= 3
+            and receiver.github_events("workflow_run")
+        ),
+        5,
+        "3 workflow_run hooks",
+    )
     payloads = [h["payload"] for h in hooks]
     assert [p["action"] for p in payloads] == ["requested", "in_progress", "completed"]
-    assert [p["workflow_run"]["status"] for p in payloads] == ["queued", "in_progress",
-                                                               "completed"]
+    assert [p["workflow_run"]["status"] for p in payloads] == ["queued", "in_progress", "completed"]
     last = payloads[-1]
     assert last["workflow_run"]["id"] == run.id
     assert last["workflow_run"]["conclusion"] == "failure"
     assert last["workflow_run"]["display_title"] == "Preview m-1"
     assert last["workflow"]["path"] == ".github/workflows/preview.yml"
-    assert_keys_like(last, "github_workflow_run_completed.json", "workflow_run",
-                     optional=frozenset({"organization"}))
-    assert set(fixture("github_workflow_run_completed.json")["workflow"]) <= \
-        set(last["workflow"])
+    assert_keys_like(
+        last,
+        "github_workflow_run_completed.json",
+        "workflow_run",
+        optional=frozenset({"organization"}),
+    )
+    assert set(fixture("github_workflow_run_completed.json")["workflow"]) <= set(last["workflow"])
 
 
 def test_form_content_type_and_redelivery(control: SandboxClient, receiver: Any) -> None:
-    control.create_github_repo("acme/api", hooks=[{"url": receiver.url, "secret": "s",
-                                                   "content_type": "form"}])
+    control.create_github_repo(
+        "acme/api", hooks=[{"url": receiver.url, "secret": "s", "content_type": "form"}]
+    )
     ping = wait_until(lambda: receiver.github_events("ping"), 5, "ping")[0]
     assert ping["headers"]["Content-Type"] == "application/x-www-form-urlencoded"
     assert ping["body"].startswith(b"payload=")
     assert verify("s", ping["body"], ping["headers"]["X-Hub-Signature-256"])
     guid = ping["headers"]["X-GitHub-Delivery"]
     assert control.redeliver(guid)["delivery"] == guid
-    again = wait_until(lambda: len(receiver.github_events("ping")) >= 2
-                       and receiver.github_events("ping"), 5, "redelivered ping")[1]
+    again = wait_until(
+        lambda: len(receiver.github_events("ping")) >= 2 and receiver.github_events("ping"),
+        5,
+        "redelivered ping",
+    )[1]
     assert again["headers"]["X-GitHub-Delivery"] == guid and again["body"] == ping["body"]
     log = control.webhooks(event="ping")
     assert [w["redelivery"] for w in log] == [False, True]

@@ -47,8 +47,7 @@ def test_auth_user_and_users(gl: gitlab.Gitlab, project: dict) -> None:
     assert exc.value.response_code == 404
 
 
-def test_missing_token_is_401_and_unknown_project_404(forge: SandboxServer, project: dict
-                                                      ) -> None:
+def test_missing_token_is_401_and_unknown_project_404(forge: SandboxServer, project: dict) -> None:
     r = requests.get(f"{forge.url}/api/v4/projects/1")
     assert r.status_code == 401
     assert r.json() == {"message": "401 Unauthorized"}
@@ -59,8 +58,9 @@ def test_missing_token_is_401_and_unknown_project_404(forge: SandboxServer, proj
     assert r.status_code == 200
 
 
-def test_files_at_branch_tag_and_sha(gl: gitlab.Gitlab, control: SandboxClient, project: dict
-                                     ) -> None:
+def test_files_at_branch_tag_and_sha(
+    gl: gitlab.Gitlab, control: SandboxClient, project: dict
+) -> None:
     first = project["head_sha"]
     control.tag("group/sub/proj", "v1.0")
     second = control.commit("group/sub/proj", {".baton.yml": "changed\n"}, message="Change")
@@ -81,10 +81,15 @@ def test_files_at_branch_tag_and_sha(gl: gitlab.Gitlab, control: SandboxClient, 
 
 def test_pipeline_with_variables(gl: gitlab.Gitlab, project: dict) -> None:
     p = gl.projects.get(project["id"], lazy=True)
-    pipeline = p.pipelines.create({"ref": "main", "variables": [
-        {"key": "BATON_RUN_ID", "value": "42"},
-        {"key": "F", "value": "x", "variable_type": "file"},
-    ]})
+    pipeline = p.pipelines.create(
+        {
+            "ref": "main",
+            "variables": [
+                {"key": "BATON_RUN_ID", "value": "42"},
+                {"key": "F", "value": "x", "variable_type": "file"},
+            ],
+        }
+    )
     assert pipeline.status == "created"
     assert pipeline.source == "api"
     assert pipeline.sha == project["head_sha"]
@@ -105,17 +110,25 @@ def test_unknown_ref_is_400_reference_not_found(gl: gitlab.Gitlab, project: dict
 
 def test_form_and_query_bodies_are_accepted(forge: SandboxServer, project: dict) -> None:
     base = f"{forge.url}/api/v4/projects/group%2Fsub%2Fproj"
-    r = requests.post(f"{base}/pipeline?ref=main", headers={"PRIVATE-TOKEN": "x"},
-                      data={"variables[0][key]": "A", "variables[0][value]": "1",
-                            "variables[1][key]": "B", "variables[1][value]": "2"})
+    r = requests.post(
+        f"{base}/pipeline?ref=main",
+        headers={"PRIVATE-TOKEN": "x"},
+        data={
+            "variables[0][key]": "A",
+            "variables[0][value]": "1",
+            "variables[1][key]": "B",
+            "variables[1][value]": "2",
+        },
+    )
     assert r.status_code == 201
     pid = r.json()["id"]
     r = requests.get(f"{base}/pipelines/{pid}/variables", headers={"PRIVATE-TOKEN": "x"})
     assert [(v["key"], v["value"]) for v in r.json()] == [("A", "1"), ("B", "2")]
 
 
-def test_list_filters_and_pagination(gl: gitlab.Gitlab, control: SandboxClient, project: dict
-                                     ) -> None:
+def test_list_filters_and_pagination(
+    gl: gitlab.Gitlab, control: SandboxClient, project: dict
+) -> None:
     control.set_script(project["id"], "success", created=1000)
     control.commit(project["id"], {"x": "1"}, branch="feature")
     p = gl.projects.get(project["id"], lazy=True)
@@ -130,20 +143,25 @@ def test_list_filters_and_pagination(gl: gitlab.Gitlab, control: SandboxClient, 
     assert [x.id for x in p.pipelines.list(ref="feature", status="created")] == [feature]
     asc = p.pipelines.list(ref="main", sort="asc", per_page=5, page=2)
     assert [x.id for x in asc] == ids[5:10]
-    r = requests.get(f"{gl.url}/api/v4/projects/{project['id']}/pipelines?per_page=10&page=2",
-                     headers={"PRIVATE-TOKEN": "x"})
+    r = requests.get(
+        f"{gl.url}/api/v4/projects/{project['id']}/pipelines?per_page=10&page=2",
+        headers={"PRIVATE-TOKEN": "x"},
+    )
     h = r.headers
     assert (h["x-page"], h["x-per-page"]) == ("2", "10")
     assert (h["x-total"], h["x-total-pages"]) == ("26", "3")
     assert (h["x-next-page"], h["x-prev-page"]) == ("3", "1")
-    assert f'<{gl.url}/api/v4/projects/{project["id"]}/pipelines?page=3&per_page=10>; rel="next"' \
+    assert (
+        f'<{gl.url}/api/v4/projects/{project["id"]}/pipelines?page=3&per_page=10>; rel="next"'
         in h["Link"]
+    )
     assert 'rel="last"' in h["Link"] and 'rel="first"' in h["Link"]
     assert p.pipelines.latest(ref="feature").id == feature
 
 
-def test_trigger_pipeline_with_token(gl: gitlab.Gitlab, control: SandboxClient, project: dict
-                                     ) -> None:
+def test_trigger_pipeline_with_token(
+    gl: gitlab.Gitlab, control: SandboxClient, project: dict
+) -> None:
     p = gl.projects.get(project["id"], lazy=True)
     token = p.triggers.create({"description": "baton"}).token
     pipeline = p.trigger_pipeline("main", token, variables={"UPSTREAM_REF": "refs/heads/main"})
@@ -161,15 +179,20 @@ def test_trigger_pipeline_with_token(gl: gitlab.Gitlab, control: SandboxClient, 
 def test_trigger_rules(forge: SandboxServer, control: SandboxClient, project: dict) -> None:
     token = control.create_trigger(project["id"])
     url = f"{forge.url}/api/v4/projects/{project['id']}"
-    r = requests.post(f"{url}/trigger/pipeline", json={"ref": "main", "token": token},
-                      headers={"X-Gitlab-Event": "Pipeline Hook"})
+    r = requests.post(
+        f"{url}/trigger/pipeline",
+        json={"ref": "main", "token": token},
+        headers={"X-Gitlab-Event": "Pipeline Hook"},
+    )
     assert r.status_code == 403
-    r = requests.post(f"{url}/trigger/pipeline",
-                      json={"ref": "main", "token": token, "variables": {"N": 1}})
+    r = requests.post(
+        f"{url}/trigger/pipeline", json={"ref": "main", "token": token, "variables": {"N": 1}}
+    )
     assert r.status_code == 400
     assert r.json() == {"message": "variables needs to be a map of key-valued strings"}
-    r = requests.post(f"{url}/ref/main/trigger/pipeline?token={token}",
-                      data={"variables[VAR1]": "value1"})
+    r = requests.post(
+        f"{url}/ref/main/trigger/pipeline?token={token}", data={"variables[VAR1]": "value1"}
+    )
     assert r.status_code == 201, r.text
     assert r.json()["source"] == "trigger"
     assert control.pipelines(project["id"])[-1]["variables"][0]["key"] == "VAR1"
@@ -202,8 +225,9 @@ def test_retry_and_cancel(gl: gitlab.Gitlab, control: SandboxClient, project: di
 
 
 def test_merge_request_notes(gl: gitlab.Gitlab, control: SandboxClient, project: dict) -> None:
-    mr_json = control.open_merge_request(project["id"], "feature", files={"a.txt": "a"},
-                                         title="Add a")
+    mr_json = control.open_merge_request(
+        project["id"], "feature", files={"a.txt": "a"}, title="Add a"
+    )
     mr = gl.projects.get(project["id"], lazy=True).mergerequests.get(mr_json["iid"])
     assert (mr.source_branch, mr.target_branch, mr.state) == ("feature", "main", "opened")
     assert mr.sha == mr_json["sha"]
@@ -242,8 +266,14 @@ def test_commit_statuses(gl: gitlab.Gitlab, project: dict) -> None:
 
 def test_hooks_crud(gl: gitlab.Gitlab, project: dict) -> None:
     p = gl.projects.get(project["id"], lazy=True)
-    hook = p.hooks.create({"url": "http://example.test/h", "token": "s",
-                           "pipeline_events": True, "push_events": False})
+    hook = p.hooks.create(
+        {
+            "url": "http://example.test/h",
+            "token": "s",
+            "pipeline_events": True,
+            "push_events": False,
+        }
+    )
     assert hook.pipeline_events is True and hook.push_events is False
     hook.note_events = True
     hook.save()

@@ -12,6 +12,7 @@ import pytest
 from bots.commands import handlers
 from bots.commands.parser import parse_comment
 from bots.events import CommentEvent
+from bots.forges.base import RemoteProject
 from bots.inbound import github, gitlab
 from chains.models import Forge
 from tests.conftest import load_fixture
@@ -81,11 +82,16 @@ class FakeClient:
         self.bodies.append(body)
         return "reply-1"
 
+    def get_project(self, path: str) -> RemoteProject:
+        """What a forge says of a project Baton knows only by name: public, as on a hook."""
+        return RemoteProject(id="77", path=path, default_branch="main", web_url="", public=True)
+
 
 @pytest.fixture
 def client(monkeypatch: pytest.MonkeyPatch) -> FakeClient:
     fake = FakeClient()
     monkeypatch.setattr(handlers, "forge_for", lambda forge: fake)
+    monkeypatch.setattr("bots.engine.planning.forge_for", lambda forge: fake)
     return fake
 
 

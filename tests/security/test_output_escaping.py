@@ -12,6 +12,7 @@ from django.test import Client
 from bots import services
 from bots.commands import handlers
 from bots.events import CommentEvent
+from bots.forges.base import RemoteProject
 from bots.markdown import ZWJ, code, link, text, truncate
 from bots.summary import render, render_plan
 from chains.planner import Plan, PlannedRun
@@ -148,11 +149,16 @@ class FakeClient:
         self.bodies.append(body)
         return "reply-1"
 
+    def get_project(self, path: str) -> RemoteProject:
+        """What a forge says of a project Baton knows only by name: public, as on a hook."""
+        return RemoteProject(id="77", path=path, default_branch="main", web_url="", public=True)
+
 
 @pytest.fixture
 def client(monkeypatch: pytest.MonkeyPatch) -> FakeClient:
     fake = FakeClient()
     monkeypatch.setattr(handlers, "forge_for", lambda forge: fake)
+    monkeypatch.setattr("bots.engine.planning.forge_for", lambda forge: fake)
     return fake
 
 

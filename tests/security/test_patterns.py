@@ -155,7 +155,9 @@ def test_plan_page_gives_up_after_the_time_limit(signed_in: Client, settings: An
         token="t",
         webhook_secret="s",
     )
-    repo = Repository.objects.create(forge=forge, path="acme/app", default_branch="main")
+    repo = Repository.objects.create(
+        forge=forge, path="acme/app", default_branch="main", remote_id="1"
+    )
     responses.get(
         f"{API}/projects/acme%2Fapp/merge_requests/1",
         json={

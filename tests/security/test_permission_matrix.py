@@ -25,7 +25,7 @@ from django.test import Client
 from bots.commands import handlers
 from bots.engine import planning
 from bots.events import CommentEvent
-from bots.forges.base import RemoteChange
+from bots.forges.base import RemoteChange, RemoteProject
 from chains.models import AuditEvent, Chain, Grant, Identity, Run, Team
 from chains.status import Status
 from tests.dashboard import factories as f
@@ -195,6 +195,12 @@ class FakeForge:
         self.bodies.append(body)
         return "1"
 
+    def get_project(self, path: str) -> RemoteProject:
+        """What the forge says of acme/app: private, like the targets, so a reply on its change
+        may name what the policy's words name (redaction on public changes is tested in
+        test_confidentiality.py)."""
+        return RemoteProject(id="77", path=path, default_branch="main", web_url="", public=False)
+
     def public_email(self, username: str) -> str:
         return ""
 
@@ -205,6 +211,7 @@ _comments = itertools.count(1)
 def _comment(world: World, user: User | None, verb: str, monkeypatch: Any) -> Answer:
     fake = FakeForge()
     monkeypatch.setattr(handlers, "forge_for", lambda forge: fake)
+    monkeypatch.setattr("bots.engine.planning.forge_for", lambda forge: fake)
     monkeypatch.setattr("bots.permissions.forge_for", lambda forge: fake)
     author = user.username if user is not None else "stranger"  # no linked Baton user
     event = CommentEvent("acme/app", 7, author, CASES[verb][2], f"c{next(_comments)}")
