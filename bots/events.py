@@ -28,6 +28,8 @@ class ChangeEvent:
     from_fork: bool = False
     previous_sha: str = ""
     public: bool = False  # the upstream project is public
+    actor: str = ""  # who acted (opened, pushed, reopened, asked); "" when it is the author
+    confirmed: bool = False  # read from the forge's API, not taken from a webhook's word
 
 
 @dataclass(frozen=True)

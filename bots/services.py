@@ -209,4 +209,6 @@ def rerun_chain(chain: Chain, *, actor: Actor) -> None:
     _audit(
         "chain.rerun", actor, chain=chain, target=f"{chain.repository.path}!{chain.change_number}"
     )
-    transaction.on_commit(lambda: tasks.rerun_chain.delay(chain.pk, actor.name))
+    # From the dashboard or the API the actor is a Baton user: their grants count too.
+    user_id = getattr(actor.user, "pk", None) if actor.surface != "comment" else None
+    transaction.on_commit(lambda: tasks.rerun_chain.delay(chain.pk, actor.name, user_id))

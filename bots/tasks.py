@@ -121,9 +121,14 @@ def retry_remote(self, run_id: int) -> None:  # type: ignore[no-untyped-def]
 
 
 @shared_task(bind=True, max_retries=None)
-def rerun_chain(self, chain_id: int, actor: str) -> None:  # type: ignore[no-untyped-def]
+def rerun_chain(  # type: ignore[no-untyped-def]
+    self, chain_id: int, actor: str, user_id: int | None = None
+) -> None:
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
     try:
-        planning.rerun_change(chain_id, actor)
+        planning.rerun_change(chain_id, actor, actor_user=user)
     except ForgeError as exc:
         if exc.permanent or self.request.retries >= settings.BATON_MAX_FORGE_RETRIES:
             log.warning("chain %s could not be re-run: %s", chain_id, exc.message)

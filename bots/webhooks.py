@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 
 from bots import tasks
 from bots.dispatch import INBOUND
+from bots.scrubbing import scrub_payload
 from chains.models import Delivery, Forge
 
 FORGE_CACHE_SECONDS = 10.0  # a changed secret takes effect within this long
@@ -59,6 +60,7 @@ def receive(request: HttpRequest, slug: str) -> JsonResponse:
         return JsonResponse({"error": "the body is not JSON"}, status=400)
     event = inbound.event_name(request.headers)
     handled = inbound.handles(event)
+    payload = scrub_payload(forge, event, payload)  # known masked values never stored
     delivery_id, created = Delivery.objects.record(
         forge, event, inbound.dedupe_key(request.headers, request.body), payload, handled=handled
     )

@@ -1,0 +1,79 @@
+"""Take known masked values out of a webhook payload before it is stored.
+
+Forges echo the variables a pipeline was started with (GitLab's Pipeline Hook lists them under
+``object_attributes.variables``), and a pipeline's name or a job's may show one. Before a
+delivery is written, every value Baton knows to be masked is replaced by ``••••``: the masked
+variables Baton sent to the runs of the chain the pipeline belongs to, and the masked variables
+of the admin rules (by value anywhere, and by name where the payload lists variables).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Q
+
+from bots.engine.tracking import RUN_ID_VARIABLE, mentions_run
+from bots.events import MalformedPayload, PipelineEvent
+from chains.masking import mask_named, scrub, secret_values
+from chains.models import Forge, Rule, Run
+
+
+def rule_secrets() -> tuple[set[str], set[str]]:
+    """(values, names) of every admin rule's masked variables."""
+    values: set[str] = set()
+    names: set[str] = set()
+    for secrets in Rule.objects.values_list("secrets", flat=True):
+        for where, value in (secrets or {}).items():
+            values |= secret_values([value])
+            names.add(str(where).rsplit(".", 1)[-1])
+    return values, names
+
+
+def _runs_of(forge: Forge, event: PipelineEvent) -> list[int]:
+    """The chains of the runs this pipeline event is about (by pipeline id, BATON_RUN_ID, or a
+    title that shows a waiting run's id)."""
+    query = Q(repository__forge=forge, remote_id=event.pipeline_id)
+    marker = event.variables.get(RUN_ID_VARIABLE, "")
+    if marker.isdigit() and len(marker) < 19:
+        query |= Q(repository__forge=forge, pk=int(marker))
+    chain_ids = set(Run.objects.filter(query).values_list("chain_id", flat=True)[:10])
+    if not chain_ids and event.marker_text:
+        waiting = Run.objects.filter(
+            repository__forge=forge, repository__path=event.project, remote_id=""
+        ).values_list("pk", "chain_id")[:200]
+        chain_ids = {c for pk, c in waiting if mentions_run(event.marker_text, pk)}
+    return sorted(chain_ids)
+
+
+def chain_secrets(forge: Forge, event: PipelineEvent) -> tuple[set[str], set[str]]:
+    """(values, names) of the masked variables sent to the runs of the pipeline's chains."""
+    values: set[str] = set()
+    names: set[str] = set()
+    chains = _runs_of(forge, event)
+    if not chains:
+        return values, names
+    for masked in Run.objects.filter(chain_id__in=chains).values_list(
+        "masked_variables", flat=True
+    ):
+        values |= secret_values((masked or {}).values())
+        names |= {str(name) for name in masked or {}}
+    return values, names
+
+
+def scrub_payload(forge: Forge, event_name: str, payload: Any) -> Any:
+    """The payload as it may be stored: known masked values replaced by ••••."""
+    from bots.dispatch import INBOUND
+
+    values, names = rule_secrets()
+    inbound = INBOUND.get(forge.kind)
+    if inbound is not None and inbound.handles(event_name):
+        try:
+            event = inbound.parse(event_name, payload)
+        except MalformedPayload:
+            event = None
+        if isinstance(event, PipelineEvent):
+            sent_values, sent_names = chain_secrets(forge, event)
+            values |= sent_values
+            names |= sent_names
+    return mask_named(scrub(payload, values), names)
