@@ -376,6 +376,7 @@ class ForgeAdmin(AuditedAdmin):
         obj: Any = None,
     ) -> HttpResponse:
         context["may_reveal_secret"] = request.user.is_superuser
+        context["may_manage"] = self._may_manage(request)
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
