@@ -35,7 +35,7 @@ def _runs_of(forge: Forge, event: PipelineEvent) -> list[int]:
     title that shows a waiting run's id)."""
     query = Q(repository__forge=forge, remote_id=event.pipeline_id)
     marker = event.variables.get(RUN_ID_VARIABLE, "")
-    if marker.isdigit() and len(marker) < 19:
+    if marker.isascii() and marker.isdigit() and len(marker) < 19:
         query |= Q(repository__forge=forge, pk=int(marker))
     chain_ids = set(Run.objects.filter(query).values_list("chain_id", flat=True)[:10])
     if not chain_ids and event.marker_text:

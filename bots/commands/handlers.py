@@ -149,7 +149,10 @@ def _start(
         )
     )
     what = ", ".join(args) if args else "every target"
-    return f"Starting {what} on the latest commit, with {event.author}'s permissions."
+    return (
+        f"Starting {what} on the latest commit, for the change's author and with "
+        f"{event.author}'s permissions too."
+    )
 
 
 def _retry(

@@ -31,6 +31,7 @@ from bots.permissions import Person
 from chains.models import Chain, Forge, Repository
 from chains.policy import Verdict, user_may
 
+OPEN_STATES = ("opened", "open")  # GitLab, GitHub
 LOCK_CLASS = 0x6261746F  # "bato": the first key of Baton's advisory locks
 
 
@@ -73,9 +74,11 @@ def allowed(people: list[Principal], action: str, repository: Repository) -> Ver
 
 
 def confirm_change(client: ForgeClient, event: ChangeEvent) -> ChangeEvent | str:
-    """The event with the forge's word on what grants power (the change exists, its author,
-    whether it comes from a fork), or why it starts nothing. An event already read from the
-    forge (a comment's `/baton run`, a re-run) is not read again."""
+    """The event with the forge's word on what grants power (the change exists and is open at
+    the commit the event names, its author, whether it comes from a fork), or why it starts
+    nothing: a replayed old event neither runs an earlier commit nor supersedes a newer chain.
+    An event already read from the forge (a comment's `/baton run`, a re-run) is not read
+    again."""
     if event.confirmed:
         return event
     change = event.change
@@ -86,6 +89,13 @@ def confirm_change(client: ForgeClient, event: ChangeEvent) -> ChangeEvent | str
             raise
         return f"not started: the forge does not confirm {change.project} #{change.number}: " + (
             exc.message
+        )
+    if remote.state not in OPEN_STATES:
+        return f"not started: {change.project} #{change.number} is {remote.state} on the forge"
+    if change.head_sha and remote.head_sha and remote.head_sha != change.head_sha:
+        return (
+            f"not started: {change.project} #{change.number} is at {remote.head_sha[:12]} now; "
+            f"this event is about {change.head_sha[:12]}, an earlier commit"
         )
     actor = event.actor or change.author
     return dataclasses.replace(

@@ -39,7 +39,9 @@ def person(forge: Forge, name: str, *projects: str) -> User:
     return user
 
 
-def fake_change(author: str, *, config: str, sha: str = SHA, fork: bool = False) -> None:
+def fake_change(
+    author: str, *, config: str, sha: str = SHA, fork: bool = False, state: str = "opened"
+) -> None:
     """acme/app !7 by ``author`` at ``sha``, whose `.baton.yml` is ``config``."""
     responses.get(
         f"{API}/projects/acme%2Fapp/merge_requests/7",
@@ -53,7 +55,7 @@ def fake_change(author: str, *, config: str, sha: str = SHA, fork: bool = False)
             "sha": sha,
             "source_project_id": 43 if fork else 42,
             "target_project_id": 42,
-            "state": "opened",
+            "state": state,
         },
     )
     files = re.compile(rf"{re.escape(API)}/projects/acme%2Fapp/repository/files/.*")

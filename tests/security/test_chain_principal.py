@@ -166,3 +166,20 @@ def test_a_comment_run_on_someone_elses_change_needs_both(forge: Any) -> None:
     assert chain.runs.get().error.startswith("mallory may not trigger acme/prod")
     # The comment path read the change once; the engine did not read it again.
     assert len([c for c in responses.calls if str(c.request.url).endswith("merge_requests/7")]) == 1
+
+
+@responses.activate
+def test_a_replayed_event_about_an_earlier_commit_starts_nothing(
+    forge: Any, client: Client
+) -> None:
+    # The change has moved on to another commit; an old "open" event is sent again.
+    fake_change("rita", config=PROD, sha="d" * 40)
+    assert _process(client, mr_hook("open", actor="rita", author_id=PEOPLE["rita"])) is None
+    assert not Chain.objects.exists()
+
+
+@responses.activate
+def test_a_replayed_event_of_a_closed_change_starts_nothing(forge: Any, client: Client) -> None:
+    fake_change("rita", config=PROD, state="closed")
+    assert _process(client, mr_hook("reopen", actor="rita", author_id=PEOPLE["rita"])) is None
+    assert not Chain.objects.exists()
