@@ -183,3 +183,27 @@ def test_a_replayed_event_of_a_closed_change_starts_nothing(forge: Any, client: 
     fake_change("rita", config=PROD, state="closed")
     assert _process(client, mr_hook("reopen", actor="rita", author_id=PEOPLE["rita"])) is None
     assert not Chain.objects.exists()
+
+
+@responses.activate
+def test_a_rerun_from_the_dashboard_needs_the_baton_users_grants_too(forge: Any) -> None:
+    from django.contrib.auth.models import User
+
+    from bots import tasks
+
+    fake_change("rita", config=PROD)
+    old = Chain.objects.create(
+        forge=forge,
+        repository=Repository.objects.create(forge=forge, path="acme/app"),
+        change_number=7,
+        head_sha="b" * 40,
+        upstream_ref="refs/merge-requests/7/head",
+        author="rita",
+    )
+    stan = User.objects.create_user("stan", password="pw")  # a Baton user, no forge account
+    tasks.rerun_chain(old.pk, "stan", stan.pk)
+    chain = Chain.objects.exclude(pk=old.pk).get()
+    assert (chain.author, chain.actor, chain.actor_user) == ("rita", "stan", stan)
+    assert chain.runs.get().error == (
+        "stan may not trigger acme/prod: no grant gives stan trigger on acme/prod"
+    )
