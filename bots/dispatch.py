@@ -7,6 +7,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -44,8 +45,24 @@ def process(delivery_id: int) -> None:
         )
         if delivery is None:
             return
+        cap = settings.BATON_MAX_DELIVERY_ATTEMPTS
+        if delivery.attempts >= cap:
+            # Every attempt so far ended without an outcome (a time limit, a worker that died,
+            # forge errors): a poison delivery must not be handed to the workers forever.
+            last = f" Last: {delivery.detail}" if delivery.detail else ""
+            delivery.processed_at = timezone.now()
+            delivery.outcome = Delivery.Outcome.FAILED
+            delivery.detail = (
+                f"parked after {delivery.attempts} attempts that did not finish "
+                f"(BATON_MAX_DELIVERY_ATTEMPTS={cap}); process it again from the admin once the "
+                f"cause is fixed.{last}"
+            )[:2000]
+            delivery.save(update_fields=["processed_at", "outcome", "detail"])
+            log.warning("delivery %s parked after %s attempts", delivery.pk, delivery.attempts)
+            return
         delivery.attempts += 1
-        delivery.save(update_fields=["attempts"])
+        delivery.detail = f"attempt {delivery.attempts} started; it has not finished"
+        delivery.save(update_fields=["attempts", "detail"])
     inbound = INBOUND[delivery.forge.kind]
     try:
         event = inbound.parse(delivery.event, delivery.payload)
@@ -69,6 +86,11 @@ def _scrub_again(delivery: Delivery) -> None:
     clean = scrub_payload(delivery.forge, delivery.event, delivery.payload)
     if clean != delivery.payload:
         Delivery.objects.filter(pk=delivery.pk).update(payload=clean)
+
+
+def note(delivery_id: int, detail: str) -> None:
+    """Say why the current attempt did not finish, for the admin (the delivery stays queued)."""
+    Delivery.objects.filter(pk=delivery_id, processed_at__isnull=True).update(detail=detail[:2000])
 
 
 def fail(delivery_id: int, detail: str) -> None:

@@ -42,8 +42,11 @@ class PipelineEvent:
     variables: dict[str, str] = field(default_factory=dict)
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    marker_text: str = ""  # where a forge without pipeline variables shows BATON_RUN_ID
+    marker_text: str = ""  # where a forge without pipeline variables shows BATON_RUN_NONCE
     sha: str = ""
+    created_at: datetime | None = None  # when the forge created the pipeline
+    workflow: str = ""  # GitHub: the workflow file that ran (".github/workflows/x.yml")
+    trigger: str = ""  # GitHub: the event that started it (workflow_dispatch, deployment, …)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.db.models import Q
 
-from bots.engine.tracking import RUN_ID_VARIABLE, mentions_run
+from bots.engine.tracking import RUN_ID_VARIABLE
 from bots.events import MalformedPayload, PipelineEvent
 from chains.masking import mask_named, scrub, secret_values
 from chains.models import Forge, Rule, Run
@@ -31,19 +31,13 @@ def rule_secrets() -> tuple[set[str], set[str]]:
 
 
 def _runs_of(forge: Forge, event: PipelineEvent) -> list[int]:
-    """The chains of the runs this pipeline event is about (by pipeline id, BATON_RUN_ID, or a
-    title that shows a waiting run's id)."""
+    """The chains of the runs this pipeline event may be about: by pipeline id, or by the
+    BATON_RUN_ID it shows. (Taking out more than needed only hides more.)"""
     query = Q(repository__forge=forge, remote_id=event.pipeline_id)
     marker = event.variables.get(RUN_ID_VARIABLE, "")
     if marker.isascii() and marker.isdigit() and len(marker) < 19:
         query |= Q(repository__forge=forge, pk=int(marker))
-    chain_ids = set(Run.objects.filter(query).values_list("chain_id", flat=True)[:10])
-    if not chain_ids and event.marker_text:
-        waiting = Run.objects.filter(
-            repository__forge=forge, repository__path=event.project, remote_id=""
-        ).values_list("pk", "chain_id")[:200]
-        chain_ids = {c for pk, c in waiting if mentions_run(event.marker_text, pk)}
-    return sorted(chain_ids)
+    return sorted(set(Run.objects.filter(query).values_list("chain_id", flat=True)[:10]))
 
 
 def chain_secrets(forge: Forge, event: PipelineEvent) -> tuple[set[str], set[str]]:

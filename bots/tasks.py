@@ -6,6 +6,7 @@ import logging
 from datetime import timedelta
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
@@ -23,6 +24,15 @@ log = logging.getLogger(__name__)
 # Countdowns stay well under the broker's visibility timeout.
 MAX_COUNTDOWN = 600.0
 
+# Every task has the soft and hard time limits of settings (CELERY_TASK_SOFT_TIME_LIMIT and
+# CELERY_TASK_TIME_LIMIT); these tasks have tighter ones. A sender stops before its claim on the
+# run (BATON_TRIGGER_LEASE) runs out, so no second worker sends while it still might.
+SWEEP_SOFT_LIMIT = min(settings.CELERY_TASK_SOFT_TIME_LIMIT, 30)
+SWEEP_HARD_LIMIT = min(settings.CELERY_TASK_TIME_LIMIT, 40)
+_LEASE = settings.BATON_TRIGGER_LEASE
+TRIGGER_SOFT_LIMIT = max(1, min(settings.CELERY_TASK_SOFT_TIME_LIMIT, int(_LEASE * 0.75)))
+TRIGGER_HARD_LIMIT = max(2, min(settings.CELERY_TASK_TIME_LIMIT, int(_LEASE * 0.9)))
+
 
 def _countdown(exc: ForgeError, retries: int) -> float:
     if exc.retry_after is not None:
@@ -34,19 +44,35 @@ def _countdown(exc: ForgeError, retries: int) -> float:
 def process_delivery(self, delivery_id: int) -> None:  # type: ignore[no-untyped-def]
     try:
         dispatch.process(delivery_id)
+    except SoftTimeLimitExceeded:
+        limit = self.soft_time_limit or settings.CELERY_TASK_SOFT_TIME_LIMIT
+        log.warning("delivery %s: gave up after %s s", delivery_id, limit)
+        dispatch.fail(
+            delivery_id,
+            f"gave up: handling it took longer than {limit:g} s (BATON_TASK_SOFT_TIME_LIMIT); "
+            "process it again from the admin once the cause is fixed",
+        )
     except ForgeError as exc:
         if exc.permanent or self.request.retries >= settings.BATON_MAX_FORGE_RETRIES:
             dispatch.fail(delivery_id, exc.message)
             return
+        dispatch.note(delivery_id, f"will try again: {exc.message}")
         raise self.retry(countdown=_countdown(exc, self.request.retries)) from None
     except Exception as exc:
         log.exception("delivery %s could not be handled", delivery_id)
         dispatch.fail(delivery_id, f"internal error: {type(exc).__name__}")
 
 
-@shared_task
+@shared_task(soft_time_limit=TRIGGER_SOFT_LIMIT, time_limit=TRIGGER_HARD_LIMIT)
 def trigger_run(run_id: int) -> None:
-    sending.trigger(run_id)
+    try:
+        sending.trigger(run_id)
+    except SoftTimeLimitExceeded:
+        # The claim runs out and the sweeper tries again, up to BATON_MAX_RUN_ATTEMPTS sends.
+        log.warning("run %s: sending took longer than %s s", run_id, TRIGGER_SOFT_LIMIT)
+        Run.objects.filter(pk=run_id).update(
+            error=f"sending took longer than {TRIGGER_SOFT_LIMIT} s; will try again"
+        )
 
 
 @shared_task(bind=True, max_retries=None)
@@ -121,14 +147,9 @@ def retry_remote(self, run_id: int) -> None:  # type: ignore[no-untyped-def]
 
 
 @shared_task(bind=True, max_retries=None)
-def rerun_chain(  # type: ignore[no-untyped-def]
-    self, chain_id: int, actor: str, user_id: int | None = None
-) -> None:
-    from django.contrib.auth import get_user_model
-
-    user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
+def rerun_chain(self, chain_id: int, actor: str, user_id: int | None = None) -> None:  # type: ignore[no-untyped-def]
     try:
-        planning.rerun_change(chain_id, actor, actor_user=user)
+        planning.rerun_change(chain_id, actor, user_id=user_id)
     except ForgeError as exc:
         if exc.permanent or self.request.retries >= settings.BATON_MAX_FORGE_RETRIES:
             log.warning("chain %s could not be re-run: %s", chain_id, exc.message)
@@ -169,7 +190,7 @@ def release_runs(chain_id: int) -> None:
     tracking.release(chain_id)
 
 
-@shared_task
+@shared_task(soft_time_limit=SWEEP_SOFT_LIMIT, time_limit=SWEEP_HARD_LIMIT)
 def sweep() -> dict[str, int]:
     """Pick up what a lost enqueue or a dead worker left behind, and poll quiet runs."""
     now = timezone.now()

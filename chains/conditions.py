@@ -19,7 +19,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+
+from chains.globs import PatternError, branch_matches, check_patterns, glob_match
+
+__all__ = ["branch_matches", "glob_match"]  # where they used to live
 
 NAMES = ("branch", "target_branch", "source", "message", "title", "author", "labels")
 MAX_LENGTH = 1000
@@ -55,41 +58,6 @@ class Context:
     changed_files: Callable[[], Sequence[str]] | None = None  # asked only when needed
 
 
-@lru_cache(maxsize=512)
-def glob_regex(pattern: str) -> re.Pattern[str]:
-    out = []
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("".join(out) + r"\Z")
-
-
-def glob_match(pattern: str, text: str) -> bool:
-    return glob_regex(pattern).match(text) is not None
-
-
-def branch_matches(patterns: Sequence[str], branch: str) -> bool:
-    """`branches:` semantics: no patterns match all; `!pattern` excludes; otherwise one of the
-    positive patterns must match (only negative patterns: everything else matches)."""
-    if not patterns:
-        return True
-    if any(p.startswith("!") and glob_match(p[1:], branch) for p in patterns):
-        return False
-    positive = [p for p in patterns if not p.startswith("!")]
-    return not positive or any(glob_match(p, branch) for p in positive)
-
-
 Node = tuple  # ("or", a, b) | ("and", a, b) | ("not", a) | ("cmp", op, a, b) | ("changes", pats)
 
 
@@ -99,7 +67,10 @@ class Condition:
     tree: Node
 
     def evaluate(self, context: Context) -> bool:
-        return bool(_eval(self.tree, context))
+        try:
+            return bool(_eval(self.tree, context))
+        except PatternError as exc:  # a $VARIABLE on the right of =~ that is too long
+            raise ConditionError(str(exc)) from None
 
 
 def _tokens(text: str) -> list[tuple[str, str, int]]:
@@ -126,7 +97,25 @@ def parse_condition(text: str) -> Condition:
     if parser.peek() is not None:
         _, value, column = parser.tokens[parser.index]
         raise ConditionError(f"at column {column}: unexpected {value!r}")
+    try:
+        check_patterns(_patterns(tree))
+    except PatternError as exc:
+        raise ConditionError(str(exc)) from None
     return Condition(text, tree)
+
+
+def _patterns(node: Node) -> list[str]:
+    """The glob patterns written in a condition (`=~`/`!~` right-hand strings, `changes()`)."""
+    kind = node[0]
+    if kind in ("or", "and"):
+        return _patterns(node[1]) + _patterns(node[2])
+    if kind == "not":
+        return _patterns(node[1])
+    if kind == "changes":
+        return list(node[1])
+    if kind == "cmp" and node[1] in ("=~", "!~") and node[3][0] == "str":
+        return [str(node[3][1])]
+    return []
 
 
 class _Parser:

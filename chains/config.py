@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from chains.conditions import Condition, ConditionError, parse_condition
+from chains.globs import PatternError, check_patterns
+from chains.paths import PathError, check_file_path, check_ref, check_target_project
 
 VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -278,11 +281,18 @@ def _target(node: Node, where: str) -> Target:
             line=_line(fields["project"][1]),
             field=f"{where}.project",
         )
+    _check_path(project, check_target_project, fields["project"][1], f"{where}.project")
 
     def optional(name: str) -> str | None:
         if name not in fields or fields[name][1].tag == NULL_TAG:
             return None
         return _string(fields[name][1], f"{where}.{name}")
+
+    def path(name: str, check: Callable[[str], str]) -> str | None:
+        value = optional(name)
+        if value is not None:
+            _check_path(value, check, fields[name][1], f"{where}.{name}")
+        return value
 
     def flag(name: str, default: bool) -> bool:
         return _bool(fields[name][1], f"{where}.{name}") if name in fields else default
@@ -337,8 +347,8 @@ def _target(node: Node, where: str) -> Target:
         key=key,
         project=project,
         label=optional("label") or "",
-        ref=optional("ref"),
-        workflow=optional("workflow"),
+        ref=path("ref", check_ref),
+        workflow=path("workflow", check_file_path),
         strategy=choice("strategy", STRATEGIES, "depend"),
         interruptible=flag("interruptible", True),
         variables=_variables(fields["variables"][1], f"{where}.variables")
@@ -351,7 +361,7 @@ def _target(node: Node, where: str) -> Target:
         depends_on=_string_list(fields, "depends_on", where),
         allow_dependency_failure=flag("allow_dependency_failure", False),
         inherit_variables=_inherit(fields, where),
-        params_file=optional("params_file"),
+        params_file=path("params_file", check_file_path),
         condition=condition,
         cancel=choice("cancel", CANCEL_POLICIES, "propagate"),
         mode=mode,
@@ -361,6 +371,16 @@ def _target(node: Node, where: str) -> Target:
         where=where,
         depends_line=_line(fields["depends_on"][1]) if "depends_on" in fields else _line(node),
     )
+
+
+def _check_path(value: str, check: Callable[[str], str], node: Node, field: str) -> None:
+    """Project paths, file paths and refs end up in forge URLs: refuse anything that could name
+    another repository (`..`, empty or `.` segments, encoded slashes, backslashes, control
+    characters)."""
+    try:
+        check(value)
+    except PathError as exc:
+        raise ConfigError(str(exc), line=_line(node), field=field) from None
 
 
 def _wait_timeout(fields: dict[str, tuple[Node, Node]], where: str, mode: str) -> int:
@@ -407,7 +427,14 @@ def _string_list(fields: dict[str, tuple[Node, Node]], name: str, where: str) ->
 
 def _patterns(fields: dict[str, tuple[Node, Node]], where: str) -> tuple[str, ...]:
     """`branches: "main release/* !release/old"`, or a list of the same."""
-    return tuple(p for item in _string_list(fields, "branches", where) for p in item.split())
+    patterns = tuple(p for item in _string_list(fields, "branches", where) for p in item.split())
+    try:
+        check_patterns([p.removeprefix("!") for p in patterns])
+    except PatternError as exc:  # globs are capped in length and number (chains/globs.py)
+        raise ConfigError(
+            str(exc), line=_line(fields["branches"][1]), field=f"{where}.branches"
+        ) from None
+    return patterns
 
 
 def _inherit(fields: dict[str, tuple[Node, Node]], where: str) -> bool | tuple[str, ...]:

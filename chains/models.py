@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -19,6 +20,34 @@ from chains.status import ACTIVE, Status
 
 if TYPE_CHECKING:
     from chains.config import BatonConfig
+
+
+class RepositoryQuerySet(models.QuerySet["Repository"]):
+    def visible_to(self, user: Any) -> RepositoryQuerySet:
+        """The repositories ``user`` may view (the one narrowing: ``chains.policy``)."""
+        from chains.policy import visible_repository_ids
+
+        ids = visible_repository_ids(user)
+        return self if ids is None else self.filter(pk__in=sorted(ids))
+
+
+class ChainQuerySet(models.QuerySet["Chain"]):
+    def visible_to(self, user: Any) -> ChainQuerySet:
+        """The chains whose upstream repository ``user`` may view."""
+        from chains.policy import visible_repository_ids
+
+        ids = visible_repository_ids(user)
+        return self if ids is None else self.filter(repository_id__in=sorted(ids))
+
+
+class RunQuerySet(models.QuerySet["Run"]):
+    def visible_to(self, user: Any) -> RunQuerySet:
+        """The runs of the chains ``user`` may view (a run in a project they may not view is
+        shown as a private project, never by name)."""
+        from chains.policy import visible_repository_ids
+
+        ids = visible_repository_ids(user)
+        return self if ids is None else self.filter(chain__repository_id__in=sorted(ids))
 
 
 class Forge(models.Model):
@@ -77,6 +106,8 @@ class Repository(models.Model):
     remote_id = models.CharField(max_length=64, blank=True)
     default_branch = models.CharField(max_length=255, blank=True)
     web_url = models.URLField(blank=True)
+
+    objects = RepositoryQuerySet.as_manager()
 
     class Meta:
         verbose_name_plural = "repositories"
@@ -181,19 +212,20 @@ class Chain(models.Model):
         help_text="Who set the chain off (opened, pushed, reopened, commented, re-ran); when not "
         "the author, the chain also needs their permissions",
     )
-    actor_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        help_text="The Baton user who set the chain off from the dashboard or the API",
-    )
     trigger_action = models.CharField(
         max_length=20,
         blank=True,
         help_text="What happened to the change (opened, reopened, new_commits, rerun): with the "
         "commit, what a repeated delivery is recognised by",
+    )
+    runs_for_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The Baton user who started the chain from the dashboard or the API (then "
+        "``actor`` is that user's name): their grants count as well as the author's",
     )
     source_branch = models.CharField(max_length=255, blank=True)
     target_branch = models.CharField(max_length=255, blank=True)
@@ -215,6 +247,8 @@ class Chain(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    objects = ChainQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
         indexes = [
@@ -224,6 +258,12 @@ class Chain(models.Model):
 
     def __str__(self) -> str:
         return f"chain {self.pk} {self.repository.path}!{self.change_number} @ {self.head_sha[:8]}"
+
+
+def new_run_nonce() -> str:
+    """An unguessable per-send marker (``BATON_RUN_NONCE``): a pipeline is taken for a run only if
+    it carries this, so nobody can make their own pipeline pass for one of Baton's."""
+    return secrets.token_hex(16)
 
 
 class Run(models.Model):
@@ -297,6 +337,13 @@ class Run(models.Model):
     not_before = models.DateTimeField(null=True, blank=True, help_text="Waiting for rate limit")
     reserved_at = models.FloatField(null=True, blank=True, help_text="Rate-limit slot held")
     send_attempts = models.PositiveSmallIntegerField(default=0)
+    nonce = models.CharField(
+        max_length=64,
+        default=new_run_nonce,
+        editable=False,
+        help_text="Secret marker sent as BATON_RUN_NONCE; never shown",
+    )
+    sent_at = models.DateTimeField(null=True, blank=True, help_text="When the current send began")
     cancel_requested = models.BooleanField(default=False)
 
     created_at = models.DateTimeField(auto_now_add=True)
@@ -308,6 +355,8 @@ class Run(models.Model):
         default=False, help_text="Webhooks arrive for it (so it is polled only when long quiet)"
     )
     mirrored_status = models.CharField(max_length=20, blank=True)
+
+    objects = RunQuerySet.as_manager()
 
     class Meta:
         ordering = ["chain", "depth", "id"]

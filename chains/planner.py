@@ -12,8 +12,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from chains import deadline
 from chains.conditions import ConditionError, Context, branch_matches
 from chains.config import BatonConfig, Target, Variable
+from chains.globs import PatternError
+from chains.paths import PathError, check_ref
 
 EXPANSION = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 
@@ -131,6 +134,7 @@ def plan(
     runs: list[PlannedRun] = []
     excluded: list[tuple[str, str]] = []
     for target in config.downstream:
+        deadline.check()
         why_not = _excluded(target, context)
         if why_not:
             excluded.append((target.key, why_not))
@@ -150,8 +154,11 @@ def _excluded(target: Target, context: Context) -> str:
     if context.source not in target.on:
         return f"runs on {', '.join(target.on)}, not on {context.source}"
     branch = context.target_branch if context.source == "merge_request" else context.branch
-    if not branch_matches(target.branches, branch):
-        return f"branch {branch!r} does not match {' '.join(target.branches)!r}"
+    try:
+        if not branch_matches(target.branches, branch):
+            return f"branch {branch!r} does not match {' '.join(target.branches)!r}"
+    except PatternError as exc:
+        return f"branches: {exc}"
     if target.condition is not None:
         try:
             if not target.condition.evaluate(context):
@@ -201,6 +208,11 @@ def _plan_target(
     ref = expand(target.ref, plain_context) if target.ref else None
     if is_child and ref is None:
         ref = change.source_branch
+    if ref is not None and not error:
+        try:
+            check_ref(ref)
+        except PathError as exc:  # a $VARIABLE expanded to something that is not a ref
+            error = f"ref {ref[:80]!r} (after expanding variables): {exc}"
     return PlannedRun(
         key=target.key,
         label=target.label or target.key,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -38,8 +39,10 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "rest_framework",
-    "rest_framework.authtoken",
+    "dashboard.apps.ApiTokensConfig",  # django-rest-knox, titled "API tokens"
     "drf_spectacular",
+    "axes",
+    "csp",
     "chains",
     "bots",
     "dashboard",
@@ -55,6 +58,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it answers a locked-out sign-in with 429.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -97,6 +103,12 @@ def _database() -> dict[str, object]:
 DATABASES = _database()
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# django-axes first: it refuses a sign-in while its username and address are locked out.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
@@ -108,6 +120,77 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
+
+# --- Web hardening (docs/security.md, "Web hardening") -----------------------------------------
+# Behind HTTPS (the default unless DEBUG): cookies only over HTTPS, HSTS, http → https redirects.
+# `make run` and the browser tests (DEBUG=true, plain http) keep all of these off.
+BATON_HTTPS = env_bool("BATON_HTTPS", not DEBUG)
+SESSION_COOKIE_SECURE = BATON_HTTPS
+CSRF_COOKIE_SECURE = BATON_HTTPS
+SESSION_COOKIE_HTTPONLY = True
+SECURE_SSL_REDIRECT = env_bool("BATON_SSL_REDIRECT", BATON_HTTPS)
+# Probes (kubelet, load balancers) ask over plain http inside the cluster.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_HSTS_SECONDS = env_int("BATON_HSTS_SECONDS", 31_536_000 if BATON_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("BATON_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("BATON_HSTS_PRELOAD", False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SILENCED_SYSTEM_CHECKS: list[str] = []
+if not SECURE_HSTS_PRELOAD:
+    # Joining the browsers' preload list is a decision for whoever owns the domain
+    # (BATON_HSTS_PRELOAD=true), not a default.
+    SILENCED_SYSTEM_CHECKS.append("security.W021")
+
+
+def _proxy_ssl_header() -> tuple[str, str] | None:
+    """``X-Forwarded-Proto`` or ``X-Forwarded-Proto: https``: the header a TLS-terminating proxy
+    sets (and strips from what clients send), as Django's SECURE_PROXY_SSL_HEADER."""
+    raw = env_str("BATON_PROXY_SSL_HEADER", "").strip()
+    if not raw:
+        return None
+    name, _, value = raw.partition(":")
+    name, value = name.strip(), value.strip() or "https"
+    if not name or not all(c.isalnum() or c == "-" for c in name):
+        raise ImproperlyConfigured(
+            f"BATON_PROXY_SSL_HEADER={raw!r}: give a header name, e.g. X-Forwarded-Proto"
+        )
+    return "HTTP_" + name.upper().replace("-", "_"), value
+
+
+SECURE_PROXY_SSL_HEADER = _proxy_ssl_header()
+
+# Content-Security-Policy (django-csp): scripts and styles only from Baton's own static files;
+# no inline script, style or event handler anywhere (the dashboard, the admin, /api/docs/).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    },
+}
+
+# Sign-in rate limiting (django-axes), for the dashboard's sign-in and /admin/: after this many
+# failed attempts for one username from one address, that pair is refused (429) for the cool-off,
+# even with the right password. `python manage.py axes_reset` lifts every lock-out.
+AXES_FAILURE_LIMIT = env_int("BATON_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+BATON_LOGIN_COOLOFF = env_float("BATON_LOGIN_COOLOFF", 15.0, minimum=0.1)  # minutes
+AXES_COOLOFF_TIME = timedelta(minutes=BATON_LOGIN_COOLOFF)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
+
+# OpenAPI schema and docs page: only for signed-in people unless this says otherwise.
+BATON_API_DOCS_REQUIRE_LOGIN = env_bool("BATON_API_DOCS_REQUIRE_LOGIN", not DEBUG)
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
@@ -151,6 +234,9 @@ BATON_TRIGGER_LEASE = env_float("BATON_TRIGGER_LEASE", 60.0, minimum=1.0)
 BATON_POLL_AFTER = env_float("BATON_POLL_AFTER", 60.0, minimum=1.0)
 # ...and runs whose webhooks do arrive, only after this long without any.
 BATON_POLL_AFTER_HOOKED = env_float("BATON_POLL_AFTER_HOOKED", 900.0, minimum=1.0)
+# A pipeline is taken for a run only if the forge created it after the run was sent, give or take
+# this many seconds of clock difference between Baton and the forge.
+BATON_MARKER_CLOCK_SKEW = env_float("BATON_MARKER_CLOCK_SKEW", 60.0, minimum=0.0)
 BATON_FORGE_TIMEOUT = env_float("BATON_FORGE_TIMEOUT", 10.0, minimum=0.1)
 BATON_MAX_FORGE_RETRIES = env_int("BATON_MAX_FORGE_RETRIES", 12, minimum=0)
 BATON_CONFIG_PATH = env_str("BATON_CONFIG_PATH", ".baton.yml")
@@ -162,6 +248,25 @@ BATON_DOWNSTREAM_CONFIG_TTL = env_float("BATON_DOWNSTREAM_CONFIG_TTL", 60.0)
 # The same change, commit and action delivered again within this many seconds (another hook,
 # a replay under a new key) starts no second chain; 0 turns the check off.
 BATON_REPEAT_WINDOW = env_float("BATON_REPEAT_WINDOW", 600.0, minimum=0.0)
+
+# --- Bounded cost (docs/security.md, "Patterns and time limits") --------------------------------
+# Glob patterns (`branches:`, `=~`, `changes()`) are matched in linear time; these cap their size.
+BATON_MAX_PATTERN_LENGTH = env_int("BATON_MAX_PATTERN_LENGTH", 256, minimum=1)
+BATON_MAX_PATTERNS = env_int("BATON_MAX_PATTERNS", 100, minimum=1)
+# Every Celery task: a soft limit (the task stops with a clear reason) and a hard one (the worker
+# process is replaced). Per-task overrides are in bots/tasks.py.
+BATON_TASK_SOFT_TIME_LIMIT = env_int("BATON_TASK_SOFT_TIME_LIMIT", 120, minimum=1)
+BATON_TASK_TIME_LIMIT = env_int("BATON_TASK_TIME_LIMIT", 150, minimum=2)
+CELERY_TASK_SOFT_TIME_LIMIT = BATON_TASK_SOFT_TIME_LIMIT
+CELERY_TASK_TIME_LIMIT = max(BATON_TASK_TIME_LIMIT, BATON_TASK_SOFT_TIME_LIMIT + 1)
+# A delivery tried this many times without finishing (time limits, dead workers, forge errors)
+# is parked as failed with the reason shown in the admin; a run likewise after this many sends.
+BATON_MAX_DELIVERY_ATTEMPTS = env_int(
+    "BATON_MAX_DELIVERY_ATTEMPTS", BATON_MAX_FORGE_RETRIES + 3, minimum=1
+)
+BATON_MAX_RUN_ATTEMPTS = env_int("BATON_MAX_RUN_ATTEMPTS", 50, minimum=1)
+# The dashboard plan page's dry run gives up after this many seconds, with a message.
+BATON_PLAN_TIME_LIMIT = env_float("BATON_PLAN_TIME_LIMIT", 5.0, minimum=0.1)
 
 LOGGING = {
     "version": 1,
@@ -179,13 +284,21 @@ CELERY_BEAT_SCHEDULE = {
 # --- REST API (/api/v1/, docs/api.md) ------------------------------------------------------------
 REST_FRAMEWORK = {
     # Token first: an anonymous request gets 401 with `WWW-Authenticate: Token`, not 403.
+    # django-rest-knox: tokens stored hashed, with an expiry (BATON_API_TOKEN_TTL).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "dashboard.api.authentication.HashedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+# API tokens (docs/api.md): valid this many days after they are made (0: until revoked).
+BATON_API_TOKEN_TTL = env_float("BATON_API_TOKEN_TTL", 90.0)
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(days=BATON_API_TOKEN_TTL) if BATON_API_TOKEN_TTL else None,
+    "AUTH_HEADER_PREFIX": "Token",
+    "AUTO_REFRESH": False,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Baton API",

@@ -15,7 +15,7 @@ from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
 from bots import services
 from chains import policy
-from chains.models import Repository
+from chains.models import Chain, Repository, Run
 
 View = Callable[..., HttpResponse]
 
@@ -44,15 +44,26 @@ def refusal(user: Any, action: str, repository: Repository) -> str:
     return "" if verdict else f"You may not {action} here: {verdict.reason}."
 
 
+def may_view(user: Any, repository: Repository) -> bool:
+    return bool(policy.user_may(user, "view", repository))
+
+
 def visible_ids(user: Any, repositories: list[Repository]) -> set[int]:
     return policy.visible(user, repositories)
 
 
 def visible_filter(user: Any) -> frozenset[int] | None:
     """The repositories whose chains ``user`` may see (None: all of them)."""
-    if user.is_superuser:
+    return policy.visible_repository_ids(user)
+
+
+def decide(request: HttpRequest, verb: str, target: Run | Chain) -> HttpResponse | None:
+    """The policy's verdict on ``verb``: None when the user may, else a 403 notice in its words.
+    (The surface answers 404 before this for an object the user may not view.)"""
+    verdict = policy.decide(policy.principal_for(request.user), verb, target)
+    if verdict:
         return None
-    return frozenset(visible_ids(user, list(Repository.objects.only("pk", "path", "forge_id"))))
+    return notice(request, f"You may not do that: {verdict.reason}.", status=403)
 
 
 def notice(

@@ -56,14 +56,9 @@ def retry_subtree(run: Run, actor: services.Actor) -> str:
     )
 
 
-# The permission each button needs (on the run's project, or the chain's).
-NEEDS = {
-    "retry": "retry",
-    "retry-subtree": "retry",
-    "cancel": "cancel",
-    "retry-failed": "retry",
-    "rerun": "trigger",
-}
+# The policy verb each button asks for (``chains.policy.needs`` says what it touches).
+RUN_VERBS = {"retry": "retry", "retry-subtree": "retry-subtree", "cancel": "cancel"}
+CHAIN_VERBS = {"cancel": "cancel-chain", "retry-failed": "retry-failed", "rerun": "rerun"}
 
 RUN_ACTIONS: dict[str, RunAction] = {
     "retry": retry_run,

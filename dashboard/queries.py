@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
 from django.core.paginator import Page, Paginator
 from django.db import connection
 from django.db.models import Count, Max, Prefetch, Q, QuerySet
@@ -106,9 +107,10 @@ def chain_page(f: ChainFilters, page_number: Any) -> tuple[Page[Chain], dict[int
     return page, _progress([chain.pk for chain in page.object_list])
 
 
-def filter_choices() -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
-    """(repositories, forges) for the filter form: two queries."""
-    repositories = list(Repository.objects.order_by("path").values_list("pk", "path"))
+def filter_choices(user: Any) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+    """(repositories ``user`` may view, forges) for the filter form: two queries."""
+    visible = Repository.objects.visible_to(user)
+    repositories = list(visible.order_by("path").values_list("pk", "path"))
     forges = [
         (forge.pk, str(forge)) for forge in Forge.objects.defer(*_secrets("")).order_by("name")
     ]
@@ -150,31 +152,34 @@ def run_chain_id(run_pk: int) -> int | None:
     return Run.objects.filter(pk=run_pk).values_list("chain_id", flat=True).first()
 
 
-def run_for_action(pk: int) -> Run | None:
-    return Run.objects.select_related("repository").filter(pk=pk).first()
+def run_for_action(pk: int, user: Any) -> Run | None:
+    """The run, if ``user`` may view its chain (else None: no such run, as far as they know)."""
+    runs = Run.objects.visible_to(user).select_related("repository", "chain__repository")
+    return runs.filter(pk=pk).first()
 
 
-def chain_for_action(pk: int) -> Chain | None:
-    return Chain.objects.select_related("repository", "forge").filter(pk=pk).first()
+def chain_for_action(pk: int, user: Any) -> Chain | None:
+    """The chain, if ``user`` may view it."""
+    chains = Chain.objects.visible_to(user).select_related("repository", "forge")
+    return chains.filter(pk=pk).first()
 
 
 # --- release matrix ----------------------------------------------------------------------------
 
 
-def _latest_release_chain_ids(ref: str) -> QuerySet[Chain, Any]:
+def _latest_release_chain_ids(
+    ref: str, repositories: frozenset[int] | None = None
+) -> QuerySet[Chain, Any]:
     """The newest chain per upstream project that targets ``ref`` or ran something on it.
 
     A union of two index lookups (``Chain.target_branch``, ``Run.ref``) rather than an OR, which
     would read every chain."""
     targets = Chain.objects.filter(target_branch=ref).values("pk").order_by()
     ran_on = Run.objects.filter(ref=ref).values("chain_id").order_by()
-    return (
-        Chain.objects.filter(pk__in=targets.union(ran_on))
-        .values("repository_id")
-        .annotate(latest=Max("pk"))
-        .values("latest")
-        .order_by()
-    )
+    chains = Chain.objects.filter(pk__in=targets.union(ran_on))
+    if repositories is not None:
+        chains = chains.filter(repository_id__in=sorted(repositories))
+    return chains.values("repository_id").annotate(latest=Max("pk")).values("latest").order_by()
 
 
 @dataclass
@@ -185,11 +190,12 @@ class Release:
     version: str  # the cursor of exactly these chains
 
 
-def release(ref: str) -> Release:
-    """Each project's latest chain for ``ref``, its cursor, and the runs: five queries."""
-    head = _release_head(ref)  # first: news that comes in meanwhile shows on the next poll
-    ids = [row["latest"] for row in _latest_release_chain_ids(ref)]
-    version = _digest(head + _shown_signature(ids))
+def release(ref: str, repositories: frozenset[int] | None = None) -> Release:
+    """Each project's latest chain for ``ref`` among those whose project is in ``repositories``
+    (None: every project), its cursor, and the runs: five queries."""
+    head = _release_head(ref, repositories)  # first: news coming in shows on the next poll
+    ids = [row["latest"] for row in _latest_release_chain_ids(ref, repositories)]
+    version = _digest(head + _shown_signature(ids, repositories))
     chains = list(
         Chain.objects.filter(pk__in=ids)
         .select_related("repository", "forge")
@@ -207,10 +213,12 @@ def release(ref: str) -> Release:
     return Release(ref, chains, dict(runs), version)
 
 
-def recent_refs() -> list[str]:
-    """Target branches of recent chains, most recent first, for the ref picker: one query."""
+def recent_refs(user: Any) -> list[str]:
+    """Target branches of recent chains ``user`` may view, most recent first, for the ref
+    picker: one query."""
     seen: dict[str, None] = {}
-    refs = Chain.objects.exclude(target_branch="").order_by("-created_at")[:RECENT_REFS]
+    chains = Chain.objects.visible_to(user).exclude(target_branch="")
+    refs = chains.order_by("-created_at")[:RECENT_REFS]
     for ref in refs.values_list("target_branch", flat=True):
         seen.setdefault(ref, None)
     return list(seen)
@@ -276,16 +284,17 @@ SELECT c.*, r.* FROM
     (SELECT {_RUN_TERMS} FROM {RUN_TABLE} r WHERE r.chain_id IN (SELECT * FROM w)) r"""  # noqa: S608
 
 # The release matrix: what is new for the ref (a chain that targets it, a run on it) ...
+# ({chains}, {runs}: the reader's visibility, "" for an administrator) ...
 _RELEASE_HEAD_SQL = f"""
-SELECT (SELECT MAX(id) FROM {CHAIN_TABLE} WHERE target_branch = %s),
-    (SELECT MAX(chain_id) FROM {RUN_TABLE} WHERE ref = %s),
-    (SELECT COUNT(*) FROM {RUN_TABLE} WHERE ref = %s)"""  # noqa: S608
+SELECT (SELECT MAX(id) FROM {CHAIN_TABLE} WHERE target_branch = %s{{chains}}),
+    (SELECT MAX(chain_id) FROM {RUN_TABLE} WHERE ref = %s{{runs}}),
+    (SELECT COUNT(*) FROM {RUN_TABLE} WHERE ref = %s{{runs}})"""  # noqa: S608
 
 # ... and how the chains on the page stand ({ids}: one placeholder per chain).
 _SHOWN_SQL = f"""
 SELECT c.*, r.* FROM
-    (SELECT {_CHAIN_TERMS} FROM {CHAIN_TABLE} c WHERE c.id IN ({{ids}})) c,
-    (SELECT {_RUN_TERMS} FROM {RUN_TABLE} r WHERE r.chain_id IN ({{ids}})) r"""  # noqa: S608
+    (SELECT {_CHAIN_TERMS} FROM {CHAIN_TABLE} c WHERE c.id IN ({{ids}}){{chains}}) c,
+    (SELECT {_RUN_TERMS} FROM {RUN_TABLE} r WHERE r.chain_id IN ({{ids}}){{runs}}) r"""  # noqa: S608
 MAX_SHOWN = 500
 
 
@@ -301,7 +310,10 @@ def chain_version(pk: int) -> str:
 
 
 def _chains_signature(window: QuerySet[Any, Any]) -> str:
-    sql, params = window.query.sql_with_params()
+    try:
+        sql, params = window.query.sql_with_params()
+    except EmptyResultSet:  # the reader may view no project: an empty window
+        return _digest("nothing")
     with connection.cursor() as cursor:
         cursor.execute(_CHAINS_VERSION_SQL.format(window=sql), params)
         return _digest(cursor.fetchone())
@@ -321,26 +333,53 @@ def _placeholders(ids: list[int]) -> str:
     return ", ".join(["%s"] * len(ids)) or "NULL"
 
 
-def _release_head(ref: str) -> tuple[Any, ...]:
-    with connection.cursor() as cursor:
-        cursor.execute(_RELEASE_HEAD_SQL, [ref, ref, ref])
-        return tuple(cursor.fetchone() or ())
-
-
-def _shown_signature(ids: list[int]) -> tuple[Any, ...]:
+def _visibility(repositories: frozenset[int] | None) -> tuple[str, str, list[int]]:
+    """SQL conditions narrowing chains (``id``/``repository_id``) and runs (``chain_id``) to
+    what the reader may view, and their parameters (each condition takes them once)."""
+    if repositories is None:
+        return "", "", []
+    ids = sorted(repositories)
     holders = _placeholders(ids)
+    chains = f" AND repository_id IN ({holders})"
+    runs = f" AND chain_id IN (SELECT id FROM {CHAIN_TABLE} WHERE repository_id IN ({holders}))"  # noqa: S608
+    return chains, runs, ids
+
+
+def _release_head_sql(ref: str, repositories: frozenset[int] | None) -> tuple[str, list[Any]]:
+    chains, runs, ids = _visibility(repositories)
+    sql = _RELEASE_HEAD_SQL.format(chains=chains, runs=runs)
+    return sql, [ref, *ids, ref, *ids, ref, *ids]
+
+
+def _release_head(ref: str, repositories: frozenset[int] | None) -> tuple[Any, ...]:
     with connection.cursor() as cursor:
-        cursor.execute(_SHOWN_SQL.format(ids=holders), [*ids, *ids])
+        cursor.execute(*_release_head_sql(ref, repositories))
         return tuple(cursor.fetchone() or ())
 
 
-def release_version(ref: str, shown: list[int]) -> str:
-    """A cursor for the release matrix of ``ref`` showing chains ``shown``: one query, two
-    index lookups and two small aggregates (with the indexes in docs/dashboard.md)."""
-    holders = _placeholders(shown)
-    sql = f"SELECT h.*, s.* FROM ({_RELEASE_HEAD_SQL}) h, ({_SHOWN_SQL.format(ids=holders)}) s"  # noqa: S608
+def _shown_sql(ids: list[int], repositories: frozenset[int] | None) -> tuple[str, list[Any]]:
+    """How the chains ``ids`` stand, counting only those the reader may view (``?shown=`` is
+    the reader's to write: it must not report on a hidden chain)."""
+    chains, runs, visible = _visibility(repositories)
+    sql = _SHOWN_SQL.format(ids=_placeholders(ids), chains=chains, runs=runs)
+    return sql, [*ids, *visible, *ids, *visible]
+
+
+def _shown_signature(ids: list[int], repositories: frozenset[int] | None) -> tuple[Any, ...]:
     with connection.cursor() as cursor:
-        cursor.execute(sql, [ref, ref, ref, *shown, *shown])
+        cursor.execute(*_shown_sql(ids, repositories))
+        return tuple(cursor.fetchone() or ())
+
+
+def release_version(ref: str, shown: list[int], repositories: frozenset[int] | None) -> str:
+    """A cursor for the release matrix of ``ref`` showing chains ``shown``, over what the reader
+    may view (``repositories``; None: everything): one query for an administrator, two index
+    lookups and two small aggregates (with the indexes in docs/dashboard.md)."""
+    head, head_params = _release_head_sql(ref, repositories)
+    now, now_params = _shown_sql(shown, repositories)
+    sql = f"SELECT h.*, s.* FROM ({head}) h, ({now}) s"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*head_params, *now_params])
         return _digest(tuple(cursor.fetchone() or ()))
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -19,9 +20,19 @@ from bots import services
 from bots.engine.planning import dry_run
 from bots.forges.base import ForgeError
 from bots.permissions import may
+from chains import deadline
 from chains.models import Run
 from dashboard import actions, live, presenters, queries
-from dashboard.access import actor, notice, refusal, viewer_required, visible_filter, visible_ids
+from dashboard.access import (
+    actor,
+    decide,
+    may_view,
+    notice,
+    refusal,
+    viewer_required,
+    visible_filter,
+    visible_ids,
+)
 from dashboard.forms import ChainFilterForm, ReleaseForm
 from dashboard.live import current_version, polled
 
@@ -29,8 +40,15 @@ LIST = "dashboard/chain_list.html"
 DETAIL = "dashboard/chain_detail.html"
 
 
+def _list_filters(request: HttpRequest) -> queries.ChainFilters:
+    """What the reader asked for, among the chains they may view only: the list, its cursor and
+    its ETag are all computed over the same visible chains (never over hidden ones)."""
+    asked = ChainFilterForm(request.GET).filters()
+    return replace(asked, repositories=visible_filter(request.user))
+
+
 def _list_version(request: HttpRequest) -> str:
-    return queries.chains_version(ChainFilterForm(request.GET).filters(), request.GET.get("page"))
+    return queries.chains_version(_list_filters(request), request.GET.get("page"))
 
 
 @require_GET
@@ -39,8 +57,7 @@ def _list_version(request: HttpRequest) -> str:
 def chain_list(request: HttpRequest) -> HttpResponse:
     version = current_version(request, _list_version)
     form = ChainFilterForm(request.GET)
-    filters = replace(form.filters(), repositories=visible_filter(request.user))
-    page, progress = queries.chain_page(filters, request.GET.get("page"))
+    page, progress = queries.chain_page(_list_filters(request), request.GET.get("page"))
     context = {
         "form": form,
         "page": page,
@@ -49,7 +66,7 @@ def chain_list(request: HttpRequest) -> HttpResponse:
     }
     if live.partial(request):
         return live.finish(render(request, f"{LIST}#chain-table", context), version)
-    form.with_choices(*queries.filter_choices())
+    form.with_choices(*queries.filter_choices(request.user))
     return render(request, LIST, context)
 
 
@@ -59,7 +76,7 @@ def _chain_version(request: HttpRequest, pk: int) -> str:
 
 def _chain(request: HttpRequest, pk: int, version: str, **extra: Any) -> HttpResponse:
     detail = queries.chain_detail(pk)
-    if detail is None or refusal(request.user, "view", detail.chain.repository):
+    if detail is None or not may_view(request.user, detail.chain.repository):
         raise Http404("No chain with this number: it may have been deleted.")
     runs = _private_runs_hidden(request, detail.runs)
     acts = any(not refusal(request.user, a, detail.chain.repository) for a in ("retry", "cancel"))
@@ -105,22 +122,22 @@ def _act(request: HttpRequest, chain_pk: int, do: Callable[[], str], **extra: An
 @require_POST
 @viewer_required
 def run_action(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
-    action, run = actions.RUN_ACTIONS.get(verb), queries.run_for_action(pk)
+    action, run = actions.RUN_ACTIONS.get(verb), queries.run_for_action(pk, request.user)
     if action is None or run is None:
         raise Http404("No such run or action.")
-    if why := refusal(request.user, actions.NEEDS[verb], run.repository):
-        return notice(request, why, status=403)
+    if refused := decide(request, actions.RUN_VERBS[verb], run):
+        return refused
     return _act(request, run.chain_id, lambda: action(run, actor(request)))
 
 
 @require_POST
 @viewer_required
 def chain_action(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
-    action, chain = actions.CHAIN_ACTIONS.get(verb), queries.chain_for_action(pk)
+    action, chain = actions.CHAIN_ACTIONS.get(verb), queries.chain_for_action(pk, request.user)
     if action is None or chain is None:
         raise Http404("No such chain or action.")
-    if why := refusal(request.user, actions.NEEDS[verb], chain.repository):
-        return notice(request, why, status=403)
+    if refused := decide(request, actions.CHAIN_VERBS[verb], chain):
+        return refused
     # After a re-run the page keeps polling until the new chain takes over.
     keep = {"keep_polling": verb == "rerun"}
     return _act(request, chain.pk, lambda: action(chain, actor(request)), **keep)
@@ -129,7 +146,8 @@ def chain_action(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
 def _release_version(request: HttpRequest) -> str:
     ref = request.GET.get("ref", "").strip()
     shown = queries.shown_ids(request.GET.get("shown", ""))
-    return queries.release_version(ref, shown) if ref else "none"
+    visible = visible_filter(request.user)
+    return queries.release_version(ref, shown, visible) if ref else "none"
 
 
 @require_GET
@@ -138,7 +156,7 @@ def _release_version(request: HttpRequest) -> str:
 def release(request: HttpRequest) -> HttpResponse:
     form = ReleaseForm(request.GET if "ref" in request.GET else None)
     ref = form.ref_value() if form.is_bound else ""
-    data = queries.release(ref) if ref else None
+    data = queries.release(ref, visible_filter(request.user)) if ref else None
     if data is not None and not request.user.is_superuser:
         data = _release_for(request, data)
     version = data.version if data else _release_version(request)  # of what is shown
@@ -148,7 +166,8 @@ def release(request: HttpRequest) -> HttpResponse:
     context["poll_url"] = live.poll_url(request.path, shown, version)
     if live.partial(request):
         return live.finish(render(request, "dashboard/release.html#matrix", context), version)
-    return render(request, "dashboard/release.html", context | {"refs": queries.recent_refs()})
+    refs = queries.recent_refs(request.user)
+    return render(request, "dashboard/release.html", context | {"refs": refs})
 
 
 def _release_for(request: HttpRequest, data: queries.Release) -> queries.Release:
@@ -164,7 +183,7 @@ def _release_for(request: HttpRequest, data: queries.Release) -> queries.Release
 
 
 def _repository_version(request: HttpRequest, pk: int) -> str:
-    filters = queries.ChainFilters(project=pk)
+    filters = queries.ChainFilters(project=pk, repositories=visible_filter(request.user))
     return queries.chains_version(filters, request.GET.get("page"))
 
 
@@ -174,7 +193,7 @@ def _repository_version(request: HttpRequest, pk: int) -> str:
 def repository_detail(request: HttpRequest, pk: int) -> HttpResponse:
     version = current_version(request, _repository_version, pk)
     repository = queries.repository(pk)
-    if repository is None or refusal(request.user, "view", repository):
+    if repository is None or not may_view(request.user, repository):
         raise Http404("No such repository.")
     page, progress = queries.chain_page(queries.ChainFilters(project=pk), request.GET.get("page"))
     context = {
@@ -195,21 +214,30 @@ def repository_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def change_plan(request: HttpRequest, pk: int, number: int) -> HttpResponse:
     """What this change would trigger now, for its author: the plan `/baton plan` shows."""
     repository = queries.repository(pk)
-    if repository is None or refusal(request.user, "view", repository):
+    if repository is None or not may_view(request.user, repository):
         raise Http404("No such repository.")
     context: dict[str, Any] = {"repository": repository, "number": number}
+    limit = settings.BATON_PLAN_TIME_LIMIT
     try:
         forge = repository.forge
-        result = dry_run(
-            forge,
-            repository.path,
-            number,
-            None,
-            lambda who, action, to: may(forge, who, action, to),
-        )
+        with deadline.within(limit):
+            result = dry_run(
+                forge,
+                repository.path,
+                number,
+                None,
+                lambda who, action, to: may(forge, who, action, to),
+            )
     except ForgeError as exc:
         context["error"] = f"The forge could not say: {exc.message}"
         return render(request, "dashboard/plan.html", context, status=502)
+    except deadline.TimeUp:
+        context["error"] = (
+            f"Baton gave up working out this plan after {limit:g} seconds "
+            "(BATON_PLAN_TIME_LIMIT). The forge may be slow, or the change's .baton.yml names "
+            "very many targets; try again in a moment, or ask with /baton plan on the change."
+        )
+        return render(request, "dashboard/plan.html", context, status=503)
     seen = visible_ids(request.user, [target for _, target, _, _ in result.targets])
     context |= {"result": result, "rows": presenters.plan_rows(result, seen)}
     return render(request, "dashboard/plan.html", context)

@@ -17,6 +17,9 @@ import pytest
         ({"DEBUG": "perhaps"}, "DEBUG"),
         ({"DEBUG": "false", "SECRET_KEY": ""}, "SECRET_KEY"),
         ({"BATON_SWEEP_INTERVAL": "soon"}, "BATON_SWEEP_INTERVAL"),
+        ({"BATON_PROXY_SSL_HEADER": "X Forwarded: https"}, "BATON_PROXY_SSL_HEADER"),
+        ({"BATON_LOGIN_FAILURE_LIMIT": "0"}, "BATON_LOGIN_FAILURE_LIMIT"),
+        ({"BATON_HTTPS": "sometimes"}, "BATON_HTTPS"),
     ],
 )
 def test_bad_values_fail_loudly(env: dict[str, str], named: str) -> None:

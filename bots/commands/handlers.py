@@ -13,9 +13,10 @@ from bots.commands.parser import HELP, Command, Mistake, parse_comment
 from bots.engine.planning import dry_run, ensure_repository
 from bots.events import CommentEvent
 from bots.forges.registry import forge_for
-from bots.permissions import may
+from bots.permissions import Person, may
 from bots.summary import MARKER, render, render_plan
 from chains.models import Chain, CommentReply, Delivery, Forge, Repository, Run
+from chains.policy import decide
 from chains.status import ACTIVE, Status
 
 log = logging.getLogger(__name__)
@@ -155,6 +156,13 @@ def _start(
     )
 
 
+def _allow(person: Person, verb: str, target: Chain | Run) -> None:
+    """The one policy's verdict on ``verb`` (``chains.policy.decide``), in its words."""
+    verdict = decide(person, verb, target)
+    if not verdict:
+        raise services.ActionRefused(verdict.reason)
+
+
 def _retry(
     forge: Forge,
     repository: Repository,
@@ -163,27 +171,31 @@ def _retry(
     actor: services.Actor,
 ) -> str:
     chain = _latest_chain(repository, event.number)
+    person = Person(forge, event.author)
     if args == ("all",):
-        _check(forge, event.author, "trigger", repository)
+        _allow(person, "rerun", chain)
         services.rerun_chain(chain, actor=actor)
         return "Running the whole chain again on the latest commit."
     if not args or args == ("failed",):
-        failed = list(chain.runs.filter(status=Status.FAILED).select_related("repository"))
+        failed = list(chain.runs.filter(status=Status.FAILED).order_by("depth", "pk"))
         if not failed:
             return "No run has failed."
-        for run in failed:
-            _check(forge, event.author, "retry", run.repository)
+        _allow(person, "retry-failed", chain)
         services.retry_failed(chain, actor=actor)
         return "Retrying " + ", ".join(f"`{r.key}`" for r in failed) + "."
-    done = []
-    for run in _runs_named(chain, args):
-        _check(forge, event.author, "retry", run.repository)
-        if run.status in (Status.FAILED, Status.CANCELED):
+    # Every named run is checked before any is retried: all or nothing.
+    asked = [
+        (run, "retry" if run.status in (Status.FAILED, Status.CANCELED) else "retry-subtree")
+        for run in _runs_named(chain, args)
+    ]
+    for run, verb in asked:
+        _allow(person, verb, run)
+    for run, verb in asked:
+        if verb == "retry":
             services.retry_run(run, actor=actor)
         else:
             services.retry_subtree(run, actor=actor)
-        done.append(f"`{run.key}`")
-    return "Retrying " + ", ".join(done) + "."
+    return "Retrying " + ", ".join(f"`{run.key}`" for run, _ in asked) + "."
 
 
 def _cancel(
@@ -194,16 +206,15 @@ def _cancel(
     actor: services.Actor,
 ) -> str:
     chain = _latest_chain(repository, event.number)
-    runs = (
-        list(chain.runs.filter(status__in=sorted(ACTIVE)).select_related("repository"))
-        if not args or args == ("all",)
-        else _runs_named(chain, args)
-    )
-    canceled = []
-    for run in runs:
-        _check(forge, event.author, "cancel", run.repository)
-        if services.cancel_run(run, actor=actor):
-            canceled.append(f"`{run.key}`")
+    person = Person(forge, event.author)
+    if not args or args == ("all",):
+        _allow(person, "cancel-chain", chain)
+        runs = list(chain.runs.filter(status__in=sorted(ACTIVE)).order_by("depth", "pk"))
+    else:
+        runs = _runs_named(chain, args)
+        for run in runs:  # all checked before any is canceled
+            _allow(person, "cancel", run)
+    canceled = [f"`{run.key}`" for run in runs if services.cancel_run(run, actor=actor)]
     return ("Canceling " + ", ".join(canceled) + ".") if canceled else "Nothing was running."
 
 

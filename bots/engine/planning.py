@@ -9,7 +9,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -17,7 +16,6 @@ from django.utils import timezone
 
 from bots.engine.mirroring import request_mirror
 from bots.engine.principals import (
-    Principal,
     allowed,
     check_project,
     confirm_change,
@@ -30,13 +28,13 @@ from bots.events import ChangeAction, ChangeEvent
 from bots.forges.base import Forge as ForgeClient
 from bots.forges.base import ForgeError
 from bots.forges.registry import forge_for
-from chains import audit
+from chains import audit, deadline
 from chains.conditions import Context
 from chains.config import BatonConfig, ConfigError, merge, parse_config
 from chains.dotenv import parse_dotenv
 from chains.models import Chain, Delivery, Forge, Repository, Rule, Run
 from chains.planner import Change, Plan, PlannedRun, change_context, plan
-from chains.policy import Verdict
+from chains.policy import Principal, UserPrincipal, Verdict
 from chains.status import FINISHED, Status
 
 
@@ -115,6 +113,7 @@ def read_params(
     paths = {t.params_file for t in config.downstream if t.params_file}
     params: dict[str, dict[str, str] | None] = {}
     for path in sorted(paths):
+        deadline.check()
         text = client.read_file(project, path, ref)
         params[path] = None if text is None else parse_dotenv(text)
     return params
@@ -167,10 +166,11 @@ def handle_change(
     delivery: Delivery | None,
     *,
     only: frozenset[str] | None = None,
-    actor_user: Any = None,
+    principal: UserPrincipal | None = None,
 ) -> str:
-    """``only``: plan just these targets (`/baton run key…`); ``actor_user``: the Baton user
-    who asked from the dashboard or the API (their grants count, not a forge account's)."""
+    """``only``: plan just these targets (`/baton run key…`). ``principal``: the Baton user who
+    started it from the dashboard or the API: their grants count as well as the author's (a
+    forge account who acted counts the same way, through ``event.actor``)."""
     if event.action in (ChangeAction.EDITED, ChangeAction.MERGED):
         return f"{event.action}: nothing to trigger"
     change = event.change
@@ -211,7 +211,7 @@ def handle_change(
     if only is not None and not error:
         the_plan = the_plan.only(only)
     targets = [] if error else resolve_targets(forge, upstream, the_plan.runs)
-    people = principals(forge, change.author, actor, actor_user)
+    people = principals(forge, change.author, actor, principal)
     targets = [permitted(people, *target) for target in targets]
     reason = REASONS[event.action]
     try:
@@ -235,8 +235,8 @@ def handle_change(
                 title=change.title[:500],
                 author=change.author,
                 runs_for=change.author,
+                runs_for_user=principal.user if principal else None,
                 actor=actor,
-                actor_user=actor_user,
                 trigger_action=str(event.action),
                 source_branch=change.source_branch,
                 target_branch=change.target_branch,
@@ -285,6 +285,7 @@ def resolve_targets(
 ) -> list[tuple[PlannedRun, Repository, str]]:
     resolved = []
     for planned in planned_runs:
+        deadline.check()
         if planned.is_child:
             resolved.append((planned, upstream, planned.error))
             continue
@@ -441,6 +442,7 @@ def dry_run(
     for planned, repository, problem in (
         [] if error else resolve_targets(forge, upstream, the_plan.runs)
     ):
+        deadline.check()
         action = "deploy" if planned.deploy else "trigger"
         verdict = verdict_for(event.change.author, action, repository)
         if verdict and event.actor and event.actor != event.change.author:
@@ -450,17 +452,27 @@ def dry_run(
 
 
 def rerun_change(
-    chain_id: int, actor: str, only: frozenset[str] | None = None, *, actor_user: Any = None
+    chain_id: int, actor: str, only: frozenset[str] | None = None, user_id: int | None = None
 ) -> str:
     """Plan the chain's change again on its latest commit, as if it had just been opened;
     green runs of an earlier chain on the same commit, sent with the same variables, are reused.
-    ``actor_user``: the Baton user who asked (dashboard, API); else ``actor`` is a forge
-    account."""
+    It runs for the change's author, and needs the permissions of whoever asked as well:
+    ``user_id``, the Baton user who asked from the dashboard or the API (never a forge account
+    that happens to carry the same name), else the forge account ``actor`` (a comment)."""
     old = Chain.objects.select_related("forge", "repository").get(pk=chain_id)
     if old.change_number is None:
         return "not a change"
+    if user_id is not None:
+        from django.contrib.auth import get_user_model
+
+        user = get_user_model().objects.filter(pk=user_id).first()
+        principal = UserPrincipal(user)
+        event = current_change(
+            old.forge, old.repository.path, old.change_number, principal.username
+        )
+        return handle_change(old.forge, event, None, only=only, principal=principal)
     event = current_change(old.forge, old.repository.path, old.change_number, actor)
-    return handle_change(old.forge, event, None, only=only, actor_user=actor_user)
+    return handle_change(old.forge, event, None, only=only)
 
 
 # --- nested chains -----------------------------------------------------------------------------
@@ -558,7 +570,12 @@ def expand_run(run_id: int) -> str:
     )
     extra = {"UPSTREAM_PIPELINE_ID": run.remote_id} if run.remote_id else {}
     the_plan = plan(change, config, context=context, params=params, upstream_extra=extra)
-    people = principals(chain.forge, chain.runs_for or chain.author, chain.actor, chain.actor_user)
+    people = principals(
+        chain.forge,
+        chain.runs_for or chain.author,
+        chain.actor,
+        UserPrincipal(chain.runs_for_user) if chain.runs_for_user_id else None,
+    )
     targets = [
         permitted(people, *target)
         for target in resolve_targets(run.repository.forge, run.repository, the_plan.runs)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import zlib
 from datetime import timedelta
-from typing import Any, Protocol
 
 from django.conf import settings
 from django.db import connection
@@ -29,34 +28,20 @@ from bots.forges.base import ForgeError
 from bots.forges.registry import forge_for
 from bots.permissions import Person
 from chains.models import Chain, Forge, Repository
-from chains.policy import Verdict, user_may
+from chains.policy import Principal, UserPrincipal, Verdict
 
 OPEN_STATES = ("opened", "open")  # GitLab, GitHub
 LOCK_CLASS = 0x6261746F  # "bato": the first key of Baton's advisory locks
 
 
-class Principal(Protocol):
-    username: str
-
-    def may(self, action: str, repository: Repository) -> Verdict: ...
-
-
-class BatonUser:
-    """A Baton user who acted from the dashboard or the API: their own grants."""
-
-    def __init__(self, user: Any):
-        self.user = user
-        self.username = user.get_username()
-
-    def may(self, action: str, repository: Repository) -> Verdict:
-        return user_may(self.user, action, repository)
-
-
-def principals(forge: Forge, author: str, actor: str, actor_user: Any = None) -> list[Principal]:
-    """The author, and whoever else acted: a target needs every one of them to be allowed."""
+def principals(
+    forge: Forge, author: str, actor: str, user: UserPrincipal | None = None
+) -> list[Principal]:
+    """The author, and whoever else acted (``user``: a Baton user on the dashboard or the API;
+    else the forge account ``actor``): a target needs every one of them to be allowed."""
     people: list[Principal] = [Person(forge, author)]
-    if actor_user is not None:
-        people.append(BatonUser(actor_user))
+    if user is not None:
+        people.append(user)
     elif actor and actor != author:
         people.append(Person(forge, actor))
     return people

@@ -15,8 +15,10 @@ from django.utils import timezone
 from bots import throttle
 from bots.engine.mirroring import request_mirror
 from bots.engine.tracking import (
+    NONCE_VARIABLE,
     RUN_ID_VARIABLE,
     apply_status,
+    find_sent,
     ready,
     settle_later,
     waits_on_others,
@@ -24,7 +26,7 @@ from bots.engine.tracking import (
 from bots.forges.base import Forge, ForgeError, RemotePipeline
 from bots.forges.registry import forge_for
 from chains import audit
-from chains.models import Run
+from chains.models import Run, new_run_nonce
 from chains.status import ACTIVE, NOT_YET_SENT, Status
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,7 @@ def run_variables(run: Run) -> dict[str, str]:
         **run.masked_variables,
         "BATON_CHAIN_ID": str(run.chain_id),
         RUN_ID_VARIABLE: str(run.pk),
+        NONCE_VARIABLE: run.nonce,
         "BATON_DEPTH": str(run.depth),
     }
     if run.deploy_environment:
@@ -77,16 +80,24 @@ def trigger(run_id: int) -> None:
             family = list(Run.objects.filter(chain_id=run.chain_id))
             if not ready(run, family):
                 return  # released when what it waits for has finished
+        if run.send_attempts >= settings.BATON_MAX_RUN_ATTEMPTS:
+            _park(run, now)
+            return
         uncertain = run.dispatch == Run.Dispatch.SENDING
+        if not uncertain:
+            # A new send: a new secret marker, so that no pipeline from before can pass for it.
+            run.nonce = new_run_nonce()
+            run.sent_at = now
         run.dispatch = Run.Dispatch.SENDING
         run.lease_until = now + timedelta(seconds=settings.BATON_TRIGGER_LEASE)
         run.send_attempts += 1
-        run.save(update_fields=["dispatch", "lease_until", "send_attempts"])
+        run.save(update_fields=["dispatch", "lease_until", "send_attempts", "nonce", "sent_at"])
 
     forge = forge_for(run.repository.forge)
     project = run.repository.path
     workflow = run.workflow or None
     ref = run.ref
+    unknown = uncertain  # whether an earlier attempt may have reached the forge, as far as we know
     try:
         ref = ref or _default_branch(run)
         if uncertain:
@@ -95,6 +106,7 @@ def trigger(run_id: int) -> None:
             if found is not None:
                 record_triggered(run.pk, found, ref)
                 return
+            unknown = False
         if run.wait_timeout and _keep_waiting(forge, run, ref):
             return
         at = run.reserved_at or throttle.reserve(forge.budgets("create", project, ref))
@@ -119,20 +131,15 @@ def trigger(run_id: int) -> None:
     except ForgeError as exc:
         if exc.rate_limited:
             throttle.block(forge.budgets("create", project, ref), _retry_delay(exc, run))
-        _trigger_failed(run, exc)
+        # A send whose outcome was unknown stays unknown until a look-up has answered.
+        _trigger_failed(run, exc, uncertain=unknown)
         return
     record_triggered(run.pk, remote, ref)
 
 
 def _find_earlier_send(forge: Forge, run: Run, ref: str) -> RemotePipeline | None:
     if run.mode == "new":
-        return forge.find_pipeline(
-            run.repository.path,
-            ref,
-            (RUN_ID_VARIABLE, str(run.pk)),
-            run.created_at - timedelta(minutes=5),
-            workflow=run.workflow or None,
-        )
+        return find_sent(forge, run, ref)
     # A re-run keeps the pipeline's id: if the newest one is active again, ours got through.
     recent = forge.recent_pipelines(run.repository.path, ref, workflow=run.workflow or None)
     return next((p for p in recent[:1] if p.status in ACTIVE), None)
@@ -240,7 +247,29 @@ def _retry_delay(exc: ForgeError, run: Run) -> float:
     return _backoff(run.send_attempts)
 
 
-def _trigger_failed(run: Run, exc: ForgeError) -> None:
+def _park(run: Run, now: datetime) -> None:
+    """A run sent this often without an outcome (time limits, dead workers, rate limits) is
+    failed with the reason in words, instead of being handed to the workers forever. An
+    uncertain last send stays SENDING, so a manual retry looks before resending."""
+    last = f" Last: {run.error}" if run.error else ""
+    run.status = Status.FAILED
+    run.error = (
+        f"gave up after {run.send_attempts} attempts to send it "
+        f"(BATON_MAX_RUN_ATTEMPTS={settings.BATON_MAX_RUN_ATTEMPTS}); retry it once the cause "
+        f"is fixed.{last}"
+    )[:2000]
+    run.finished_at = now
+    run.lease_until = None
+    run.reserved_at = None
+    run.save(update_fields=["status", "error", "finished_at", "lease_until", "reserved_at"])
+    request_mirror(run.chain_id)
+    settle_later(run.chain_id)
+    log.warning("run %s parked after %s send attempts", run.pk, run.send_attempts)
+
+
+def _trigger_failed(run: Run, exc: ForgeError, *, uncertain: bool = False) -> None:
+    """Retry later, or give up in words. ``uncertain``: an earlier attempt may have reached the
+    forge and no look-up has said otherwise, so the run stays "sending" (looked up, not resent)."""
     give_up = exc.permanent or (
         not exc.rate_limited and run.send_attempts > settings.BATON_MAX_FORGE_RETRIES
     )
@@ -259,7 +288,7 @@ def _trigger_failed(run: Run, exc: ForgeError) -> None:
             log.warning("run %s failed to trigger: %s", run.pk, exc.message)
             return
         delay = _retry_delay(exc, run)
-        run.dispatch = Run.Dispatch.SENDING if exc.uncertain else Run.Dispatch.IDLE
+        run.dispatch = Run.Dispatch.SENDING if exc.uncertain or uncertain else Run.Dispatch.IDLE
         run.not_before = timezone.now() + timedelta(seconds=delay)
         if exc.rate_limited:
             run.status = Status.WAITING

@@ -6,17 +6,24 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 
 from bots.engine.mirroring import request_mirror
 from bots.events import PipelineEvent
+from bots.forges.base import Forge as BaseForge
+from bots.forges.base import ForgeError, RemotePipeline
 from bots.forges.registry import forge_for
 from chains.models import Delivery, Forge, Run
 from chains.status import ACTIVE, FINISHED, Status
 
 RUN_ID_VARIABLE = "BATON_RUN_ID"
+NONCE_VARIABLE = "BATON_RUN_NONCE"  # the secret part of the marker: see docs/security.md
+MAX_UNMATCHED = 200  # sent runs of one project awaiting their pipeline, checked per event
+_PIPELINE_ID = re.compile(r"[0-9]{1,20}")
 _RANK = {
     Status.QUEUED: 0,
     Status.WAITING: 0,
@@ -59,15 +66,37 @@ def apply_status(
 
 
 def handle_pipeline(forge: Forge, event: PipelineEvent, delivery: Delivery | None) -> str:
-    query = Q(repository__forge=forge, remote_id=event.pipeline_id)
-    marker = event.variables.get(RUN_ID_VARIABLE, "")
-    if marker.isdigit():
-        query |= Q(repository__forge=forge, pk=int(marker), remote_id="")
-    elif event.marker_text:
-        query |= Q(pk__in=_marked_runs(forge, event))
+    """Apply a pipeline event to the run it belongs to. An event from a webhook (``delivery``) is
+    a claim: it is matched only to a run in the very project it names, a pipeline Baton did not
+    identify yet is adopted only by the run's secret nonce, and a final status is read back from
+    the forge before it finishes the run. Raises ForgeError when that read fails for a while."""
+    candidate = _matching_run(forge, event)
+    if candidate is None:
+        return "not a pipeline Baton triggered"
+    if candidate.status == event.status and event.status in FINISHED:
+        return f"run {candidate.pk} is {candidate.status}"  # a repeat: nothing to read back
+    status, started_at, finished_at = event.status, event.started_at, event.finished_at
+    if delivery is not None and status in FINISHED:
+        try:
+            remote = forge_for(forge).get_pipeline(candidate.repository.path, event.pipeline_id)
+        except ForgeError as exc:
+            if exc.permanent:
+                return (
+                    f"not applied: pipeline {event.pipeline_id} could not be read back from "
+                    f"{candidate.repository.path} ({exc.message})"
+                )
+            # The delivery is retried; meanwhile the poller may find the end first.
+            Run.objects.filter(pk=candidate.pk).update(hooked=False)
+            raise
+        status, started_at, finished_at = remote.status, remote.started_at, remote.finished_at
     with transaction.atomic():
-        run = Run.objects.select_for_update(of=("self",)).filter(query).order_by("pk").first()
-        if run is None:
+        run = (
+            Run.objects.select_for_update(of=("self",))
+            .select_related("repository")
+            .filter(pk=candidate.pk)
+            .first()
+        )
+        if run is None or not _still_matches(run, event):
             return "not a pipeline Baton triggered"
         if not run.remote_id:
             # The event beat the create call's answer: adopt the pipeline now.
@@ -75,30 +104,121 @@ def handle_pipeline(forge: Forge, event: PipelineEvent, delivery: Delivery | Non
             run.triggered_at = run.triggered_at or timezone.now()
         run.web_url = event.web_url or run.web_url
         run.last_seen_at = timezone.now()
-        run.hooked = run.hooked or delivery is not None
-        changed = apply_status(
-            run, event.status, started_at=event.started_at, finished_at=event.finished_at
-        )
+        if delivery is not None and event.status in FINISHED and status not in FINISHED:
+            run.hooked = False  # the forge does not confirm the end yet: poll it soon
+        else:
+            run.hooked = run.hooked or delivery is not None
+        changed = apply_status(run, status, started_at=started_at, finished_at=finished_at)
         run.save()
         if changed:
             request_mirror(run.chain_id)
     return f"run {run.pk} is {run.status}"
 
 
-def mentions_run(text: str, run_id: int) -> bool:
-    """Whether a run's title shows this BATON_RUN_ID as a whole word."""
-    return re.search(rf"(?<![\w-]){run_id}(?![\w-])", text) is not None
+def _matching_run(forge: Forge, event: PipelineEvent) -> Run | None:
+    """The run an event is about: by (target repository, remote id), or, for a pipeline Baton
+    has not identified yet, by the marker Baton put on it. Never by an id alone."""
+    if not _PIPELINE_ID.fullmatch(event.pipeline_id):
+        return None
+    in_project = Run.objects.select_related("repository").filter(
+        repository__forge=forge, repository__path__iexact=event.project
+    )
+    run = in_project.filter(remote_id=event.pipeline_id).order_by("pk").first()
+    if run is None:
+        run = _marked_run(in_project, event)
+    if run is None or not same_project(run, event):
+        return None
+    return run
 
 
-def _marked_runs(forge: Forge, event: PipelineEvent) -> list[int]:
-    """Sent runs not yet matched to a forge run whose id the event's title shows."""
-    waiting = Run.objects.filter(
-        repository__forge=forge,
-        repository__path=event.project,
-        remote_id="",
-        dispatch__in=[Run.Dispatch.SENT, Run.Dispatch.SENDING],
-    ).values_list("pk", flat=True)
-    return [pk for pk in waiting if mentions_run(event.marker_text, pk)][:1]
+def _still_matches(run: Run, event: PipelineEvent) -> bool:
+    """Re-checked under the row lock: the run may have been identified or re-sent meanwhile."""
+    if run.remote_id:
+        return run.remote_id == event.pipeline_id and same_project(run, event)
+    return _carries_marker(run, event)
+
+
+def same_project(run: Run, event: PipelineEvent) -> bool:
+    """Whether the event's project is the run's target (by path, and by id when both are known)."""
+    if run.repository.path.lower() != event.project.lower():
+        return False
+    known, said = run.repository.remote_id, event.project_id
+    return not (known and said and known != said)
+
+
+def _marked_run(in_project: QuerySet[Run], event: PipelineEvent) -> Run | None:
+    """A sent run of this project, not yet matched to a pipeline, whose marker the event shows."""
+    waiting = in_project.filter(
+        remote_id="", dispatch__in=[Run.Dispatch.SENT, Run.Dispatch.SENDING]
+    )
+    marker = event.variables.get(RUN_ID_VARIABLE, "")
+    if marker:
+        if not marker.isdigit() or len(marker) > 18:
+            return None
+        waiting = waiting.filter(pk=int(marker))
+    elif not event.marker_text:
+        return None
+    for run in waiting.order_by("pk")[:MAX_UNMATCHED]:
+        if _carries_marker(run, event):
+            return run
+    return None
+
+
+def _carries_marker(run: Run, event: PipelineEvent) -> bool:
+    """The pipeline shows this run's nonce (a variable, or in a GitHub run's title), was created
+    after the run was sent, and (GitHub) ran the workflow Baton dispatched."""
+    if run.dispatch not in (Run.Dispatch.SENT, Run.Dispatch.SENDING) or not run.nonce:
+        return False
+    if RUN_ID_VARIABLE in event.variables or NONCE_VARIABLE in event.variables:
+        shown = event.variables.get(NONCE_VARIABLE, "")
+        if event.variables.get(RUN_ID_VARIABLE) != str(run.pk):
+            return False
+        if not constant_time_compare(shown, run.nonce):
+            return False
+    elif not marker_in(event.marker_text, run.nonce):
+        return False
+    if event.workflow and run.workflow and not _same_workflow(event.workflow, run.workflow):
+        return False
+    return created_after_send(run, event.created_at)
+
+
+def _same_workflow(path: str, workflow: str) -> bool:
+    return path == workflow or path.rsplit("/", 1)[-1] == workflow
+
+
+def created_after_send(run: Run, created_at: datetime | None) -> bool:
+    """Whether a pipeline created then can be the run's current send (allowing for clock skew
+    between Baton and the forge). A forge that does not say when is given the benefit: the nonce
+    still has to match."""
+    since = run.sent_at or run.created_at
+    if created_at is None or since is None:
+        return True
+    return created_at >= since - timedelta(seconds=settings.BATON_MARKER_CLOCK_SKEW)
+
+
+def marker_in(text: str, value: str) -> bool:
+    """Whether ``value`` appears in ``text`` as a whole word."""
+    if not value:
+        return False
+    return re.search(rf"(?<![\w-]){re.escape(value)}(?![\w-])", text) is not None
+
+
+def marker(run: Run) -> tuple[str, str]:
+    """What a look-up for the run's pipeline searches for."""
+    return (NONCE_VARIABLE, run.nonce)
+
+
+def find_sent(forge: BaseForge, run: Run, ref: str) -> RemotePipeline | None:
+    """The pipeline this run's current send created, looked up on the run's own target: it
+    carries the run's nonce and was created after the send began. Raises ForgeError when the
+    forge cannot be asked (then nobody knows yet)."""
+    since = (run.sent_at or run.created_at) - timedelta(seconds=settings.BATON_MARKER_CLOCK_SKEW)
+    found = forge.find_pipeline(
+        run.repository.path, ref, marker(run), since, workflow=run.workflow or None
+    )
+    if found is None or not created_after_send(run, found.created_at):
+        return None
+    return found
 
 
 def poll(run_id: int) -> None:
@@ -111,13 +231,7 @@ def poll(run_id: int) -> None:
     Run.objects.filter(pk=run_id).update(last_seen_at=timezone.now())
     forge = forge_for(run.repository.forge)
     if not run.remote_id:
-        found = forge.find_pipeline(
-            run.repository.path,
-            run.ref,
-            (RUN_ID_VARIABLE, str(run.pk)),
-            (run.triggered_at or run.created_at) - timedelta(minutes=1),
-            workflow=run.workflow or None,
-        )
+        found = find_sent(forge, run, run.ref)
         if found is not None:
             record_triggered(run.pk, found, run.ref)
         return

@@ -8,7 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
+from urllib.parse import quote, unquote
 
+from chains.paths import PathError, check_file_path, check_project, check_ref, check_sha
 from chains.status import Status
 
 
@@ -67,6 +69,7 @@ class RemotePipeline:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     undelivered: tuple[str, ...] = ()  # variables the target does not accept (GitHub inputs)
+    created_at: datetime | None = None  # when the forge created it (None: not said)
 
 
 @dataclass(frozen=True)
@@ -176,3 +179,101 @@ class Forge(Protocol):
     def upsert_comment(self, project: str, number: int, body: str, comment_id: str | None) -> str:
         """Edit comment ``comment_id`` in place (or create one); return its id."""
         ...
+
+
+# -- URL paths from checked segments only ------------------------------------------------------
+# Every project path, file path, ref and id that goes into a request URL is checked here (the same
+# rules as `.baton.yml` parsing, chains/paths.py), each segment is quoted on its own, and right
+# before a request goes out the adapter asserts that its path names exactly the repository the
+# caller asked for (`assert_names_repository`). A refusal is a permanent ForgeError: nothing is
+# sent.
+
+
+def _refuse(what: str, value: str, exc: PathError) -> ForgeError:
+    return ForgeError(f"refused {what} {value[:80]!r}: {exc}", permanent=True)
+
+
+def project_segments(project: str) -> list[str]:
+    """The checked segments of a repository path."""
+    try:
+        return check_project(project).split("/")
+    except PathError as exc:
+        raise _refuse("project path", project, exc) from None
+
+
+def quoted_file_path(path: str) -> str:
+    """A checked file path, each segment quoted (``/`` between segments kept)."""
+    try:
+        check_file_path(path)
+    except PathError as exc:
+        raise _refuse("file path", path, exc) from None
+    return "/".join(quote(segment, safe="") for segment in path.split("/"))
+
+
+def checked_ref(ref: str) -> str:
+    try:
+        return check_ref(ref)
+    except PathError as exc:
+        raise _refuse("ref", ref, exc) from None
+
+
+def checked_sha(sha: str) -> str:
+    try:
+        return check_sha(sha)
+    except PathError as exc:
+        raise _refuse("commit sha", sha, exc) from None
+
+
+def checked_id(value: str | int, what: str = "id") -> str:
+    """A numeric id (pipeline, run, comment) that goes into a URL."""
+    text = str(value)
+    if not text.isdigit() or len(text) > 20:
+        raise ForgeError(f"refused {what} {text[:40]!r}: must be a number", permanent=True)
+    return text
+
+
+def checked_username(name: str) -> str:
+    """An account name that goes into a URL: letters, digits, '_', '.', '-' (as both forges)."""
+    if (
+        not name
+        or len(name) > 255
+        or name in (".", "..")
+        or not all(c.isascii() and (c.isalnum() or c in "_.-") for c in name)
+    ):
+        raise ForgeError(f"refused account name {name[:40]!r}", permanent=True)
+    return name
+
+
+def assert_names_repository(path: str, root: str, project: str | None, *, joined: bool) -> None:
+    """Raise ForgeError unless the request path is free of dot and empty segments and, when it
+    is under ``root`` (``/repos`` or ``/projects``), names exactly ``project``: as one encoded
+    segment (``joined``, GitLab's ``acme%2Fapi``) or one segment per part (GitHub's owner/name)."""
+    bare = path.split("?", 1)[0]
+    segments = bare.split("/")
+    if segments[0] != "" or len(segments) < 2:
+        raise ForgeError(f"refused request path {bare[:120]!r}: not absolute", permanent=True)
+    for segment in segments[1:]:
+        if segment in ("", ".", "..") or unquote(segment) in ("", ".", ".."):
+            raise ForgeError(
+                f"refused request path {bare[:120]!r}: empty or dot segment", permanent=True
+            )
+    if segments[1] != root.strip("/"):
+        return
+    if project is None:
+        raise ForgeError(
+            f"refused request path {bare[:120]!r}: no repository was checked for it",
+            permanent=True,
+        )
+    parts = project_segments(project)
+    if joined:
+        named = [unquote(segments[2])] if len(segments) > 2 else []
+        expected = ["/".join(parts)]
+        exact = len(segments) > 2 and segments[2] == quote(project, safe="")
+    else:
+        named = [unquote(s) for s in segments[2 : 2 + len(parts)]]
+        expected = parts
+        exact = segments[2 : 2 + len(parts)] == [quote(p, safe="") for p in parts]
+    if named != expected or not exact:
+        raise ForgeError(
+            f"refused request path {bare[:120]!r}: it does not name {project!r}", permanent=True
+        )

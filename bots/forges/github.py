@@ -21,7 +21,21 @@ import requests
 import yaml
 from github import Auth, Github
 
-from bots.forges.base import Budget, ForgeError, RemoteChange, RemotePipeline, RemoteProject
+from bots.forges.base import (
+    Budget,
+    ForgeError,
+    RemoteChange,
+    RemotePipeline,
+    RemoteProject,
+    assert_names_repository,
+    checked_id,
+    checked_ref,
+    checked_sha,
+    checked_username,
+    project_segments,
+    quoted_file_path,
+)
+from chains import deadline
 from chains.status import Status
 
 # GitHub workflow run (status, conclusion) -> Baton status.
@@ -92,8 +106,20 @@ def parse_time(value: str | None) -> datetime | None:
 
 
 def marker_in(text: str, value: str) -> bool:
-    """Whether ``value`` (a run id) appears in ``text`` as a whole word."""
+    """Whether ``value`` (a run's BATON_RUN_NONCE) appears in ``text`` as a whole word."""
+    if not value:
+        return False
     return re.search(rf"(?<![\w-]){re.escape(value)}(?![\w-])", text) is not None
+
+
+def _marked_payload(variables: dict[str, str]) -> dict[str, Any]:
+    """A dispatch or deployment payload: the run's id and nonce at the top level, where a
+    workflow's run-name can show them, and every variable."""
+    return {
+        "BATON_RUN_ID": variables.get("BATON_RUN_ID", ""),
+        "BATON_RUN_NONCE": variables.get("BATON_RUN_NONCE", ""),
+        "variables": variables,
+    }
 
 
 def _wait_from(status: int, headers: dict[str, str], message: str) -> float | None:
@@ -155,7 +181,11 @@ class GitHubForge:
         headers: dict[str, str] | None = None,
         creates: bool = False,
         ok: tuple[int, ...] = (200, 201, 202, 204),
+        project: str | None,
     ) -> tuple[int, dict[str, str], Any]:
+        """``project``: the repository the caller checked; the path must name exactly it."""
+        assert_names_repository(path, "/repos", project, joined=False)
+        deadline.check()  # no new request once a dry run's time is up
         try:
             status, raw_headers, text = self._requester.requestJson(
                 verb, path, parameters=params, headers=headers, input=body
@@ -182,12 +212,26 @@ class GitHubForge:
 
     @staticmethod
     def _repo(project: str) -> str:
-        return f"/repos/{project}"
+        parts = project_segments(project)
+        if len(parts) != 2:
+            raise ForgeError(
+                f"refused project path {project[:80]!r}: a GitHub repository is owner/name",
+                permanent=True,
+            )
+        return "/repos/" + "/".join(quote(part, safe="") for part in parts)
+
+    @staticmethod
+    def _workflow(workflow: str) -> str:
+        """A workflow file name (or path) as one quoted URL segment."""
+        quoted_file_path(workflow)  # checked like any file path
+        return quote(workflow, safe="")
 
     # -- reading ----------------------------------------------------------------------------
 
     def get_project(self, project: str) -> RemoteProject:
-        _, _, data = self._send(f"read repository {project}", "GET", self._repo(project))
+        _, _, data = self._send(
+            f"read repository {project}", "GET", self._repo(project), project=project
+        )
         return RemoteProject(
             id=str(data["id"]),
             path=data["full_name"],
@@ -200,14 +244,15 @@ class GitHubForge:
         return f"refs/pull/{number}/head"
 
     def whoami(self) -> str:
-        _, _, data = self._send("read the token's account", "GET", "/user")
+        _, _, data = self._send("read the token's account", "GET", "/user", project=None)
         return str((data or {}).get("login", ""))
 
     def get_change(self, project: str, number: int) -> RemoteChange:
         _, _, pr = self._send(
             f"read pull request #{number} of {project}",
             "GET",
-            f"{self._repo(project)}/pulls/{number}",
+            f"{self._repo(project)}/pulls/{checked_id(number)}",
+            project=project,
         )
         return RemoteChange(
             number=number,
@@ -228,8 +273,9 @@ class GitHubForge:
             _, _, data = self._send(
                 f"list the files of #{number} in {project}",
                 "GET",
-                f"{self._repo(project)}/pulls/{number}/files",
+                f"{self._repo(project)}/pulls/{checked_id(number)}/files",
                 params={"per_page": 100, "page": page},
+                project=project,
             )
             for item in data or []:
                 files.update(p for p in (item.get("filename"), item.get("previous_filename")) if p)
@@ -239,7 +285,9 @@ class GitHubForge:
 
     def public_email(self, username: str) -> str | None:
         try:
-            _, _, data = self._send(f"read user {username}", "GET", f"/users/{quote(username)}")
+            _, _, data = self._send(
+                f"read user {username}", "GET", f"/users/{checked_username(username)}", project=None
+            )
         except ForgeError as exc:
             if exc.status_code == 404:
                 return None
@@ -251,7 +299,8 @@ class GitHubForge:
             _, _, data = self._send(
                 f"read {username}'s access to {project}",
                 "GET",
-                f"{self._repo(project)}/collaborators/{quote(username)}/permission",
+                f"{self._repo(project)}/collaborators/{checked_username(username)}/permission",
+                project=project,
             )
         except ForgeError as exc:
             if exc.status_code == 404:
@@ -264,8 +313,9 @@ class GitHubForge:
             _, _, data = self._send(
                 f"read {path} at {ref[:12]} in {project}",
                 "GET",
-                f"{self._repo(project)}/contents/{quote(path)}",
-                params={"ref": ref},
+                f"{self._repo(project)}/contents/{quoted_file_path(path)}",
+                params={"ref": checked_ref(ref)},
+                project=project,
             )
         except ForgeError as exc:
             if exc.status_code == 404:
@@ -319,6 +369,7 @@ class GitHubForge:
         workflow: str | None = None,
         deploy: str | None = None,
     ) -> RemotePipeline:
+        checked_ref(ref)
         if deploy:
             return self._deploy(project, ref, variables, deploy)
         if workflow:
@@ -331,8 +382,9 @@ class GitHubForge:
         declared = self.workflow_inputs(project, workflow, ref)
         inputs = {name: variables[name] for name in declared if name in variables}
         inputs = dict(list(inputs.items())[:MAX_INPUTS])
-        undelivered = tuple(sorted(set(variables) - set(inputs)))
-        path = f"{self._repo(project)}/actions/workflows/{quote(workflow, safe='')}/dispatches"
+        # The nonce is Baton's own marker, not a variable a workflow is expected to take.
+        undelivered = tuple(sorted(set(variables) - set(inputs) - {"BATON_RUN_NONCE"}))
+        path = f"{self._repo(project)}/actions/workflows/{self._workflow(workflow)}/dispatches"
         action = f"dispatch {workflow} on {ref} in {project}"
         if self._return_run_details:
             try:
@@ -342,6 +394,7 @@ class GitHubForge:
                     path,
                     creates=True,
                     body={"ref": ref, "inputs": inputs, "return_run_details": True},
+                    project=project,
                 )
             except ForgeError as exc:
                 if exc.status_code != 422 or "return_run_details" not in exc.message:
@@ -355,22 +408,24 @@ class GitHubForge:
                         web_url=data.get("html_url") or "",
                         undelivered=undelivered,
                     )
-        if "BATON_RUN_ID" not in inputs:
+        if "BATON_RUN_NONCE" not in inputs:
             raise ForgeError(
                 f"{action}: GitHub does not say which run it started, so Baton finds the run by "
-                "its BATON_RUN_ID: declare a workflow_dispatch input BATON_RUN_ID and show it in "
-                "the workflow's run-name",
+                "its BATON_RUN_NONCE: declare a workflow_dispatch input BATON_RUN_NONCE and show "
+                "it in the workflow's run-name",
                 permanent=True,
             )
-        self._send(action, "POST", path, creates=True, body={"ref": ref, "inputs": inputs})
+        self._send(
+            action, "POST", path, creates=True, body={"ref": ref, "inputs": inputs}, project=project
+        )
         return RemotePipeline(id="", status=Status.PENDING, web_url="", undelivered=undelivered)
 
     def _deploy(
         self, project: str, ref: str, variables: dict[str, str], environment: str
     ) -> RemotePipeline:
         """A deployment through the Deployments API; the workflows `on: deployment` run it and
-        show the BATON_RUN_ID of the payload in their run-name."""
-        payload = {"BATON_RUN_ID": variables.get("BATON_RUN_ID", ""), "variables": variables}
+        show the BATON_RUN_NONCE of the payload in their run-name."""
+        payload = _marked_payload(variables)
         body = {
             "ref": ref,
             "environment": environment,
@@ -385,11 +440,12 @@ class GitHubForge:
             f"{self._repo(project)}/deployments",
             body=body,
             creates=True,
+            project=project,
         )
         return RemotePipeline(id="", status=Status.PENDING, web_url="")
 
     def _dispatch_repository(self, project: str, variables: dict[str, str]) -> RemotePipeline:
-        payload = {"BATON_RUN_ID": variables.get("BATON_RUN_ID", ""), "variables": variables}
+        payload = _marked_payload(variables)
         body = {"event_type": DISPATCH_EVENT_TYPE, "client_payload": payload}
         if len(json.dumps(payload).encode()) >= MAX_PAYLOAD_BYTES:
             raise ForgeError(
@@ -403,6 +459,7 @@ class GitHubForge:
             f"{self._repo(project)}/dispatches",
             body=body,
             creates=True,
+            project=project,
         )
         return RemotePipeline(id="", status=Status.PENDING, web_url="")
 
@@ -417,7 +474,7 @@ class GitHubForge:
     ) -> RemotePipeline | None:
         _, value = marker
         path = (
-            f"{self._repo(project)}/actions/workflows/{quote(workflow, safe='')}/runs"
+            f"{self._repo(project)}/actions/workflows/{self._workflow(workflow)}/runs"
             if workflow
             else f"{self._repo(project)}/actions/runs"
         )
@@ -425,7 +482,9 @@ class GitHubForge:
             "created": f">={created_after.strftime('%Y-%m-%dT%H:%M:%SZ')}",
             "per_page": 100,
         }
-        _, _, data = self._send(f"list runs in {project}", "GET", path, params=params)
+        _, _, data = self._send(
+            f"list runs in {project}", "GET", path, params=params, project=project
+        )
         for run in (data or {}).get("workflow_runs", []):
             text = f"{run.get('display_title') or ''} {run.get('name') or ''}"
             if marker_in(text, value):
@@ -441,16 +500,17 @@ class GitHubForge:
             finished_at=parse_time(run.get("updated_at"))
             if run.get("status") == "completed"
             else None,
+            created_at=parse_time(run.get("created_at")),
         )
 
     def get_pipeline(self, project: str, pipeline_id: str) -> RemotePipeline:
         """A conditional GET: an unchanged run costs a 304, which GitHub does not count."""
-        path = f"{self._repo(project)}/actions/runs/{pipeline_id}"
+        path = f"{self._repo(project)}/actions/runs/{checked_id(pipeline_id)}"
         with self._lock:
             cached = self._etags.get(path)
         headers = {"If-None-Match": cached[0]} if cached else None
         status, response_headers, data = self._send(
-            f"read run {pipeline_id} in {project}", "GET", path, headers=headers
+            f"read run {pipeline_id} in {project}", "GET", path, headers=headers, project=project
         )
         if status == 304 and cached:
             data = cached[1]
@@ -466,7 +526,8 @@ class GitHubForge:
         self._send(
             f"cancel run {pipeline_id} in {project}",
             "POST",
-            f"{self._repo(project)}/actions/runs/{pipeline_id}/cancel",
+            f"{self._repo(project)}/actions/runs/{checked_id(pipeline_id)}/cancel",
+            project=project,
         )
         return self.get_pipeline(project, pipeline_id)
 
@@ -474,12 +535,16 @@ class GitHubForge:
         self, project: str, ref: str, *, workflow: str | None = None
     ) -> list[RemotePipeline]:
         path = (
-            f"{self._repo(project)}/actions/workflows/{quote(workflow, safe='')}/runs"
+            f"{self._repo(project)}/actions/workflows/{self._workflow(workflow)}/runs"
             if workflow
             else f"{self._repo(project)}/actions/runs"
         )
         _, _, data = self._send(
-            f"list runs on {ref} in {project}", "GET", path, params={"branch": ref, "per_page": 20}
+            f"list runs on {ref} in {project}",
+            "GET",
+            path,
+            params={"branch": ref, "per_page": 20},
+            project=project,
         )
         runs = sorted((data or {}).get("workflow_runs", []), key=lambda r: -int(r["id"]))
         return [self._pipeline(run) for run in runs]
@@ -491,7 +556,8 @@ class GitHubForge:
         self._send(
             f"re-run run {pipeline_id} in {project}",
             "POST",
-            f"{self._repo(project)}/actions/runs/{pipeline_id}/{what}",
+            f"{self._repo(project)}/actions/runs/{checked_id(pipeline_id)}/{what}",
+            project=project,
         )
         return RemotePipeline(id=pipeline_id, status=Status.PENDING, web_url="")
 
@@ -524,6 +590,7 @@ class GitHubForge:
                 "POST",
                 f"{self._repo(project)}/check-runs",
                 body=body,
+                project=project,
             )
             return
         body = {"state": COMMIT_STATE[status], "context": context, "description": description[:140]}
@@ -532,8 +599,9 @@ class GitHubForge:
         self._send(
             f"set status {context} on {sha[:12]}",
             "POST",
-            f"{self._repo(project)}/statuses/{sha}",
+            f"{self._repo(project)}/statuses/{checked_sha(sha)}",
             body=body,
+            project=project,
         )
 
     def upsert_comment(self, project: str, number: int, body: str, comment_id: str | None) -> str:
@@ -542,8 +610,9 @@ class GitHubForge:
                 self._send(
                     f"edit comment {comment_id} on #{number}",
                     "PATCH",
-                    f"{self._repo(project)}/issues/comments/{comment_id}",
+                    f"{self._repo(project)}/issues/comments/{checked_id(comment_id)}",
                     body={"body": body},
+                    project=project,
                 )
                 return comment_id
             except ForgeError as exc:
@@ -552,8 +621,9 @@ class GitHubForge:
         _, _, data = self._send(
             f"comment on #{number}",
             "POST",
-            f"{self._repo(project)}/issues/{number}/comments",
+            f"{self._repo(project)}/issues/{checked_id(number)}/comments",
             body={"body": body},
             creates=True,
+            project=project,
         )
         return str(data["id"])

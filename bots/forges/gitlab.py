@@ -11,16 +11,30 @@ import hashlib
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import gitlab
 import requests
 from gitlab.exceptions import GitlabError
 from gitlab.v4.objects import Project
 
-from bots.forges.base import Budget, ForgeError, RemoteChange, RemotePipeline, RemoteProject
+from bots.forges.base import (
+    Budget,
+    ForgeError,
+    RemoteChange,
+    RemotePipeline,
+    RemoteProject,
+    assert_names_repository,
+    checked_id,
+    checked_ref,
+    checked_sha,
+    project_segments,
+    quoted_file_path,
+)
+from chains import deadline
 from chains.status import Status
 
 # GitLab pipeline status -> Baton status.
@@ -92,9 +106,17 @@ def _retry_after(response: requests.Response) -> float | None:
     return None
 
 
+# The repository the current adapter call was asked about: every request under /projects/ must
+# name exactly it (checked in _NoSleepGitlab.http_request, right before the request goes out).
+_scope: ContextVar[str | None] = ContextVar("gitlab_project_scope", default=None)
+
+
 @contextmanager
-def _translated(action: str, *, creates: bool = False) -> Iterator[None]:
+def _translated(
+    action: str, *, creates: bool = False, project: str | None = None
+) -> Iterator[None]:
     """Turn python-gitlab and requests failures into ForgeError, keeping the forge's words."""
+    token = _scope.set(project)
     try:
         yield
     except GitlabError as exc:
@@ -110,16 +132,37 @@ def _translated(action: str, *, creates: bool = False) -> Iterator[None]:
         raise ForgeError(
             f"{action}: no answer from GitLab ({type(exc).__name__})", uncertain=creates
         ) from None
+    finally:
+        _scope.reset(token)
 
 
 class _NoSleepGitlab(gitlab.Gitlab):
     """python-gitlab sleeps and retries on 429 by default; a worker must not, so it never does."""
 
-    def http_request(self, *args: Any, **kwargs: Any) -> requests.Response:
+    def http_request(self, verb: str, path: str, *args: Any, **kwargs: Any) -> requests.Response:
+        self._assert_scoped(path)
+        deadline.check()  # no new request once a dry run's time is up
         kwargs.setdefault("obey_rate_limit", False)
         kwargs.setdefault("retry_transient_errors", False)
         kwargs.setdefault("max_retries", 0)
-        return super().http_request(*args, **kwargs)
+        return super().http_request(verb, path, *args, **kwargs)
+
+    def _assert_scoped(self, path: str) -> None:
+        """The request names exactly the repository the adapter call was asked about."""
+        if path.startswith(("http://", "https://")):  # a next-page link the forge gave
+            if not path.startswith(self._url + "/"):
+                raise ForgeError(f"refused request to {path[:120]!r}: not this forge's API")
+            path = path[len(self._url) :]
+            assert_names_repository(path, "/nothing", None, joined=True)  # no dot segments
+            bare = unquote(path.split("?", 1)[0])
+            scope = _scope.get()
+            # The forge may spell the project as a numeric id or with plain slashes.
+            if bare.startswith("/projects/") and (
+                bare.split("/")[2].isdigit()
+                or (scope is not None and bare.startswith(f"/projects/{scope}/"))
+            ):
+                return
+        assert_names_repository(path, "/projects", _scope.get(), joined=True)
 
 
 class GitLabForge:
@@ -145,14 +188,24 @@ class GitLabForge:
         return []
 
     def _project(self, project: str) -> Project:
+        project_segments(project)  # refused unless every segment is a plain name
         return self._gl.projects.get(project, lazy=True)
 
-    def _call(self, action: str, fn: Callable[[], Any], *, creates: bool = False) -> Any:
-        with _translated(action, creates=creates):
+    def _call(
+        self,
+        action: str,
+        fn: Callable[[], Any],
+        *,
+        creates: bool = False,
+        project: str | None = None,
+    ) -> Any:
+        with _translated(action, creates=creates, project=project):
             return fn()
 
     def get_project(self, project: str) -> RemoteProject:
-        data = self._call(f"read project {project}", lambda: self._gl.projects.get(project))
+        data = self._call(
+            f"read project {project}", lambda: self._gl.projects.get(project), project=project
+        )
         return RemoteProject(
             id=str(data.id),
             path=data.path_with_namespace,
@@ -175,6 +228,7 @@ class GitLabForge:
         mr = self._call(
             f"read merge request !{number} of {project}",
             lambda: self._project(project).mergerequests.get(number),
+            project=project,
         )
         return RemoteChange(
             number=number,
@@ -189,10 +243,12 @@ class GitLabForge:
         )
 
     def changed_files(self, project: str, number: int) -> list[str]:
-        path = f"/projects/{quote(project, safe='')}/merge_requests/{number}/diffs"
+        project_segments(project)
+        path = f"/projects/{quote(project, safe='')}/merge_requests/{checked_id(number)}/diffs"
         diffs = self._call(
             f"list the changes of !{number} in {project}",
             lambda: self._gl.http_list(path, get_all=True),
+            project=project,
         )
         return sorted({p for d in diffs for p in (d.get("old_path"), d.get("new_path")) if p})
 
@@ -204,11 +260,13 @@ class GitLabForge:
         return getattr(user, "public_email", None) or None
 
     def can_write(self, project: str, username: str) -> bool:
-        users = self._call(f"find user {username}", lambda: self._gl.users.list(username=username))
+        users = self._call(
+            f"find user {username}", lambda: self._gl.users.list(username=username), project=project
+        )
         if not users:
             return False
         try:
-            with _translated(f"read {username}'s access to {project}"):
+            with _translated(f"read {username}'s access to {project}", project=project):
                 member = self._project(project).members_all.get(users[0].id)
         except ForgeError as exc:
             if exc.status_code == 404:
@@ -217,8 +275,10 @@ class GitLabForge:
         return int(member.access_level) >= DEVELOPER
 
     def read_file(self, project: str, path: str, ref: str) -> str | None:
+        quoted_file_path(path)
+        checked_ref(ref)
         try:
-            with _translated(f"read {path} at {ref[:12]} in {project}"):
+            with _translated(f"read {path} at {ref[:12]} in {project}", project=project):
                 raw = self._project(project).files.raw(file_path=path, ref=ref)
         except ForgeError as exc:
             if exc.status_code == 404:
@@ -234,6 +294,7 @@ class GitLabForge:
             web_url=attrs.get("web_url") or "",
             started_at=parse_time(attrs.get("started_at")),
             finished_at=parse_time(attrs.get("finished_at")),
+            created_at=parse_time(attrs.get("created_at")),
         )
 
     def create_pipeline(
@@ -245,11 +306,15 @@ class GitLabForge:
         workflow: str | None = None,
         deploy: str | None = None,  # GitLab: BATON_DEPLOY_ENVIRONMENT among the variables
     ) -> RemotePipeline:
-        payload = {"ref": ref, "variables": [{"key": k, "value": v} for k, v in variables.items()]}
+        payload = {
+            "ref": checked_ref(ref),
+            "variables": [{"key": k, "value": v} for k, v in variables.items()],
+        }
         created = self._call(
             f"create a pipeline on {ref} in {project}",
             lambda: self._project(project).pipelines.create(payload),
             creates=True,
+            project=project,
         )
         return self._pipeline(created)
 
@@ -274,11 +339,13 @@ class GitLabForge:
                 per_page=100,
                 get_all=False,
             ),
+            project=project,
         )
         for pipeline in candidates:
             variables = self._call(
                 f"read variables of pipeline {pipeline.id}",
                 functools.partial(pipeline.variables.list, get_all=True),
+                project=project,
             )
             if any(v.key == key and v.value == value for v in variables):
                 return self._pipeline(pipeline)
@@ -287,13 +354,16 @@ class GitLabForge:
     def get_pipeline(self, project: str, pipeline_id: str) -> RemotePipeline:
         data = self._call(
             f"read pipeline {pipeline_id} in {project}",
-            lambda: self._project(project).pipelines.get(int(pipeline_id)),
+            lambda: self._project(project).pipelines.get(int(checked_id(pipeline_id))),
+            project=project,
         )
         return self._pipeline(data)
 
     def cancel_pipeline(self, project: str, pipeline_id: str) -> RemotePipeline:
-        pipeline = self._project(project).pipelines.get(int(pipeline_id), lazy=True)
-        data = self._call(f"cancel pipeline {pipeline_id} in {project}", pipeline.cancel)
+        pipeline = self._project(project).pipelines.get(int(checked_id(pipeline_id)), lazy=True)
+        data = self._call(
+            f"cancel pipeline {pipeline_id} in {project}", pipeline.cancel, project=project
+        )
         return self._pipeline(data)
 
     def recent_pipelines(
@@ -304,6 +374,7 @@ class GitLabForge:
             lambda: self._project(project).pipelines.list(
                 ref=ref, order_by="id", sort="desc", per_page=20, get_all=False
             ),
+            project=project,
         )
         return [self._pipeline(item) for item in items]
 
@@ -311,8 +382,10 @@ class GitLabForge:
         self, project: str, pipeline_id: str, *, everything: bool = False
     ) -> RemotePipeline:
         # GitLab retries the failed and canceled jobs of a pipeline; there is no more to ask for.
-        pipeline = self._project(project).pipelines.get(int(pipeline_id), lazy=True)
-        data = self._call(f"retry pipeline {pipeline_id} in {project}", pipeline.retry)
+        pipeline = self._project(project).pipelines.get(int(checked_id(pipeline_id)), lazy=True)
+        data = self._call(
+            f"retry pipeline {pipeline_id} in {project}", pipeline.retry, project=project
+        )
         return self._pipeline(data)
 
     def set_commit_status(
@@ -332,19 +405,25 @@ class GitLabForge:
         }
         if target_url:
             body["target_url"] = target_url
-        commit = self._project(project).commits.get(sha, lazy=True)
-        self._call(f"set status {context} on {sha[:12]}", lambda: commit.statuses.create(body))
+        commit = self._project(project).commits.get(checked_sha(sha), lazy=True)
+        self._call(
+            f"set status {context} on {sha[:12]}",
+            lambda: commit.statuses.create(body),
+            project=project,
+        )
 
     def upsert_comment(self, project: str, number: int, body: str, comment_id: str | None) -> str:
         mr = self._project(project).mergerequests.get(number, lazy=True)
         if comment_id:
-            note = mr.notes.get(int(comment_id), lazy=True)
+            note = mr.notes.get(int(checked_id(comment_id)), lazy=True)
             note.body = body
             try:
-                self._call(f"edit note {comment_id} on !{number}", note.save)
+                self._call(f"edit note {comment_id} on !{number}", note.save, project=project)
                 return comment_id
             except ForgeError as exc:
                 if exc.status_code != 404:
                     raise
-        created = self._call(f"comment on !{number}", lambda: mr.notes.create({"body": body}))
+        created = self._call(
+            f"comment on !{number}", lambda: mr.notes.create({"body": body}), project=project
+        )
         return str(created.id)

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from bots.events import Event, MalformedPayload
+from chains.paths import PathError, check_project, check_ref, check_sha
 
 Parser = Callable[[Mapping[str, Any]], Event | None]
 
@@ -18,6 +19,28 @@ def get(payload: Any, *path: str) -> Any:
             raise MalformedPayload(f"missing {'.'.join(path)}")
         value = value[part]
     return value
+
+
+def _checked(payload: Any, path: tuple[str, ...], check: Callable[[str], str]) -> str:
+    value = str(get(payload, *path))
+    try:
+        return check(value)
+    except PathError as exc:
+        raise MalformedPayload(f"{'.'.join(path)}: {exc}") from None
+
+
+def project_path(payload: Any, *path: str) -> str:
+    """A repository path from a webhook, refused when it could name another repository."""
+    return _checked(payload, path, check_project)
+
+
+def ref_name(payload: Any, *path: str) -> str:
+    """A branch or tag name from a webhook, by git's rules for ref names."""
+    return _checked(payload, path, check_ref)
+
+
+def sha(payload: Any, *path: str) -> str:
+    return _checked(payload, path, check_sha)
 
 
 def parse_with(parsers: Mapping[str, Parser], event: str, payload: Any) -> Event | None:

@@ -17,7 +17,7 @@ from bots.events import (
     PipelineEvent,
 )
 from bots.forges.github import parse_time, run_status
-from bots.inbound import Parser, get, parse_with
+from bots.inbound import Parser, get, parse_with, project_path, ref_name, sha
 from chains.planner import Change
 
 
@@ -73,13 +73,13 @@ def _pull_request(payload: Mapping[str, Any]) -> Event | None:
     base_repo = (pr.get("base") or {}).get("repo") or {}
     change = Change(
         forge="github",
-        project=str(get(repo, "full_name")),
+        project=project_path(repo, "full_name"),
         project_url=str(repo.get("html_url") or ""),
         number=number,
         url=str(pr.get("html_url") or ""),
-        source_branch=str(get(pr, "head", "ref")),
-        target_branch=str(get(pr, "base", "ref")),
-        head_sha=str(get(pr, "head", "sha")),
+        source_branch=ref_name(pr, "head", "ref"),
+        target_branch=ref_name(pr, "base", "ref"),
+        head_sha=sha(pr, "head", "sha"),
         upstream_ref=f"refs/pull/{number}/head",
         title=str(pr.get("title") or ""),
         author=str((pr.get("user") or {}).get("login") or ""),
@@ -107,7 +107,7 @@ def _issue_comment(payload: Mapping[str, Any]) -> Event | None:
         return None  # comments on plain issues, edits and deletions: nothing to do
     comment = get(payload, "comment")
     return CommentEvent(
-        project=str(get(payload, "repository", "full_name")),
+        project=project_path(payload, "repository", "full_name"),
         number=int(get(issue, "number")),
         author=str((comment.get("user") or {}).get("login") or ""),
         body=str(comment.get("body") or ""),
@@ -119,7 +119,7 @@ def _workflow_run(payload: Mapping[str, Any]) -> Event | None:
     run = get(payload, "workflow_run")
     repo = get(payload, "repository")
     return PipelineEvent(
-        project=str(get(repo, "full_name")),
+        project=project_path(repo, "full_name"),
         project_id=str(repo.get("id") or ""),
         pipeline_id=str(get(run, "id")),
         status=run_status(str(get(run, "status")), run.get("conclusion")),
@@ -128,6 +128,9 @@ def _workflow_run(payload: Mapping[str, Any]) -> Event | None:
         finished_at=parse_time(run.get("updated_at")) if run.get("status") == "completed" else None,
         marker_text=f"{run.get('display_title') or ''} {run.get('name') or ''}",
         sha=str(run.get("head_sha") or ""),
+        created_at=parse_time(run.get("created_at")),
+        workflow=str(run.get("path") or ""),
+        trigger=str(run.get("event") or ""),
     )
 
 

@@ -18,7 +18,8 @@ from bots.events import (
     PipelineEvent,
 )
 from bots.forges.gitlab import parse_time, pipeline_status
-from bots.inbound import Parser, get, parse_with
+from bots.inbound import Parser, get, parse_with, project_path, ref_name
+from bots.inbound import sha as inbound_sha
 from chains.planner import Change
 
 EVENT_HEADER = "X-Gitlab-Event"
@@ -51,9 +52,9 @@ def _change(payload: Mapping[str, Any], attrs: Mapping[str, Any]) -> Change:
     project = get(payload, "project")
     iid = int(get(attrs, "iid"))
     head = attrs.get("last_commit") or {}
-    sha = head.get("id") if isinstance(head, Mapping) else None
-    if not sha:
+    if not isinstance(head, Mapping) or not head.get("id"):
         raise MalformedPayload("missing object_attributes.last_commit.id")
+    sha = inbound_sha(attrs, "last_commit", "id")
     # `user` is whoever acted; the change is the author's, known here only by id (planning
     # reads the name from the forge).
     user = payload.get("user") or {}
@@ -61,13 +62,13 @@ def _change(payload: Mapping[str, Any], attrs: Mapping[str, Any]) -> Change:
     is_author = actor_id is not None and actor_id == attrs.get("author_id")
     return Change(
         forge="gitlab",
-        project=str(get(project, "path_with_namespace")),
+        project=project_path(project, "path_with_namespace"),
         project_url=str(project.get("web_url") or ""),
         number=iid,
         url=str(attrs.get("url") or ""),
-        source_branch=str(get(attrs, "source_branch")),
-        target_branch=str(get(attrs, "target_branch")),
-        head_sha=str(sha),
+        source_branch=ref_name(attrs, "source_branch"),
+        target_branch=ref_name(attrs, "target_branch"),
+        head_sha=sha,
         upstream_ref=f"refs/merge-requests/{iid}/head",
         title=str(attrs.get("title") or ""),
         author=str(user.get("username") or "") if is_author else "",
@@ -123,7 +124,7 @@ def _pipeline(payload: Mapping[str, Any]) -> Event | None:
     }
     web_url = attrs.get("url") or f"{project.get('web_url', '')}/-/pipelines/{attrs.get('id')}"
     return PipelineEvent(
-        project=str(get(project, "path_with_namespace")),
+        project=project_path(project, "path_with_namespace"),
         project_id=str(get(project, "id")),
         pipeline_id=str(get(attrs, "id")),
         status=pipeline_status(str(get(attrs, "status"))),
@@ -131,6 +132,7 @@ def _pipeline(payload: Mapping[str, Any]) -> Event | None:
         variables=variables,
         started_at=parse_time(attrs.get("created_at")),
         finished_at=parse_time(attrs.get("finished_at")),
+        created_at=parse_time(attrs.get("created_at")),
     )
 
 
@@ -140,7 +142,7 @@ def _note(payload: Mapping[str, Any]) -> Event | None:
         return None
     user = payload.get("user") or {}
     return CommentEvent(
-        project=str(get(payload, "project", "path_with_namespace")),
+        project=project_path(payload, "project", "path_with_namespace"),
         number=int(get(payload, "merge_request", "iid")),
         author=str(user.get("username") or ""),
         body=str(attrs.get("note") or ""),

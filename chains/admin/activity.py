@@ -32,7 +32,7 @@ from django.views.decorators.http import require_POST
 
 from chains.admin.trail import log
 from chains.masking import hide_variables
-from chains.models import AuditEvent, Chain, Delivery, Run
+from chains.models import AuditEvent, Chain, Delivery, Repository, Run
 
 
 def pretty_json(value: Any) -> SafeString:
@@ -62,6 +62,11 @@ class RunInline(admin.TabularInline):
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Run]:
+        """Only runs in projects the staff member may view (the policy's ``visible_to``)."""
+        visible = Repository.objects.visible_to(request.user)
+        return super().get_queryset(request).filter(repository__in=visible)
+
 
 @admin.register(Chain)
 class ChainAdmin(ReadOnlyAdmin):
@@ -73,7 +78,8 @@ class ChainAdmin(ReadOnlyAdmin):
     readonly_fields = [f.name for f in Chain._meta.fields]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Chain]:
-        return super().get_queryset(request).select_related("repository__forge")
+        chains = Chain.objects.visible_to(request.user)
+        return chains.select_related("repository__forge")
 
     @admin.display(description="commit", ordering="head_sha")
     def short_sha(self, obj: Chain) -> str:
@@ -101,8 +107,9 @@ def process_again(request: HttpRequest, deliveries: list[Delivery]) -> int:
                 else None,
                 "detail": delivery.detail,
             }
+            # A fresh count: a delivery parked after BATON_MAX_DELIVERY_ATTEMPTS gets as many again.
             Delivery.objects.filter(pk=delivery.pk).update(
-                processed_at=None, outcome=Delivery.Outcome.QUEUED, detail=""
+                processed_at=None, outcome=Delivery.Outcome.QUEUED, detail="", attempts=0
             )
             log(
                 request,

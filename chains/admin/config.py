@@ -32,7 +32,8 @@ class RepositoryAdmin(AuditedAdmin):
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Repository]:
-        return super().get_queryset(request).select_related("forge")
+        # Staff who are not administrators see the repositories the policy lets them view.
+        return Repository.objects.visible_to(request.user).select_related("forge")
 
     @admin.action(description="Check on the forge (fill in id, default branch, URL)")
     def check_on_forge(self, request: HttpRequest, queryset: QuerySet[Repository]) -> None:

@@ -1,31 +1,36 @@
 """``/api/docs/``: a plain page listing every operation of the OpenAPI schema, rendered on the
 server from the same schema as ``/api/schema/``. (Swagger UI and Redoc load their scripts from a
-CDN unless drf-spectacular-sidecar is installed; this page needs nothing from outside.)"""
+CDN unless drf-spectacular-sidecar is installed; this page needs nothing from outside, and has no
+inline script or style, so the Content-Security-Policy holds here too.)
+
+Both pages are for signed-in people only when ``BATON_API_DOCS_REQUIRE_LOGIN`` is on (the default
+unless DEBUG): the schema then answers 401 like the API, the docs page sends a browser to sign in.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.template import Context, Engine
+from django.templatetags.static import static
 from django.urls import reverse
 from drf_spectacular.generators import SchemaGenerator
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.views import APIView
 
 PAGE = Engine(autoescape=True).from_string(
     """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
-<style>
-body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
-h2{margin-top:2rem;border-bottom:1px solid #ddd}code{background:#f4f4f4;padding:0 .2em}
-.op{margin:1rem 0}.method{font-weight:700;display:inline-block;width:4.5rem}
-table{border-collapse:collapse;margin:.3rem 0 0 4.5rem}td{padding:.1rem .6rem;vertical-align:top}
-.muted{color:#666}
-</style></head><body>
+<link rel="stylesheet" href="{{ stylesheet }}"></head><body>
 <h1>{{ title }} <small class="muted">version {{ version }}</small></h1>
 <p>{{ description }}</p>
 <p>Machine-readable schema: <a href="{{ schema_url }}"><code>{{ schema_url }}</code></a>
 (OpenAPI 3, YAML; <a href="{{ schema_url }}?format=json">JSON</a>). Authenticate with
-<code>Authorization: Token &lt;key&gt;</code> (<code>manage.py drf_create_token &lt;user&gt;</code>)
+<code>Authorization: Token &lt;key&gt;</code> (<code>manage.py create_api_token &lt;user&gt;</code>)
 or a signed-in session.</p>
 {% for tag, operations in groups %}<h2>{{ tag }}</h2>
 {% for op in operations %}<div class="op" id="{{ op.id }}">
@@ -34,7 +39,7 @@ or a signed-in session.</p>
 {% if op.parameters %}<table>{% for p in op.parameters %}<tr><td><code>{{ p.name }}</code></td>
 <td class="muted">{{ p.in }} · {{ p.type }}</td><td>{{ p.description }}</td></tr>{% endfor %}
 </table>{% endif %}
-<div class="muted" style="margin-left:4.5rem">answers: {{ op.responses|join:", " }}</div>
+<div class="muted answers">answers: {{ op.responses|join:", " }}</div>
 </div>{% endfor %}{% endfor %}
 </body></html>"""
 )
@@ -71,7 +76,20 @@ def operations(schema: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]
     return sorted(groups.items())
 
 
+def login_required_for_docs() -> bool:
+    return bool(settings.BATON_API_DOCS_REQUIRE_LOGIN)
+
+
+class SchemaAccess(BasePermission):
+    """``/api/schema/``: anyone, or only signed-in people (session or token) when configured."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return not login_required_for_docs() or bool(request.user and request.user.is_authenticated)
+
+
 def api_docs(request: HttpRequest) -> HttpResponse:
+    if login_required_for_docs() and not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
     schema = SchemaGenerator().get_schema(request=None, public=True)
     info = schema.get("info", {})
     html = PAGE.render(
@@ -81,6 +99,7 @@ def api_docs(request: HttpRequest) -> HttpResponse:
                 "version": info.get("version", ""),
                 "description": info.get("description", ""),
                 "schema_url": reverse("api:schema"),
+                "stylesheet": static("css/api-docs.css"),
                 "groups": operations(schema),
             }
         )

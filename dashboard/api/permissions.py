@@ -7,7 +7,6 @@ Chains are listed when their repository is among them; runs when their chain is;
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -16,7 +15,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 
 from chains import policy
-from chains.models import Repository
+from chains.models import Chain, Run
 
 M = TypeVar("M", bound=Model)
 
@@ -42,29 +41,19 @@ class Access:
 
 
 def access(request: Request) -> Access:
-    """The request's ``Access``, computed on first use (one query for repositories, one for
-    the user's grants) and kept on the request."""
+    """The request's ``Access``: the policy's visible repositories, read once per request."""
     found = getattr(request, "_baton_access", None)
     if found is None:
-        repositories = list(Repository.objects.only("id", "forge_id", "path"))
-        ids = policy.visible(request.user, repositories)
-        # The policy lets a superuser view everything, repositories added a moment ago
-        # included: no need to list them. Anyone else's querysets are narrowed to ``ids``.
-        everything = bool(getattr(request.user, "is_superuser", False))
-        found = Access(request.user, frozenset(ids), everything=everything)
+        ids = policy.visible_repository_ids(request.user)
+        found = Access(request.user, ids or frozenset(), everything=ids is None)
         request._baton_access = found  # type: ignore[attr-defined]
     return found
 
 
-def require(request: Request, action: str, repositories: Iterable[Repository]) -> None:
-    """Raise 403 with the policy's reason unless the user may ``action`` on every repository.
-
-    A reason naming a repository the user may not view would disclose it: it is put in words
-    that do not name it."""
-    seen = access(request)
-    for repository in {r.pk: r for r in repositories}.values():
-        verdict = policy.user_may(request.user, action, repository)
-        if not verdict.allowed:
-            if seen.sees(repository.pk):
-                raise PermissionDenied(verdict.reason)
-            raise PermissionDenied(f"you may not {action} a {PRIVATE} this touches")
+def require(request: Request, verb: str, target: Run | Chain) -> None:
+    """Raise 403 with the policy's words unless the user may ``verb`` on ``target`` (and on
+    everything it touches: ``chains.policy.needs``). The words never name a project the user
+    may not view."""
+    verdict = policy.decide(policy.principal_for(request.user), verb, target)
+    if not verdict:
+        raise PermissionDenied(verdict.reason)

@@ -22,6 +22,10 @@ router.register("repositories", views.RepositoryViewSet, basename="repository")
 app_name = "api"
 urlpatterns = [
     path("v1/", include(router.urls)),
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path(
+        "schema/",
+        SpectacularAPIView.as_view(permission_classes=[docs.SchemaAccess]),
+        name="schema",
+    ),
     path("docs/", docs.api_docs, name="docs"),
 ]

@@ -21,7 +21,6 @@ from rest_framework.serializers import BaseSerializer
 
 from bots import services
 from chains.models import Chain, Repository, Run
-from chains.status import ACTIVE, Status
 from dashboard.api import filters
 from dashboard.api.permissions import access, require
 from dashboard.api.serializers import (
@@ -120,23 +119,24 @@ class ChainViewSet(BatonViewSet):
     filters = filters.CHAINS
 
     def get_queryset(self) -> QuerySet[Chain]:
-        chains = Chain.objects.select_related("forge", "repository").order_by("-created_at", "-id")
+        chains = (
+            Chain.objects.visible_to(self.request.user)
+            .select_related("forge", "repository")
+            .order_by("-created_at", "-id")
+        )
         if self.action != "list":
             runs = Run.objects.select_related("repository__forge").order_by("depth", "id")
             chains = chains.prefetch_related(Prefetch("runs", queryset=runs))
-        return access(self.request).only_visible(chains, "repository_id")
+        return chains
 
     def get_serializer_class(self) -> type[BaseSerializer[Any]]:
         return ChainSerializer if self.action == "list" else ChainDetailSerializer
-
-    def _runs(self, chain: Chain, statuses: set[str]) -> list[Repository]:
-        return [run.repository for run in chain.runs.all() if run.status in statuses]
 
     @_action_schema(ChainDetailSerializer, "Cancel every active run of the chain")
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: int) -> Response:
         chain = self.get_object()
-        require(request, "cancel", [chain.repository, *self._runs(chain, set(ACTIVE))])
+        require(request, "cancel-chain", chain)
         with refused_as_conflict():
             if not services.cancel_chain(chain, actor=self.actor()):
                 raise services.ActionRefused(
@@ -148,7 +148,7 @@ class ChainViewSet(BatonViewSet):
     @action(detail=True, methods=["post"], url_path="retry-failed")
     def retry_failed(self, request: Request, pk: int) -> Response:
         chain = self.get_object()
-        require(request, "retry", [chain.repository, *self._runs(chain, {Status.FAILED})])
+        require(request, "retry-failed", chain)
         with refused_as_conflict():
             services.retry_failed(chain, actor=self.actor())
         return self.accepted(chain.pk)
@@ -160,7 +160,7 @@ class ChainViewSet(BatonViewSet):
     @action(detail=True, methods=["post"])
     def rerun(self, request: Request, pk: int) -> Response:
         chain = self.get_object()
-        require(request, "trigger", [chain.repository])
+        require(request, "rerun", chain)
         with refused_as_conflict():
             services.rerun_chain(chain, actor=self.actor())
         return self.accepted(chain.pk)
@@ -181,10 +181,14 @@ class RunViewSet(BatonViewSet):
     filters = filters.RUNS
 
     def get_queryset(self) -> QuerySet[Run]:
-        runs = Run.objects.select_related("repository__forge").order_by("-chain_id", "depth", "id")
+        runs = (
+            Run.objects.visible_to(self.request.user)
+            .select_related("repository__forge")
+            .order_by("-chain_id", "depth", "id")
+        )
         if self.action != "list":
             runs = runs.prefetch_related("attempts")
-        return access(self.request).only_visible(runs, "chain__repository_id")
+        return runs
 
     def get_serializer_class(self) -> type[BaseSerializer[Any]]:
         return RunSerializer if self.action == "list" else RunDetailSerializer
@@ -193,7 +197,7 @@ class RunViewSet(BatonViewSet):
     @action(detail=True, methods=["post"])
     def retry(self, request: Request, pk: int) -> Response:
         run = self.get_object()
-        require(request, "retry", [run.repository])
+        require(request, "retry", run)
         with refused_as_conflict():
             services.retry_run(run, actor=self.actor())
         return self.accepted(run.pk)
@@ -204,9 +208,7 @@ class RunViewSet(BatonViewSet):
     @action(detail=True, methods=["post"], url_path="retry-subtree")
     def retry_subtree(self, request: Request, pk: int) -> Response:
         run = self.get_object()
-        family = list(Run.objects.filter(chain_id=run.chain_id).select_related("repository"))
-        below = [r.repository for r in services.descendants(run, family)]
-        require(request, "retry", [run.repository, *below])
+        require(request, "retry-subtree", run)
         with refused_as_conflict():
             services.retry_subtree(run, actor=self.actor())
         return self.accepted(run.pk)
@@ -215,7 +217,7 @@ class RunViewSet(BatonViewSet):
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: int) -> Response:
         run = self.get_object()
-        require(request, "cancel", [run.repository])
+        require(request, "cancel", run)
         with refused_as_conflict():
             if not services.cancel_run(run, actor=self.actor()):
                 name = run.label or run.key if access(request).sees(run.repository_id) else ""
@@ -241,5 +243,5 @@ class RepositoryViewSet(BatonViewSet):
     filters = filters.REPOSITORIES
 
     def get_queryset(self) -> QuerySet[Repository]:
-        repositories = Repository.objects.select_related("forge").order_by("forge__slug", "path")
-        return access(self.request).only_visible(repositories, "id")
+        visible = Repository.objects.visible_to(self.request.user)
+        return visible.select_related("forge").order_by("forge__slug", "path")

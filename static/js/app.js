@@ -32,6 +32,19 @@
     }
   }
 
+  // Sizes and depths come as data attributes, set here through the CSSOM: the
+  // Content-Security-Policy allows no inline style attribute (docs/security.md).
+  function size(root) {
+    const each = (selector, apply) => {
+      if (root.matches && root.matches(selector)) apply(root);
+      for (const el of root.querySelectorAll(selector)) apply(el);
+    };
+    const percent = (value) => Math.min(100, Math.max(0, parseFloat(value) || 0)) + "%";
+    each("[data-width]", (el) => { el.style.width = percent(el.dataset.width); });
+    each("[data-left]", (el) => { el.style.marginLeft = percent(el.dataset.left); });
+    each("[data-depth]", (el) => { el.style.setProperty("--depth", String(parseInt(el.dataset.depth, 10) || 0)); });
+  }
+
   function tick() {
     for (const el of document.querySelectorAll("[data-running-since]")) {
       el.textContent = duration((Date.now() - new Date(el.dataset.runningSince)) / 1000);
@@ -49,6 +62,13 @@
     p.textContent = "⚠ " + message;
     box.replaceChildren(p);
   }
+
+  // Live parts poll every second ("every 1s"), but not while the tab is hidden. (Here, not as an
+  // htmx trigger filter: "[!document.hidden]" is evaluated as a string, which the CSP refuses.)
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    const trigger = event.detail.elt && event.detail.elt.getAttribute("hx-trigger");
+    if (document.hidden && trigger && trigger.trim().startsWith("every ")) event.preventDefault();
+  });
 
   let offline = false;
   document.addEventListener("htmx:beforeSwap", function (event) {
@@ -75,7 +95,8 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     localize(document);
-    if (window.htmx) window.htmx.onLoad(localize);
+    size(document);
+    if (window.htmx) window.htmx.onLoad(function (root) { localize(root); size(root); });
     setInterval(tick, 1000);
   });
 })();

@@ -9,10 +9,10 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from chains.models import Chain, Forge, Grant, Repository, Run, RunAttempt
 from chains.status import FINISHED, Status
+from dashboard.api import tokens
 
 _seq = itertools.count(1)
 
@@ -131,4 +131,4 @@ def grant(to: User, projects: str, *actions: str) -> Grant:
 
 
 def token(of: User) -> str:
-    return Token.objects.get_or_create(user=of)[0].key
+    return tokens.issue(of)[1]

@@ -1,4 +1,4 @@
-"""Token and session authentication; anonymous requests are 401."""
+"""Token (django-rest-knox) and session authentication; anonymous requests are 401."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from tests.api.conftest import People, World
 API = "/api/v1"
 
 
-def test_a_token_made_with_drf_create_token_works(world: World, people: People) -> None:
+def test_a_token_made_with_create_api_token_works(world: World, people: People) -> None:
     out = StringIO()
-    call_command("drf_create_token", "vic", "--reset", stdout=out)
+    call_command("create_api_token", "vic", stdout=out, stderr=StringIO())
     key = out.getvalue().split()[2]  # "Generated token <key> for user vic"
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {key}")

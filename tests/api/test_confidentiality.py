@@ -93,7 +93,7 @@ def test_filtering_runs_by_a_private_project_finds_nothing(world: World, people:
 def test_a_private_run_cancel_refusal_does_not_name_it(world: World, people: People) -> None:
     response = people["operator"].post(f"{API}/runs/{world.vault.pk}/cancel/")
     assert response.status_code == 403
-    assert response.json() == {"detail": "you may not cancel a private project this touches"}
+    assert response.json() == {"detail": "opal may not cancel a private project this touches"}
 
 
 def test_chain_search_does_not_look_into_private_runs(world: World, people: People) -> None:

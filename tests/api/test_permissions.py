@@ -145,12 +145,14 @@ ACTIONS: dict[str, tuple[Callable[[World], str], tuple[int, ...], str]] = {
 }
 
 REASONS = {
-    "retry run": "no grant gives vic retry on acme/lib",
-    "retry subtree": "no grant gives vic retry on acme/build",
-    "cancel run": "no grant gives vic cancel on acme/docs",
-    "cancel chain": "no grant gives vic cancel on acme/app",
-    "retry failed": "no grant gives vic retry on acme/app",
-    "rerun chain": "no grant gives vic trigger on acme/app",
+    # The policy's words (chains.policy.decide), the same on every surface: the first project
+    # the verb touches that the person may not act on.
+    "retry run": "vic may not retry acme/lib: no grant gives vic retry on acme/lib",
+    "retry subtree": "vic may not retry acme/build: no grant gives vic retry on acme/build",
+    "cancel run": "vic may not cancel acme/docs: no grant gives vic cancel on acme/docs",
+    "cancel chain": "vic may not cancel acme/docs: no grant gives vic cancel on acme/docs",
+    "retry failed": "vic may not retry acme/lib: no grant gives vic retry on acme/lib",
+    "rerun chain": "vic may not trigger acme/app: no grant gives vic trigger on acme/app",
 }
 
 
@@ -216,7 +218,7 @@ def test_a_chain_action_needs_the_right_on_every_run_it_touches(
     with django_capture_on_commit_callbacks(execute=False):  # type: ignore[attr-defined]
         response = people["operator"].post(f"{API}/chains/{world.mixed.pk}/retry-failed/")
     assert response.status_code == 403
-    assert response.json() == {"detail": "you may not retry a private project this touches"}
+    assert response.json() == {"detail": "opal may not retry a private project this touches"}
     assert not AuditEvent.objects.exists()
 
 

@@ -66,7 +66,7 @@ def test_the_docs_page_lists_the_operations_without_anything_from_outside(db: No
     html = page.content.decode()
     for _, path in OPERATIONS:
         assert path in html
-    assert "drf_create_token" in html
+    assert "create_api_token" in html
     assert "<script" not in html and "cdn" not in html.lower()
 
 

@@ -17,12 +17,13 @@ from chains.status import Status
 API = "http://github.test:80/api/v3"
 WORKFLOW = """\
 name: Preview
-run-name: "Preview (baton run ${{ inputs.BATON_RUN_ID }})"
+run-name: "Preview (baton run ${{ inputs.BATON_RUN_NONCE }})"
 on:
   workflow_dispatch:
     inputs:
       UPSTREAM_REF: {required: true}
       BATON_RUN_ID: {required: false}
+      BATON_RUN_NONCE: {required: false}
       ENVIRONMENT: {default: staging}
 """
 
@@ -45,7 +46,13 @@ def body(call: responses.Call) -> dict[str, object]:
     return json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
 
 
-VARS = {"UPSTREAM_REF": "refs/pull/1/head", "BATON_RUN_ID": "42", "OTHER": "x"}
+NONCE = "0f3c9a1e5b7d4c2a8e6f1b3d5c7a9e0f"
+VARS = {
+    "UPSTREAM_REF": "refs/pull/1/head",
+    "BATON_RUN_ID": "42",
+    "BATON_RUN_NONCE": NONCE,
+    "OTHER": "x",
+}
 
 
 @responses.activate
@@ -64,7 +71,11 @@ def test_dispatch_sends_only_declared_inputs_and_reads_the_run_id(forge: GitHubF
     assert sent == {
         "ref": "main",
         "return_run_details": True,
-        "inputs": {"UPSTREAM_REF": "refs/pull/1/head", "BATON_RUN_ID": "42"},
+        "inputs": {
+            "UPSTREAM_REF": "refs/pull/1/head",
+            "BATON_RUN_ID": "42",
+            "BATON_RUN_NONCE": NONCE,
+        },
     }
     assert responses.calls[1].request.headers["Authorization"] == "token ghp_x"
 
@@ -89,18 +100,19 @@ def test_an_older_server_refusing_run_details_falls_back_to_the_marker(forge: Gi
         json={
             "total_count": 2,
             "workflow_runs": [
-                {"id": 9, "status": "queued", "display_title": "Preview (baton run 420)"},
+                {"id": 10, "status": "queued", "display_title": "Preview (baton run 42)"},
+                {"id": 9, "status": "queued", "display_title": f"Preview (baton run {NONCE}0)"},
                 {
                     "id": 8,
                     "status": "in_progress",
-                    "display_title": "Preview (baton run 42)",
+                    "display_title": f"Preview (baton run {NONCE})",
                     "html_url": "https://h/8",
                 },
             ],
         },
     )
     found = forge.find_pipeline(
-        "acme/docs", "main", ("BATON_RUN_ID", "42"), datetime.now(UTC), workflow="preview.yml"
+        "acme/docs", "main", ("BATON_RUN_NONCE", NONCE), datetime.now(UTC), workflow="preview.yml"
     )
     assert found is not None and (found.id, found.status) == ("8", Status.RUNNING)
 
@@ -114,7 +126,7 @@ def test_without_run_details_a_workflow_must_declare_the_marker(forge: GitHubFor
     )
     with pytest.raises(ForgeError) as info:
         forge.create_pipeline("acme/docs", "main", VARS, workflow="plain.yml")
-    assert info.value.permanent and "BATON_RUN_ID" in info.value.message
+    assert info.value.permanent and "BATON_RUN_NONCE" in info.value.message
 
 
 @responses.activate
@@ -124,7 +136,11 @@ def test_repository_dispatch_payload(forge: GitHubForge) -> None:
     assert remote.id == ""
     sent = body(responses.calls[0])
     assert sent["event_type"] == "baton"
-    assert sent["client_payload"] == {"BATON_RUN_ID": "42", "variables": VARS}
+    assert sent["client_payload"] == {
+        "BATON_RUN_ID": "42",
+        "BATON_RUN_NONCE": NONCE,
+        "variables": VARS,
+    }
 
 
 @responses.activate

@@ -69,9 +69,9 @@ def test_release(
     viewer_client: Client, django_assert_num_queries: Any, chains: int, runs: int
 ) -> None:
     seed(chains, runs)
-    # session, user, news for the ref, latest chains, their version, chains, runs, grants,
-    # recent refs
-    with django_assert_num_queries(9):
+    # session, user, repositories and grants (what the reader may view), news for the ref,
+    # latest chains, their version, chains, runs, recent refs
+    with django_assert_num_queries(10):
         response = viewer_client.get("/releases/?ref=release/1.2")
     assert response.status_code == 200 and "status-success" in response.content.decode()
 
@@ -81,8 +81,9 @@ def test_repository(
     viewer_client: Client, django_assert_num_queries: Any, chains: int, runs: int
 ) -> None:
     chain = seed(chains, runs)
-    # session, user, version, repository, grants, count, page, progress, runs there
-    with django_assert_num_queries(9):
+    # session, user, repositories and grants (what the reader may view), version, repository,
+    # count, page, progress, runs there
+    with django_assert_num_queries(10):
         assert viewer_client.get(f"/repositories/{chain.repository_id}/").status_code == 200
 
 
@@ -91,10 +92,13 @@ def test_unchanged_polls(
     viewer_client: Client, django_assert_num_queries: Any, chains: int, runs: int
 ) -> None:
     chain = seed(chains, runs)
-    for url in (f"/chains/{chain.pk}/", "/?status=running", "/releases/?ref=release/1.2"):
+    # A chain's page: session, version. A list: session, user, repositories, grants (the cursor
+    # covers only what the reader may view), version.
+    polls = {f"/chains/{chain.pk}/": 2, "/?status=running": 5, "/releases/?ref=release/1.2": 5}
+    for url, queries in polls.items():
         html = viewer_client.get(url, headers=HX).content.decode()
         poll = re.search(r'hx-get="([^"]*since=[^"]*)"', html)
         assert poll is not None
-        with django_assert_num_queries(2):  # session, version
+        with django_assert_num_queries(queries):
             response = viewer_client.get(poll.group(1).replace("&amp;", "&"), headers=HX)
         assert response.status_code == 204

@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.e2e]
 
 WORKFLOW = """\
 name: Preview
-run-name: "Preview (baton run ${{ inputs.BATON_RUN_ID }})"
+run-name: "Preview (baton run ${{ inputs.BATON_RUN_ID }} ${{ inputs.BATON_RUN_NONCE }})"
 on:
   workflow_dispatch:
     inputs:
@@ -26,13 +26,14 @@ on:
       UPSTREAM_SHA: {required: false}
       UPSTREAM_PROJECT: {required: false}
       BATON_RUN_ID: {required: false}
+      BATON_RUN_NONCE: {required: false}
       ENVIRONMENT: {required: false}
 jobs:
   preview: {runs-on: ubuntu-latest, steps: [{run: echo preview}]}
 """
 DISPATCHED = """\
 name: On dispatch
-run-name: "Baton ${{ github.event.client_payload.BATON_RUN_ID }}"
+run-name: "Baton ${{ github.event.client_payload.BATON_RUN_NONCE }}"
 on: {repository_dispatch: {types: [baton]}}
 jobs:
   go: {runs-on: ubuntu-latest, steps: [{run: echo go}]}
@@ -94,6 +95,7 @@ def test_pull_request_triggers_workflows_and_a_gitlab_pipeline(forges: Forges) -
         "UPSTREAM_SHA": sha,
         "UPSTREAM_PROJECT": "acme/app",
         "BATON_RUN_ID": str(runs["docs"].pk),
+        "BATON_RUN_NONCE": runs["docs"].nonce,
         "ENVIRONMENT": "staging",
     }
     assert "RELEASE_STREAM" in runs["docs"].undelivered  # not a declared input: reported
@@ -189,7 +191,7 @@ def test_correlation_falls_back_to_the_marker_when_run_details_are_refused(forge
         assert run.status == "success"
         (remote,) = forges.sandbox.workflow_runs(run.repository.path)
         assert run.remote_id == str(remote["id"])
-        assert str(run.pk) in remote["display_title"]
+        assert run.nonce in remote["display_title"]
     site_run = forges.sandbox.workflow_runs("acme/site")[0]
     assert site_run["client_payload"]["BATON_RUN_ID"] == str(chain.runs.get(key="site").pk)
     dispatches = forges.sandbox.requests(method="POST", path="/dispatches")
@@ -242,7 +244,7 @@ def test_fan_out_keeps_a_second_between_writes_and_survives_secondary_limits(
 DEPLOYED = (
     (
         "name: Deploy\n"
-        'run-name: "Deploy ${{ github.event.deployment.payload.BATON_RUN_ID }} to '
+        'run-name: "Deploy ${{ github.event.deployment.payload.BATON_RUN_NONCE }} to '
         '${{ github.event.deployment.environment }}"\n'
     )
     + """\
@@ -261,7 +263,7 @@ def test_deploy_goes_through_the_deployments_api(forges: Forges) -> None:
     assert run.status == "success"
     (remote,) = forges.sandbox.workflow_runs("acme/site")
     assert remote["event"] == "deployment"
-    assert remote["display_title"] == f"Deploy {run.pk} to staging"
+    assert remote["display_title"] == f"Deploy {run.nonce} to staging"
     assert run.remote_id == str(remote["id"])
     assert remote["deployment_payload"]["variables"]["BATON_DEPLOY_ENVIRONMENT"] == "staging"
 

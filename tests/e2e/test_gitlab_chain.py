@@ -100,9 +100,18 @@ def test_merge_request_triggers_tracks_and_mirrors(forges: Forges) -> None:
         "DEPLOY_TOKEN": "hunter2-secret",
     }
     (api_vars,) = forges.pipeline_variables("acme/api")
-    assert api_vars == {**upstream, "ENVIRONMENT": "staging", "BATON_RUN_ID": str(runs["api"].pk)}
+    assert api_vars == {
+        **upstream,
+        "ENVIRONMENT": "staging",
+        "BATON_RUN_ID": str(runs["api"].pk),
+        "BATON_RUN_NONCE": runs["api"].nonce,
+    }
     (web_vars,) = forges.pipeline_variables("acme/web")
-    assert web_vars == {**upstream, "BATON_RUN_ID": str(runs["web"].pk)}
+    assert web_vars == {
+        **upstream,
+        "BATON_RUN_ID": str(runs["web"].pk),
+        "BATON_RUN_NONCE": runs["web"].nonce,
+    }
     (web_pipeline,) = forges.sandbox.pipelines("acme/web")
     assert web_pipeline["ref"] == "release/stable"
     child_pipelines = forges.sandbox.pipelines("acme/app")

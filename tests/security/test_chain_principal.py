@@ -203,7 +203,7 @@ def test_a_rerun_from_the_dashboard_needs_the_baton_users_grants_too(forge: Any)
     stan = User.objects.create_user("stan", password="pw")  # a Baton user, no forge account
     tasks.rerun_chain(old.pk, "stan", stan.pk)
     chain = Chain.objects.exclude(pk=old.pk).get()
-    assert (chain.author, chain.actor, chain.actor_user) == ("rita", "stan", stan)
+    assert (chain.author, chain.actor, chain.runs_for_user) == ("rita", "stan", stan)
     assert chain.runs.get().error == (
         "stan may not trigger acme/prod: no grant gives stan trigger on acme/prod"
     )

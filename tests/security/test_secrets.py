@@ -15,6 +15,7 @@ import pytest
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from bots import dispatch
 from bots.engine.planning import with_rules
@@ -65,7 +66,7 @@ def _pipeline_hook(run_id: int, *variables: tuple[str, str]) -> dict[str, Any]:
             "id": 900,
             "name": f"deploy with {SENT}",
             "status": "running",
-            "created_at": "2026-01-01 10:00:00 UTC",
+            "created_at": timezone.now().strftime("%Y-%m-%d %H:%M:%S UTC"),
             "variables": [
                 {"key": "BATON_RUN_ID", "value": str(run_id)},
                 *({"key": k, "value": v} for k, v in variables),
@@ -80,11 +81,18 @@ def _pipeline_hook(run_id: int, *variables: tuple[str, str]) -> dict[str, Any]:
 def test_masked_values_sent_to_a_run_are_not_stored_from_its_pipeline_hook(
     run: Run, client: Client
 ) -> None:
-    hook = _pipeline_hook(run.pk, ("API_TOKEN", SENT), ("PLAIN", "visible"))
+    hook = _pipeline_hook(
+        run.pk, ("BATON_RUN_NONCE", run.nonce), ("API_TOKEN", SENT), ("PLAIN", "visible")
+    )
     delivery = deliver(client, hook, "p1", "Pipeline Hook")
     assert SENT not in _raw("chains_delivery", "payload")
     variables = {v["key"]: v["value"] for v in delivery.payload["object_attributes"]["variables"]}
-    assert variables == {"BATON_RUN_ID": str(run.pk), "API_TOKEN": "••••", "PLAIN": "visible"}
+    assert variables == {
+        "BATON_RUN_ID": str(run.pk),
+        "BATON_RUN_NONCE": run.nonce,
+        "API_TOKEN": "••••",
+        "PLAIN": "visible",
+    }
     assert delivery.payload["object_attributes"]["name"] == "deploy with ••••"
     # What Baton needs from it still works: the pipeline is matched to its run.
     dispatch.process(delivery.pk)
