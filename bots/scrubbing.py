@@ -15,7 +15,7 @@ from django.db.models import Q
 
 from bots.engine.tracking import RUN_ID_VARIABLE
 from bots.events import MalformedPayload, PipelineEvent
-from chains.masking import mask_named, scrub, secret_values
+from chains.masking import hide_variables, mask_named, scrub, secret_values
 from chains.models import Forge, Rule, Run
 
 
@@ -61,13 +61,16 @@ def scrub_payload(forge: Forge, event_name: str, payload: Any) -> Any:
 
     values, names = rule_secrets()
     inbound = INBOUND.get(forge.kind)
-    if inbound is not None and inbound.handles(event_name):
-        try:
-            event = inbound.parse(event_name, payload)
-        except MalformedPayload:
-            event = None
-        if isinstance(event, PipelineEvent):
-            sent_values, sent_names = chain_secrets(forge, event)
-            values |= sent_values
-            names |= sent_names
+    if inbound is None or not inbound.handles(event_name):
+        # Baton never reads these (a GitHub repository_dispatch echoes the client_payload Baton
+        # sent, a workflow_dispatch its inputs): no variable value of them is kept.
+        return hide_variables(mask_named(scrub(payload, values), names))
+    try:
+        event = inbound.parse(event_name, payload)
+    except MalformedPayload:
+        event = None
+    if isinstance(event, PipelineEvent):
+        sent_values, sent_names = chain_secrets(forge, event)
+        values |= sent_values
+        names |= sent_names
     return mask_named(scrub(payload, values), names)

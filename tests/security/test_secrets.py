@@ -107,6 +107,34 @@ def test_masked_rule_values_are_not_stored_from_any_pipeline_hook(run: Run, clie
     assert RULED not in _raw("chains_delivery", "payload")
 
 
+def test_variables_of_events_baton_does_not_read_are_never_stored(db: None, client: Client) -> None:
+    # GitHub echoes what Baton dispatched (client_payload, workflow inputs) to the target's hook.
+    import hashlib
+    import hmac
+
+    from chains.models import Forge
+
+    Forge.objects.create(
+        kind="github", slug="gh", name="GH", api_url="https://gh", token="t", webhook_secret="s"
+    )
+    body = json.dumps(
+        {"action": "baton", "client_payload": {"DEPLOY_TOKEN": SENT, "BATON_RUN_ID": "1"}}
+    ).encode()
+    signature = "sha256=" + hmac.new(b"s", body, hashlib.sha256).hexdigest()
+    response = client.post(
+        "/hooks/gh/",
+        data=body,
+        content_type="application/json",
+        headers={
+            "X-Hub-Signature-256": signature,
+            "X-GitHub-Event": "repository_dispatch",
+            "X-GitHub-Delivery": "d1",
+        },
+    )
+    assert response.status_code == 202
+    assert SENT not in _raw("chains_delivery", "payload")
+
+
 def test_a_delivery_stored_in_clear_is_scrubbed_when_processed(run: Run) -> None:
     # As deliveries were stored before intake took masked values out.
     hook = _pipeline_hook(run.pk, ("API_TOKEN", SENT))
