@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from django.conf import settings
+
+from bots.markdown import code, link, text, truncate
 from chains.models import Chain, Repository, Run
 from chains.planner import Change, Plan, PlannedRun
 from chains.policy import Verdict
@@ -30,8 +33,9 @@ ICONS = {
 }
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ").strip()
+def _cell(value: str) -> str:
+    """Hostile text (labels, keys, paths, forge errors) in a table cell or a line: escaped."""
+    return text(value)
 
 
 def hidden(upstream: Repository, target: Repository) -> bool:
@@ -44,7 +48,7 @@ def render(chain: Chain, runs: Sequence[Run]) -> str:
     lines = [
         MARKER,
         f"**Baton** · {ICONS.get(Status(chain.status), '')} {chain.status} · "
-        f"commit `{chain.head_sha[:8]}` · {chain.reason}",
+        f"commit {code(chain.head_sha[:8])} · {_cell(chain.reason)}",
         "",
     ]
     if chain.error:
@@ -55,7 +59,7 @@ def render(chain: Chain, runs: Sequence[Run]) -> str:
             lines.append(_run_row(chain.repository, run))
     elif not chain.error:
         lines.append("Nothing to trigger for this change.")
-    return "\n".join(lines) + "\n"
+    return truncate("\n".join(lines) + "\n", settings.BATON_MAX_REPLY_CHARS)
 
 
 def _run_row(upstream: Repository, run: Run) -> str:
@@ -64,14 +68,15 @@ def _run_row(upstream: Repository, run: Run) -> str:
     indent = "↳ " * (run.depth - 1)
     if hidden(upstream, run.repository):
         return f"| {indent}{PRIVATE} | — | — | {ICONS.get(status, '')} {status.label}{attempt} | |"
-    link = f"[pipeline]({run.web_url})" if run.web_url else ""
+    pipeline = link("pipeline", run.web_url)
     note = f" — {_cell(run.error)}" if run.error else ""
     if run.undelivered:
-        note += f" — not delivered (no such input): {', '.join(run.undelivered)}"
+        names = ", ".join(code(name) for name in run.undelivered)
+        note += f" — not delivered (no such input): {names}"
     return (
         f"| {indent}{_cell(run.label or run.key)} | {_cell(run.repository.path)} | "
-        f"`{_cell(run.ref) or 'default branch'}` | {ICONS.get(status, '')} "
-        f"{status.label}{attempt}{note} | {link} |"
+        f"{code(run.ref) if run.ref else 'default branch'} | {ICONS.get(status, '')} "
+        f"{status.label}{attempt}{note} | {pipeline} |"
     )
 
 
@@ -85,13 +90,14 @@ def render_plan(
     """`/baton plan`: targets, refs, variables after precedence (masked hidden), order, and
     whether the person may trigger each."""
     lines = [
-        f"**Plan** for commit `{change.head_sha[:8]}`, with {change.author}'s permissions",
+        f"**Plan** for commit {code(change.head_sha[:8])}, with {_cell(change.author)}'s "
+        "permissions",
         "",
         "| target | project | ref | waits for | variables | may it run? |",
         "|---|---|---|---|---|---|",
     ]
     for planned, repository, problem, verdict in targets:
-        waits = ", ".join(planned.depends_on) or "—"
+        waits = _cell(", ".join(planned.depends_on)) or "—"
         if problem:
             may = f"❌ {_cell(problem)}"
         elif planned.skip:
@@ -101,16 +107,16 @@ def render_plan(
         if hidden(upstream, repository):
             lines.append(f"| {_cell(planned.key)} | {PRIVATE} | — | {waits} | — | {may} |")
             continue
-        variables = [f"`{k}={_cell(v)}`" for k, v in sorted(planned.variables.items())]
-        variables += [f"`{k}={MASK}`" for k in sorted(planned.masked_variables)]
-        ref = planned.ref or "default branch"
+        variables = [code(f"{k}={v}") for k, v in sorted(planned.variables.items())]
+        variables += [code(f"{k}={MASK}") for k in sorted(planned.masked_variables)]
+        ref = code(planned.ref) if planned.ref else "default branch"
         lines.append(
-            f"| {_cell(planned.key)} | {_cell(repository.path)} | `{_cell(ref)}` | {waits} | "
+            f"| {_cell(planned.key)} | {_cell(repository.path)} | {ref} | {waits} | "
             f"{' '.join(variables)} | {may} |"
         )
     if not targets:
         lines.append("| — | nothing to trigger | | | | |")
     if plan.excluded:
         lines += ["", "Left out:"]
-        lines += [f"- `{key}`: {_cell(why)}" for key, why in plan.excluded]
-    return "\n".join(lines) + "\n"
+        lines += [f"- {code(key)}: {_cell(why)}" for key, why in plan.excluded]
+    return truncate("\n".join(lines) + "\n", settings.BATON_MAX_REPLY_CHARS)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
@@ -14,9 +17,14 @@ from django.views.decorators.http import require_POST
 
 from bots import tasks
 from bots.dispatch import INBOUND
+from bots.inbound import bounds
 from bots.scrubbing import scrub_payload
 from chains.models import Delivery, Forge
+from config.celery import app as celery_app
 
+log = logging.getLogger(__name__)
+
+ENQUEUE_TIMEOUT = 2.0  # seconds the forge waits on a broker that does not answer
 FORGE_CACHE_SECONDS = 10.0  # a changed secret takes effect within this long
 _forges: dict[str, tuple[float, Forge | None]] = {}
 _lock = threading.Lock()
@@ -46,27 +54,67 @@ def _forget_forge(sender: type[Forge], instance: Forge, **kwargs: object) -> Non
 @csrf_exempt
 @require_POST
 def receive(request: HttpRequest, slug: str) -> JsonResponse:
+    limit = settings.BATON_MAX_WEBHOOK_BYTES
+    if bounds.too_big(request.META.get("CONTENT_LENGTH"), limit):
+        return _too_big(limit)
     forge = _forge(slug)
     if forge is None:
         return JsonResponse({"error": f"no forge called {slug!r}"}, status=404)
     inbound = INBOUND.get(forge.kind)
     if inbound is None:
         return JsonResponse({"error": f"{forge.kind} webhooks are not supported yet"}, status=404)
-    if not inbound.is_authentic(request.headers, request.body, forge.webhook_secret):
+    # Read the stream ourselves, at most one byte past the limit: `request.body` would answer
+    # an HTML 400 above DATA_UPLOAD_MAX_MEMORY_SIZE, far below what forges send.
+    body = request.read(limit + 1)
+    if len(body) > limit:
+        return _too_big(limit)
+    if not inbound.is_authentic(request.headers, body, forge.webhook_secret):
         return JsonResponse({"error": "bad or missing webhook signature or token"}, status=401)
     try:
-        payload = inbound.decode(request.content_type or "", request.body)
+        payload = bounds.clean(
+            inbound.decode(request.content_type or "", body), settings.BATON_MAX_JSON_DEPTH
+        )
+    except bounds.TooDeep as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    except RecursionError:
+        return JsonResponse({"error": "the JSON nests too deeply"}, status=400)
     except (ValueError, UnicodeDecodeError):
         return JsonResponse({"error": "the body is not JSON"}, status=400)
-    event = inbound.event_name(request.headers)
+    event = inbound.event_name(request.headers).replace(bounds.NUL, "")
     handled = inbound.handles(event)
     payload = scrub_payload(forge, event, payload)  # known masked values never stored
-    delivery_id, created = Delivery.objects.record(
-        forge, event, inbound.dedupe_key(request.headers, request.body), payload, handled=handled
-    )
+    key = inbound.dedupe_key(request.headers, body).replace(bounds.NUL, "")
+    delivery_id, created = Delivery.objects.record(forge, event, key, payload, handled=handled)
     if not created:
         return JsonResponse({"status": "duplicate"}, status=202)
     if handled and delivery_id is not None:
-        transaction.on_commit(lambda: tasks.process_delivery.delay(delivery_id))
+        transaction.on_commit(lambda: _enqueue(delivery_id))
     status = "accepted" if handled else "ignored"
     return JsonResponse({"status": status, "delivery": delivery_id}, status=202)
+
+
+def _too_big(limit: int) -> JsonResponse:
+    return JsonResponse(
+        {"error": f"the body is larger than {limit} bytes (BATON_MAX_WEBHOOK_BYTES)"}, status=413
+    )
+
+
+def _enqueue(delivery_id: int) -> None:
+    """Hand the stored delivery to a worker. With the broker down the delivery stays queued in
+    the database and the sweeper enqueues it later: the forge still gets its 202, so it never
+    counts a failure toward disabling the hook."""
+    if celery_app.conf.task_always_eager:  # no broker involved: run it here
+        tasks.process_delivery.delay(delivery_id)
+        return
+    try:
+        pool: Any = celery_app.pool  # kombu connections, one per thread at a time
+        with pool.acquire(block=True, timeout=ENQUEUE_TIMEOUT) as connection:
+            connection.ensure_connection(max_retries=1, interval_start=0, timeout=ENQUEUE_TIMEOUT)
+            options: dict[str, Any] = {"connection": connection, "retry": False}
+            tasks.process_delivery.apply_async((delivery_id,), **options)
+    except Exception as exc:  # any broker failure: the sweeper takes over
+        log.warning(
+            "delivery %s stored but not enqueued (%s); the sweeper will pick it up",
+            delivery_id,
+            type(exc).__name__,
+        )

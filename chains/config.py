@@ -12,8 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import yaml
+from django.conf import settings
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from chains import limits
 from chains.conditions import Condition, ConditionError, parse_condition
 from chains.globs import PatternError, check_patterns
 from chains.paths import PathError, check_file_path, check_ref, check_target_project
@@ -50,7 +52,6 @@ TARGET_FIELDS = (
     "timeout",
     "deploy",
 )
-MAX_TARGETS = 1000
 NULL_TAG = "tag:yaml.org,2002:null"
 
 
@@ -112,7 +113,9 @@ def parse_config(text: str, *, standalone: bool = True) -> BatonConfig:
     """``standalone=False`` for admin rules: their `depends_on` may name targets of the file they
     are merged with, so dependencies are checked after the merge."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = limits.compose(text)
+    except limits.LimitError as exc:
+        raise ConfigError(str(exc), line=exc.line) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         raise ConfigError(
@@ -137,9 +140,12 @@ def parse_config(text: str, *, standalone: bool = True) -> BatonConfig:
         node = fields["downstream"][1]
         if not isinstance(node, SequenceNode):
             raise ConfigError("must be a list of targets", line=_line(node), field="downstream")
-        if len(node.value) > MAX_TARGETS:
+        if len(node.value) > settings.BATON_MAX_TARGETS:
             raise ConfigError(
-                f"at most {MAX_TARGETS} targets", line=_line(node), field="downstream"
+                f"has {len(node.value)} targets; at most {settings.BATON_MAX_TARGETS} "
+                "(BATON_MAX_TARGETS)",
+                line=_line(node),
+                field="downstream",
             )
         targets = [_target(item, f"downstream[{i}]") for i, item in enumerate(node.value)]
     seen: dict[str, Target] = {}
@@ -231,7 +237,15 @@ def _bool(node: Node, field: str) -> bool:
 
 def _variables(node: Node, where: str) -> tuple[Variable, ...]:
     result = []
-    for name, (key_node, value_node) in _mapping(node, where).items():
+    spec = _mapping(node, where)
+    if len(spec) > settings.BATON_MAX_VARIABLES:
+        raise ConfigError(
+            f"has {len(spec)} variables; at most {settings.BATON_MAX_VARIABLES} "
+            "(BATON_MAX_VARIABLES)",
+            line=_line(node),
+            field=where,
+        )
+    for name, (key_node, value_node) in spec.items():
         field = f"{where}.{name}"
         if not VARIABLE_NAME.match(name):
             raise ConfigError(

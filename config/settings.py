@@ -53,6 +53,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "config.middleware.RejectNulMiddleware",  # ?ref=%00 is a 400, not a database error
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -267,6 +268,22 @@ BATON_MAX_DELIVERY_ATTEMPTS = env_int(
 BATON_MAX_RUN_ATTEMPTS = env_int("BATON_MAX_RUN_ATTEMPTS", 50, minimum=1)
 # The dashboard plan page's dry run gives up after this many seconds, with a message.
 BATON_PLAN_TIME_LIMIT = env_float("BATON_PLAN_TIME_LIMIT", 5.0, minimum=0.1)
+
+# --- Input limits (docs/security.md, "Bounded input") ---------------------------------------------
+# Webhook bodies above this many bytes are answered 413 before anything reads them (GitHub caps
+# its payloads at 25 MB).
+BATON_MAX_WEBHOOK_BYTES = env_int("BATON_MAX_WEBHOOK_BYTES", 25 * 1024 * 1024, minimum=1024)
+# How deeply JSON (webhook bodies) may nest.
+BATON_MAX_JSON_DEPTH = env_int("BATON_MAX_JSON_DEPTH", 64, minimum=8)
+# `.baton.yml`, admin rules and params files: size, YAML nesting, values after alias expansion.
+BATON_MAX_CONFIG_BYTES = env_int("BATON_MAX_CONFIG_BYTES", 256 * 1024, minimum=1024)
+BATON_MAX_CONFIG_DEPTH = env_int("BATON_MAX_CONFIG_DEPTH", 20, minimum=4)
+BATON_MAX_CONFIG_NODES = env_int("BATON_MAX_CONFIG_NODES", 100_000, minimum=100)
+BATON_MAX_TARGETS = env_int("BATON_MAX_TARGETS", 1000, minimum=1)
+BATON_MAX_VARIABLES = env_int("BATON_MAX_VARIABLES", 200, minimum=1)
+# `/baton` commands carried out per comment, and the size of Baton's replies (characters).
+BATON_MAX_COMMANDS = env_int("BATON_MAX_COMMANDS", 5, minimum=1)
+BATON_MAX_REPLY_CHARS = env_int("BATON_MAX_REPLY_CHARS", 60_000, minimum=1000)
 
 LOGGING = {
     "version": 1,

@@ -23,6 +23,7 @@ from chains.models import Chain, Forge, Repository, Run, RunAttempt
 from chains.status import FINISHED, Status
 
 PAGE_SIZE = 25
+MAX_PAGE = 1_000_000  # a larger ?page= is the last page, not an OFFSET PostgreSQL cannot hold
 # Run fields a summary never shows; masked variables are encrypted, so loading them costs.
 UNSHOWN_RUN_FIELDS = ("variables", "masked_variables")
 
@@ -322,7 +323,7 @@ def _chains_signature(window: QuerySet[Any, Any]) -> str:
 def chains_version(f: ChainFilters, page_number: Any) -> str:
     """A cursor for one page of the chain list: one query."""
     try:
-        number = max(int(page_number or 1), 1)
+        number = min(max(int(page_number or 1), 1), MAX_PAGE)
     except (TypeError, ValueError):
         number = 1
     start = (number - 1) * PAGE_SIZE

@@ -229,6 +229,9 @@ def change_plan(request: HttpRequest, pk: int, number: int) -> HttpResponse:
                 lambda who, action, to: may(forge, who, action, to),
             )
     except ForgeError as exc:
+        if exc.status_code in (404, 410):  # no such change: the address is wrong, not the forge
+            context["error"] = f"The forge has no change {number} in {repository.path}."
+            return render(request, "dashboard/plan.html", context, status=404)
         context["error"] = f"The forge could not say: {exc.message}"
         return render(request, "dashboard/plan.html", context, status=502)
     except deadline.TimeUp:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from bots import services
@@ -13,6 +14,7 @@ from bots.commands.parser import HELP, Command, Mistake, parse_comment
 from bots.engine.planning import dry_run, ensure_repository
 from bots.events import CommentEvent
 from bots.forges.registry import forge_for
+from bots.markdown import code, text, truncate
 from bots.permissions import Person, may
 from bots.summary import MARKER, render, render_plan
 from chains.models import Chain, CommentReply, Delivery, Forge, Repository, Run
@@ -22,6 +24,7 @@ from chains.status import ACTIVE, Status
 log = logging.getLogger(__name__)
 
 REPLY_MARKER = "<!-- baton:reply -->"
+ECHO_CHARS = 200  # of a command line quoted back in a reply
 
 
 def handle_comment(forge: Forge, event: CommentEvent, delivery: Delivery | None) -> str:
@@ -30,33 +33,54 @@ def handle_comment(forge: Forge, event: CommentEvent, delivery: Delivery | None)
     commands, mistakes = parse_comment(event.body)
     if not commands and not mistakes:
         return "no command"
+    limit = settings.BATON_MAX_COMMANDS
+    skipped = len(commands[limit:]) + len(mistakes[limit:])
+    commands, mistakes = commands[:limit], mistakes[:limit]
     try:
         with transaction.atomic():
             reply = CommentReply.objects.create(forge=forge, comment_id=event.comment_id)
     except IntegrityError:
         return "handled already"
     client = forge_for(forge)
-    said = ", ".join(f"`{c.text}`" for c in commands) or "your command"
+    said = ", ".join(_echo(c.text) for c in commands) or "your command"
     reply.reply_id = client.upsert_comment(
         event.project,
         event.number,
-        f"{REPLY_MARKER}\n⏳ @{event.author}: working on {said}…",
+        f"{REPLY_MARKER}\n⏳ {_mention(event.author)}: working on {said}…",
         None,
     )
     reply.save(update_fields=["reply_id"])
     repository = ensure_repository(forge, event.project)
     sections = [_mistakes(mistakes)] if mistakes else []
+    if skipped:
+        sections.insert(
+            0,
+            f"I carry out at most {limit} commands per comment; {skipped} more were left out. "
+            "Write them in a new comment.",
+        )
     actor = services.Actor(event.author, "comment")
     for command in commands:
         try:
             sections.append(
-                f"**`{command.text}`**\n\n" + _run(forge, repository, event, command, actor)
+                f"**{_echo(command.text)}**\n\n" + _run(forge, repository, event, command, actor)
             )
         except services.ActionRefused as refused:
-            sections.append(f"**`{command.text}`**\n\nNot done: {refused}")
-    body = f"{REPLY_MARKER}\n@{event.author}\n\n" + "\n\n---\n\n".join(sections)
+            sections.append(f"**{_echo(command.text)}**\n\nNot done: {text(refused)}")
+    body = f"{REPLY_MARKER}\n{_mention(event.author)}\n\n" + "\n\n---\n\n".join(sections)
+    body = truncate(body, settings.BATON_MAX_REPLY_CHARS)
     client.upsert_comment(event.project, event.number, body, reply.reply_id)
     return f"{len(commands)} commands, {len(mistakes)} mistakes"
+
+
+def _echo(line: str) -> str:
+    """A line of the comment, quoted back as code, at most ECHO_CHARS of it."""
+    return code(line if len(line) <= ECHO_CHARS else line[:ECHO_CHARS] + "…")
+
+
+def _mention(username: str) -> str:
+    """The commenter, mentioned: a forge username never holds markdown, but it is checked."""
+    valid = bool(username) and all(ch.isalnum() or ch in "-_." for ch in username)
+    return f"@{username}" if valid else text(username)
 
 
 def _from_baton(forge: Forge, event: CommentEvent) -> bool:
@@ -65,7 +89,7 @@ def _from_baton(forge: Forge, event: CommentEvent) -> bool:
 
 
 def _mistakes(mistakes: list[Mistake]) -> str:
-    lines = "\n".join(f"- `{m.text}`: {m.problem}" for m in mistakes)
+    lines = "\n".join(f"- {_echo(m.text)}: {m.problem}" for m in mistakes)
     return f"I did not understand:\n{lines}\n\n{HELP}"
 
 
@@ -129,7 +153,7 @@ def _plan(
         lambda person, action, target: may(forge, person, action, target),
     )
     if result.error:
-        return f"❌ {result.error}"
+        return f"❌ {text(result.error)}"
     return render_plan(result.change, result.plan, result.targets, upstream=repository)
 
 
@@ -149,10 +173,10 @@ def _start(
             forge.pk, event.project, event.number, event.author, only
         )
     )
-    what = ", ".join(args) if args else "every target"
+    what = ", ".join(text(a) for a in args) if args else "every target"
     return (
         f"Starting {what} on the latest commit, for the change's author and with "
-        f"{event.author}'s permissions too."
+        f"{text(event.author)}'s permissions too."
     )
 
 
@@ -182,7 +206,7 @@ def _retry(
             return "No run has failed."
         _allow(person, "retry-failed", chain)
         services.retry_failed(chain, actor=actor)
-        return "Retrying " + ", ".join(f"`{r.key}`" for r in failed) + "."
+        return "Retrying " + ", ".join(code(r.key) for r in failed) + "."
     # Every named run is checked before any is retried: all or nothing.
     asked = [
         (run, "retry" if run.status in (Status.FAILED, Status.CANCELED) else "retry-subtree")
@@ -195,7 +219,7 @@ def _retry(
             services.retry_run(run, actor=actor)
         else:
             services.retry_subtree(run, actor=actor)
-    return "Retrying " + ", ".join(f"`{run.key}`" for run, _ in asked) + "."
+    return "Retrying " + ", ".join(code(run.key) for run, _ in asked) + "."
 
 
 def _cancel(
@@ -214,7 +238,7 @@ def _cancel(
         runs = _runs_named(chain, args)
         for run in runs:  # all checked before any is canceled
             _allow(person, "cancel", run)
-    canceled = [f"`{run.key}`" for run in runs if services.cancel_run(run, actor=actor)]
+    canceled = [code(run.key) for run in runs if services.cancel_run(run, actor=actor)]
     return ("Canceling " + ", ".join(canceled) + ".") if canceled else "Nothing was running."
 
 

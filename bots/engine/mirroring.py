@@ -13,6 +13,7 @@ from django.utils import timezone
 from bots import summary, throttle
 from bots.forges.registry import forge_for
 from chains.models import Chain, Run
+from chains.safe_url import safe_url
 from chains.status import FINISHED, NOT_YET_SENT, Status, fold, upstream_view
 
 
@@ -63,7 +64,7 @@ def _mirror(chain: Chain) -> None:
             context=f"baton/{run.key}",
             status=view,
             description=_describe(run, view),
-            target_url=run.web_url,
+            target_url=safe_url(run.web_url),  # never a javascript: link on the forge
         )
         Run.objects.filter(pk=run.pk).update(mirrored_status=view)
     aggregate = Status.FAILED if chain.error else fold(views.values())

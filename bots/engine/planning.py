@@ -115,7 +115,7 @@ def read_params(
     for path in sorted(paths):
         deadline.check()
         text = client.read_file(project, path, ref)
-        params[path] = None if text is None else parse_dotenv(text)
+        params[path] = None if text is None else parse_dotenv(text, path=path)
     return params
 
 
@@ -136,9 +136,12 @@ def plan_change(forge: Forge, event: ChangeEvent) -> tuple[Plan, str]:
         return Plan(()), f"could not read {path}: {exc.message}"
     try:
         config = with_rules(config, change.project)
-        params = read_params(client, change.project, config_ref, config)
     except ConfigError as exc:
         return Plan(()), f"the admin rules for {change.project} do not fit {path}: {exc}"
+    try:
+        params = read_params(client, change.project, config_ref, config)
+    except ConfigError as exc:
+        return Plan(()), f"a params_file of {path} cannot be used: {exc}"
     except ForgeError as exc:
         if not exc.permanent:
             raise

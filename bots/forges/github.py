@@ -35,7 +35,7 @@ from bots.forges.base import (
     project_segments,
     quoted_file_path,
 )
-from chains import deadline
+from chains import deadline, limits
 from chains.status import Status
 
 # GitHub workflow run (status, conclusion) -> Baton status.
@@ -348,7 +348,10 @@ class GitHubForge:
                 status_code=404,
             )
         try:
-            document = yaml.safe_load(text) or {}
+            limits.check_size(text, f"workflow {workflow}")
+            document = yaml.load(text, Loader=limits.BoundedLoader) or {}  # noqa: S506 - safe
+        except limits.LimitError as exc:
+            raise ForgeError(f"workflow {workflow} in {project}: {exc}", permanent=True) from None
         except yaml.YAMLError:
             raise ForgeError(
                 f"workflow {workflow} in {project} is not valid YAML", permanent=True

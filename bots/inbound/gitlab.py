@@ -140,6 +140,8 @@ def _note(payload: Mapping[str, Any]) -> Event | None:
     attrs = get(payload, "object_attributes")
     if attrs.get("noteable_type") != "MergeRequest" or attrs.get("system"):
         return None
+    if attrs.get("action") == "update":
+        return None  # an edited comment runs nothing, as on GitHub: commands run once, when posted
     user = payload.get("user") or {}
     return CommentEvent(
         project=project_path(payload, "project", "path_with_namespace"),

@@ -15,6 +15,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from chains.models import Chain, Repository, Run, RunAttempt
+from chains.safe_url import safe_url
 from chains.status import Status
 from dashboard.api.permissions import PRIVATE, Access
 
@@ -45,13 +46,14 @@ def _access(serializer: serializers.BaseSerializer[Any]) -> Access:
 
 
 class OptionalURLField(serializers.URLField):
-    """A URL, or null where the model keeps a blank one (not yet known, or none)."""
+    """An http(s) URL, or null where the model keeps a blank one (not yet known, or none) or
+    one that is not http(s)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(allow_null=True, read_only=True, **kwargs)
 
     def to_representation(self, value: Any) -> str | None:
-        return str(value) if value else None
+        return safe_url(value) or None  # `javascript:` and other non-http(s) URLs: null
 
 
 class ErrorSerializer(serializers.Serializer[Any]):

@@ -9,6 +9,7 @@ from django.forms import BoundField
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from chains.safe_url import safe_url as _safe_url
 from dashboard.presenters import StatusView, status_html, status_view
 
 register = template.Library()
@@ -35,6 +36,12 @@ def when(moment: datetime | None, style: str = "datetime") -> SafeString:
         moment.strftime("%Y-%m-%d %H:%M:%S"),
         moment.strftime("%Y-%m-%d %H:%M"),
     )
+
+
+@register.filter
+def safe_url(url: object) -> str:
+    """The URL when it is http(s), else "" (so `{% if x|safe_url %}` shows no link)."""
+    return _safe_url(url)
 
 
 @register.filter
