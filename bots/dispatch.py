@@ -73,7 +73,19 @@ def process(delivery_id: int) -> None:
         _finish(delivery, Delivery.Outcome.IGNORED, f"{delivery.event}: nothing to do")
         return
     detail = HANDLERS[type(event)](delivery.forge, event, delivery)
+    if isinstance(event, PipelineEvent):
+        _scrub_again(delivery)
     _finish(delivery, Delivery.Outcome.PROCESSED, detail)
+
+
+def _scrub_again(delivery: Delivery) -> None:
+    """Now that the pipeline is matched to its run, take out what intake could not tell was
+    masked (and what deliveries stored before intake scrubbed still hold)."""
+    from bots.scrubbing import scrub_payload
+
+    clean = scrub_payload(delivery.forge, delivery.event, delivery.payload)
+    if clean != delivery.payload:
+        Delivery.objects.filter(pk=delivery.pk).update(payload=clean)
 
 
 def note(delivery_id: int, detail: str) -> None:

@@ -30,6 +30,8 @@ class ChangeEvent:
     # Whether the upstream project is public, as the forge said in the hook; None when the event
     # does not say (a re-run Baton builds itself): the repository keeps the visibility it has.
     public: bool | None = None
+    actor: str = ""  # who acted (opened, pushed, reopened, asked); "" when it is the author
+    confirmed: bool = False  # read from the forge's API, not taken from a webhook's word
 
 
 @dataclass(frozen=True)

@@ -209,7 +209,7 @@ def rerun_chain(chain: Chain, *, actor: Actor) -> None:
     _audit(
         "chain.rerun", actor, chain=chain, target=f"{chain.repository.path}!{chain.change_number}"
     )
-    # A person on the dashboard or the API is a Baton user: the new chain runs for that user.
-    # From a comment (or the system) it runs for the forge account, resolved through Identity.
+    # A person on the dashboard or the API is a Baton user: their grants count (as well as the
+    # author's). From a comment (or the system) the forge account does, through Identity.
     user_id = actor.user.pk if actor.surface in ("dashboard", "api") and actor.user else None
     transaction.on_commit(lambda: tasks.rerun_chain.delay(chain.pk, actor.name, user_id))

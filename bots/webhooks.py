@@ -18,6 +18,7 @@ from django.views.decorators.http import require_POST
 from bots import tasks
 from bots.dispatch import INBOUND
 from bots.inbound import bounds
+from bots.scrubbing import scrub_payload
 from chains.models import Delivery, Forge
 from config.celery import app as celery_app
 
@@ -81,6 +82,7 @@ def receive(request: HttpRequest, slug: str) -> JsonResponse:
         return JsonResponse({"error": "the body is not JSON"}, status=400)
     event = inbound.event_name(request.headers).replace(bounds.NUL, "")
     handled = inbound.handles(event)
+    payload = scrub_payload(forge, event, payload)  # known masked values never stored
     key = inbound.dedupe_key(request.headers, body).replace(bounds.NUL, "")
     delivery_id, created = Delivery.objects.record(forge, event, key, payload, handled=handled)
     if not created:

@@ -6,6 +6,7 @@ raised as :class:`ConfigError`; nothing here ever raises anything else on bad in
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -98,6 +99,8 @@ class Target:
     line: int = 0
     where: str = ""  # "downstream[2]", for error messages
     depends_line: int = 0
+    # The variables of the admin rule that set this target: they reach its targets only.
+    rule_variables: tuple[Variable, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -474,13 +477,15 @@ def _default_key(project: str) -> str:
 
 
 def merge(base: BatonConfig, *rules: BatonConfig) -> BatonConfig:
-    """The file, then admin rules in their order: a rule's variables and targets win over those
-    of the same name before it; its other targets are added after."""
-    variables = {v.name: v for v in base.variables}
+    """The file, then admin rules in their order: a rule's targets win over those of the same
+    key before it; its other targets are added after. A rule's own variables reach only the
+    targets that rule names (they may be secrets: a target the file adds, `project: self`
+    included, never sees them); there they win over the file's."""
     targets = {t.key: t for t in base.downstream}
     for rule in rules:
-        variables.update({v.name: v for v in rule.variables})
-        targets.update({t.key: t for t in rule.downstream})
-    merged = BatonConfig(variables=tuple(variables.values()), downstream=tuple(targets.values()))
+        targets.update(
+            {t.key: dataclasses.replace(t, rule_variables=rule.variables) for t in rule.downstream}
+        )
+    merged = BatonConfig(variables=base.variables, downstream=tuple(targets.values()))
     _check_dependencies(targets)
     return merged

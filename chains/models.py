@@ -6,9 +6,10 @@ is a GitLab pipeline or a GitHub workflow run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import models
@@ -16,6 +17,9 @@ from django.db.models import Q
 from encrypted_fields.fields import EncryptedCharField, EncryptedJSONField
 
 from chains.status import ACTIVE, Status
+
+if TYPE_CHECKING:
+    from chains.config import BatonConfig
 
 
 class RepositoryQuerySet(models.QuerySet["Repository"]):
@@ -72,6 +76,14 @@ class Forge(models.Model):
         max_length=255, blank=True, help_text="Baton's own account here (its comments are ignored)"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        permissions = [
+            (
+                "manage_forge",
+                "Can set up forges (API URL, token, webhook secret) and test their connection",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.get_kind_display()})"
@@ -192,7 +204,19 @@ class Chain(models.Model):
     runs_for = models.CharField(
         max_length=255,
         blank=True,
-        help_text="The forge account whose permissions the chain runs with (author or commenter)",
+        help_text="The forge account whose permissions the chain runs with: the change's author",
+    )
+    actor = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="Who set the chain off (opened, pushed, reopened, commented, re-ran); when not "
+        "the author, the chain also needs their permissions",
+    )
+    trigger_action = models.CharField(
+        max_length=20,
+        blank=True,
+        help_text="What happened to the change (opened, reopened, new_commits, rerun): with the "
+        "commit, what a repeated delivery is recognised by",
     )
     runs_for_user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -200,8 +224,8 @@ class Chain(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
-        help_text="The Baton user whose permissions the chain runs with, when a person started it "
-        "from the dashboard or the API (then ``runs_for`` is that user's name)",
+        help_text="The Baton user who started the chain from the dashboard or the API (then "
+        "``actor`` is that user's name): their grants count as well as the author's",
     )
     source_branch = models.CharField(max_length=255, blank=True)
     target_branch = models.CharField(max_length=255, blank=True)
@@ -395,7 +419,14 @@ class Rule(models.Model):
     projects = models.CharField(
         max_length=255, help_text="Glob over project paths, e.g. acme/* or acme/**; * for all"
     )
-    config = models.TextField(help_text="The same schema as .baton.yml")
+    config = models.TextField(
+        help_text="The same schema as .baton.yml; masked variable values read ••••"
+    )
+    secrets = EncryptedJSONField(
+        default=dict,
+        blank=True,
+        help_text="The values of the config's masked variables, by where they are (encrypted)",
+    )
     enabled = models.BooleanField(default=True)
     position = models.PositiveIntegerField(
         default=0, help_text="Rules apply after the file, lowest position first"
@@ -407,6 +438,20 @@ class Rule(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Masked values never reach the config column: they go to ``secrets``, encrypted."""
+        from chains.config import ConfigError
+        from chains.rule_secrets import seal
+
+        fields = kwargs.get("update_fields")
+        if fields is None or "config" in fields:
+            # An invalid rule fails its chains in words; nothing can be taken out of it.
+            with contextlib.suppress(ConfigError):
+                self.config, self.secrets = seal(self.config, dict(self.secrets or {}))
+            if fields is not None:
+                kwargs["update_fields"] = {*fields, "secrets"}
+        super().save(*args, **kwargs)
+
     def clean(self) -> None:
         from django.core.exceptions import ValidationError
 
@@ -416,6 +461,13 @@ class Rule(models.Model):
             parse_config(self.config, standalone=False)
         except ConfigError as exc:
             raise ValidationError({"config": str(exc)}) from None
+
+    def parsed(self) -> BatonConfig:
+        """The config with its masked values put back (for planning only; never shown)."""
+        from chains.config import parse_config
+        from chains.rule_secrets import unseal
+
+        return unseal(parse_config(self.config, standalone=False), self.secrets or {})
 
     def applies_to(self, project: str) -> bool:
         from chains.conditions import glob_match

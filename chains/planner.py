@@ -175,13 +175,14 @@ def _plan_target(
     upstream: dict[str, str],
     params: Mapping[str, Mapping[str, str] | None],
 ) -> PlannedRun:
-    # Precedence, lowest first: global variables (as `inherit` allows), the params_file, the
+    # Precedence, lowest first: global variables (as `inherit` allows; those of the admin rule
+    # that set the target win over the file's), the params_file, the
     # target's own variables, then what Baton passes from upstream (UPSTREAM_*), which always
     # wins - as GitLab lets upstream-passed variables win.
     inherit = target.inherit_variables
     merged: dict[str, Variable] = {
         v.name: v
-        for v in global_vars
+        for v in (*global_vars, *target.rule_variables)
         if inherit is True or (not isinstance(inherit, bool) and v.name in inherit)
     }
     error = ""

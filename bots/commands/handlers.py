@@ -199,7 +199,10 @@ def _start(
         )
     )
     what = ", ".join(text(a) for a in args) if args else "every target"
-    return f"Starting {what} on the latest commit, with {text(event.author)}'s permissions."
+    return (
+        f"Starting {what} on the latest commit, for the change's author and with "
+        f"{text(event.author)}'s permissions too."
+    )
 
 
 def _allow(person: Person, verb: str, target: Chain | Run) -> None:

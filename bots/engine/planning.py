@@ -15,12 +15,19 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from bots.engine.mirroring import request_mirror
+from bots.engine.principals import (
+    allowed,
+    check_project,
+    confirm_change,
+    lock_change,
+    principals,
+    repeat_of,
+)
 from bots.engine.tracking import release
 from bots.events import ChangeAction, ChangeEvent
 from bots.forges.base import Forge as ForgeClient
 from bots.forges.base import ForgeError
 from bots.forges.registry import forge_for
-from bots.permissions import Person
 from chains import audit, deadline
 from chains.conditions import Context
 from chains.config import BatonConfig, ConfigError, merge, parse_config
@@ -113,9 +120,7 @@ def read_config(client: ForgeClient, project: str, ref: str) -> BatonConfig | No
 def with_rules(config: BatonConfig, project: str) -> BatonConfig:
     """The file merged with the enabled admin rules that apply to the project."""
     rules = [
-        parse_config(rule.config, standalone=False)
-        for rule in Rule.objects.filter(enabled=True)
-        if rule.applies_to(project)
+        rule.parsed() for rule in Rule.objects.filter(enabled=True) if rule.applies_to(project)
     ]
     return merge(config, *rules) if rules else config
 
@@ -184,12 +189,15 @@ def handle_change(
     only: frozenset[str] | None = None,
     principal: UserPrincipal | None = None,
 ) -> str:
-    """``only``: plan just these targets (`/baton run key…`). ``principal``: the Baton user the
-    chain runs for when a person started it from the dashboard or the API (default: the forge
-    account of the change's author)."""
-    change = event.change
+    """``only``: plan just these targets (`/baton run key…`). ``principal``: the Baton user who
+    started it from the dashboard or the API: their grants count as well as the author's (a
+    forge account who acted counts the same way, through ``event.actor``)."""
     if event.action in (ChangeAction.EDITED, ChangeAction.MERGED):
         return f"{event.action}: nothing to trigger"
+    change = event.change
+    wrong_project = check_project(forge, change.project, event.project_id)
+    if wrong_project:
+        return wrong_project
     upstream = ensure_repository(
         forge,
         change.project,
@@ -200,7 +208,7 @@ def handle_change(
     if event.action == ChangeAction.CLOSED:
         from bots import services
 
-        closer = services.Actor(change.author or "baton", "webhook")
+        closer = services.Actor(event.actor or change.author or "baton", "webhook")
         open_chains = Chain.objects.filter(
             repository=upstream, change_number=change.number, superseded_by__isnull=True
         )
@@ -210,18 +218,30 @@ def handle_change(
             )
         return "closed: interruptible runs canceled"
 
+    # A delivery said so: the same event under another key is a repeat (checked again under
+    # the lock below; this first look spares the forge the reads).
+    repeats = delivery is not None
+    if repeats and (first := repeat_of(upstream, event)) is not None:
+        return f"a repeat of chain {first.pk} (same change, commit and action)"
+    confirmed = confirm_change(forge_for(forge), event)
+    if isinstance(confirmed, str):
+        return confirmed
+    event, change = confirmed, confirmed.change
+    actor = event.actor or change.author
     the_plan, error = plan_change(forge, event)
     if only is not None and not error:
         the_plan = the_plan.only(only)
     targets = [] if error else resolve_targets(forge, upstream, the_plan.runs)
-    person: Principal = principal or Person(forge, change.author)
-    runs_for = person.username if principal else change.author
-    targets = keep_targets([permitted(person, *target) for target in targets])
+    people = principals(forge, change.author, actor, principal)
+    targets = keep_targets([permitted(people, *target) for target in targets])
     reason = REASONS[event.action]
     try:
         with transaction.atomic():
             if delivery is not None and Chain.objects.filter(delivery=delivery).exists():
                 return "chain exists already"
+            lock_change(upstream, change.number)
+            if repeats and (first := repeat_of(upstream, event)) is not None:
+                return f"a repeat of chain {first.pk} (same change, commit and action)"
             previous = list(
                 Chain.objects.select_for_update(of=("self",)).filter(
                     repository=upstream, change_number=change.number, superseded_by__isnull=True
@@ -235,14 +255,16 @@ def handle_change(
                 change_url=change.url,
                 title=change.title[:500],
                 author=change.author,
-                runs_for=runs_for,
+                runs_for=change.author,
                 runs_for_user=principal.user if principal else None,
+                actor=actor,
+                trigger_action=str(event.action),
                 source_branch=change.source_branch,
                 target_branch=change.target_branch,
                 head_sha=change.head_sha,
                 upstream_ref=change.upstream_ref,
                 from_fork=event.from_fork,
-                reason=f"{reason} by {runs_for}" if runs_for else reason,
+                reason=f"{reason} by {actor}" if actor else reason,
                 status=Status.FAILED if error else Status.PENDING,
                 error=error,
                 summary_comment_id=previous[0].summary_comment_id if previous else "",
@@ -255,11 +277,12 @@ def handle_change(
             created = Run.objects.bulk_create(runs)
             audit.record(
                 "chain.start",
-                actor=change.author or "unknown",
+                actor=actor or "unknown",
                 surface="webhook",
                 chain=chain,
                 target=f"{change.project}!{change.number}",
                 detail={
+                    "author": change.author,
                     "reason": reason,
                     "sha": change.head_sha,
                     "runs": len(created),
@@ -369,17 +392,15 @@ def _confirmed(candidate: Repository) -> tuple[Repository, str]:
 
 
 def permitted(
-    person: Principal, planned: PlannedRun, repository: Repository, error: str
+    people: list[Principal], planned: PlannedRun, repository: Repository, error: str
 ) -> tuple[PlannedRun, Repository, str]:
-    """Buildkite's rule: a chain triggers a target only if the person it runs for may."""
+    """Buildkite's rule: a chain triggers a target only if the person it runs for may (and
+    whoever else set it off)."""
     if error or planned.skip:
         return planned, repository, error
     action = "deploy" if planned.deploy else "trigger"
-    verdict = person.may(action, repository)
-    if not verdict:
-        who = person.username or "nobody"
-        error = f"{who} may not {action} {repository.path}: {verdict.reason}"
-    return planned, repository, error
+    verdict = allowed(people, action, repository)
+    return planned, repository, "" if verdict else verdict.reason
 
 
 def _fingerprint(repository_id: int, ref: str, variables: dict[str, str]) -> tuple[object, ...]:
@@ -459,7 +480,8 @@ def _cancel_superseded(chain: Chain) -> None:
 def current_change(
     forge: Forge, project: str, number: int, person: str | None = None
 ) -> ChangeEvent:
-    """The change as the forge has it now, to be run for ``person`` (default: its author)."""
+    """The change as the forge has it now, asked for by ``person`` (default: its author); it
+    runs for its author, and needs ``person``'s permissions too."""
     repo = seen_repository(forge, project)
     client = forge_for(forge)
     remote = client.get_change(project, number)
@@ -474,13 +496,15 @@ def current_change(
         head_sha=remote.head_sha,
         upstream_ref=client.change_ref(number),
         title=remote.title,
-        author=remote.author if person is None else person,
+        author=remote.author,
     )
     return ChangeEvent(
         action=ChangeAction.RERUN,
         change=change,
         project_id=repo.remote_id,
         from_fork=remote.from_fork,
+        actor=person or remote.author,
+        confirmed=True,
     )
 
 
@@ -514,6 +538,8 @@ def dry_run(
         deadline.check()
         action = "deploy" if planned.deploy else "trigger"
         verdict = verdict_for(event.change.author, action, repository)
+        if verdict and event.actor and event.actor != event.change.author:
+            verdict = verdict_for(event.actor, action, repository)
         targets.append((planned, repository, problem, verdict))
     return DryRun(event.change, the_plan, error, targets)
 
@@ -522,18 +548,21 @@ def rerun_change(
     chain_id: int, actor: str, only: frozenset[str] | None = None, user_id: int | None = None
 ) -> str:
     """Plan the chain's change again on its latest commit, as if it had just been opened;
-    green runs of an earlier chain on the same commit, sent with the same variables, are reused."""
+    green runs of an earlier chain on the same commit, sent with the same variables, are reused.
+    It runs for the change's author, and needs the permissions of whoever asked as well:
+    ``user_id``, the Baton user who asked from the dashboard or the API (never a forge account
+    that happens to carry the same name), else the forge account ``actor`` (a comment)."""
     old = Chain.objects.select_related("forge", "repository").get(pk=chain_id)
     if old.change_number is None:
         return "not a change"
     if user_id is not None:
-        # Started from the dashboard or the API: the chain runs for that Baton user (never for
-        # a forge account that happens to carry the same name).
         from django.contrib.auth import get_user_model
 
         user = get_user_model().objects.filter(pk=user_id).first()
         principal = UserPrincipal(user)
-        event = current_change(old.forge, old.repository.path, old.change_number)
+        event = current_change(
+            old.forge, old.repository.path, old.change_number, principal.username
+        )
         return handle_change(old.forge, event, None, only=only, principal=principal)
     event = current_change(old.forge, old.repository.path, old.change_number, actor)
     return handle_change(old.forge, event, None, only=only)
@@ -634,14 +663,15 @@ def expand_run(run_id: int) -> str:
     )
     extra = {"UPSTREAM_PIPELINE_ID": run.remote_id} if run.remote_id else {}
     the_plan = plan(change, config, context=context, params=params, upstream_extra=extra)
-    person: Principal = (
-        UserPrincipal(chain.runs_for_user)
-        if chain.runs_for_user_id
-        else Person(chain.forge, chain.runs_for or chain.author)
+    people = principals(
+        chain.forge,
+        chain.runs_for or chain.author,
+        chain.actor,
+        UserPrincipal(chain.runs_for_user) if chain.runs_for_user_id else None,
     )
     targets = keep_targets(
         [
-            permitted(person, *target)
+            permitted(people, *target)
             for target in resolve_targets(run.repository.forge, run.repository, the_plan.runs)
         ]
     )

@@ -89,8 +89,10 @@ def _pull_request(payload: Mapping[str, Any]) -> Event | None:
             if isinstance(label, Mapping) and label.get("name")
         ),
     )
+    sender = payload.get("sender")
     return ChangeEvent(
         action=kind,
+        actor=str(sender.get("login") or "") if isinstance(sender, Mapping) else "",
         change=change,
         project_id=str(repo.get("id") or ""),
         from_fork=head_repo.get("full_name") != base_repo.get("full_name"),

@@ -55,7 +55,11 @@ def _change(payload: Mapping[str, Any], attrs: Mapping[str, Any]) -> Change:
     if not isinstance(head, Mapping) or not head.get("id"):
         raise MalformedPayload("missing object_attributes.last_commit.id")
     sha = inbound_sha(attrs, "last_commit", "id")
+    # `user` is whoever acted; the change is the author's, known here only by id (planning
+    # reads the name from the forge).
     user = payload.get("user") or {}
+    actor_id = user.get("id") if isinstance(user, Mapping) else None
+    is_author = actor_id is not None and actor_id == attrs.get("author_id")
     return Change(
         forge="gitlab",
         project=project_path(project, "path_with_namespace"),
@@ -67,7 +71,7 @@ def _change(payload: Mapping[str, Any], attrs: Mapping[str, Any]) -> Change:
         head_sha=sha,
         upstream_ref=f"refs/merge-requests/{iid}/head",
         title=str(attrs.get("title") or ""),
-        author=str(user.get("username") or "") if isinstance(user, Mapping) else "",
+        author=str(user.get("username") or "") if is_author else "",
         message=str(head.get("message") or "") if isinstance(head, Mapping) else "",
         labels=tuple(
             str(label.get("title"))
@@ -97,8 +101,10 @@ def _merge_request(payload: Mapping[str, Any]) -> Event | None:
         return None
     source = attrs.get("source_project_id")
     target = attrs.get("target_project_id")
+    user = payload.get("user")
     return ChangeEvent(
         action=kind,
+        actor=str(user.get("username") or "") if isinstance(user, Mapping) else "",
         change=_change(payload, attrs),
         project_id=str(get(payload, "project", "id")),
         from_fork=source is not None and target is not None and source != target,

@@ -31,6 +31,7 @@ from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST
 
 from chains.admin.trail import log
+from chains.masking import hide_variables
 from chains.models import AuditEvent, Chain, Delivery, Repository, Run
 
 
@@ -176,7 +177,8 @@ class DeliveryAdmin(ReadOnlyAdmin):
 
     @admin.display(description="payload")
     def payload_display(self, obj: Delivery) -> SafeString:
-        return pretty_json(obj.payload)
+        # Variables a forge echoes may be secrets Baton does not know of: names only.
+        return pretty_json(hide_variables(obj.payload))
 
     @admin.action(description="Process again", permissions=["process"])
     def process_again_action(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:

@@ -8,7 +8,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from chains.admin.trail import AuditedAdmin, log_saved, snapshot
+from chains.config import ConfigError
 from chains.models import Repository, Rule
+from chains.rule_secrets import seal
 
 
 @admin.register(Repository)
@@ -56,6 +58,9 @@ class RepositoryAdmin(AuditedAdmin):
 
 
 class RuleForm(forms.ModelForm):
+    """Masked values are write-only: the config shows •••• in their place, and •••• left as it
+    is keeps the value stored for that variable (encrypted, in ``Rule.secrets``)."""
+
     class Meta:
         model = Rule
         fields = ["name", "projects", "enabled", "position", "config"]
@@ -68,9 +73,20 @@ class RuleForm(forms.ModelForm):
             "projects": "Glob over project paths, e.g. acme/* or acme/**; * for all.",
             "config": "The .baton.yml schema (docs/baton-yml.md), checked when you save: an "
             "error names the line and the field. Rules add their targets after the project's "
-            "own file; a target with the same key replaces the file's.",
+            "own file; a target with the same key replaces the file's. The rule's variables "
+            "reach only the targets it names. A masked value ({value: …, masked: true}) is "
+            "stored encrypted and shows as ••••; leave •••• to keep it, or type a new one.",
             "position": "Rules apply lowest position first.",
         }
+
+    def clean_config(self) -> str:
+        text = str(self.cleaned_data.get("config") or "")
+        try:
+            sealed, secrets = seal(text, dict(self.instance.secrets or {}))
+        except ConfigError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        self.instance.secrets = secrets
+        return sealed
 
 
 @admin.register(Rule)

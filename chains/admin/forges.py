@@ -78,6 +78,9 @@ BOT_USERNAME_HELP = (
 )
 
 
+MANAGE_FORGE = "chains.manage_forge"
+
+
 def webhook_url(forge: Forge) -> str:
     return settings.BATON_BASE_URL + reverse("webhook", kwargs={"slug": forge.slug})
 
@@ -141,7 +144,16 @@ class ForgeForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        if not data.get("token"):
+        moved = self.instance.pk and any(name in self.changed_data for name in ("api_url", "kind"))
+        if moved and not data.get("token"):
+            # The stored token is only ever sent where it was typed for: a new address (or a
+            # new kind of forge) needs it typed again.
+            self.add_error(
+                "token",
+                "You changed the API URL or the kind: type the token again. Baton sends the "
+                "stored token only to the address it was entered for.",
+            )
+        elif not data.get("token"):
             if self.instance.pk:
                 data["token"] = self.instance.token
             else:
@@ -229,6 +241,24 @@ class ForgeAdmin(AuditedAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Forge]:
         return super().get_queryset(request).annotate(repository_total=Count("repositories"))
 
+    # A forge holds a token that acts on every project Baton reaches: only superusers, or
+    # people given "Can set up forges" (chains.manage_forge), may add, change or delete one,
+    # or test its connection. Others with the view permission may look.
+    def _may_manage(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_active and request.user.has_perm(MANAGE_FORGE))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self._may_manage(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._may_manage(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._may_manage(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._may_manage(request) or super().has_view_permission(request, obj)
+
     @admin.display(description="repositories", ordering="repository_total")
     def repository_count(self, obj: Forge) -> int:
         return getattr(obj, "repository_total", 0)
@@ -241,7 +271,9 @@ class ForgeAdmin(AuditedAdmin):
             (
                 "Credentials",
                 {
-                    "fields": ["token", "webhook_secret"],
+                    "fields": ["token", "webhook_secret"]
+                    if self._may_manage(request)
+                    else ["credentials_note"],
                     "description": "Both are write-only: what you type is stored encrypted and "
                     "never shown in this form again.",
                 },
@@ -269,6 +301,7 @@ class ForgeAdmin(AuditedAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [
+            "credentials_note",
             "webhook_url_display",
             "webhook_secret_display",
             "webhook_secret_note",
@@ -288,6 +321,10 @@ class ForgeAdmin(AuditedAdmin):
             '<span class="baton-copy-status" role="status" aria-live="polite"></span>',
             webhook_url(obj),
         )
+
+    @admin.display(description="Token and webhook secret")
+    def credentials_note(self, obj: Forge) -> str:
+        return "Stored encrypted; only people who may set up forges can replace them."
 
     @admin.display(description="Stored secret")
     def webhook_secret_note(self, obj: Forge) -> str:
@@ -339,6 +376,7 @@ class ForgeAdmin(AuditedAdmin):
         obj: Any = None,
     ) -> HttpResponse:
         context["may_reveal_secret"] = request.user.is_superuser
+        context["may_manage"] = self._may_manage(request)
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:

@@ -91,6 +91,7 @@ CHAIN_FIELDS: tuple[str, ...] = (
     "title",
     "author",
     "runs_for",
+    "actor",
     "source_branch",
     "target_branch",
     "head_sha",

@@ -25,7 +25,10 @@ downstream:
 
 def test_rules_win_on_equal_names_and_add_the_rest() -> None:
     merged = merge(parse_config(FILE), parse_config(RULE, standalone=False))
-    assert {v.name: v.value for v in merged.variables} == {"STREAM": "rule", "KEEP": "file"}
+    # A rule's variables reach only the rule's own targets (see tests/security/test_secrets.py).
+    assert {v.name: v.value for v in merged.variables} == {"STREAM": "file", "KEEP": "file"}
+    rule_vars = {t.key: {v.name: v.value for v in t.rule_variables} for t in merged.downstream}
+    assert rule_vars == {"api": {"STREAM": "rule"}, "web": {}, "audit": {"STREAM": "rule"}}
     assert [(t.key, t.ref) for t in merged.downstream] == [
         ("api", "release"),
         ("web", None),

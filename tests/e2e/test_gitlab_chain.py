@@ -114,6 +114,14 @@ def test_merge_request_triggers_tracks_and_mirrors(forges: Forges) -> None:
     }
     (web_pipeline,) = forges.sandbox.pipelines("acme/web")
     assert web_pipeline["ref"] == "release/stable"
+    # The pipeline hooks echo DEPLOY_TOKEN; no delivery keeps it (docs/security.md).
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM chains_delivery WHERE event = 'Pipeline Hook'")
+        assert cursor.fetchone()[0] > 0
+        cursor.execute("SELECT count(*) FROM chains_delivery WHERE payload::text LIKE '%hunter2%'")
+        assert cursor.fetchone()[0] == 0
     child_pipelines = forges.sandbox.pipelines("acme/app")
     assert [p["ref"] for p in child_pipelines] == ["feature/x"]
     assert runs["api"].web_url == forges.sandbox.pipelines("acme/api")[0]["web_url"]

@@ -327,6 +327,10 @@ def test_a_dashboard_rerun_runs_for_the_baton_user_not_a_forge_account_of_that_n
     mia = User.objects.create_user("mia")
     Grant.objects.create(user=mia, projects="acme/*", actions=["view", "trigger"])
     Identity.objects.create(forge=forge, username="mia", user=User.objects.create_superuser("ada"))
+    # The change's author may trigger everything: a re-run needs mia's grants as well as hers.
+    alice = User.objects.create_user("alice")
+    Grant.objects.create(user=alice, projects="*", actions=["view", "trigger"])
+    Identity.objects.create(forge=forge, username="alice", user=alice)
     chain = f.chain("acme/app", number=7, status="failed")
     f.run(chain, "api", project="acme/api", status="failed")
     fake = ChangeForge()
@@ -344,7 +348,8 @@ def test_a_dashboard_rerun_runs_for_the_baton_user_not_a_forge_account_of_that_n
 
     new = Chain.objects.get(superseded_by=None, repository=chain.repository)
     assert new.pk != chain.pk
-    assert new.runs_for_user == mia and new.runs_for == "mia" and new.reason == "re-run by mia"
+    assert new.runs_for_user == mia and new.actor == "mia" and new.reason == "re-run by mia"
+    assert new.runs_for == new.author == "alice"
     runs = {run.key: run for run in new.runs.all()}
     assert runs["api"].error == ""
     assert "mia may not trigger secret/vault" in runs["vault"].error

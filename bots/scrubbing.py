@@ -1,0 +1,76 @@
+"""Take known masked values out of a webhook payload before it is stored.
+
+Forges echo the variables a pipeline was started with (GitLab's Pipeline Hook lists them under
+``object_attributes.variables``), and a pipeline's name or a job's may show one. Before a
+delivery is written, every value Baton knows to be masked is replaced by ``••••``: the masked
+variables Baton sent to the runs of the chain the pipeline belongs to, and the masked variables
+of the admin rules (by value anywhere, and by name where the payload lists variables).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Q
+
+from bots.engine.tracking import RUN_ID_VARIABLE
+from bots.events import MalformedPayload, PipelineEvent
+from chains.masking import hide_variables, mask_named, scrub, secret_values
+from chains.models import Forge, Rule, Run
+
+
+def rule_secrets() -> tuple[set[str], set[str]]:
+    """(values, names) of every admin rule's masked variables."""
+    values: set[str] = set()
+    names: set[str] = set()
+    for secrets in Rule.objects.values_list("secrets", flat=True):
+        for where, value in (secrets or {}).items():
+            values |= secret_values([value])
+            names.add(str(where).rsplit(".", 1)[-1])
+    return values, names
+
+
+def _runs_of(forge: Forge, event: PipelineEvent) -> list[int]:
+    """The chains of the runs this pipeline event may be about: by pipeline id, or by the
+    BATON_RUN_ID it shows. (Taking out more than needed only hides more.)"""
+    query = Q(repository__forge=forge, remote_id=event.pipeline_id)
+    marker = event.variables.get(RUN_ID_VARIABLE, "")
+    if marker.isascii() and marker.isdigit() and len(marker) < 19:
+        query |= Q(repository__forge=forge, pk=int(marker))
+    return sorted(set(Run.objects.filter(query).values_list("chain_id", flat=True)[:10]))
+
+
+def chain_secrets(forge: Forge, event: PipelineEvent) -> tuple[set[str], set[str]]:
+    """(values, names) of the masked variables sent to the runs of the pipeline's chains."""
+    values: set[str] = set()
+    names: set[str] = set()
+    chains = _runs_of(forge, event)
+    if not chains:
+        return values, names
+    for masked in Run.objects.filter(chain_id__in=chains).values_list(
+        "masked_variables", flat=True
+    ):
+        values |= secret_values((masked or {}).values())
+        names |= {str(name) for name in masked or {}}
+    return values, names
+
+
+def scrub_payload(forge: Forge, event_name: str, payload: Any) -> Any:
+    """The payload as it may be stored: known masked values replaced by ••••."""
+    from bots.dispatch import INBOUND
+
+    values, names = rule_secrets()
+    inbound = INBOUND.get(forge.kind)
+    if inbound is None or not inbound.handles(event_name):
+        # Baton never reads these (a GitHub repository_dispatch echoes the client_payload Baton
+        # sent, a workflow_dispatch its inputs): no variable value of them is kept.
+        return hide_variables(mask_named(scrub(payload, values), names))
+    try:
+        event = inbound.parse(event_name, payload)
+    except MalformedPayload:
+        event = None
+    if isinstance(event, PipelineEvent):
+        sent_values, sent_names = chain_secrets(forge, event)
+        values |= sent_values
+        names |= sent_names
+    return mask_named(scrub(payload, values), names)
