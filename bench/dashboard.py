@@ -283,7 +283,7 @@ def report(data: dict[str, Any], args: argparse.Namespace) -> int:
         """The URL the live part polls, with the cursor of what it shows (None: no live part)."""
         html = server.get(url, hx)[2].decode()
         found = re.search(r'hx-get="([^"]*since=[^"]*)"', html)
-        if not check(found, f"{url} has a live part (a poll URL with since=)"):
+        if not check(found, f"{url} has a live part (a poll URL with since=)") or not found:
             return None
         return found.group(1).replace("&amp;", "&")
 
