@@ -163,7 +163,10 @@ def seed(chains: int, runs_per_chain: int) -> dict[str, Any]:
     # The chain measured: the first live one from the middle on (a finished chain stops polling).
     live = [c for c in created[len(created) // 2 :] if c.status in ("running", "queued")]
     middle = live[0] if live else created[len(created) // 2]
-    return {"user": user, "chain": middle, "repository": middle.repository, "ref": refs[3]}
+    # The release measured: release/1.3, or at small sizes the first release with chains.
+    used = {c.target_branch for c in created}
+    ref = next((r for r in [refs[3], *refs] if r in used), refs[3])
+    return {"user": user, "chain": middle, "repository": middle.repository, "ref": ref}
 
 
 class Server:
@@ -301,10 +304,12 @@ def report(data: dict[str, Any], args: argparse.Namespace) -> int:
     release_url = f"/releases/?ref={ref}"
     runs = list(Run.objects.filter(chain=chain).select_related("repository"))
     # What a reader with a view grant on every project must see, before anything is timed.
-    shows("/", 'href="/chains/')
+    newest = Chain.objects.order_by("-created_at").first()
+    shows("/", f'href="/chains/{newest.pk}/"' if newest else "")
     shows(chain_url, *{run.repository.path for run in runs}, hidden="you may not view")
-    if Chain.objects.filter(target_branch=ref).exists():
-        shows(release_url, 'href="/chains/')
+    released = Chain.objects.filter(target_branch=ref).order_by("-created_at").first()
+    if released:
+        shows(release_url, f'href="/chains/{released.pk}/"')
     shows(f"/repositories/{repo.pk}/", repo.path)
 
     render_goal = lambda p95: p95 < GOAL_RENDER  # noqa: E731
