@@ -39,8 +39,11 @@ WORKER_ENV = {
     "BATON_FORGE_TIMEOUT": "5",
 }
 QUEUE = settings.CELERY_TASK_DEFAULT_QUEUE
-# How long a paused worker may take to finish the tasks it holds before it is killed instead.
-DRAIN_TIMEOUT = 45.0
+# How long a paused worker may take to finish the tasks it holds before it is killed instead
+# (a test that ends with paced writes still queued, a GitHub fan-out, would hold it for a minute).
+DRAIN_TIMEOUT = 15.0
+# The worker's database sessions carry this name, so that those of a killed one can be ended.
+WORKER_APPLICATION = "baton-e2e-worker"
 
 
 def eventually(check: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
@@ -74,7 +77,7 @@ class Worker:
         database: Any = settings.DATABASES["default"]
         url = (
             f"postgres://{database['USER']}@{database['HOST'] or '127.0.0.1'}:"
-            f"{database['PORT'] or 5432}/{database['NAME']}"
+            f"{database['PORT'] or 5432}/{database['NAME']}?application_name={WORKER_APPLICATION}"
         )
         return {
             **os.environ,
@@ -164,30 +167,43 @@ class Worker:
         """Take no new task, let the running and prefetched ones end, and drop the ones held for
         later (countdowns, retries): after this the worker does no database work until
         ``resume``. Beat, in the same process, only publishes to the queue that is not read.
-        A worker that does not get idle within DRAIN_TIMEOUT is killed (the next test starts a
-        fresh one); SIGKILL ends its database sessions too."""
+        A worker that does not get idle within DRAIN_TIMEOUT is killed and its database sessions
+        ended (the next test starts a fresh one)."""
         if not self.alive():
+            self.end_sessions()
             return
         if not self.answers(30):
             self.kill()
+            self.end_sessions()
             return
         control = celery_app.control
         control.cancel_consumer(QUEUE, destination=[self.name], reply=True, timeout=10)
         inspect = control.inspect(destination=[self.name], timeout=5)
+        # From now on no message reaches the worker, so the tasks it holds for later can only
+        # get fewer: revoke them first (one coming due meanwhile shows as active below).
+        held = [task["request"]["id"] for task in (inspect.scheduled() or {}).get(self.name, [])]
+        if held:
+            control.revoke(held, destination=[self.name], reply=True, timeout=10)
         deadline = time.monotonic() + DRAIN_TIMEOUT
         while time.monotonic() < deadline:
             active, reserved = inspect.active(), inspect.reserved()
             if active is not None and reserved is not None:  # noqa: SIM102 - None: no answer
                 if not active.get(self.name) and not reserved.get(self.name):
-                    break
+                    return
             time.sleep(0.2)
-        else:
-            print(f"the Celery worker was still busy after {DRAIN_TIMEOUT:.0f}s: killed")
-            self.kill()
-            return
-        held = [task["request"]["id"] for task in (inspect.scheduled() or {}).get(self.name, [])]
-        if held:
-            control.revoke(held, destination=[self.name], reply=True, timeout=10)
+        print(f"the Celery worker was still busy after {DRAIN_TIMEOUT:.0f}s: killed")
+        self.kill()
+        self.end_sessions()
+
+    def end_sessions(self) -> None:
+        """End the database sessions a killed worker leaves behind: a backend notices that its
+        client is gone only when it next talks to it, and keeps its locks until then."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND application_name = %s",
+                [WORKER_APPLICATION],
+            )
 
     def log_tail(self) -> str:
         path = self.log_dir / f"worker-{self.starts}.log"
