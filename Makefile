@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 
 NODE_STAMP := node_modules/.installed-stamp
 
-.PHONY: run test setup lint bench screenshots clean
+.PHONY: run test setup lint bench bench-smoke screenshots clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ test: setup $(NODE_STAMP) lint
 bench: setup
 	DEBUG=true $(BIN)/python bench/intake.py
 	DEBUG=true $(BIN)/python bench/fanout.py
+
+# Every benchmark at tiny sizes (seconds each; PostgreSQL and Redis as for the tests): its
+# scenario must still run. `make test` runs the same through tests/bench/test_smoke.py.
+bench-smoke: setup
+	$(BIN)/python bench/smoke.py
 
 # PNGs of every dashboard page with demo data, in docs/screenshots/ (needs chromium: apt-get
 # install chromium).

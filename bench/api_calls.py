@@ -20,9 +20,12 @@ sleeps are divided by the same scale, so the counts are those of the simulated s
 1 s between writes is not scaled: the fan-out is measured in real seconds.
 
     .venv/bin/python bench/api_calls.py [--scale 5] [--minutes 10] [--changes 5] [--fanout 100]
+    .venv/bin/python bench/api_calls.py --smoke   # one change per side, short runs, 3-target
+                                                  # fan-out, one simulated minute at x10 (CI)
 
 Creates (and drops at the end) the PostgreSQL database `baton_bench_api_calls`, flushes Redis
-db 13.
+db 13. Exits 1 when the scenario breaks (a run of Baton's or a client's not reaching its end,
+runs with lost webhooks never polled, a fan-out target not dispatched), never for a missed goal.
 """
 
 from __future__ import annotations
@@ -73,6 +76,12 @@ SCRIPTS: dict[str, dict[str, float]] = {
     "slow": {"created": 5, "pending": 25, "running": 300},
 }
 FAN_SCRIPT: dict[str, float] = {"created": 1, "pending": 4, "running": 20}
+# --smoke: runs short enough to end inside one simulated minute, and still outlive one poll
+# interval (BATON_POLL_AFTER, 60 simulated s) so that the polling fallback has work to do.
+SMOKE_SCRIPTS: dict[str, dict[str, float]] = {
+    "fast": {"created": 2, "pending": 5, "running": 15},
+    "slow": {"created": 2, "pending": 5, "running": 40},
+}
 CHANGE_EVERY = 60.0  # simulated seconds between changes
 # Baton's defaults (config/settings.py), in simulated seconds; divided by the scale.
 BATON_CLOCKS = {"BATON_POLL_AFTER": 60.0, "BATON_SWEEP_INTERVAL": 5.0, "BATON_STALE_AFTER": 30.0}
@@ -722,10 +731,21 @@ def main() -> int:
     parser.add_argument("--redis", default=common.DEFAULT_REDIS, help="Redis URL incl. db number")
     parser.add_argument("--keep-db", action="store_true", help="do not drop the database")
     parser.add_argument("--serve-sandbox", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny sizes, seconds: does the scenario still run?"
+    )
     args = parser.parse_args()
     if args.serve_sandbox:
         serve_sandbox(args.serve_sandbox, args.scale)
         return 0
+    if args.smoke:
+        # x10 is as fast as Baton's clocks go (BATON_SWEEP_INTERVAL >= 0.5 s real).
+        args.scale, args.minutes, args.changes, args.grace = 10.0, 1.0, 1, 600.0
+        args.fanout, args.fanout_tail, args.concurrency, args.workers = 3, 2.0, 8, 2
+        SCRIPTS.update(SMOKE_SCRIPTS)
+        FAN_SCRIPT.update(SMOKE_SCRIPTS["fast"])
+        if args.db == "baton_bench_api_calls":
+            args.db = common.smoke_db(args.db)
     if not 1 <= args.scale <= 50 or not 1 <= args.minutes <= 60:
         parser.error("--scale must be 1..50 and --minutes 1..60")
     if not 1 <= args.changes <= 50 or not 0 <= args.fanout <= 300:
@@ -738,7 +758,7 @@ def main() -> int:
         f"Baton forge API calls per run: {cores} cores, load average "
         + " ".join(f"{x:.2f}" for x in os.getloadavg())
     )
-    print(common.describe_tree())
+    print(common.describe_tree() + ("; SMOKE sizes" if args.smoke else ""))
     print(
         f"{args.minutes:g} simulated min at x{args.scale:g}; {args.changes} changes per side;"
         f" Baton clocks (real s): " + ", ".join(f"{k}={v}" for k, v in clocks.items())
@@ -814,8 +834,40 @@ def main() -> int:
 
     busy_after = common.machine_ticks()
     busy = (busy_after[0] - busy_before[0]) / max(1e-9, busy_after[1] - busy_before[1])
-    report(args, bench, records, ids, runs_by_slug, changes_by_slug, busy, load_before)
-    return 0
+    rows, fan = report(args, bench, records, ids, runs_by_slug, changes_by_slug, busy, load_before)
+    return scenario_checks(args, bench, rows, fan, runs_by_slug).exit_code()
+
+
+def scenario_checks(
+    args: argparse.Namespace,
+    bench: Bench,
+    rows: list[Row],
+    fan: dict[str, Any],
+    runs_by_slug: dict[str, dict[str, int]],
+) -> common.Checks:
+    """Every run (Baton's and the clients') got to its end, the runs whose webhooks were lost
+    were found by polling, and every fan-out target was dispatched once."""
+    check = common.Checks()
+    for slug in ("gh-wh", "gl-wh", "gh-lost", "gl-lost"):
+        statuses = runs_by_slug.get(slug, {})
+        wanted = args.changes * len(SCRIPTS)
+        check(
+            statuses == {"success": wanted},
+            f"Baton's runs on {slug}: {statuses}, wanted {wanted} successes",
+        )
+    for row in rows[2:4]:
+        check(row.polls > 0, f"{row.label} [{row.forge}]: the polling fallback polled")
+    for run, _ in bench.clients:
+        check(
+            run.status == "success" and not run.error,
+            f"{run.pattern} on {run.project}: {run.status or run.error or 'unfinished'}",
+        )
+    check(bench.clients, "the client patterns ran")
+    if args.fanout:
+        dispatched = fan.get("dispatches", 0)
+        check(dispatched == args.fanout, f"fan-out: {dispatched} of {args.fanout} dispatched")
+        check(not fan.get("refused"), f"fan-out: {fan.get('refused')} dispatches refused")
+    return check
 
 
 def report(
@@ -827,7 +879,8 @@ def report(
     changes_by_slug: dict[str, int],
     busy: float,
     load_before: tuple[float, float, float],
-) -> None:
+) -> tuple[list[Row], dict[str, Any]]:
+    """Prints the figures; returns the rows per scenario and the fan-out's figures."""
     calls = [parse(r, ids) for r in records]
     by: dict[tuple[str, str], list[Call]] = defaultdict(list)
     for call in calls:
@@ -994,6 +1047,7 @@ def report(
         )
     for note in bench.warnings:
         print(f"warning: {note}")
+    return rows, fan
 
 
 if __name__ == "__main__":

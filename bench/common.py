@@ -25,9 +25,33 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 
-DEFAULT_PG = "postgres://postgres@127.0.0.1:5432"
-DEFAULT_REDIS = "redis://127.0.0.1:6379/13"
 BENCH_SECRET_KEY = "baton-bench-only-secret-key-not-for-production-0123456789"
+BENCH_REDIS_DB = 13  # the benchmarks' own Redis db: flushed before and after each run
+
+
+def _default_pg() -> str:
+    """The PostgreSQL server: $BENCH_PG, else the server of $DATABASE_URL (as CI sets it), else
+    the local one. The benchmarks create and drop their own databases there."""
+    if os.environ.get("BENCH_PG"):
+        return os.environ["BENCH_PG"]
+    parts = urlsplit(os.environ.get("DATABASE_URL", ""))
+    if parts.scheme in ("postgres", "postgresql", "pgsql") and parts.netloc:
+        return urlunsplit((parts.scheme, parts.netloc, "", "", ""))
+    return "postgres://postgres@127.0.0.1:5432"
+
+
+def _default_redis() -> str:
+    """Redis: $BENCH_REDIS, else db 13 of the server of $CELERY_BROKER_URL, else the local one."""
+    if os.environ.get("BENCH_REDIS"):
+        return os.environ["BENCH_REDIS"]
+    parts = urlsplit(os.environ.get("CELERY_BROKER_URL", ""))
+    if parts.scheme in ("redis", "rediss") and parts.netloc:
+        return urlunsplit((parts.scheme, parts.netloc, f"/{BENCH_REDIS_DB}", "", ""))
+    return f"redis://127.0.0.1:6379/{BENCH_REDIS_DB}"
+
+
+DEFAULT_PG = _default_pg()
+DEFAULT_REDIS = _default_redis()
 
 
 # --- environment --------------------------------------------------------------------------------
@@ -290,6 +314,42 @@ def start_worker(
         return " ready." in log.read_text(errors="replace")
 
     wait_for(ready, 60, f"the Celery worker ({name})", interval=0.1)
+
+
+# --- smoke mode and scenario checks ---------------------------------------------------------
+
+
+def smoke_db(name: str) -> str:
+    """A database name of its own per smoke run, so that two runs on one server never drop each
+    other's database."""
+    return f"{name}_smoke_{os.getpid()}"
+
+
+class Checks:
+    """What must hold for a benchmark's scenario to have run at all (every request answered,
+    every run triggered once, every page showing what it should). Not the performance goals:
+    those are figures, printed MET or MISSED. ``exit_code()`` is 1 when a check failed."""
+
+    def __init__(self) -> None:
+        self.passed = 0
+        self.failed: list[str] = []
+
+    def __call__(self, ok: object, what: str) -> bool:
+        if ok:
+            self.passed += 1
+        else:
+            self.failed.append(what)
+        return bool(ok)
+
+    def exit_code(self) -> int:
+        print()
+        if self.failed:
+            print(f"scenario BROKEN: {len(self.failed)} of {self.passed + len(self.failed)} checks")
+            for what in self.failed:
+                print(f"  failed: {what}")
+            return 1
+        print(f"scenario: all {self.passed} checks passed")
+        return 0
 
 
 # --- stats --------------------------------------------------------------------------------------

@@ -6,8 +6,11 @@ the chain list (plain and filtered), a chain's page, the release matrix, a repos
 and an unchanged poll of each live part (204).
 
     .venv/bin/python bench/dashboard.py [--chains 10000] [--runs-per-chain 10] [--repeat 200]
+    .venv/bin/python bench/dashboard.py --smoke   # 200 chains, 5 requests each: seconds (CI)
 
 Creates (and drops at the end, unless --keep) the PostgreSQL database `baton_bench_dash`.
+Exits 1 when the scenario breaks (a page not answering 200, a poll not 204, a page not showing
+what the reader may view), never for a missed goal.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ def seed(chains: int, runs_per_chain: int) -> dict[str, Any]:
     from django.db import connection
     from django.utils import timezone
 
-    from chains.models import Chain, Forge, Repository, Run, RunAttempt
+    from chains.models import Chain, Forge, Grant, Repository, Run, RunAttempt, Team
 
     rng = random.Random(7)
     gitlab = Forge.objects.create(
@@ -151,9 +154,19 @@ def seed(chains: int, runs_per_chain: int) -> dict[str, Any]:
             if run.attempt == 2
         )
         cursor.execute("ANALYZE")
-    user = User.objects.create_user("bench", password="bench-password", is_staff=True)
-    middle = created[len(created) // 2]
-    return {"user": user, "chain": middle, "repository": middle.repository, "ref": refs[3]}
+    # The reader is a release manager as the dashboard sees one: no superuser, no staff flag, a
+    # member of a team whose grant lets it view every project of the group (the policy's path).
+    user = User.objects.create_user("bench", password="bench-password")
+    team = Team.objects.create(name="release managers")
+    team.members.add(user)
+    Grant.objects.create(team=team, projects="acme/*", actions=["view"])
+    # The chain measured: the first live one from the middle on (a finished chain stops polling).
+    live = [c for c in created[len(created) // 2 :] if c.status in ("running", "queued")]
+    middle = live[0] if live else created[len(created) // 2]
+    # The release measured: release/1.3, or at small sizes the first release with chains.
+    used = {c.target_branch for c in created}
+    ref = next((r for r in [refs[3], *refs] if r in used), refs[3])
+    return {"user": user, "chain": middle, "repository": middle.repository, "ref": ref}
 
 
 class Server:
@@ -227,11 +240,22 @@ def main() -> int:
     parser.add_argument("--chains", type=int, default=10_000)
     parser.add_argument("--runs-per-chain", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=200)
-    parser.add_argument("--pg", default=os.environ.get("BENCH_PG", common.DEFAULT_PG))
+    parser.add_argument("--pg", default=common.DEFAULT_PG, help="PostgreSQL server URL")
+    parser.add_argument("--db", default=DB_NAME, help="database to (re)create")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny sizes, seconds: does the scenario still run?"
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.chains, args.runs_per_chain, args.repeat = 200, 5, 5
+        if args.db == DB_NAME:
+            args.db = common.smoke_db(DB_NAME)
+    if not 10 <= args.chains <= 1_000_000 or not 3 <= args.runs_per_chain <= 100:
+        parser.error("--chains must be 10..1000000 and --runs-per-chain 3..100")
+    args.repeat = min(max(args.repeat, 1), 10_000)
 
-    db_url = common.recreate_database(args.pg, DB_NAME)
+    db_url = common.recreate_database(args.pg, args.db)
     env = common.base_env(db_url, "memory://", ALLOWED_HOSTS="testserver,127.0.0.1")
     try:
         with common.timed("migrate"):
@@ -243,33 +267,54 @@ def main() -> int:
 
         connections.close_all()
         if not args.keep:
-            common.drop_database(args.pg, DB_NAME)
+            common.drop_database(args.pg, args.db)
 
 
 def report(data: dict[str, Any], args: argparse.Namespace) -> int:
     from django.test import Client
 
-    from chains.models import Run
+    from chains.models import Chain, Run
 
     client = Client()
     client.force_login(data["user"])
     server = Server(f"sessionid={client.cookies['sessionid'].value}")
     chain, repo, ref = data["chain"], data["repository"], data["ref"]
     hx = {"HX-Request": "true"}
+    check = common.Checks()
 
-    def poll(url: str) -> str:
-        """The URL the live part polls, with the cursor of what it shows."""
+    def poll(url: str) -> str | None:
+        """The URL the live part polls, with the cursor of what it shows (None: no live part)."""
         html = server.get(url, hx)[2].decode()
         found = re.search(r'hx-get="([^"]*since=[^"]*)"', html)
-        assert found, f"{url} has no live part"
+        if not check(found, f"{url} has a live part (a poll URL with since=)") or not found:
+            return None
         return found.group(1).replace("&amp;", "&")
 
-    pages: list[tuple[str, str, dict[str, str], Callable[[float], bool]]] = []
-    render_goal = lambda p95: p95 < GOAL_RENDER  # noqa: E731
-    poll_goal = lambda p95: p95 < GOAL_POLL  # noqa: E731
+    def shows(url: str, *texts: str, hidden: str = "") -> None:
+        """The reader sees the page with ``texts`` in it and without ``hidden``."""
+        status, _, body = server.get(url)
+        html = body.decode(errors="replace")
+        check(status == 200, f"GET {url} answers 200 (got {status})")
+        for text in texts:
+            check(text in html, f"GET {url} shows {text!r}")
+        if hidden:
+            check(hidden not in html, f"GET {url} does not show {hidden!r}")
+
     chain_url = f"/chains/{chain.pk}/"
     release_url = f"/releases/?ref={ref}"
-    pages += [
+    runs = list(Run.objects.filter(chain=chain).select_related("repository"))
+    # What a reader with a view grant on every project must see, before anything is timed.
+    newest = Chain.objects.order_by("-created_at").first()
+    shows("/", f'href="/chains/{newest.pk}/"' if newest else "")
+    shows(chain_url, *{run.repository.path for run in runs}, hidden="you may not view")
+    released = Chain.objects.filter(target_branch=ref).order_by("-created_at").first()
+    if released:
+        shows(release_url, f'href="/chains/{released.pk}/"')
+    shows(f"/repositories/{repo.pk}/", repo.path)
+
+    render_goal = lambda p95: p95 < GOAL_RENDER  # noqa: E731
+    poll_goal = lambda p95: p95 < GOAL_POLL  # noqa: E731
+    pages: list[tuple[str, str | None, dict[str, str], Callable[[float], bool]]] = [
         ("chain list", "/", {}, render_goal),
         ("chain list, filtered", "/?status=failed&q=fix&within=30d", {}, render_goal),
         ("chain list, page 200", "/?page=200", {}, render_goal),
@@ -280,17 +325,19 @@ def report(data: dict[str, Any], args: argparse.Namespace) -> int:
         ("poll: list, unchanged", poll("/"), hx, poll_goal),
         ("poll: release, unchanged", poll(release_url), hx, poll_goal),
     ]
-    runs = Run.objects.filter(chain=chain).count()
     print(
         f"\n{common.describe_tree()}; {args.chains} chains, "
-        f"{args.chains * args.runs_per_chain} runs; chain {chain.pk} has {runs} runs; "
-        f"{args.repeat} requests each, in process\n"
+        f"{args.chains * args.runs_per_chain} runs; chain {chain.pk} has {len(runs)} runs; "
+        f"{args.repeat} requests each, in process" + ("; SMOKE sizes" if args.smoke else "") + "\n"
     )
     rows, missed = [], []
     busy0, total0 = common.machine_ticks()
     for name, url, headers, goal in pages:
+        if url is None:
+            continue
         p50, p95, queries, status = measure(server, url, args.repeat, headers=headers)
         is_poll = name.startswith("poll")
+        check(status == (204 if is_poll else 200), f"{name}: GET {url} answers {status}")
         ok = goal(p95) and (not is_poll or queries <= GOAL_POLL_QUERIES)
         wanted = (
             f"< {common.ms(GOAL_POLL)}, ≤ 2 queries" if is_poll else f"< {common.ms(GOAL_RENDER)}"
@@ -330,11 +377,13 @@ def report(data: dict[str, Any], args: argparse.Namespace) -> int:
         ("release matrix", release_url, {}),
         ("poll: release, unchanged", poll(release_url), hx),
     ):
+        if url is None:
+            continue
         p50, p95, queries, status = measure(server, url, args.repeat, headers=headers)
         rows.append([f"{name} (+ indexes)", status, common.ms(p50), common.ms(p95), queries])
     print("\nwith the proposed indexes on Run.ref and Chain.target_branch:")
     print(common.table(["page", "HTTP", "p50", "p95", "queries"], rows))
-    return 0
+    return check.exit_code()
 
 
 if __name__ == "__main__":

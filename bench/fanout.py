@@ -10,8 +10,11 @@ Then, with idle workers and no added latency, single-target merge requests one a
 delivery (webhook sent) -> first pipeline-create call received.
 
     .venv/bin/python bench/fanout.py [--targets 100] [--latency 0.1] [--concurrency 8,16,32]
+    .venv/bin/python bench/fanout.py --smoke   # 5 targets, one worker, 2 singles: seconds (CI)
 
 Creates (and drops at the end) the PostgreSQL database `baton_bench_fanout`, flushes Redis db 13.
+Exits 1 when the scenario breaks (a target not triggered, or triggered twice; a single-target MR
+never triggered), never for a missed goal.
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ class Fanout:
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per process group
     wall: float = 0.0  # seconds over which ``cpu`` was measured
     complete: bool = True
+    targets: int = 0  # distinct projects that got a pipeline
+    repeated: int = 0  # projects that got more than one (exactly once is the promise)
 
     @property
     def first(self) -> float:
@@ -120,6 +125,9 @@ def naive_loop(sandbox: Any, api_url: str, n: int, latency: float) -> Fanout:
     result.calls = len(calls)
     result.kinds = Counter(call_kind(r["method"], r["path"]) for r in calls)
     result.complete = len(result.creates) == n
+    per_project = Counter(r["path"] for r in creates if r["status"] == 201)
+    result.targets = len(per_project)
+    result.repeated = sum(1 for v in per_project.values() if v > 1)
     sandbox.clear_faults()
     return result
 
@@ -322,19 +330,25 @@ class Round:
         result.hook_at = self.mr_hook_time(upstream, mr["iid"], 30)
         prefix = f"/api/v4/projects/{self.group}%2Ft"
 
-        def creates() -> list[float]:
+        def created() -> list[dict[str, Any]]:
             self.check_failures()
             return [
-                r["time"]
+                r
                 for r in self.sandbox.requests(method="POST", path="/pipeline", since=since)
                 if r["status"] == 201 and r["path"].startswith(prefix)
             ]
 
         try:
-            common.wait_for(lambda: len(creates()) >= n, timeout, f"{n} pipelines", interval=0.1)
+            common.wait_for(lambda: len(created()) >= n, timeout, f"{n} pipelines", interval=0.1)
         except TimeoutError:
             result.complete = False
-        result.creates = creates()
+        if self.args.smoke:
+            time.sleep(1.0)  # a second create for a target would show by now
+        done = created()
+        result.creates = [r["time"] for r in done]
+        per_project = Counter(r["path"] for r in done)
+        result.targets = len(per_project)
+        result.repeated = sum(1 for v in per_project.values() if v > 1)
         result.cpu = common.cpu_delta(cpu_before, common.cpu_by_group(groups))
         result.cpu = {k.split("-")[0]: v for k, v in result.cpu.items()}
         result.wall = time.monotonic() - wall_before
@@ -392,7 +406,15 @@ def main() -> int:
     parser.add_argument("--db", default="baton_bench_fanout", help="database to (re)create")
     parser.add_argument("--redis", default=common.DEFAULT_REDIS, help="Redis URL incl. db number")
     parser.add_argument("--keep-db", action="store_true", help="do not drop the database")
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny sizes, seconds: does the scenario still run?"
+    )
     args = parser.parse_args()
+    if args.smoke:
+        args.targets, args.latency, args.concurrency, args.singles = 5, 0.02, "4", 2
+        args.workers, args.processes, args.timeout = 2, 1, 60.0
+        if args.db == "baton_bench_fanout":
+            args.db = common.smoke_db(args.db)
     concurrencies = [int(c) for c in args.concurrency.split(",") if c.strip()]
     if not 1 <= args.targets <= 1000 or not concurrencies or min(concurrencies) < 1:
         parser.error("--targets must be 1..1000 and --concurrency positive integers")
@@ -401,7 +423,7 @@ def main() -> int:
 
     print(
         f"Baton fan-out benchmark: {cores} cores, {args.targets} targets, "
-        f"{args.latency * 1000:.0f} ms per API call"
+        f"{args.latency * 1000:.0f} ms per API call" + (", SMOKE sizes" if args.smoke else "")
     )
     db_url = common.recreate_database(args.pg, args.db)
     common.flush_redis(args.redis)
@@ -457,7 +479,17 @@ def main() -> int:
     report(args, cores, naive, runs, singles)
     for note in warnings:
         print(f"warning: {note}")
-    return 0
+    check = common.Checks()
+    for res in [*([naive] if naive else []), *runs]:
+        check(res.complete, f"{res.label}: {len(res.creates)} of {args.targets} pipelines created")
+        check(res.targets == args.targets, f"{res.label}: {res.targets} targets got a pipeline")
+        check(not res.repeated, f"{res.label}: {res.repeated} targets got more than one pipeline")
+    for s in singles:
+        check(
+            len(s.latencies) == args.singles and not s.missing,
+            f"-c {s.concurrency}: {len(s.latencies)} of {args.singles} single-target MRs triggered",
+        )
+    return check.exit_code()
 
 
 def report(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,8 +20,10 @@ import requests
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
+from kombu import Queue
 
 from chains.models import Forge, Grant, Identity
+from config.celery import app as celery_app
 from sandbox.client import SandboxClient
 from sandbox.server import SandboxServer, serve_in_thread
 
@@ -35,6 +38,12 @@ WORKER_ENV = {
     "BATON_POLL_AFTER": "3",
     "BATON_FORGE_TIMEOUT": "5",
 }
+QUEUE = settings.CELERY_TASK_DEFAULT_QUEUE
+# How long a paused worker may take to finish the tasks it holds before it is killed instead
+# (a test that ends with paced writes still queued, a GitHub fan-out, would hold it for a minute).
+DRAIN_TIMEOUT = 15.0
+# The worker's database sessions carry this name, so that those of a killed one can be ended.
+WORKER_APPLICATION = "baton-e2e-worker"
 
 
 def eventually(check: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
@@ -53,18 +62,22 @@ def eventually(check: Callable[[], Any], timeout: float = 30.0, what: str = "") 
 
 
 class Worker:
-    """A real `celery worker -B` process, which tests may kill and start again."""
+    """A real `celery worker -B` process, which tests may kill and start again.
+
+    Between tests it is paused (see ``idle_worker``): it takes no task while the database is
+    flushed, so none of its transactions can hold a lock the flush's TRUNCATE waits for."""
 
     def __init__(self, log_dir: Path):
         self.log_dir = log_dir
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.name = ""
 
     def env(self) -> dict[str, str]:
         database: Any = settings.DATABASES["default"]
         url = (
             f"postgres://{database['USER']}@{database['HOST'] or '127.0.0.1'}:"
-            f"{database['PORT'] or 5432}/{database['NAME']}"
+            f"{database['PORT'] or 5432}/{database['NAME']}?application_name={WORKER_APPLICATION}"
         )
         return {
             **os.environ,
@@ -77,6 +90,8 @@ class Worker:
 
     def start(self) -> None:
         self.starts += 1
+        # A name of its own, so that control commands reach this worker and no other.
+        self.name = f"e2e-{os.getpid()}-{self.starts}@{socket.gethostname()}"
         log = open(self.log_dir / f"worker-{self.starts}.log", "wb")  # noqa: SIM115
         self.process = subprocess.Popen(
             [
@@ -86,6 +101,8 @@ class Worker:
                 "-A",
                 "config",
                 "worker",
+                "-n",
+                self.name,
                 "-B",
                 "-s",
                 str(self.log_dir / "beat-schedule"),
@@ -119,6 +136,74 @@ class Worker:
                 self.process.wait(20)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def answers(self, timeout: float) -> bool:
+        """Wait until the worker answers a ping (it is up and takes control commands)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                return False
+            if celery_app.control.ping(destination=[self.name], timeout=1.0):
+                return True
+        return False
+
+    def resume(self) -> None:
+        """Take tasks again, starting from an empty queue: what is left there was sent for the
+        previous test (periodic sweeps, late webhooks) and names rows that no longer exist."""
+        if not self.answers(60):
+            raise RuntimeError(f"the Celery worker does not answer:\n{self.log_tail()}")
+        with celery_app.connection_for_write() as conn:
+            Queue(QUEUE).bind(conn.default_channel).purge()
+        replies = celery_app.control.add_consumer(
+            QUEUE, destination=[self.name], reply=True, timeout=10
+        )
+        if not replies:
+            raise RuntimeError(f"the Celery worker did not resume:\n{self.log_tail()}")
+
+    def pause(self) -> None:
+        """Take no new task, let the running and prefetched ones end, and drop the ones held for
+        later (countdowns, retries): after this the worker does no database work until
+        ``resume``. Beat, in the same process, only publishes to the queue that is not read.
+        A worker that does not get idle within DRAIN_TIMEOUT is killed and its database sessions
+        ended (the next test starts a fresh one)."""
+        if not self.alive():
+            self.end_sessions()
+            return
+        if not self.answers(30):
+            self.kill()
+            self.end_sessions()
+            return
+        control = celery_app.control
+        control.cancel_consumer(QUEUE, destination=[self.name], reply=True, timeout=10)
+        inspect = control.inspect(destination=[self.name], timeout=5)
+        # From now on no message reaches the worker, so the tasks it holds for later can only
+        # get fewer: revoke them first (one coming due meanwhile shows as active below).
+        held = [task["request"]["id"] for task in (inspect.scheduled() or {}).get(self.name, [])]
+        if held:
+            control.revoke(held, destination=[self.name], reply=True, timeout=10)
+        deadline = time.monotonic() + DRAIN_TIMEOUT
+        while time.monotonic() < deadline:
+            active, reserved = inspect.active(), inspect.reserved()
+            if active is not None and reserved is not None:  # noqa: SIM102 - None: no answer
+                if not active.get(self.name) and not reserved.get(self.name):
+                    return
+            time.sleep(0.2)
+        print(f"the Celery worker was still busy after {DRAIN_TIMEOUT:.0f}s: killed")
+        self.kill()
+        self.end_sessions()
+
+    def end_sessions(self) -> None:
+        """End the database sessions a killed worker leaves behind: a backend notices that its
+        client is gone only when it next talks to it, and keeps its locks until then."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND application_name = %s",
+                [WORKER_APPLICATION],
+            )
 
     def log_tail(self) -> str:
         path = self.log_dir / f"worker-{self.starts}.log"
@@ -255,9 +340,23 @@ class Forges:
 
 
 @pytest.fixture
+def idle_worker(worker: Worker, transactional_db: None) -> Iterator[Worker]:
+    """The suite's worker, taking tasks during the test and paused when it ends.
+
+    It asks for ``transactional_db``, so it is set up after it and torn down before it: the
+    pause (no task running, none to come) happens before pytest-django's flush. Otherwise a task
+    still running from the test may hold a row lock while TRUNCATE locks table after table, and
+    PostgreSQL aborts one of them ("deadlock detected"), which leaves the next test a dirty
+    database. A worker a test killed is started again here, after the flush."""
+    if not worker.alive():
+        worker.start()
+    worker.resume()
+    yield worker
+    worker.pause()
+
+
+@pytest.fixture
 def forges(
-    sandbox: SandboxClient, worker: Worker, live_server: Any, transactional_db: None
+    sandbox: SandboxClient, idle_worker: Worker, live_server: Any, transactional_db: None
 ) -> Iterator[Forges]:
     yield Forges(sandbox, sandbox.base_url, live_server.url)
-    if worker.process is None or worker.process.poll() is not None:
-        worker.start()
