@@ -272,7 +272,7 @@ class Project:
     merge_requests: dict[int, MergeRequest] = field(default_factory=dict)
     hooks: dict[int, Hook] = field(default_factory=dict)
     triggers: dict[int, Trigger] = field(default_factory=dict)
-    statuses: dict[tuple[str, str], CommitStatus] = field(default_factory=dict)
+    statuses: list[CommitStatus] = field(default_factory=list)  # oldest first
     scripts: dict[str | None, Script] = field(default_factory=dict)
     labels: dict[str, Label] = field(default_factory=dict)  # name -> label
     pipeline_count: int = 0

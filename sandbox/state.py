@@ -429,16 +429,34 @@ class SandboxState:
     def set_status(
         self, project: Project, sha: str, state: str, name: str, author: User, **fields: Any
     ) -> CommitStatus:
-        states = {"pending", "running", "success", "failed", "canceled", "skipped"}
-        if state not in states:
+        """GitLab's ``Ci::CreateCommitStatusService``: the status of that name, ref and sha that
+        is still pending or running moves on by the state machine of ``CommitStatus``; when there
+        is none (or the last one finished) a new status record starts from ``created``. A move the
+        machine does not allow raises ``Invalid`` with GitLab's message."""
+        if state not in _STATUS_EVENTS:
             raise Invalid("state does not have a valid value")
         sha = self.resolve(project, sha)
-        status = project.statuses.get((sha, name))
+        ref = fields.get("ref") or self._ref_of(project, sha)
+        status = next((s for s in reversed(project.statuses)
+                       if s.sha == sha and s.name == name and s.ref == ref
+                       and s.status in ("pending", "running")), None)
         if status is None:
-            status = CommitStatus(self.new_id("status"), project.id, sha, name, state, author)
-            project.statuses[(sha, name)] = status
+            status = CommitStatus(self.new_id("status"), project.id, sha, name, "created", author,
+                                  ref=ref)
+            fresh = True
+        else:
+            fresh = False
+        current = status.status
+        if state == "running" and current in _ALLOWED["enqueue"]:
+            current = "pending"  # "running" first enqueues (quietly), then runs
+        event = _STATUS_EVENTS[state]
+        if current not in _ALLOWED[event]:
+            raise Invalid(f"Cannot transition status via :{event} from :{current} "
+                          f'(Reason(s): Status cannot transition via "{event}")')
+        if fresh:
+            project.statuses.append(status)
         status.status = state
-        for key in ("target_url", "description", "ref", "coverage", "pipeline_id"):
+        for key in ("target_url", "description", "coverage", "pipeline_id"):
             if fields.get(key) is not None:
                 setattr(status, key, fields[key])
         t = now()
@@ -446,6 +464,28 @@ class SandboxState:
             status.started_at = t
         status.finished_at = t if state in {"success", "failed", "canceled", "skipped"} else None
         return status
+
+    @staticmethod
+    def _ref_of(project: Project, sha: str) -> str | None:
+        """GitLab's default ref of a status: a branch whose head is the commit."""
+        for branch, head in sorted(project.branches.items()):
+            if head == sha:
+                return branch
+        return None
+
+
+# GitLab's CommitStatus state machine (app/models/commit_status.rb): the event each posted state
+# fires (app/services/ci/create_commit_status_service.rb) and the states it may fire from.
+_STATUS_EVENTS = {"pending": "enqueue", "running": "run", "success": "success",
+                  "failed": "drop", "canceled": "cancel", "skipped": "skip"}
+_ALLOWED = {
+    "enqueue": {"created", "skipped", "manual"},
+    "run": {"pending"},
+    "skip": {"created", "pending"},
+    "drop": {"created", "pending", "running"},
+    "success": {"created", "pending", "running"},
+    "cancel": {"created", "pending", "running", "manual"},
+}
 
 
 def label_names(value: Any) -> list[str]:

@@ -11,6 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from bots import summary, throttle
+from bots.forges.base import Forge
 from bots.forges.registry import forge_for
 from chains.models import Chain, Run
 from chains.status import FINISHED, NOT_YET_SENT, Status, fold, upstream_view
@@ -54,8 +55,8 @@ def _mirror(chain: Chain) -> None:
     views = {run.pk: view_of(run) for run in runs}
     for run in runs:
         view = views[run.pk]
-        if view == run.mirrored_status:
-            continue
+        if _shown(forge, run.mirrored_status) == forge.commit_state(view):
+            continue  # the forge already shows this state under baton/<key>
         throttle.wait(writes)
         forge.set_commit_status(
             project,
@@ -73,7 +74,7 @@ def _mirror(chain: Chain) -> None:
         status=aggregate, finished_at=timezone.now() if all_done else None
     )
     chain.status = aggregate
-    if aggregate != chain.mirrored_status:
+    if _shown(forge, chain.mirrored_status) != forge.commit_state(aggregate):
         throttle.wait(writes)
         forge.set_commit_status(
             project,
@@ -101,6 +102,11 @@ def _mirror(chain: Chain) -> None:
     Chain.objects.filter(
         repository=chain.repository, change_number=chain.change_number, summary_comment_id=""
     ).update(summary_comment_id=comment_id)
+
+
+def _shown(forge: Forge, mirrored: str) -> str | None:
+    """The forge's own state for what was last mirrored (None: nothing yet, or forgotten)."""
+    return forge.commit_state(Status(mirrored)) if mirrored in Status.values else None
 
 
 def _describe(run: Run, view: Status) -> str:
