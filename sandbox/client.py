@@ -62,11 +62,17 @@ class SandboxClient:
         hooks: list[dict[str, Any]] | None = None,
         members: dict[str, int] | None = None,
         description: str = "",
+        ci_config: bool = True,
     ) -> dict[str, Any]:
         return self._call("POST", "/projects", {
             "path": path, "default_branch": default_branch, "files": files, "hooks": hooks,
-            "members": members, "description": description,
+            "members": members, "description": description, "ci_config": ci_config,
         })
+
+    def set_user(self, username: str, *, name: str | None = None,
+                 public_email: str | None = None) -> dict[str, Any]:
+        return self._call("PUT", f"/users/{_p(username)}",
+                          {"name": name, "public_email": public_email})
 
     def projects(self) -> list[dict[str, Any]]:
         return self._call("GET", "/projects")

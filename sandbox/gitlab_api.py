@@ -154,9 +154,9 @@ class GitLabAPI:
         if not user_id.isdigit():
             raise _not_found("404 User Not Found")
         found = self.state.get_user(int(user_id))
-        # GitLab shows a user's public e-mail on the single-user endpoint; sandbox users make
-        # theirs public.
-        return Response.json({**ent.user(self.state, found), "public_email": found.email})
+        # GitLab shows a user's public e-mail on the single-user endpoint: empty unless the user
+        # chose one (PUT /_sandbox/users/<username>).
+        return Response.json({**ent.user(self.state, found), "public_email": found.public_email})
 
     def get_member(self, request: Request, project: str, user_id: str) -> Response:
         p = self._project(project)

@@ -57,6 +57,7 @@ class User:
     id: int
     username: str
     name: str
+    public_email: str = ""  # shown to others only when the user set one (control API)
 
     @property
     def email(self) -> str:

@@ -78,3 +78,62 @@ def test_an_unknown_state_is_a_parameter_error(forge: SandboxServer, project: di
     answer = _post_status(forge, project, "bogus")
     assert answer.status_code == 400
     assert answer.json() == {"error": "state does not have a valid value"}
+
+
+# -- pipelines need CI configuration (GitLab) ---------------------------------------------------
+
+
+def test_a_project_without_ci_config_gets_no_pipeline(
+    gl: gitlab.Gitlab, control: SandboxClient
+) -> None:
+    bare = control.create_project("acme/bare", files={"a.txt": "a\n"}, ci_config=False)
+    with pytest.raises(gitlab.GitlabCreateError) as info:
+        gl.projects.get(bare["id"], lazy=True).pipelines.create({"ref": "main"})
+    assert info.value.response_code == 400
+    assert info.value.error_message == {"base": ["Missing CI config file"]}
+
+
+def test_sandbox_projects_get_a_ci_config_by_default(gl: gitlab.Gitlab, project: dict) -> None:
+    p = gl.projects.get(project["id"], lazy=True)
+    assert p.files.raw(".gitlab-ci.yml", ref="main")
+    assert p.pipelines.create({"ref": "main"}).status == "created"
+
+
+# -- users --------------------------------------------------------------------------------------
+
+
+def test_gitlab_public_email_is_empty_unless_set(
+    gl: gitlab.Gitlab, control: SandboxClient, project: dict
+) -> None:
+    alice = control.set_user("alice")
+    assert gl.users.get(alice["id"]).public_email == ""
+    control.set_user("alice", public_email="alice@corp.test")
+    assert gl.users.get(alice["id"]).public_email == "alice@corp.test"
+
+
+def test_github_named_user_is_public_shape_with_email_only_when_public(
+    forge: SandboxServer, control: SandboxClient
+) -> None:
+    control.set_user("bob")
+    url = f"{forge.url}/api/v3/users/bob"
+    auth = {"Authorization": "token x"}
+    data = requests.get(url, headers=auth, timeout=5).json()
+    assert data["login"] == "bob" and data["email"] is None
+    assert {"name", "bio", "public_repos", "followers", "created_at"} <= data.keys()
+    assert "private_gists" not in data and "two_factor_authentication" not in data
+    control.set_user("bob", public_email="bob@corp.test")
+    assert requests.get(url, headers=auth, timeout=5).json()["email"] == "bob@corp.test"
+
+
+# -- HTTP conventions (GitHub) ------------------------------------------------------------------
+
+
+def test_github_http_conventions(forge: SandboxServer, control: SandboxClient) -> None:
+    control.set_user("carol")
+    auth = {"Authorization": "token x"}
+    ok = requests.get(f"{forge.url}/api/v3/users/carol", headers=auth, timeout=5)
+    assert ok.headers["Content-Type"] == "application/json; charset=utf-8"
+    slash = requests.get(f"{forge.url}/api/v3/users/carol/", headers=auth, timeout=5)
+    assert slash.status_code == 404 and slash.json()["message"] == "Not Found"
+    wrong_method = requests.delete(f"{forge.url}/api/v3/users/carol", headers=auth, timeout=5)
+    assert wrong_method.status_code == 404 and wrong_method.json()["message"] == "Not Found"
