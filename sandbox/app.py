@@ -50,7 +50,7 @@ class Sandbox:
         self.faults = Faults()
         self.requests = Journal()
         self.webhooks = Journal()
-        self.sender = WebhookSender(self.webhooks, self.faults)
+        self.sender = WebhookSender(self.webhooks, self.faults, time_scale=time_scale)
         self.gitlab_hooks = GitLabHooks(self.state, self.sender)
         self.github = GitHubState(self.state)
         self.github_runner = WorkflowRunner(self.github, self.scheduler)

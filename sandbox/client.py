@@ -97,6 +97,9 @@ class SandboxClient:
         return self._call("POST", f"/projects/{_p(project)}/hooks",
                           {"url": url, "token": token, **events})
 
+    def enable_hook(self, project: str | int, hook_id: int) -> dict[str, Any]:
+        return self._call("POST", f"/projects/{_p(project)}/hooks/{hook_id}/enable", {})
+
     def create_trigger(self, project: str | int, description: str = "") -> str:
         body = {"description": description}
         return self._call("POST", f"/projects/{_p(project)}/triggers", body)["token"]
@@ -203,7 +206,8 @@ class SandboxClient:
     # -- faults, requests, webhooks ------------------------------------------------------------
 
     def add_fault(self, **spec: Any) -> dict[str, Any]:
-        """``status, retry_after, rate, count, method, path, latency, mode, event``."""
+        """``status, retry_after, rate, count, method, path, latency, mode, event, delay,
+        new_id``."""
         return self._call("POST", "/faults", spec)
 
     def faults(self) -> list[dict[str, Any]]:

@@ -53,6 +53,7 @@ class ControlAPI:
             ("POST", proj + "/tags", self.tag),
             ("PUT", proj + "/members", self.members),
             ("POST", proj + "/hooks", self.add_hook),
+            ("POST", proj + "/hooks/<hook_id>/enable", self.enable_hook),
             ("POST", proj + "/triggers", self.add_trigger),
             ("GET", proj + "/script", self.get_script),
             ("PUT", proj + "/script", self.put_script),
@@ -200,6 +201,12 @@ class ControlAPI:
         flags = {**ALL_EVENTS, **{k: v for k, v in body.items() if k.endswith("_events")}}
         h = self.state.add_hook(p, str(body.get("url") or ""), body.get("token") or "", **flags)
         return Response.json(ent.hook(h), 201)
+
+    def enable_hook(self, request: Request, project: str, hook_id: str) -> Response:
+        """Re-enable an auto-disabled hook (GitLab: a successful test request does this)."""
+        hook = self.state.hook(self._project(project), hook_id)
+        hook.recent_failures, hook.disabled_until, hook.permanently_disabled = 0, None, False
+        return Response.json(ent.hook(hook))
 
     def add_trigger(self, request: Request, project: str) -> Response:
         p = self._project(project)

@@ -103,6 +103,19 @@ class Hook:
     job_events: bool = False
     enable_ssl_verification: bool = True
     created_at: float = field(default_factory=now)
+    # GitLab's auto-disabling (see sandbox/webhooks.py): consecutive failed deliveries, until when
+    # the hook is temporarily disabled, and whether it is disabled for good.
+    recent_failures: int = 0
+    disabled_until: float | None = None
+    permanently_disabled: bool = False
+
+    @property
+    def alert_status(self) -> str:
+        if self.permanently_disabled:
+            return "disabled"
+        if self.disabled_until is not None and self.disabled_until > now():
+            return "temporarily_disabled"
+        return "executable"
 
     EVENT_FLAGS = (
         "push_events",

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import gitlab
 import pytest
 import requests
 
-from sandbox.client import SandboxClient
+from sandbox import webhooks
+from sandbox.client import SandboxClient, wait_until
+from sandbox.faults import Faults
+from sandbox.journal import Journal
+from sandbox.model import Hook
 from sandbox.server import SandboxServer
 
 
@@ -137,3 +143,100 @@ def test_github_http_conventions(forge: SandboxServer, control: SandboxClient) -
     assert slash.status_code == 404 and slash.json()["message"] == "Not Found"
     wrong_method = requests.delete(f"{forge.url}/api/v3/users/carol", headers=auth, timeout=5)
     assert wrong_method.status_code == 404 and wrong_method.json()["message"] == "Not Found"
+
+
+# -- webhooks -----------------------------------------------------------------------------------
+
+REFUSED = "http://127.0.0.1:9/hooks/gitlab/"  # nothing listens: every delivery fails
+
+
+def test_receivers_get_ten_seconds(forge: SandboxServer) -> None:
+    assert forge.sandbox.sender.timeout == 10.0
+
+
+def test_a_gitlab_hook_failing_four_times_is_temporarily_disabled(
+    gl: gitlab.Gitlab, control: SandboxClient
+) -> None:
+    p = control.create_project("acme/hooked", hooks=[{"url": REFUSED, "push_events": True}])
+    for n in range(5):
+        control.commit("acme/hooked", {"f.txt": str(n)})
+    wait_until(lambda: len(control.webhooks(event="Push Hook")) == 5, 10, "five push hooks")
+    log = control.webhooks(event="Push Hook")
+    assert [w.get("disabled") for w in log] == [None, None, None, None, "temporarily"]
+    assert all(w["error"] for w in log[:4])
+    hook = gl.projects.get(p["id"], lazy=True).hooks.list()[0]
+    assert hook.alert_status == "temporarily_disabled" and hook.disabled_until
+    control.enable_hook("acme/hooked", hook.id)
+    assert gl.projects.get(p["id"], lazy=True).hooks.list()[0].alert_status == "executable"
+
+
+def test_forty_consecutive_failures_disable_a_hook_for_good() -> None:
+    sender = webhooks.WebhookSender(Journal(), Faults(), time_scale=1e9)  # backoffs over at once
+    hook = Hook(1, 1, REFUSED)
+    for _ in range(39):
+        sender._count(hook, ok=False)
+    assert not hook.permanently_disabled and hook.alert_status != "disabled"
+    sender._count(hook, ok=False)
+    assert hook.permanently_disabled and hook.alert_status == "disabled"
+    assert sender._disabled(hook) == "permanently"
+
+
+def test_a_success_resets_the_failure_count() -> None:
+    sender = webhooks.WebhookSender(Journal(), Faults())
+    hook = Hook(1, 1, REFUSED)
+    for _ in range(3):
+        sender._count(hook, ok=False)
+    sender._count(hook, ok=True)
+    sender._count(hook, ok=False)
+    assert hook.recent_failures == 1 and hook.alert_status == "executable"
+
+
+def _notes(receiver: Any) -> list[str]:
+    return [r["payload"]["object_attributes"]["note"] for r in receiver.events("Note Hook")]
+
+
+@pytest.fixture
+def mr(control: SandboxClient, receiver: Any) -> None:
+    control.create_project("acme/lib", hooks=[{"url": receiver.url, "token": "t"}])
+    control.open_merge_request("acme/lib", "feature", files={"a": "1"})
+
+
+def test_a_delayed_delivery_is_overtaken(control: SandboxClient, receiver: Any, mr: None) -> None:
+    control.add_fault(mode="delay_webhooks", event="Note Hook", delay=0.5, count=1)
+    control.comment("acme/lib", 1, "first")
+    control.comment("acme/lib", 1, "second")
+    wait_until(lambda: len(_notes(receiver)) == 2, 5, "both notes")
+    assert _notes(receiver) == ["second", "first"]
+    assert [w.get("delayed") for w in control.webhooks(event="Note Hook")] == [None, 0.5]
+
+
+def test_a_reordered_delivery_comes_after_the_next(
+    control: SandboxClient, receiver: Any, mr: None
+) -> None:
+    control.add_fault(mode="reorder_webhooks", event="Note Hook", count=1)
+    control.comment("acme/lib", 1, "first")
+    control.comment("acme/lib", 1, "second")
+    wait_until(lambda: len(_notes(receiver)) == 2, 5, "both notes")
+    assert _notes(receiver) == ["second", "first"]
+
+
+@pytest.mark.parametrize("new_id", [False, True])
+def test_duplicated_deliveries(
+    control: SandboxClient, receiver: Any, mr: None, new_id: bool
+) -> None:
+    control.add_fault(mode="duplicate_webhooks", event="Note Hook", new_id=new_id, count=1)
+    control.comment("acme/lib", 1, "twice")
+    wait_until(lambda: len(_notes(receiver)) == 2, 5, "two copies")
+    first, second = receiver.events("Note Hook")
+    assert first["body"] == second["body"]
+    for header in ("Idempotency-Key", "X-Gitlab-Event-UUID"):
+        assert (first["headers"][header] != second["headers"][header]) is new_id
+
+
+def test_webhook_faults_fire_at_a_rate(control: SandboxClient, receiver: Any, mr: None) -> None:
+    control.add_fault(mode="drop_webhooks", event="Note Hook", rate=0.5)
+    for n in range(40):
+        control.comment("acme/lib", 1, str(n))
+    wait_until(lambda: len(control.webhooks(event="Note Hook")) == 40, 10, "forty attempts")
+    dropped = sum(w["dropped"] for w in control.webhooks(event="Note Hook"))
+    assert 5 < dropped < 35
