@@ -8,10 +8,9 @@ events in the order they happened.
 
 from __future__ import annotations
 
-import itertools
 import secrets
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -60,25 +59,39 @@ class SandboxState:
         self.lock = threading.RLock()
         self.base_url = base_url.rstrip("/")
         self.listeners: list[Listener] = []
+        # True when the world is kept in a state file (sandbox/persistence.py): ids then keep
+        # counting across resets and restarts, as a real forge never hands out an id twice.
+        self.keep_ids = False
+        self.version = 0  # bumped on every change; the state file is written when it moves
+        self._ids: dict[str, int] = {}
         self.reset()
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
     def reset(self) -> None:
         with self.lock:
-            self._ids: dict[str, Iterator[int]] = {}
+            if not self.keep_ids:
+                self._ids = {}
             self.users: dict[int, User] = {}
             self.projects: dict[int, Project] = {}
             self.pipelines: dict[int, Pipeline] = {}
             self.bot = self.user(BOT_USERNAME, name="Baton Bot")
+            self.changed()
 
     def new_id(self, kind: str) -> int:
-        return next(self._ids.setdefault(kind, itertools.count(1)))
+        with self.lock:
+            n = self._ids[kind] = self._ids.get(kind, 0) + 1
+            self.changed()
+            return n
+
+    def changed(self) -> None:
+        self.version += 1
 
     def subscribe(self, listener: Listener) -> None:
         self.listeners.append(listener)
 
     def emit(self, kind: str, project: Project, actor: User, **data: Any) -> None:
+        self.changed()
         event = Event(kind, project, actor, data)
         for listener in self.listeners:
             listener(event)
