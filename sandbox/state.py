@@ -478,12 +478,18 @@ class SandboxState:
         status.finished_at = t if state in {"success", "failed", "canceled", "skipped"} else None
         return status
 
-    @staticmethod
-    def _ref_of(project: Project, sha: str) -> str | None:
-        """GitLab's default ref of a status: a branch whose head is the commit."""
+    def _ref_of(self, project: Project, sha: str) -> str | None:
+        """GitLab's default ref of a status: the ref of the newest pipeline of the commit, else
+        the first branch that contains it."""
+        mine = [p for p in self.pipelines.values() if p.project_id == project.id and p.sha == sha]
+        if mine:
+            return max(mine, key=lambda p: p.id).ref
         for branch, head in sorted(project.branches.items()):
-            if head == sha:
-                return branch
+            seen: str | None = head
+            while seen is not None and seen in project.commits:
+                if seen == sha:
+                    return branch
+                seen = project.commits[seen].parent
         return None
 
 

@@ -80,6 +80,16 @@ def test_status_names_and_refs_are_separate_machines(forge: SandboxServer, proje
     assert _post_status(forge, project, "pending", name="a", ref="other").status_code == 201
 
 
+def test_the_default_ref_is_a_branch_containing_the_commit(
+    forge: SandboxServer, control: SandboxClient, project: dict
+) -> None:
+    running = _post_status(forge, project, "running").json()
+    assert running["ref"] == "main"
+    control.commit(project["id"], {"b.txt": "b\n"})  # main moves on; the commit stays in it
+    canceled = _post_status(forge, project, "canceled").json()
+    assert canceled["id"] == running["id"] and canceled["status"] == "canceled"
+
+
 def test_an_unknown_state_is_a_parameter_error(forge: SandboxServer, project: dict) -> None:
     answer = _post_status(forge, project, "bogus")
     assert answer.status_code == 400
