@@ -22,7 +22,9 @@ def failing(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
         return Retry()
 
     monkeypatch.setattr(tasks.mirror_chain, "retry", retry)
-    monkeypatch.setattr(tasks.mirroring, "request_mirror", lambda *a, **k: retries.append({"re": a}))
+    monkeypatch.setattr(
+        tasks.mirroring, "request_mirror", lambda *a, **k: retries.append({"re": a})
+    )
     return retries
 
 
