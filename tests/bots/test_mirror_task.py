@@ -33,7 +33,7 @@ def _run(monkeypatch: pytest.MonkeyPatch, exc: ForgeError, retries: int) -> None
         raise exc
 
     monkeypatch.setattr(tasks.mirroring, "mirror", mirror)
-    tasks.mirror_chain.push_request(retries=retries)
+    tasks.mirror_chain.push_request(retries=retries)  # type: ignore[call-arg]
     try:
         tasks.mirror_chain.run(7)
     finally:
