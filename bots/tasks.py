@@ -81,10 +81,13 @@ def mirror_chain(self, chain_id: int) -> None:  # type: ignore[no-untyped-def]
         done = mirroring.mirror(chain_id)
     except ForgeError as exc:
         log.warning("chain %s: mirroring failed: %s", chain_id, exc.message)
-        if exc.permanent or self.request.retries >= settings.BATON_MAX_FORGE_RETRIES:
+        capped = self.request.retries >= settings.BATON_MAX_FORGE_RETRIES
+        if exc.permanent or (capped and not exc.rate_limited):
+            # Given up; the chain's next change asks for a mirror again.
             return
-        mirroring.request_mirror(chain_id)
-        return
+        # Wait as long as the forge asked (Retry-After), else back off; rate limits always
+        # wait their turn, other errors count towards BATON_MAX_FORGE_RETRIES.
+        raise self.retry(countdown=_countdown(exc, self.request.retries)) from None
     if not done:
         raise self.retry(countdown=1.0)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any, Protocol, cast
 
 from sandbox.control import ControlAPI
@@ -25,6 +26,7 @@ from sandbox.github_state import GitHubState
 from sandbox.gitlab_api import GitLabAPI
 from sandbox.gitlab_hooks import GitLabHooks
 from sandbox.journal import Journal
+from sandbox.persistence import StateFile
 from sandbox.pipelines import PipelineRunner
 from sandbox.scheduler import Scheduler
 from sandbox.state import SandboxState
@@ -43,14 +45,15 @@ class Dispatcher(Protocol):
 
 
 class Sandbox:
-    def __init__(self, base_url: str = "http://127.0.0.1", time_scale: float = 1.0) -> None:
+    def __init__(self, base_url: str = "http://127.0.0.1", time_scale: float = 1.0,
+                 state_file: str | Path | None = None) -> None:
         self.state = SandboxState(base_url)
         self.scheduler = Scheduler(time_scale)
         self.runner = PipelineRunner(self.state, self.scheduler)
         self.faults = Faults()
         self.requests = Journal()
         self.webhooks = Journal()
-        self.sender = WebhookSender(self.webhooks, self.faults)
+        self.sender = WebhookSender(self.webhooks, self.faults, time_scale=time_scale)
         self.gitlab_hooks = GitLabHooks(self.state, self.sender)
         self.github = GitHubState(self.state)
         self.github_runner = WorkflowRunner(self.github, self.scheduler)
@@ -62,14 +65,22 @@ class Sandbox:
         ]
         self.control = ControlAPI(self)
         GitHubControl(self).register(self.control)
+        # None: the world lives in memory only (tests, benchmarks); else kept in that file.
+        self.state_file = StateFile(self, state_file) if state_file else None
+        if self.state_file is not None:
+            self.state_file.load()
 
     def start(self) -> None:
         self.scheduler.start()
         self.sender.start()
+        if self.state_file is not None:
+            self.state_file.start()
 
     def stop(self) -> None:
         self.scheduler.stop()
         self.sender.stop()
+        if self.state_file is not None:
+            self.state_file.stop()
 
     def reset(self) -> None:
         with self.state.lock:
@@ -87,6 +98,8 @@ class Sandbox:
     # -- request handling ----------------------------------------------------------------------
 
     def handle(self, request: Request) -> Response | None:
+        if request.method not in ("GET", "HEAD"):
+            self.state.changed()  # the state file is written when something may have changed
         if self.control.router.matches(request.path):
             return self._dispatch(self.control.router, request)
         for api in self.apis:

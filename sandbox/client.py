@@ -62,11 +62,17 @@ class SandboxClient:
         hooks: list[dict[str, Any]] | None = None,
         members: dict[str, int] | None = None,
         description: str = "",
+        ci_config: bool = True,
     ) -> dict[str, Any]:
         return self._call("POST", "/projects", {
             "path": path, "default_branch": default_branch, "files": files, "hooks": hooks,
-            "members": members, "description": description,
+            "members": members, "description": description, "ci_config": ci_config,
         })
+
+    def set_user(self, username: str, *, name: str | None = None,
+                 public_email: str | None = None) -> dict[str, Any]:
+        return self._call("PUT", f"/users/{_p(username)}",
+                          {"name": name, "public_email": public_email})
 
     def projects(self) -> list[dict[str, Any]]:
         return self._call("GET", "/projects")
@@ -90,6 +96,9 @@ class SandboxClient:
                  ) -> dict[str, Any]:
         return self._call("POST", f"/projects/{_p(project)}/hooks",
                           {"url": url, "token": token, **events})
+
+    def enable_hook(self, project: str | int, hook_id: int) -> dict[str, Any]:
+        return self._call("POST", f"/projects/{_p(project)}/hooks/{hook_id}/enable", {})
 
     def create_trigger(self, project: str | int, description: str = "") -> str:
         body = {"description": description}
@@ -197,7 +206,8 @@ class SandboxClient:
     # -- faults, requests, webhooks ------------------------------------------------------------
 
     def add_fault(self, **spec: Any) -> dict[str, Any]:
-        """``status, retry_after, rate, count, method, path, latency, mode, event``."""
+        """``status, retry_after, rate, count, method, path, latency, mode, event, delay,
+        new_id``."""
         return self._call("POST", "/faults", spec)
 
     def faults(self) -> list[dict[str, Any]]:

@@ -23,6 +23,10 @@ ALL_EVENTS = {"push_events": True, "merge_requests_events": True, "note_events":
               "pipeline_events": True, "job_events": True, "tag_push_events": True}
 
 
+CI_CONFIG_PATH = ".gitlab-ci.yml"
+DEFAULT_CI_CONFIG = "test:\n  script: echo sandbox\n"
+
+
 def _files(value: Any) -> dict[str, str | None]:
     if value is None:
         return {}
@@ -41,6 +45,7 @@ class ControlAPI:
         routes: list[tuple[str, str, Callable[..., Response]]] = [
             ("GET", "", self.info),
             ("POST", "/reset", self.reset),
+            ("PUT", "/users/<username>", self.put_user),
             ("GET", "/projects", self.list_projects),
             ("POST", "/projects", self.create_project),
             ("GET", proj, self.get_project),
@@ -48,6 +53,7 @@ class ControlAPI:
             ("POST", proj + "/tags", self.tag),
             ("PUT", proj + "/members", self.members),
             ("POST", proj + "/hooks", self.add_hook),
+            ("POST", proj + "/hooks/<hook_id>/enable", self.enable_hook),
             ("POST", proj + "/triggers", self.add_trigger),
             ("GET", proj + "/script", self.get_script),
             ("PUT", proj + "/script", self.put_script),
@@ -131,15 +137,29 @@ class ControlAPI:
 
     # -- projects ------------------------------------------------------------------------------
 
+    def put_user(self, request: Request, username: str) -> Response:
+        """Create or change a user (both forges): ``name``, ``public_email``."""
+        body = request.json_body()
+        u = self.state.user(unquote(username))
+        if body.get("name") is not None:
+            u.name = str(body["name"])
+        if body.get("public_email") is not None:
+            u.public_email = str(body["public_email"])
+        return Response.json({"id": u.id, "username": u.username, "name": u.name,
+                              "public_email": u.public_email})
+
     def list_projects(self, request: Request) -> Response:
         return Response.json([self._project_json(p) for p in self.state.projects.values()])
 
     def create_project(self, request: Request) -> Response:
         body = request.json_body()
+        files = {k: v for k, v in _files(body.get("files")).items() if v is not None}
+        if body.get("ci_config", True) is not False:  # GitLab runs no pipeline without one
+            files.setdefault(CI_CONFIG_PATH, DEFAULT_CI_CONFIG)
         p = self.state.create_project(
             str(body.get("path") or ""),
             default_branch=body.get("default_branch") or "main",
-            files={k: v for k, v in _files(body.get("files")).items() if v is not None} or None,
+            files=files or None,
             description=body.get("description") or "",
         )
         for hook in body.get("hooks") or []:
@@ -181,6 +201,12 @@ class ControlAPI:
         flags = {**ALL_EVENTS, **{k: v for k, v in body.items() if k.endswith("_events")}}
         h = self.state.add_hook(p, str(body.get("url") or ""), body.get("token") or "", **flags)
         return Response.json(ent.hook(h), 201)
+
+    def enable_hook(self, request: Request, project: str, hook_id: str) -> Response:
+        """Re-enable an auto-disabled hook (GitLab: a successful test request does this)."""
+        hook = self.state.hook(self._project(project), hook_id)
+        hook.recent_failures, hook.disabled_until, hook.permanently_disabled = 0, None, False
+        return Response.json(ent.hook(hook))
 
     def add_trigger(self, request: Request, project: str) -> Response:
         p = self._project(project)

@@ -1,5 +1,5 @@
-"""Injected faults: latency, error answers (before or after doing the work), dropped connections,
-dropped webhooks."""
+"""Injected faults: latency, error answers (before or after doing the work), dropped connections;
+for webhook deliveries: dropped, delayed, reordered and duplicated ones."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any
 
-MODES = ("before", "after", "drop", "drop_after", "drop_webhooks")
+WEBHOOK_MODES = ("drop_webhooks", "delay_webhooks", "reorder_webhooks", "duplicate_webhooks")
+MODES = ("before", "after", "drop", "drop_after", *WEBHOOK_MODES)
 
 
 @dataclass
@@ -25,7 +26,9 @@ class Fault:
     count: int | None = None
     method: str | None = None
     path: str | None = None  # regex searched in the raw path (webhooks: in the target URL)
-    event: str | None = None  # drop_webhooks only: X-Gitlab-Event value to match
+    event: str | None = None  # webhook modes only: event (X-Gitlab-Event / X-GitHub-Event)
+    delay: float = 0.0  # delay_webhooks: seconds the delivery is held back
+    new_id: bool = False  # duplicate_webhooks: the copy gets new delivery ids
     latency: float = 0.0
     rate_limit: str | None = None  # GitHub only: "primary" | "secondary" rate-limit answer
     injected: int = 0
@@ -47,6 +50,8 @@ class Fault:
             "method": self.method,
             "path": self.path,
             "event": self.event,
+            "delay": self.delay,
+            "new_id": self.new_id,
             "latency": self.latency,
             "rate_limit": self.rate_limit,
             "injected": self.injected,
@@ -85,6 +90,8 @@ class Faults:
             method=spec.get("method"),
             path=path,
             event=spec.get("event"),
+            delay=float(spec.get("delay") or 0.0),
+            new_id=bool(spec.get("new_id")),
             latency=float(spec.get("latency") or 0.0),
             rate_limit=rate_limit,
             _regex=re.compile(path) if path else None,
@@ -118,17 +125,18 @@ class Faults:
         latency, chosen = 0.0, None
         with self._lock:
             for fault in self._faults.values():
-                if fault.mode == "drop_webhooks" or not fault.matches(method, path):
+                if fault.mode in WEBHOOK_MODES or not fault.matches(method, path):
                     continue
                 latency += fault.latency
                 if chosen is None and fault.mode is not None and self._claim(fault):
                     chosen = fault
         return latency, chosen
 
-    def drops_webhook(self, url: str, event: str) -> Fault | None:
+    def for_webhook(self, url: str, event: str) -> Fault | None:
+        """The delivery fault that fires for this delivery, if any (the first that matches)."""
         with self._lock:
             for fault in self._faults.values():
-                if fault.mode != "drop_webhooks" or not fault.matches("POST", url):
+                if fault.mode not in WEBHOOK_MODES or not fault.matches("POST", url):
                     continue
                 if fault.event and fault.event != event:
                     continue

@@ -34,10 +34,11 @@ from sandbox.github_runs import WorkflowRunner
 from sandbox.github_state import GitHubState
 from sandbox.model import User, now
 from sandbox.state import Invalid, NotFound
-from sandbox.web import ApiError, Request, Response, Router
+from sandbox.web import JSON_TYPE, ApiError, Request, Response, Router
 
 PREFIX = ent.API_PREFIX
 FREE_PATHS = (PREFIX + "/rate_limit",)  # neither authenticated nor counted
+GITHUB_JSON_TYPE = "application/json; charset=utf-8"
 CHECK_STATUSES = ("queued", "in_progress", "completed", "waiting", "requested", "pending")
 
 
@@ -79,10 +80,12 @@ class GitHubAPI:
                             "rate_limit_counted": False, "not_modified": False}
             return response
         try:
+            if request.path.endswith("/") and request.path != self.router.prefix + "/":
+                raise not_found()  # GitHub routes no trailing slash
             response = self.router.dispatch(request)
         except ApiError as exc:
             if isinstance(exc.body, dict) and "error" in exc.body:  # the router's own 404/405
-                exc = error(exc.status, "Not Found" if exc.status == 404 else "Method Not Allowed")
+                exc = not_found()  # GitHub answers an unknown method on a known path with 404
             response = exc.response()
         not_modified = False
         if request.method in ("GET", "HEAD") and response.status == 200:
@@ -98,6 +101,8 @@ class GitHubAPI:
 
     def _finish(self, response: Response, token: str, counted: bool,
                 not_modified: bool = False) -> Response:
+        if response.content_type == JSON_TYPE:
+            response.content_type = GITHUB_JSON_TYPE
         response.headers.update(self.limits.peek(token).headers())
         response.headers.setdefault("X-GitHub-Media-Type", "github.v3; format=json")
         response.headers.setdefault("x-github-api-version-selected", "2022-11-28")
@@ -162,7 +167,7 @@ class GitHubAPI:
     def get_named_user(self, request: Request, login: str) -> Response:
         for u in self.state.users.values():
             if u.username.lower() == login.lower():
-                return Response.json(ent.user(self.github, u))
+                return Response.json(ent.public_user(self.github, u))
         raise not_found()
 
     def rate_limit(self, request: Request) -> Response:

@@ -65,12 +65,19 @@ def user(gh: GitHubState, u: User) -> dict[str, Any]:
     }
 
 
-def private_user(gh: GitHubState, u: User) -> dict[str, Any]:
+def public_user(gh: GitHubState, u: User) -> dict[str, Any]:
+    """``GET /users/{login}``: the public-user shape; ``email`` only when made public."""
     return {
         **user(gh, u), "name": u.name, "company": None, "blog": "", "location": None,
-        "email": u.email, "hireable": None, "bio": None, "twitter_username": None,
+        "email": u.public_email or None, "hireable": None, "bio": None, "twitter_username": None,
         "public_repos": sum(1 for r in gh.repos.values() if r.owner is u), "public_gists": 0,
         "followers": 0, "following": 0, "created_at": gh_time(0.0), "updated_at": gh_time(0.0),
+    }
+
+
+def private_user(gh: GitHubState, u: User) -> dict[str, Any]:
+    return {
+        **public_user(gh, u), "email": u.email,
         "private_gists": 0, "total_private_repos": 0, "owned_private_repos": 0, "disk_usage": 0,
         "collaborators": 0, "two_factor_authentication": True,
     }

@@ -186,7 +186,7 @@ class GitHubHooks:
                                                             hashlib.sha1).hexdigest()
         delivery = Delivery(
             hook_key=f"github:{hook.id}", hook_id=hook.id, url=hook.url, event=event,
-            payload=payload, headers=headers, body=body,
+            payload=payload, headers=headers, body=body, id_headers=("X-GitHub-Delivery",),
             meta={"forge": "github", "delivery": guid, "action": action, "redelivery": False},
         )
         self.deliveries[guid] = delivery

@@ -154,9 +154,9 @@ class GitLabAPI:
         if not user_id.isdigit():
             raise _not_found("404 User Not Found")
         found = self.state.get_user(int(user_id))
-        # GitLab shows a user's public e-mail on the single-user endpoint; sandbox users make
-        # theirs public.
-        return Response.json({**ent.user(self.state, found), "public_email": found.email})
+        # GitLab shows a user's public e-mail on the single-user endpoint: empty unless the user
+        # chose one (PUT /_sandbox/users/<username>).
+        return Response.json({**ent.user(self.state, found), "public_email": found.public_email})
 
     def get_member(self, request: Request, project: str, user_id: str) -> Response:
         p = self._project(project)
@@ -223,10 +223,16 @@ class GitLabAPI:
         p = self._project(project)
         full = self.state.resolve(p, sha)
         q = request.query
-        statuses = [s for (s_sha, _), s in p.statuses.items() if s_sha == full]
+        statuses = [s for s in p.statuses if s.sha == full]
         for key in ("ref", "name"):
             if q.get(key):
                 statuses = [s for s in statuses if getattr(s, key) == q[key]]
+        if str(q.get("all", "")).lower() not in ("true", "1"):  # the latest per name and ref
+            latest: dict[tuple[str, str | None], Any] = {}
+            for s in statuses:
+                if s.id > getattr(latest.get((s.name, s.ref)), "id", 0):
+                    latest[(s.name, s.ref)] = s
+            statuses = list(latest.values())
         statuses.sort(key=lambda s: s.id, reverse=q.get("sort") != "asc")
         return paginate(request, [ent.commit_status(self.state, s) for s in statuses])
 
@@ -242,7 +248,9 @@ class GitLabAPI:
                 pipeline_id=params.get("pipeline_id"),
             )
         except Invalid as exc:
-            raise ApiError(400, {"error": str(exc)}) from None
+            # Parameter validation answers {"error"}; a refused transition {"message"}.
+            key = "message" if str(exc).startswith("Cannot transition") else "error"
+            raise ApiError(400, {key: str(exc)}) from None
         return Response.json(ent.commit_status(self.state, status), 201)
 
     # -- merge requests and notes --------------------------------------------------------------

@@ -366,4 +366,6 @@ class GitLabHooks:
                 },
                 fresh_uuid_headers=("X-Gitlab-Webhook-UUID",),
                 secret_headers=("X-Gitlab-Token",),
+                id_headers=("X-Gitlab-Event-UUID", "Idempotency-Key"),
+                health=h,
             ))

@@ -57,6 +57,7 @@ class User:
     id: int
     username: str
     name: str
+    public_email: str = ""  # shown to others only when the user set one (control API)
 
     @property
     def email(self) -> str:
@@ -102,6 +103,19 @@ class Hook:
     job_events: bool = False
     enable_ssl_verification: bool = True
     created_at: float = field(default_factory=now)
+    # GitLab's auto-disabling (see sandbox/webhooks.py): consecutive failed deliveries, until when
+    # the hook is temporarily disabled, and whether it is disabled for good.
+    recent_failures: int = 0
+    disabled_until: float | None = None
+    permanently_disabled: bool = False
+
+    @property
+    def alert_status(self) -> str:
+        if self.permanently_disabled:
+            return "disabled"
+        if self.disabled_until is not None and self.disabled_until > now():
+            return "temporarily_disabled"
+        return "executable"
 
     EVENT_FLAGS = (
         "push_events",
@@ -272,7 +286,7 @@ class Project:
     merge_requests: dict[int, MergeRequest] = field(default_factory=dict)
     hooks: dict[int, Hook] = field(default_factory=dict)
     triggers: dict[int, Trigger] = field(default_factory=dict)
-    statuses: dict[tuple[str, str], CommitStatus] = field(default_factory=dict)
+    statuses: list[CommitStatus] = field(default_factory=list)  # oldest first
     scripts: dict[str | None, Script] = field(default_factory=dict)
     labels: dict[str, Label] = field(default_factory=dict)  # name -> label
     pipeline_count: int = 0

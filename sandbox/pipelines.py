@@ -20,6 +20,9 @@ OUTCOMES = frozenset({"success", "failed", "canceled", "skipped"})
 _NEXT = {"created": "pending", "pending": "running"}
 
 
+CI_CONFIG_PATH = ".gitlab-ci.yml"  # no file at the ref: GitLab creates no pipeline
+
+
 class PipelineRunner:
     def __init__(self, state: SandboxState, scheduler: Scheduler) -> None:
         self.state = state
@@ -66,6 +69,8 @@ class PipelineRunner:
             sha = self.state.resolve(project, ref)
         except NotFound:
             raise Invalid("Reference not found") from None
+        if CI_CONFIG_PATH not in project.commits[sha].files:
+            raise Invalid("Missing CI config file")
         if mr_iid is None:
             ref = ref.removeprefix("refs/heads/")
         tag = ref.removeprefix("refs/tags/") in project.tags and ref not in project.branches

@@ -64,13 +64,14 @@ class SandboxServer(ThreadingHTTPServer):
     request_queue_size = 1024
     allow_reuse_address = True
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, time_scale: float = 1.0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, time_scale: float = 1.0,
+                 state_file: str | None = None) -> None:
         super().__init__((host, port), SandboxRequestHandler)
         self.host = host
         self.port = int(self.server_address[1])
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104
         self.url = f"http://{shown}:{self.port}"
-        self.sandbox = Sandbox(self.url, time_scale=time_scale)
+        self.sandbox = Sandbox(self.url, time_scale=time_scale, state_file=state_file)
         self.sandbox.start()
         self._thread: threading.Thread | None = None
 
@@ -89,6 +90,7 @@ class SandboxServer(ThreadingHTTPServer):
         self.sandbox.stop()
 
 
-def serve_in_thread(port: int = 0, host: str = "127.0.0.1", time_scale: float = 1.0
-                    ) -> SandboxServer:
-    return SandboxServer(host, port, time_scale).serve_in_background()
+def serve_in_thread(port: int = 0, host: str = "127.0.0.1", time_scale: float = 1.0,
+                    state_file: str | None = None) -> SandboxServer:
+    """A sandbox serving from a background thread; in memory unless ``state_file`` is given."""
+    return SandboxServer(host, port, time_scale, state_file).serve_in_background()

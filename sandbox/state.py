@@ -8,10 +8,9 @@ events in the order they happened.
 
 from __future__ import annotations
 
-import itertools
 import secrets
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -60,25 +59,39 @@ class SandboxState:
         self.lock = threading.RLock()
         self.base_url = base_url.rstrip("/")
         self.listeners: list[Listener] = []
+        # True when the world is kept in a state file (sandbox/persistence.py): ids then keep
+        # counting across resets and restarts, as a real forge never hands out an id twice.
+        self.keep_ids = False
+        self.version = 0  # bumped on every change; the state file is written when it moves
+        self._ids: dict[str, int] = {}
         self.reset()
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
     def reset(self) -> None:
         with self.lock:
-            self._ids: dict[str, Iterator[int]] = {}
+            if not self.keep_ids:
+                self._ids = {}
             self.users: dict[int, User] = {}
             self.projects: dict[int, Project] = {}
             self.pipelines: dict[int, Pipeline] = {}
             self.bot = self.user(BOT_USERNAME, name="Baton Bot")
+            self.changed()
 
     def new_id(self, kind: str) -> int:
-        return next(self._ids.setdefault(kind, itertools.count(1)))
+        with self.lock:
+            n = self._ids[kind] = self._ids.get(kind, 0) + 1
+            self.changed()
+            return n
+
+    def changed(self) -> None:
+        self.version += 1
 
     def subscribe(self, listener: Listener) -> None:
         self.listeners.append(listener)
 
     def emit(self, kind: str, project: Project, actor: User, **data: Any) -> None:
+        self.changed()
         event = Event(kind, project, actor, data)
         for listener in self.listeners:
             listener(event)
@@ -429,16 +442,34 @@ class SandboxState:
     def set_status(
         self, project: Project, sha: str, state: str, name: str, author: User, **fields: Any
     ) -> CommitStatus:
-        states = {"pending", "running", "success", "failed", "canceled", "skipped"}
-        if state not in states:
+        """GitLab's ``Ci::CreateCommitStatusService``: the status of that name, ref and sha that
+        is still pending or running moves on by the state machine of ``CommitStatus``; when there
+        is none (or the last one finished) a new status record starts from ``created``. A move the
+        machine does not allow raises ``Invalid`` with GitLab's message."""
+        if state not in _STATUS_EVENTS:
             raise Invalid("state does not have a valid value")
         sha = self.resolve(project, sha)
-        status = project.statuses.get((sha, name))
+        ref = fields.get("ref") or self._ref_of(project, sha)
+        status = next((s for s in reversed(project.statuses)
+                       if s.sha == sha and s.name == name and s.ref == ref
+                       and s.status in ("pending", "running")), None)
         if status is None:
-            status = CommitStatus(self.new_id("status"), project.id, sha, name, state, author)
-            project.statuses[(sha, name)] = status
+            status = CommitStatus(self.new_id("status"), project.id, sha, name, "created", author,
+                                  ref=ref)
+            fresh = True
+        else:
+            fresh = False
+        current = status.status
+        if state == "running" and current in _ALLOWED["enqueue"]:
+            current = "pending"  # "running" first enqueues (quietly), then runs
+        event = _STATUS_EVENTS[state]
+        if current not in _ALLOWED[event]:
+            raise Invalid(f"Cannot transition status via :{event} from :{current} "
+                          f'(Reason(s): Status cannot transition via "{event}")')
+        if fresh:
+            project.statuses.append(status)
         status.status = state
-        for key in ("target_url", "description", "ref", "coverage", "pipeline_id"):
+        for key in ("target_url", "description", "coverage", "pipeline_id"):
             if fields.get(key) is not None:
                 setattr(status, key, fields[key])
         t = now()
@@ -446,6 +477,34 @@ class SandboxState:
             status.started_at = t
         status.finished_at = t if state in {"success", "failed", "canceled", "skipped"} else None
         return status
+
+    def _ref_of(self, project: Project, sha: str) -> str | None:
+        """GitLab's default ref of a status: the ref of the newest pipeline of the commit, else
+        the first branch that contains it."""
+        mine = [p for p in self.pipelines.values() if p.project_id == project.id and p.sha == sha]
+        if mine:
+            return max(mine, key=lambda p: p.id).ref
+        for branch, head in sorted(project.branches.items()):
+            seen: str | None = head
+            while seen is not None and seen in project.commits:
+                if seen == sha:
+                    return branch
+                seen = project.commits[seen].parent
+        return None
+
+
+# GitLab's CommitStatus state machine (app/models/commit_status.rb): the event each posted state
+# fires (app/services/ci/create_commit_status_service.rb) and the states it may fire from.
+_STATUS_EVENTS = {"pending": "enqueue", "running": "run", "success": "success",
+                  "failed": "drop", "canceled": "cancel", "skipped": "skip"}
+_ALLOWED = {
+    "enqueue": {"created", "skipped", "manual"},
+    "run": {"pending"},
+    "skip": {"created", "pending"},
+    "drop": {"created", "pending", "running"},
+    "success": {"created", "pending", "running"},
+    "cancel": {"created", "pending", "running", "manual"},
+}
 
 
 def label_names(value: Any) -> list[str]:

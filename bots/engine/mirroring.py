@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from bots import summary, throttle
+from bots.forges.base import Forge
 from bots.forges.registry import forge_for
 from chains.models import Chain, Run
 from chains.redaction import PRIVATE, hidden_runs, private_names, scrub
@@ -64,8 +65,8 @@ def _mirror(chain: Chain) -> None:
     private = private_contexts(chain, runs)
     for run in runs:
         view = views[run.pk]
-        if view == run.mirrored_status:
-            continue
+        if _shown(forge, run.mirrored_status) == forge.commit_state(view):
+            continue  # the forge already shows this state under baton/<key>
         throttle.wait(writes)
         if run.pk in private:
             context, description, link = private[run.pk], f"{PRIVATE}: {view.label}", ""
@@ -88,7 +89,7 @@ def _mirror(chain: Chain) -> None:
         status=aggregate, finished_at=timezone.now() if all_done else None
     )
     chain.status = aggregate
-    if aggregate != chain.mirrored_status:
+    if _shown(forge, chain.mirrored_status) != forge.commit_state(aggregate):
         throttle.wait(writes)
         forge.set_commit_status(
             project,
@@ -122,6 +123,11 @@ def private_contexts(chain: Chain, runs: list[Run]) -> dict[int, str]:
     """Status contexts for the runs whose project the change's readers may not know, by run id."""
     hidden = sorted(hidden_runs(chain.repository, runs))
     return {pk: f"baton/private-{n}" for n, pk in enumerate(hidden, start=1)}
+
+
+def _shown(forge: Forge, mirrored: str) -> str | None:
+    """The forge's own state for what was last mirrored (None: nothing yet, or forgotten)."""
+    return forge.commit_state(Status(mirrored)) if mirrored in Status.values else None
 
 
 def _describe(run: Run, view: Status) -> str:

@@ -165,6 +165,11 @@ class Forge(Protocol):
         """Run the failed parts again (``everything``: the whole pipeline, where the forge can)."""
         ...
 
+    def commit_state(self, status: Status) -> str:
+        """The state this forge shows for ``status``: two statuses with the same answer look the
+        same on the forge, so posting the second one changes nothing (GitLab refuses it)."""
+        ...
+
     def set_commit_status(
         self,
         project: str,
@@ -174,7 +179,9 @@ class Forge(Protocol):
         status: Status,
         description: str,
         target_url: str,
-    ) -> None: ...
+    ) -> None:
+        """Post ``status`` under ``context``; a status the forge already shows is no error."""
+        ...
 
     def upsert_comment(self, project: str, number: int, body: str, comment_id: str | None) -> str:
         """Edit comment ``comment_id`` in place (or create one); return its id."""

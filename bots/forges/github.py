@@ -566,6 +566,12 @@ class GitHubForge:
 
     # -- mirroring --------------------------------------------------------------------------
 
+    def commit_state(self, status: Status) -> str:
+        if self.app_installation:
+            state, conclusion = CHECK_RUN[status]
+            return f"{state}/{conclusion or ''}"
+        return COMMIT_STATE[status]
+
     def set_commit_status(
         self,
         project: str,

@@ -66,6 +66,9 @@ COMMIT_STATE: dict[Status, str] = {
     Status.SKIPPED: "skipped",
 }
 
+# GitLab's answer to a commit status that is already in the posted state (or past it).
+CANNOT_TRANSITION = "Cannot transition status via"
+
 PERMANENT_CODES = {400, 401, 403, 404, 405, 409, 410, 422}
 DEVELOPER = 30  # GitLab access level
 
@@ -388,6 +391,9 @@ class GitLabForge:
         )
         return self._pipeline(data)
 
+    def commit_state(self, status: Status) -> str:
+        return COMMIT_STATE[status]
+
     def set_commit_status(
         self,
         project: str,
@@ -406,11 +412,19 @@ class GitLabForge:
         if target_url:
             body["target_url"] = target_url
         commit = self._project(project).commits.get(checked_sha(sha), lazy=True)
-        self._call(
-            f"set status {context} on {sha[:12]}",
-            lambda: commit.statuses.create(body),
-            project=project,
-        )
+        try:
+            self._call(
+                f"set status {context} on {sha[:12]}",
+                lambda: commit.statuses.create(body),
+                project=project,
+            )
+        except ForgeError as exc:
+            # A commit status is a state machine on GitLab: posting the state it is already in
+            # (pending again, running again) answers 400 "Cannot transition status via :enqueue
+            # from :pending". The status already says what we meant to say.
+            if exc.status_code == 400 and CANNOT_TRANSITION in exc.message:
+                return
+            raise
 
     def upsert_comment(self, project: str, number: int, body: str, comment_id: str | None) -> str:
         mr = self._project(project).mergerequests.get(number, lazy=True)

@@ -110,3 +110,43 @@ def test_find_pipeline_matches_the_marker_only(forge: GitLabForge) -> None:
     found = forge.find_pipeline("acme/api", "main", ("BATON_RUN_ID", "5"), datetime.now(UTC))
     assert found is not None and found.id == "1"
     assert forge.find_pipeline("acme/api", "main", ("BATON_RUN_ID", "6"), datetime.now(UTC)) is None
+
+
+SHA = "a" * 40
+
+
+@responses.activate
+def test_a_status_gitlab_already_shows_is_no_error(forge: GitLabForge) -> None:
+    responses.post(
+        f"{URL}/api/v4/projects/acme%2Fapi/statuses/{SHA}",
+        status=400,
+        json={
+            "message": "Cannot transition status via :enqueue from :pending "
+            '(Reason(s): Status cannot transition via "enqueue")'
+        },
+    )
+    forge.set_commit_status(
+        "acme/api", SHA, context="baton/x", status=Status.PENDING, description="", target_url=""
+    )
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_other_refused_statuses_stay_errors(forge: GitLabForge) -> None:
+    responses.post(
+        f"{URL}/api/v4/projects/acme%2Fapi/statuses/{SHA}",
+        status=400,
+        json={"error": "state does not have a valid value"},
+    )
+    with pytest.raises(ForgeError) as info:
+        forge.set_commit_status(
+            "acme/api", SHA, context="baton/x", status=Status.PENDING, description="", target_url=""
+        )
+    assert info.value.permanent
+
+
+def test_queued_waiting_and_pending_are_one_state_on_gitlab(forge: GitLabForge) -> None:
+    assert {forge.commit_state(s) for s in (Status.QUEUED, Status.WAITING, Status.PENDING)} == {
+        "pending"
+    }
+    assert forge.commit_state(Status.RUNNING) != forge.commit_state(Status.PENDING)

@@ -136,7 +136,9 @@ def test_forge_accounts_are_linked_by_their_public_email(forges: Forges) -> None
     Grant.objects.create(user=erin, projects="*", actions=["view", "trigger"])
     forges.project("acme/api")
     forges.project("acme/app", {".baton.yml": "downstream: [{project: acme/api}]\n"})
-    # The sandbox shows <username>@example.com publicly; erin's forge name is "erin".
+    # Like GitLab, the sandbox shows no e-mail unless the user made one public; erin's forge
+    # name is "erin" and she did.
+    forges.sandbox.set_user("erin", public_email="erin@example.com")
     forges.sandbox.open_merge_request(
         "acme/app", "f", target_branch="main", author="erin", files={"a": "1"}
     )

@@ -145,6 +145,32 @@ def test_merge_request_triggers_tracks_and_mirrors(forges: Forges) -> None:
     assert edits, "the summary note is edited in place"
     assert len(forges.sandbox.requests(method="POST", path="/merge_requests/1/notes")) == 1
 
+    # GitLab commit statuses are a state machine (the sandbox too): mirroring never posts a
+    # state the forge already shows, so it never gets a 400 "Cannot transition status".
+    posted = forges.sandbox.requests(method="POST", path="/statuses/")
+    assert posted and [r["status"] for r in posted] == [201] * len(posted), posted
+    assert not [r for r in forges.sandbox.requests() if r["status"] == 400]
+
+
+def test_mirroring_never_repeats_a_state_gitlab_refuses(forges: Forges) -> None:
+    """A run that waits (``depends_on``) and then is pending shows ``pending`` on GitLab both
+    times: the second is not posted, and nothing is left unmirrored."""
+    forges.project("acme/web", running=3.0)
+    forges.project("acme/api")
+    yml = (
+        "downstream:\n"
+        "  - {key: web, project: acme/web}\n"
+        "  - {key: api, project: acme/api, depends_on: [web]}\n"
+    )
+    mr = open_mr(forges, yml)
+    eventually(chain_done, 60, "the chain to finish")
+    final = {"baton/web": "success", "baton/api": "success", "baton": "success"}
+    eventually(lambda: forges.statuses("acme/app", mr["sha"]) == final, 30, "the last statuses")
+    posted = forges.sandbox.requests(method="POST", path="/statuses/")
+    assert [r["status"] for r in posted] == [201] * len(posted), posted
+    states = [(r["body"]["name"], r["body"]["state"]) for r in posted]
+    assert len(states) == len(set(states)), states  # no state posted twice for one name
+
 
 def test_same_delivery_ten_times_gives_one_chain(forges: Forges) -> None:
     forges.project("acme/api")

@@ -10,6 +10,8 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from sandbox.server import SandboxServer
 
+DEFAULT_STATE = "var/sandbox-state.pickle"
+
 
 class Command(BaseCommand):
     help = ("Run the sandbox forge (GitLab REST v4 at /api/v4, GitHub REST v3 at /api/v3, "
@@ -20,9 +22,13 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--time-scale", type=float, default=1.0,
                             help="divide every simulated pipeline duration by this factor")
+        parser.add_argument("--state", default=DEFAULT_STATE, metavar="FILE",
+                            help="keep the forge's world in FILE across restarts (ids are never "
+                            f"reused; default {DEFAULT_STATE}); '' keeps it in memory only")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        server = SandboxServer(options["host"], options["port"], options["time_scale"])
+        server = SandboxServer(options["host"], options["port"], options["time_scale"],
+                               options["state"] or None)
 
         def stop(signum: int, frame: FrameType | None) -> None:
             raise KeyboardInterrupt
@@ -31,7 +37,8 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Sandbox forge on {server.url} (GitLab API {server.url}/api/v4, "
             f"GitHub API {server.url}/api/v3, "
-            f"control {server.url}/_sandbox, time scale {options['time_scale']}). Ctrl-C stops."
+            f"control {server.url}/_sandbox, time scale {options['time_scale']}, "
+            f"state {options['state'] or 'in memory'}). Ctrl-C stops."
         )
         try:
             server.serve_forever(poll_interval=0.2)
