@@ -46,7 +46,7 @@ def test_a_second_hook_with_the_same_event_starts_no_second_chain(client: Client
     assert second.detail == f"a repeat of chain {chain.pk} (same change, commit and action)"
     # The repeat cost no forge read: the first made one read of the change, one of the file and
     # one of the target project Baton had not seen before.
-    assert [c.request.url.split("/api/v4/", 1)[1].split("?")[0] for c in responses.calls] == [
+    assert [str(c.request.url).split("/api/v4/", 1)[1].split("?")[0] for c in responses.calls] == [
         "projects/acme%2Fapp/merge_requests/7",
         "projects/acme%2Fapp/repository/files/.baton.yml/raw",
         "projects/acme%2Fprod",
