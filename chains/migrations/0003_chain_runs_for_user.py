@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('chains', '0002_h2_run_nonce'),
+        ('chains', '0002_run_nonce'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -25,7 +25,7 @@ def seal_rule_secrets(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('chains', '0004_h3_chain_runs_for_user'),
+        ('chains', '0003_chain_runs_for_user'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
