@@ -116,6 +116,8 @@ def base_env(db_url: str, redis_url: str, **extra: str) -> dict[str, str]:
         "CELERY_BROKER_URL": redis_url,
         "SECRET_KEY": BENCH_SECRET_KEY,
         "DEBUG": "false",
+        # Plain http on loopback: no TLS proxy in front, so no https redirect or Secure cookies.
+        "BATON_HTTPS": "false",
         "LOG_LEVEL": "WARNING",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         **extra,

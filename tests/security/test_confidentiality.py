@@ -19,9 +19,11 @@ from bots.engine.tracking import release
 from bots.events import ChangeAction, ChangeEvent, CommentEvent
 from bots.forges import registry
 from bots.forges.base import ForgeError, RemoteChange, RemoteProject
+from bots.forges.gitlab import COMMIT_STATE as GITLAB_COMMIT_STATE
 from chains.models import Chain, Forge, Grant, Identity, Repository
 from chains.planner import Change
 from chains.redaction import PRIVATE, hides, scrub
+from chains.status import Status
 
 SECRETS = ("secret/vault", "vault-deploy", "Vault rollout")
 CONFIG = """\
@@ -35,6 +37,10 @@ downstream:
 @dataclass
 class FakeForge:
     """What Baton asks a GitLab of: the file, the change, projects; statuses and comments."""
+
+    def commit_state(self, status: Status) -> str:
+        """GitLab's own state for a status (queued, waiting and pending all show as pending)."""
+        return GITLAB_COMMIT_STATE[status]
 
     config: str
     projects: dict[str, bool] = field(default_factory=dict)  # path -> public

@@ -13,11 +13,13 @@ from bots import services
 from bots.commands import handlers
 from bots.events import CommentEvent
 from bots.forges.base import RemoteProject
+from bots.forges.gitlab import COMMIT_STATE as GITLAB_COMMIT_STATE
 from bots.markdown import ZWJ, code, link, text, truncate
 from bots.summary import render, render_plan
 from chains.planner import Plan, PlannedRun
 from chains.policy import Verdict
 from chains.safe_url import safe_url
+from chains.status import Status
 from tests.dashboard import factories
 
 HOSTILE = "@all @here <img src=x onerror=alert(1)> [click](javascript:alert(1)) *b* _i_ `c` |"
@@ -232,6 +234,10 @@ def test_the_api_gives_no_javascript_urls(viewer: Client) -> None:
 
 class FakeForge:
     """Records what mirroring writes on the forge."""
+
+    def commit_state(self, status: Status) -> str:
+        """GitLab's own state for a status (queued, waiting and pending all show as pending)."""
+        return GITLAB_COMMIT_STATE[status]
 
     def __init__(self) -> None:
         self.statuses: list[dict[str, Any]] = []
