@@ -28,8 +28,9 @@ run: setup
 
 lint: setup
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check chains bots dashboard config
+	$(BIN)/ruff format --check chains bots dashboard console config demo
 	DEBUG=true $(BIN)/mypy .
+	$(BIN)/lint-imports
 	DEBUG=true $(BIN)/python manage.py makemigrations --check --dry-run
 
 test: setup $(NODE_STAMP) lint

@@ -46,8 +46,13 @@ INSTALLED_APPS = [
     "chains",
     "bots",
     "dashboard",
+    "console",
     "sandbox",
 ]
+# `manage.py demo` (what `make run` starts): the one place where Baton's apps and the sandbox forge
+# meet, so it is installed for local work only, never in production.
+if DEBUG:
+    INSTALLED_APPS.append("demo")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

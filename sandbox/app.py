@@ -17,17 +17,17 @@ from typing import Any, Protocol, cast
 
 from sandbox.control import ControlAPI
 from sandbox.faults import Fault, Faults, rate_limit_headers
-from sandbox.github_api import GitHubAPI
-from sandbox.github_control import GitHubControl
-from sandbox.github_hooks import GitHubHooks
-from sandbox.github_ratelimit import RateLimits
-from sandbox.github_runs import WorkflowRunner
-from sandbox.github_state import GitHubState
-from sandbox.gitlab_api import GitLabAPI
-from sandbox.gitlab_hooks import GitLabHooks
+from sandbox.github.api import GitHubAPI
+from sandbox.github.control import GitHubControl
+from sandbox.github.hooks import GitHubHooks
+from sandbox.github.ratelimit import RateLimits
+from sandbox.github.runs import WorkflowRunner
+from sandbox.github.state import GitHubState
+from sandbox.gitlab.api import GitLabAPI
+from sandbox.gitlab.hooks import GitLabHooks
+from sandbox.gitlab.pipelines import PipelineRunner
 from sandbox.journal import Journal
 from sandbox.persistence import StateFile
-from sandbox.pipelines import PipelineRunner
 from sandbox.scheduler import Scheduler
 from sandbox.state import SandboxState
 from sandbox.web import ApiError, Request, Response, Router

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from sandbox import gitlab_entities as ent
+from sandbox.gitlab import entities as ent
 from sandbox.model import MergeRequest, Project
 from sandbox.state import Invalid, NotFound, label_names
 from sandbox.web import ApiError, Request, Response, Router, as_int

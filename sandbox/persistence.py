@@ -33,6 +33,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FORMAT = 1
+# Modules that moved since a state file may have been written (sandbox/github_*.py became the
+# sandbox/github/ package), so a file from before the move still loads.
+MOVED = {
+    "sandbox.github_model": "sandbox.github.model",
+    "sandbox.github_workflows": "sandbox.github.workflows",
+}
+
+
+class _Unpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        return super().find_class(MOVED.get(module, module), name)
 
 
 class StateFile:
@@ -52,7 +63,7 @@ class StateFile:
         if not self.path.exists():
             return False
         with self.path.open("rb") as f:
-            data = pickle.load(f)  # noqa: S301  (the sandbox's own file)
+            data = _Unpickler(f).load()
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ValueError(f"{self.path} is not a sandbox state file (format {FORMAT})")
         app = self.app

@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+MANAGE = Path(__file__).resolve().parent.parent / "manage.py"
 
 
 @pytest.mark.parametrize(
@@ -33,3 +36,20 @@ def test_bad_values_fail_loudly(env: dict[str, str], named: str) -> None:
     )
     assert result.returncode != 0
     assert named in result.stderr
+
+
+@pytest.mark.parametrize(("debug", "has_demo"), [("true", True), ("false", False)])
+def test_the_demo_command_is_only_there_for_local_work(debug: str, has_demo: bool) -> None:
+    # `manage.py demo` imports the sandbox forge: a production start must not load it.
+    full = {**os.environ, "DEBUG": debug, "SECRET_KEY": "test-only-secret"}
+    result = subprocess.run(
+        [sys.executable, str(MANAGE), "help", "--commands"],
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    commands = result.stdout.split()
+    assert ("demo" in commands) is has_demo
+    assert "sandbox" in commands  # the stand-in forge itself stays runnable (e2e, benchmarks)

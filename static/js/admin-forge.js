@@ -1,5 +1,5 @@
 // The forge's admin page: confirm "Generate a new secret", copy the webhook URL, fetch and copy
-// the secret (templates/admin/chains/forge/change_form.html). A static file: the
+// the secret (templates/console/forge/change_form.html). A static file: the
 // Content-Security-Policy allows no inline script.
 (() => {
   const say = (button, words) => {

@@ -13,7 +13,7 @@ from typing import Any
 from github import Github
 
 from sandbox.client import SandboxClient, wait_until
-from sandbox.github_hooks import signature_256
+from sandbox.github.hooks import signature_256
 
 FIXTURES = Path("/work/shared/fixtures/webhooks")
 SECRET = "It's a Secret to Everybody"

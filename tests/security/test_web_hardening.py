@@ -333,7 +333,7 @@ LEAK = "could not connect to server db.internal.example:5432 as user baton_prod"
 def test_readyz_names_the_database_down_without_exception_text(
     client: Client, db: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bots import health
+    from config import health
 
     class BrokenDatabase:
         def cursor(self) -> Any:
@@ -352,7 +352,7 @@ def test_readyz_names_the_database_down_without_exception_text(
 def test_readyz_names_the_broker_down_without_exception_text(
     client: Client, db: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bots import health
+    from config import health
 
     def broken() -> Any:
         raise ConnectionRefusedError(f"redis://:hunter2@{LEAK}")

@@ -13,8 +13,8 @@ from django.contrib.auth.models import Group, User
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
 
-from chains.admin.trail import CHANGED, AuditedAdmin, log, target_of
 from chains.models import Grant, Identity, Team
+from console.trail import CHANGED, AuditedAdmin, log, target_of
 
 ACTIONS_HELP = (
     "view: see its chains; trigger: start a chain by hand; retry and cancel: runs and chains; "

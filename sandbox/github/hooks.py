@@ -15,8 +15,8 @@ from collections import OrderedDict
 from typing import Any
 from urllib.parse import urlencode
 
-from sandbox import github_entities as ent
-from sandbox.github_model import (
+from sandbox.github import entities as ent
+from sandbox.github.model import (
     Deployment,
     DeploymentStatus,
     GitHubHook,
@@ -25,8 +25,8 @@ from sandbox.github_model import (
     PullRequest,
     WorkflowRun,
 )
-from sandbox.github_state import GitHubState
-from sandbox.github_workflows import WorkflowFile
+from sandbox.github.state import GitHubState
+from sandbox.github.workflows import WorkflowFile
 from sandbox.state import Event
 from sandbox.webhooks import Delivery, WebhookSender
 

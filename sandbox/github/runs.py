@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from sandbox import github_entities as ent
-from sandbox.github_model import CONCLUSIONS, Deployment, GitHubRepo, WorkflowRun
-from sandbox.github_state import GitHubState
-from sandbox.github_workflows import WorkflowFile, render
+from sandbox.github import entities as ent
+from sandbox.github.model import CONCLUSIONS, Deployment, GitHubRepo, WorkflowRun
+from sandbox.github.state import GitHubState
+from sandbox.github.workflows import WorkflowFile, render
 from sandbox.model import Script, User
 from sandbox.model import next_token as new_token
 from sandbox.model import now as clock

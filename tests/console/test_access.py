@@ -8,7 +8,7 @@ from django.test import Client
 from django.urls import reverse
 
 from chains.models import Grant, Identity, Repository, Team
-from tests.admin.conftest import World, admin_events
+from tests.console.conftest import World, admin_events
 
 
 def _team_form(world: World, members: list[int], **grants: str) -> dict[str, object]:

@@ -19,8 +19,10 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST
 
-from chains.admin.trail import CHANGED, AuditedAdmin, log, log_saved, snapshot, target_of
+from bots.forges.base import ForgeError
+from bots.forges.registry import forge_for
 from chains.models import Forge
+from console.trail import CHANGED, AuditedAdmin, log, log_saved, snapshot, target_of
 
 # What to tick in the forge's webhook settings, and why Baton needs it.
 EVENTS: dict[str, list[tuple[str, str]]] = {
@@ -188,9 +190,6 @@ def _hint(forge: Forge, status: int | None) -> str:
 
 def check_connection(request: HttpRequest, forge: Forge) -> bool:
     """Ask the forge who the token is; say so, and keep the name as Baton's bot username."""
-    from bots.forges.base import ForgeError
-    from bots.forges.registry import forge_for
-
     try:
         name = forge_for(forge).whoami()
     except ForgeError as exc:
@@ -236,7 +235,7 @@ class ForgeAdmin(AuditedAdmin):
     list_filter = ["kind"]
     search_fields = ["name", "slug", "api_url", "bot_username"]
     actions = ["test_connection_action"]
-    change_form_template = "admin/chains/forge/change_form.html"
+    change_form_template = "console/forge/change_form.html"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Forge]:
         return super().get_queryset(request).annotate(repository_total=Count("repositories"))

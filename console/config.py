@@ -7,10 +7,12 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from chains.admin.trail import AuditedAdmin, log_saved, snapshot
+from bots.forges.base import ForgeError
+from bots.forges.registry import forge_for
 from chains.config import ConfigError
 from chains.models import Repository, Rule
 from chains.rule_secrets import seal
+from console.trail import AuditedAdmin, log_saved, snapshot
 
 
 @admin.register(Repository)
@@ -37,9 +39,6 @@ class RepositoryAdmin(AuditedAdmin):
 
     @admin.action(description="Check on the forge (fill in id, default branch, URL)")
     def check_on_forge(self, request: HttpRequest, queryset: QuerySet[Repository]) -> None:
-        from bots.forges.base import ForgeError
-        from bots.forges.registry import forge_for
-
         for repository in queryset.select_related("forge"):
             try:
                 remote = forge_for(repository.forge).get_project(repository.path)

@@ -16,7 +16,7 @@ from django.shortcuts import redirect
 from django.utils import timezone
 from knox.models import AuthToken
 
-from chains.admin.trail import log
+from console.trail import log
 
 if admin.site.is_registered(AuthToken):  # knox's own page lists digests and token keys
     admin.site.unregister(AuthToken)

@@ -9,7 +9,7 @@ from django.test import Client
 from django.urls import reverse
 
 from chains.models import AuditEvent, Forge
-from tests.admin.conftest import GITLAB_SECRET, GITLAB_TOKEN, SECRETS, World, admin_events
+from tests.console.conftest import GITLAB_SECRET, GITLAB_TOKEN, SECRETS, World, admin_events
 
 
 def _messages(response: object) -> list[str]:

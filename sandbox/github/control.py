@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sandbox import github_entities as ent
 from sandbox.control import ControlAPI
-from sandbox.github_model import GitHubRepo, PullRequest
+from sandbox.github import entities as ent
+from sandbox.github.model import GitHubRepo, PullRequest
 from sandbox.state import NotFound, label_names
 from sandbox.web import ApiError, Request, Response
 

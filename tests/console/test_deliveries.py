@@ -9,7 +9,7 @@ from django.test import Client
 from django.urls import reverse
 
 from chains.models import Delivery
-from tests.admin.conftest import World, admin_events
+from tests.console.conftest import World, admin_events
 
 
 def test_process_again_enqueues_after_commit_and_audits(

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 from sandbox.diffs import FileChange, commits_since
-from sandbox.github_model import (
+from sandbox.github.model import (
     ROLES,
     CheckRun,
     Deployment,
@@ -25,8 +25,8 @@ from sandbox.github_model import (
     WorkflowRun,
     gh_time,
 )
-from sandbox.github_state import GitHubState
-from sandbox.github_workflows import WorkflowFile
+from sandbox.github.state import GitHubState
+from sandbox.github.workflows import WorkflowFile
 from sandbox.model import Commit, User
 
 API_PREFIX = "/api/v3"

@@ -15,11 +15,11 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
-from sandbox import github_entities as ent
 from sandbox.faults import Fault
-from sandbox.github_actions_api import ActionsRoutes
-from sandbox.github_deployments_api import DeploymentRoutes
-from sandbox.github_http import (
+from sandbox.github import entities as ent
+from sandbox.github.actions_api import ActionsRoutes
+from sandbox.github.deployments_api import DeploymentRoutes
+from sandbox.github.http import (
     error,
     etag_of,
     matches_etag,
@@ -28,10 +28,10 @@ from sandbox.github_http import (
     token_of,
     validation_failed,
 )
-from sandbox.github_model import GitHubRepo, gh_time
-from sandbox.github_ratelimit import RateLimits, fault_response, primary_exceeded
-from sandbox.github_runs import WorkflowRunner
-from sandbox.github_state import GitHubState
+from sandbox.github.model import GitHubRepo, gh_time
+from sandbox.github.ratelimit import RateLimits, fault_response, primary_exceeded
+from sandbox.github.runs import WorkflowRunner
+from sandbox.github.state import GitHubState
 from sandbox.model import User, now
 from sandbox.state import Invalid, NotFound
 from sandbox.web import JSON_TYPE, ApiError, Request, Response, Router

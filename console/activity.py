@@ -30,9 +30,10 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST
 
-from chains.admin.trail import log
+from bots import tasks
 from chains.masking import hide_variables
 from chains.models import AuditEvent, Chain, Delivery, Repository, Run
+from console.trail import log
 
 
 def pretty_json(value: Any) -> SafeString:
@@ -90,8 +91,6 @@ class ChainAdmin(ReadOnlyAdmin):
 
 
 def _enqueue(delivery_id: int) -> None:
-    from bots import tasks
-
     tasks.process_delivery.delay(delivery_id)
 
 
@@ -155,7 +154,7 @@ class DeliveryAdmin(ReadOnlyAdmin):
     actions = ["process_again_action"]
     fields = DELIVERY_FIELDS
     readonly_fields = DELIVERY_FIELDS
-    change_form_template = "admin/chains/delivery/change_form.html"
+    change_form_template = "console/delivery/change_form.html"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Delivery]:
         return super().get_queryset(request).select_related("forge")
@@ -329,7 +328,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
     actions = ["export_csv"]
     fields = AUDIT_FIELDS
     readonly_fields = AUDIT_FIELDS
-    change_list_template = "admin/chains/auditevent/change_list.html"
+    change_list_template = "console/auditevent/change_list.html"
 
     @admin.display(description="changed")
     def changed_fields(self, obj: AuditEvent) -> str:

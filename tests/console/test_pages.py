@@ -9,7 +9,7 @@ from django.db.models import Model
 from django.test import Client, RequestFactory
 from django.urls import reverse
 
-from tests.admin.conftest import SECRETS, World
+from tests.console.conftest import SECRETS, World
 
 MODELS = [model for model in admin.site._registry]
 

@@ -7,14 +7,14 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from sandbox import github_entities as ent
-from sandbox.github_http import error, paginate, validation_failed
-from sandbox.github_model import Deployment, GitHubRepo
+from sandbox.github import entities as ent
+from sandbox.github.http import error, paginate, validation_failed
+from sandbox.github.model import Deployment, GitHubRepo
 from sandbox.state import Invalid, NotFound
 from sandbox.web import ApiError, Request, Response
 
 if TYPE_CHECKING:
-    from sandbox.github_api import GitHubAPI
+    from sandbox.github.api import GitHubAPI
 
 
 def _invalid(prop: str, what: str) -> ApiError:

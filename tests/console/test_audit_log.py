@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from chains import audit
 from chains.models import AuditEvent, Grant, Rule
-from tests.admin.conftest import RULE, World, admin_events
+from tests.console.conftest import RULE, World, admin_events
 
 
 def _csv(response: Any) -> list[list[str]]:

@@ -6,7 +6,7 @@ Every configuration and permission change made here is written to the audit log
 
 from django.contrib import admin
 
-from chains.admin import access, activity, config, forges, tokens
+from console import access, activity, config, forges, tokens
 
 admin.site.site_header = "Baton administration"
 admin.site.site_title = "Baton admin"

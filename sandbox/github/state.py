@@ -12,7 +12,7 @@ import secrets
 from typing import Any
 
 from sandbox.diffs import FileChange
-from sandbox.github_model import (
+from sandbox.github.model import (
     ROLES,
     AppToken,
     CheckRun,
@@ -25,7 +25,7 @@ from sandbox.github_model import (
     PullRequest,
     WorkflowRun,
 )
-from sandbox.github_workflows import WorkflowFile, is_workflow_path, parse
+from sandbox.github.workflows import WorkflowFile, is_workflow_path, parse
 from sandbox.model import Commit, Project, User, now
 from sandbox.state import Invalid, NotFound, SandboxState, label_names
 

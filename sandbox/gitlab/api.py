@@ -7,9 +7,9 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
 
-from sandbox import gitlab_entities as ent
+from sandbox.gitlab import entities as ent
+from sandbox.gitlab.pipelines import PipelineRunner
 from sandbox.model import FINISHED, Commit, MergeRequest, Pipeline, Project, now
-from sandbox.pipelines import PipelineRunner
 from sandbox.state import Invalid, NotFound, SandboxState
 from sandbox.web import ApiError, Request, Response, Router, paginate
 

@@ -7,15 +7,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sandbox import github_entities as ent
-from sandbox.github_http import error, not_found, paginate
-from sandbox.github_model import GitHubRepo, WorkflowRun
-from sandbox.github_workflows import check_inputs, parse
+from sandbox.github import entities as ent
+from sandbox.github.http import error, not_found, paginate
+from sandbox.github.model import GitHubRepo, WorkflowRun
+from sandbox.github.workflows import check_inputs, parse
 from sandbox.state import NotFound
 from sandbox.web import Request, Response
 
 if TYPE_CHECKING:
-    from sandbox.github_api import GitHubAPI
+    from sandbox.github.api import GitHubAPI
 
 MAX_CLIENT_PAYLOAD_KEYS = 10
 
