@@ -201,10 +201,12 @@ class GitHubApps:
             raise error(401, UNDECODABLE_JWT) from None
         if header.get("alg") != "RS256":
             raise error(401, UNDECODABLE_JWT)
-        try:
-            app = self.apps[int(str(claims.get("iss")))]
-        except (KeyError, TypeError, ValueError):
-            raise error(401, f"Integration not found: {str(claims.get('iss'))[:40]}") from None
+        issuer = str(claims.get("iss"))
+        if not issuer.isdigit():  # GitHub also takes an App's client id; the sandbox does not
+            raise error(401, "'Issuer' claim ('iss') must be an Integer")
+        app = self.apps.get(int(issuer))
+        if app is None:
+            raise error(401, f"Integration not found: {issuer[:40]}")
         try:
             jwt.decode(
                 credential,
@@ -239,6 +241,7 @@ class GitHubApps:
         credential = token_of(request)
         if looks_like_jwt(credential):
             if not _app_path(path):
+                # The words are the sandbox's own: GitHub refuses it, its wording is not pinned.
                 raise error(401, "A JSON web token could not be used to access this resource")
             self.app_of_jwt(credential)
             return None

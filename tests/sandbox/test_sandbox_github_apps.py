@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -107,6 +108,7 @@ def test_jwt_claims_are_checked(forge: SandboxServer, two_orgs: dict[str, Any]) 
     assert status(exp=int(time.time()) - 120)[0] == 401  # expired
     assert "too far in the future" in status(exp=int(time.time()) + 3600)[1]
     assert status(iss="999")[0] == 401  # no such App
+    assert status(iss="Iv1.abc") == (401, "'Issuer' claim ('iss') must be an Integer")
     # A personal token does not open the App's endpoints.
     r = requests.get(url, headers={"Authorization": "token ghp_x"}, timeout=5)
     assert r.status_code == 401
@@ -160,3 +162,25 @@ def test_installation_tokens_expire_after_an_hour_of_sandbox_time(
         requests.get(url, headers={"Authorization": f"token {fresh.token}"}, timeout=5).status_code
         == 200
     )
+
+
+def test_apps_installations_and_tokens_survive_a_restart(tmp_path: Path) -> None:
+    path = str(tmp_path / "var" / "sandbox-state.pickle")
+    first = serve_in_thread(state_file=path)
+    try:
+        control = SandboxClient(first.url)
+        control.create_github_repo("acme/api", files={"README.md": "hi\n"})
+        app = control.register_github_app("baton")
+        inst = control.install_github_app(app["id"], "acme")
+        token = integration(first, app["id"], app["private_key"]).get_access_token(inst["id"])
+    finally:
+        first.shutdown()
+    second = serve_in_thread(state_file=path)
+    try:
+        url = f"{second.url}/api/v3/repos/acme/api"
+        r = requests.get(url, headers={"Authorization": f"token {token.token}"}, timeout=5)
+        assert r.status_code == 200  # the token still works, an hour is not over
+        gi = integration(second, app["id"], app["private_key"])
+        assert [i.id for i in gi.get_installations()] == [inst["id"]]
+    finally:
+        second.shutdown()
