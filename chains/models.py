@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from encrypted_fields.fields import EncryptedCharField, EncryptedJSONField
+from encrypted_fields.fields import EncryptedCharField, EncryptedJSONField, EncryptedTextField
 
 from chains.status import ACTIVE, Status
 
@@ -59,13 +59,27 @@ class Forge(models.Model):
     slug = models.SlugField(unique=True, help_text="Used in the webhook URL (/hooks/the-slug/)")
     name = models.CharField(max_length=100)
     api_url = models.URLField(help_text="Root URL of the forge, e.g. https://gitlab.example.com")
-    token = EncryptedCharField(max_length=500, help_text="API token; stored encrypted, never shown")
+    token = EncryptedCharField(
+        max_length=500,
+        blank=True,
+        null=True,  # a GitHub App forge has none: it mints installation tokens
+        help_text="API token; stored encrypted, never shown",
+    )
     webhook_secret = EncryptedCharField(
         max_length=500, help_text="Secret the forge sends with webhooks; stored encrypted"
     )
     app_installation = models.BooleanField(
         default=False,
         help_text="GitHub: the token is a GitHub App installation token (mirror with check runs)",
+    )
+    app_id = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text="GitHub App: the App's id. With the private key, Baton mints installation "
+        "tokens itself (no token needed)",
+    )
+    app_private_key = EncryptedTextField(
+        blank=True, null=True, help_text="GitHub App: the App's private key (PEM); encrypted"
     )
     forge_permissions = models.BooleanField(
         default=False,
@@ -87,6 +101,35 @@ class Forge(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.get_kind_display()})"
+
+    @property
+    def is_github_app(self) -> bool:
+        """A GitHub App forge: Baton mints installation tokens with the App's private key."""
+        return self.kind == self.Kind.GITHUB and bool(self.app_id and self.app_private_key)
+
+
+class AppInstallation(models.Model):
+    """One installation (an organisation or account) of a forge's GitHub App, with the last
+    installation token minted for it: one per installation, shared by every Baton process and
+    renewed before it expires."""
+
+    forge = models.ForeignKey(Forge, on_delete=models.CASCADE, related_name="app_installations")
+    app_id = models.PositiveBigIntegerField()
+    installation_id = models.PositiveBigIntegerField()
+    account = models.CharField(max_length=255, blank=True)
+    token = EncryptedTextField(blank=True, null=True)  # encrypted fields keep "" as NULL
+    minted_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["forge", "app_id", "installation_id"], name="app_installation_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.forge.slug}: installation {self.installation_id} ({self.account or '?'})"
 
 
 class Repository(models.Model):

@@ -245,6 +245,9 @@ BATON_POLL_AFTER_HOOKED = env_float("BATON_POLL_AFTER_HOOKED", 900.0, minimum=1.
 BATON_MARKER_CLOCK_SKEW = env_float("BATON_MARKER_CLOCK_SKEW", 60.0, minimum=0.0)
 BATON_FORGE_TIMEOUT = env_float("BATON_FORGE_TIMEOUT", 10.0, minimum=0.1)
 BATON_MAX_FORGE_RETRIES = env_int("BATON_MAX_FORGE_RETRIES", 12, minimum=0)
+# GitHub App forges: renew an installation token this many seconds before it expires (at the
+# latest in the last twelfth of its lifetime).
+BATON_GITHUB_APP_RENEW_BEFORE = env_float("BATON_GITHUB_APP_RENEW_BEFORE", 300.0, minimum=0.0)
 BATON_CONFIG_PATH = env_str("BATON_CONFIG_PATH", ".baton.yml")
 # Nested chains: how deep and how big one chain may grow.
 BATON_MAX_DEPTH = env_int("BATON_MAX_DEPTH", 5, minimum=1)

@@ -74,6 +74,17 @@ APP_INSTALLATION_HELP = (
     "on pull requests with check runs (the App needs Checks: write) instead of commit statuses. "
     "Leave it off for a personal or bot-account token, and on GitLab."
 )
+APP_ID_HELP = (
+    "GitHub App forges only: the App's id (its settings page, “App ID”). With the private key, "
+    "Baton finds the installation of each repository and mints its own installation tokens, "
+    "renewed before they expire; one forge serves every organisation the App is installed on. "
+    "Leave empty for a token forge."
+)
+APP_KEY_HELP = (
+    "GitHub App forges only: the App's private key (the .pem file GitHub made, pasted whole). "
+    "Stored encrypted; never shown again. Leave empty to keep the stored one."
+)
+MAX_PRIVATE_KEY = 16 * 1024
 BOT_USERNAME_HELP = (
     "Baton's own account on this forge; its comments are never read as commands. "
     "“Test connection” fills it in. For a GitHub App, type &lt;app-slug&gt;[bot]."
@@ -104,6 +115,13 @@ class ForgeForm(forms.ModelForm):
         required=False,
         help_text=SHARED_KEY_HELP,
     )
+    app_private_key = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4, "autocomplete": "off", "spellcheck": "false"}),
+        required=False,
+        max_length=MAX_PRIVATE_KEY,
+        label="GitHub App private key",
+        help_text=APP_KEY_HELP,
+    )
 
     class Meta:
         model = Forge
@@ -114,6 +132,8 @@ class ForgeForm(forms.ModelForm):
             "api_url",
             "token",
             "webhook_secret",
+            "app_id",
+            "app_private_key",
             "forge_permissions",
             "app_installation",
             "bot_username",
@@ -122,6 +142,7 @@ class ForgeForm(forms.ModelForm):
             "api_url": "API URL",
             "forge_permissions": "Fall back on the forge's permissions",
             "app_installation": "GitHub App installation token",
+            "app_id": "GitHub App id",
         }
         help_texts = {
             "name": "What people call it, e.g. “GitLab (company)”.",
@@ -130,11 +151,13 @@ class ForgeForm(forms.ModelForm):
             "api_url": API_URL_HELP,
             "forge_permissions": FORGE_PERMISSIONS_HELP,
             "app_installation": APP_INSTALLATION_HELP,
+            "app_id": APP_ID_HELP,
             "bot_username": BOT_USERNAME_HELP,
         }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.initial["app_private_key"] = ""  # write-only, like the token
         if self.instance.pk:
             self.fields["token"].help_text = (
                 "A token is stored: leave empty to keep it, or paste a new one. " + CREDENTIAL_HELP
@@ -147,6 +170,22 @@ class ForgeForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         moved = self.instance.pk and any(name in self.changed_data for name in ("api_url", "kind"))
+        if data.get("app_id") or data.get("app_private_key"):
+            self._clean_app(data, bool(moved))
+        else:  # a token forge: an App key stored before stays as it was (unused)
+            data["app_private_key"] = self.instance.app_private_key if self.instance.pk else None
+            self._clean_token(data, bool(moved))
+        if not data.get("webhook_secret"):
+            if self.instance.pk:
+                data["webhook_secret"] = self.instance.webhook_secret
+            else:
+                data["webhook_secret"] = new_secret()
+                self.generated_secret = True
+        if data.get("app_installation") and data.get("kind") != Forge.Kind.GITHUB:
+            self.add_error("app_installation", "Only a GitHub forge uses an App installation.")
+        return data
+
+    def _clean_token(self, data: dict[str, Any], moved: bool) -> None:
         if moved and not data.get("token"):
             # The stored token is only ever sent where it was typed for: a new address (or a
             # new kind of forge) needs it typed again.
@@ -160,18 +199,44 @@ class ForgeForm(forms.ModelForm):
                 data["token"] = self.instance.token
             else:
                 self.add_error("token", "A new forge needs its token.")
-        if not data.get("webhook_secret"):
-            if self.instance.pk:
-                data["webhook_secret"] = self.instance.webhook_secret
-            else:
-                data["webhook_secret"] = new_secret()
-                self.generated_secret = True
-        if data.get("app_installation") and data.get("kind") != Forge.Kind.GITHUB:
-            self.add_error("app_installation", "Only a GitHub forge uses an App installation.")
-        return data
+
+    def _clean_app(self, data: dict[str, Any], moved: bool) -> None:
+        """A GitHub App forge: an App id and its private key instead of a token."""
+        if data.get("kind") != Forge.Kind.GITHUB:
+            self.add_error("app_id", "Only a GitHub forge can be a GitHub App.")
+            return
+        if not data.get("app_id"):
+            self.add_error("app_id", "Give the App's id with its private key.")
+        key = (data.get("app_private_key") or "").replace("\r\n", "\n").strip()
+        key = key + "\n" if key else ""
+        if key and not ("-----BEGIN" in key and "PRIVATE KEY-----" in key):
+            self.add_error(
+                "app_private_key",
+                "This is not a private key: paste the whole .pem file, from -----BEGIN to "
+                "-----END … PRIVATE KEY-----.",
+            )
+        elif not key and moved:
+            self.add_error(
+                "app_private_key",
+                "You changed the API URL or the kind: paste the private key again. Baton signs "
+                "with the stored key only for the address it was entered for.",
+            )
+        elif not key and self.instance.pk and self.instance.app_private_key:
+            key = self.instance.app_private_key
+        elif not key:
+            self.add_error("app_private_key", "A GitHub App forge needs the App's private key.")
+        data["app_private_key"] = key
+        data["app_installation"] = True  # an App reports with check runs
+        if not data.get("token"):
+            data["token"] = self.instance.token if self.instance.pk and not moved else None
 
 
 def _hint(forge: Forge, status: int | None) -> str:
+    if status == 401 and forge.is_github_app:
+        return (
+            " GitHub refused the App's signed token: check the App id and paste the App's "
+            "current private key."
+        )
     if status == 401:
         return " The token is wrong, expired or revoked: paste a valid one into Token and save."
     if status == 403 and forge.app_installation:
@@ -191,7 +256,9 @@ def _hint(forge: Forge, status: int | None) -> str:
 def check_connection(request: HttpRequest, forge: Forge) -> bool:
     """Ask the forge who the token is; say so, and keep the name as Baton's bot username."""
     try:
-        name = forge_for(forge).whoami()
+        client = forge_for(forge)
+        name = client.whoami()
+        installed = _installations(client) if forge.is_github_app else ""
     except ForgeError as exc:
         messages.error(
             request,
@@ -211,8 +278,24 @@ def check_connection(request: HttpRequest, forge: Forge) -> bool:
         forge.save(update_fields=["bot_username"])
         log_saved(request, forge, before, via="test connection")
         note = " Saved as Baton's bot username."
-    messages.success(request, f"{forge.name}: connected as {name}.{note}")
+    messages.success(request, f"{forge.name}: connected as {name}.{note}{installed}")
     return True
+
+
+def _installations(client: Any) -> str:
+    """A GitHub App's installations, in words (an App installed nowhere can do nothing)."""
+    found = client.installations()
+    if not found:
+        return (
+            " The App is not installed anywhere yet: install it on the organisations (or "
+            "repositories) Baton should work on."
+        )
+    listed = ", ".join(
+        f"{i.account or '?'} (#{i.id}, {i.repository_selection or 'some'} repositories)"
+        for i in found[:50]
+    )
+    more = f" and {len(found) - 50} more" if len(found) > 50 else ""
+    return f" Installations: {listed}{more}."
 
 
 def regenerate_secret(request: HttpRequest, forge: Forge) -> None:
@@ -270,11 +353,12 @@ class ForgeAdmin(AuditedAdmin):
             (
                 "Credentials",
                 {
-                    "fields": ["token", "webhook_secret"]
+                    "fields": ["token", "webhook_secret", "app_id", "app_private_key"]
                     if self._may_manage(request)
                     else ["credentials_note"],
-                    "description": "Both are write-only: what you type is stored encrypted and "
-                    "never shown in this form again.",
+                    "description": "Secrets are write-only: what you type is stored encrypted "
+                    "and never shown in this form again. A GitHub App forge takes the App id and "
+                    "private key instead of a token.",
                 },
             ),
             ("Permissions and identity", {"fields": ["forge_permissions", "app_installation"]}),

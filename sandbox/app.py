@@ -56,6 +56,7 @@ class Sandbox:
         self.sender = WebhookSender(self.webhooks, self.faults, time_scale=time_scale)
         self.gitlab_hooks = GitLabHooks(self.state, self.sender)
         self.github = GitHubState(self.state)
+        self.github.app_registry.time_scale = time_scale
         self.github_runner = WorkflowRunner(self.github, self.scheduler)
         self.github_limits = RateLimits()
         self.github_hooks = GitHubHooks(self.github, self.sender)

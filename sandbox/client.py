@@ -254,6 +254,21 @@ class SandboxClient:
         return self._call("POST", "/github/app_tokens", {
             "token": token, "installation_id": installation_id, "app_slug": app_slug})
 
+    def register_github_app(self, slug: str = "baton", *, app_id: int | None = None,
+                            public_key: str | None = None, **extra: Any) -> dict[str, Any]:
+        """A GitHub App; without ``public_key`` the answer carries a new ``private_key`` PEM."""
+        return self._call("POST", "/github/apps", {
+            "slug": slug, "id": app_id, "public_key": public_key, **extra})
+
+    def install_github_app(self, app_id: int, account: str, repositories: list[str] | None = None,
+                           *, installation_id: int | None = None) -> dict[str, Any]:
+        """Install App ``app_id`` on ``account`` (every repository of it, or ``repositories``)."""
+        return self._call("POST", f"/github/apps/{app_id}/installations", {
+            "account": account, "repositories": repositories, "id": installation_id})
+
+    def github_apps(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/github/apps")
+
     def redeliver(self, delivery: str) -> dict[str, Any]:
         return self._call("POST", f"/github/deliveries/{quote(delivery, safe='')}/redeliver")
 

@@ -3,9 +3,10 @@
 A real forge never hands out an id twice: after a restart pipeline #7 is still pipeline #7 and the
 next one is #8. ``StateFile`` keeps everything a forge would keep — id counters, users, GitLab
 projects (commits, merge requests, notes, hooks, statuses, scripts), pipelines, GitHub
-repositories, workflow runs, app tokens — in one file (``python manage.py sandbox --state FILE``,
-default ``var/sandbox-state.pickle``). It is loaded at start and written, from a background
-thread, at most every ``interval`` seconds after something changed, and once more on stop; the
+repositories, workflow runs, GitHub Apps, installations and tokens — in one file
+(``python manage.py sandbox --state FILE``, default ``var/sandbox-state.pickle``). It is loaded
+at start and written, from a background thread, at most every ``interval`` seconds after
+something changed, and once more on stop; the
 write goes to a temporary file first and replaces the old one, so a crash leaves the previous
 state. Pipelines and runs that were still moving go on from where they were, on the clock.
 Request and webhook logs, faults, queued webhooks and rate-limit buckets are not kept.
@@ -74,6 +75,8 @@ class StateFile:
                 data["users"], data["projects"], data["pipelines"])
             state.bot = next(u for u in state.users.values() if u.username == state.bot.username)
             github.repos, github.app_tokens = data["github_repos"], data["github_app_tokens"]
+            github.apps = data.get("github_apps", {})
+            github.installations = data.get("github_installations", {})
             github.return_run_details = data["github_return_run_details"]
             app.github_runner.runs = data["github_runs"]
             # What was moving goes on moving (its scheduled steps died with the old process).
@@ -100,6 +103,8 @@ class StateFile:
                 "pipelines": app.state.pipelines,
                 "github_repos": app.github.repos,
                 "github_app_tokens": app.github.app_tokens,
+                "github_apps": app.github.apps,
+                "github_installations": app.github.installations,
                 "github_return_run_details": app.github.return_run_details,
                 "github_runs": app.github_runner.runs,
             }

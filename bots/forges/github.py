@@ -13,13 +13,17 @@ import re
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import requests
 import yaml
-from github import Auth, Github
+from github import Auth, Github, GithubException, GithubIntegration
 
 from bots.forges.base import (
     Budget,
@@ -138,13 +142,79 @@ def _wait_from(status: int, headers: dict[str, str], message: str) -> float | No
     return None
 
 
+class InstallationTokens(Protocol):
+    """What a GitHub App forge shares between processes (``bots.forges.app_tokens``)."""
+
+    def current(self, installation_id: int) -> str | None: ...
+    def keep(self, installation_id: int, token: str, expires_at: datetime | None) -> None: ...
+    def drop(self, installation_id: int, token: str) -> None: ...
+    def installation_of(self, repository: str) -> int | None: ...
+    def remember(self, repository: str, installation_id: int) -> None: ...
+    def forget(self, repository: str) -> None: ...
+    def known(self) -> list[tuple[int, str]]: ...
+    def record(self, installations: list[tuple[int, str]]) -> None: ...
+
+
+@dataclass(frozen=True)
+class AppCredentials:
+    """A GitHub App: its id, its private key (PEM) and where its installation tokens are kept."""
+
+    app_id: int
+    private_key: str
+    tokens: InstallationTokens
+
+    def __repr__(self) -> str:
+        return f"AppCredentials(app_id={self.app_id}, private_key=<hidden>)"
+
+
+@dataclass(frozen=True)
+class Installation:
+    id: int
+    account: str
+    repository_selection: str
+
+
+class _InstallationTokenAuth(Auth.Auth):
+    """The installation token of the request being sent: one forge row serves several
+    installations, so the token is chosen per request (and masked in PyGithub's debug log)."""
+
+    def __init__(self) -> None:
+        self._current: ContextVar[str] = ContextVar("baton_github_installation_token", default="")
+
+    @property
+    def token_type(self) -> str:
+        return "token"
+
+    @property
+    def token(self) -> str:
+        return self._current.get()
+
+    @contextmanager
+    def using(self, token: str) -> Iterator[None]:
+        mark = self._current.set(token)
+        try:
+            yield
+        finally:
+            self._current.reset(mark)
+
+
 class GitHubForge:
     kind = "github"
 
-    def __init__(self, url: str, token: str, *, timeout: float, app_installation: bool = False):
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        timeout: float,
+        app_installation: bool = False,
+        app: AppCredentials | None = None,
+    ):
+        self._app = app
+        self._app_auth = _InstallationTokenAuth() if app else None
         self._gh = Github(
             base_url=url.rstrip("/"),
-            auth=Auth.Token(token),
+            auth=self._app_auth or Auth.Token(token),
             timeout=max(1, round(timeout)),
             retry=None,
             per_page=100,
@@ -154,8 +224,22 @@ class GitHubForge:
             pool_size=32,
         )
         self._requester = self._gh.requester
-        self._who = hashlib.sha256(f"{url}|{token}".encode()).hexdigest()[:16]
-        self.app_installation = app_installation
+        who = f"{url}|app:{app.app_id}" if app else f"{url}|{token}"
+        self._who = hashlib.sha256(who.encode()).hexdigest()[:16]
+        self.app_installation = app_installation or app is not None  # an App mirrors with checks
+        self._integration = (
+            GithubIntegration(
+                auth=Auth.AppAuth(app.app_id, app.private_key),
+                base_url=url.rstrip("/"),
+                timeout=max(1, round(timeout)),
+                retry=None,
+                seconds_between_requests=None,
+                seconds_between_writes=None,
+                lazy=True,
+            )
+            if app
+            else None
+        )
         self._return_run_details = True  # until the server says it does not know the parameter
         self._etags: OrderedDict[str, tuple[str, Any]] = OrderedDict()
         self._inputs: dict[tuple[str, str, str], tuple[float, list[str]]] = {}
@@ -186,6 +270,34 @@ class GitHubForge:
         """``project``: the repository the caller checked; the path must name exactly it."""
         assert_names_repository(path, "/repos", project, joined=False)
         deadline.check()  # no new request once a dry run's time is up
+        request = (action, verb, path, params, body, headers, creates, ok)
+        if self._app is None or self._app_auth is None:
+            return self._exchange(*request)
+        installation = self._installation_for(action, project)
+        token = self._installation_token(action, installation, project)
+        try:
+            with self._app_auth.using(token):
+                return self._exchange(*request)
+        except ForgeError as exc:
+            if exc.status_code != 401:
+                raise
+        # GitHub refused the token (expired early, revoked): drop it and mint once more.
+        self._app.tokens.drop(installation, token)
+        token = self._installation_token(action, installation, project)
+        with self._app_auth.using(token):
+            return self._exchange(*request)
+
+    def _exchange(
+        self,
+        action: str,
+        verb: str,
+        path: str,
+        params: dict[str, Any] | None,
+        body: Any,
+        headers: dict[str, str] | None,
+        creates: bool,
+        ok: tuple[int, ...],
+    ) -> tuple[int, dict[str, str], Any]:
         try:
             status, raw_headers, text = self._requester.requestJson(
                 verb, path, parameters=params, headers=headers, input=body
@@ -226,6 +338,95 @@ class GitHubForge:
         quoted_file_path(workflow)  # checked like any file path
         return quote(workflow, safe="")
 
+    # -- GitHub App: installations and their tokens ------------------------------------------
+
+    def _app_call(self, action: str, call: Any) -> Any:
+        """A call through PyGithub's ``GithubIntegration`` (the App's JWT), errors in words."""
+        try:
+            return call()
+        except GithubException as exc:
+            data = exc.data if isinstance(exc.data, dict) else {}
+            message = str(data.get("message") or "no message")[:200]
+            raise ForgeError(
+                f"{action}: GitHub said {exc.status}: {message}",
+                permanent=exc.status in (400, 401, 403, 404, 422),
+                status_code=exc.status,
+            ) from None
+        except (requests.RequestException, OSError) as exc:
+            raise ForgeError(f"{action}: no answer from GitHub ({type(exc).__name__})") from None
+
+    def _installation_for(self, action: str, project: str | None) -> int:
+        """The installation that covers ``project`` (asked once, then remembered), or for a
+        request about no repository, the first installation of the App."""
+        assert self._app is not None and self._integration is not None
+        integration = self._integration
+        if project is None:
+            known = self._app.tokens.known() or [(i.id, i.account) for i in self.installations()]
+            if not known:
+                raise ForgeError(
+                    f"{action}: the GitHub App is not installed anywhere", permanent=True
+                )
+            return known[0][0]
+        found = self._app.tokens.installation_of(project)
+        if found is not None:
+            return found
+        owner, name = project_segments(project)
+        try:
+            installation = self._app_call(
+                f"{action}: find the GitHub App's installation on {project}",
+                lambda: integration.get_repo_installation(owner, name),
+            )
+        except ForgeError as exc:
+            if exc.status_code == 404:
+                raise ForgeError(
+                    f"{action}: the GitHub App is not installed on {project} (install it on the "
+                    "repository or its organisation)",
+                    permanent=True,
+                    status_code=404,
+                ) from None
+            raise
+        installation_id = int(installation.id)
+        self._app.tokens.remember(project, installation_id)
+        return installation_id
+
+    def _installation_token(self, action: str, installation_id: int, project: str | None) -> str:
+        """The shared token of the installation, minted anew when it is near its expiry."""
+        assert self._app is not None and self._integration is not None
+        integration = self._integration
+        token = self._app.tokens.current(installation_id)
+        if token:
+            return token
+        try:
+            minted = self._app_call(
+                f"{action}: mint a token for installation {installation_id}",
+                lambda: integration.get_access_token(installation_id),
+            )
+        except ForgeError as exc:
+            if exc.status_code == 404 and project:
+                self._app.tokens.forget(project)  # uninstalled or moved: look it up again
+            raise
+        self._app.tokens.keep(installation_id, minted.token, minted.expires_at)
+        return str(minted.token)
+
+    def installations(self) -> list[Installation]:
+        """The App's installations (GitHub App forges only); their accounts are remembered."""
+        if self._integration is None or self._app is None:
+            return []
+        integration = self._integration
+        found = self._app_call(
+            "list the GitHub App's installations",
+            lambda: [
+                Installation(
+                    int(i.id),
+                    str(i.account.login if i.account else ""),
+                    str(i.repository_selection or ""),
+                )
+                for _, i in zip(range(1000), integration.get_installations(), strict=False)
+            ],
+        )
+        self._app.tokens.record([(i.id, i.account) for i in found])
+        return list(found)
+
     # -- reading ----------------------------------------------------------------------------
 
     def get_project(self, project: str) -> RemoteProject:
@@ -244,6 +445,10 @@ class GitHubForge:
         return f"refs/pull/{number}/head"
 
     def whoami(self) -> str:
+        if self._integration is not None:  # an App acts as <slug>[bot]
+            integration = self._integration
+            app = self._app_call("read the GitHub App", integration.get_app)
+            return f"{app.slug}[bot]" if app.slug else ""
         _, _, data = self._send("read the token's account", "GET", "/user", project=None)
         return str((data or {}).get("login", ""))
 

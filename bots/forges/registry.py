@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 
 from django.conf import settings
@@ -13,8 +14,16 @@ _clients: dict[tuple[int, str, str, bool], Forge] = {}
 _lock = threading.Lock()
 
 
+def _credential(record: ForgeRecord) -> str:
+    """What the client authenticates with: the token, or for a GitHub App its id and key."""
+    if record.is_github_app:
+        key = hashlib.sha256(f"{record.app_id}|{record.app_private_key}".encode()).hexdigest()
+        return f"app:{key}"
+    return record.token or ""
+
+
 def forge_for(record: ForgeRecord) -> Forge:
-    key = (record.pk, record.api_url, record.token, record.app_installation)
+    key = (record.pk, record.api_url, _credential(record), record.app_installation)
     with _lock:
         client = _clients.get(key)
         if client is None:
@@ -28,14 +37,20 @@ def _build(record: ForgeRecord) -> Forge:
     if record.kind == ForgeRecord.Kind.GITLAB:
         from bots.forges.gitlab import GitLabForge
 
-        return GitLabForge(record.api_url, record.token, timeout=timeout)
+        return GitLabForge(record.api_url, record.token or "", timeout=timeout)
     if record.kind == ForgeRecord.Kind.GITHUB:
-        from bots.forges.github import GitHubForge
+        from bots.forges.app_tokens import DatabaseTokens
+        from bots.forges.github import AppCredentials, GitHubForge
 
+        app = None
+        if record.is_github_app and record.app_id:
+            tokens = DatabaseTokens(record.pk, record.app_id, record.api_url)
+            app = AppCredentials(record.app_id, record.app_private_key or "", tokens)
         return GitHubForge(
             record.api_url,
-            record.token,
+            record.token or "",
             timeout=timeout,
             app_installation=record.app_installation,
+            app=app,
         )
     raise NotImplementedError(f"forge kind {record.kind!r} is not supported yet")

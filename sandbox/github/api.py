@@ -18,6 +18,7 @@ from urllib.parse import unquote
 from sandbox.faults import Fault
 from sandbox.github import entities as ent
 from sandbox.github.actions_api import ActionsRoutes
+from sandbox.github.apps import AppRoutes
 from sandbox.github.deployments_api import DeploymentRoutes
 from sandbox.github.http import (
     error,
@@ -52,6 +53,7 @@ class GitHubAPI:
         self._routes()
         ActionsRoutes(self)
         DeploymentRoutes(self)
+        AppRoutes(self)
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -82,6 +84,9 @@ class GitHubAPI:
         try:
             if request.path.endswith("/") and request.path != self.router.prefix + "/":
                 raise not_found()  # GitHub routes no trailing slash
+            if not free:
+                with self.state.lock:  # expired/unknown ghs_ tokens, JWTs, installation scope
+                    self.github.app_registry.check(request, request.path)
             response = self.router.dispatch(request)
         except ApiError as exc:
             if isinstance(exc.body, dict) and "error" in exc.body:  # the router's own 404/405

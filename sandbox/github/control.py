@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sandbox.control import ControlAPI
+from sandbox.github import apps as github_apps
 from sandbox.github import entities as ent
 from sandbox.github.model import GitHubRepo, PullRequest
 from sandbox.state import NotFound, label_names
@@ -48,6 +49,9 @@ class GitHubControl:
             ("GET", "/rate_limit", self.get_rate_limit),
             ("PUT", "/rate_limit", self.put_rate_limit),
             ("POST", "/app_tokens", self.add_app_token),
+            ("GET", "/apps", self.list_apps),
+            ("POST", "/apps", self.register_app),
+            ("POST", "/apps/<app_id>/installations", self.install_app),
             ("POST", "/deliveries/<guid>/redeliver", self.redeliver),
             ("GET", "/repos", self.list_repos),
             ("POST", "/repos", self.create_repo),
@@ -127,6 +131,35 @@ class GitHubControl:
 
     def put_rate_limit(self, request: Request) -> Response:
         return Response.json(self.app.github_limits.configure(request.json_body()))
+
+    def register_app(self, request: Request) -> Response:
+        body = request.json_body()
+        app, private_key = self.github.app_registry.register(
+            slug=str(body.get("slug") or "baton"), app_id=body.get("id"),
+            public_key=body.get("public_key"), name=body.get("name"), owner=body.get("owner"),
+            permissions=body.get("permissions"), events=body.get("events"))
+        data = github_apps.app_json(self.github, app)
+        data.update(public_key=app.public_key, bot_login=app.bot.username)
+        if private_key:
+            data["private_key"] = private_key  # made here: shown once, never kept
+        return Response.json(data, 201)
+
+    def list_apps(self, request: Request) -> Response:
+        return Response.json([
+            {**github_apps.app_json(self.github, app),
+             "installations": [github_apps.installation_json(self.github, i)
+                               for i in self.github.installations.values()
+                               if i.app_id == app.id]}
+            for app in self.github.apps.values()])
+
+    def install_app(self, request: Request, app_id: str) -> Response:
+        body = request.json_body()
+        repositories = body.get("repositories")
+        if repositories is not None and not isinstance(repositories, list):
+            raise ApiError(400, {"error": "repositories must be a list of owner/name"})
+        inst = self.github.app_registry.install(
+            int(app_id), str(body.get("account") or ""), repositories, body.get("id"))
+        return Response.json(github_apps.installation_json(self.github, inst), 201)
 
     def add_app_token(self, request: Request) -> Response:
         body = request.json_body()

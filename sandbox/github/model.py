@@ -172,6 +172,7 @@ class AppToken:
     app_slug: str
     bot: User
     created_at: float = field(default_factory=now)
+    expires_at: float | None = None  # minted installation tokens expire; registered ones do not
 
 
 @dataclass

@@ -38,13 +38,18 @@ PASSING_CHECKS = ("success", "neutral", "skipped")
 
 class GitHubState:
     def __init__(self, state: SandboxState) -> None:
+        from sandbox.github.apps import GitHubApps
+
         self.state = state
         self.reset()
+        self.app_registry = GitHubApps(self)
 
     def reset(self) -> None:
         with self.state.lock:
             self.repos: dict[int, GitHubRepo] = {}
             self.app_tokens: dict[str, AppToken] = {}
+            self.apps: dict[int, Any] = {}  # id -> github_apps.GitHubApp
+            self.installations: dict[int, Any] = {}  # id -> github_apps.Installation
             self.return_run_details = True  # False: dispatch refuses the parameter (older GHES)
 
     def emit(self, kind: str, repo: GitHubRepo, actor: User, **data: Any) -> None:
