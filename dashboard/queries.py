@@ -247,10 +247,12 @@ def runs_in_repository(repository: Repository, limit: int = 10) -> list[Run]:
 # --- cursors for polling -----------------------------------------------------------------------
 #
 # Plain SQL, written once: building the same aggregate through the ORM costs more than running it.
-# Each cursor folds what a page shows into a few numbers: a run's status change moves the
-# weighted sum (every status has its own weight), a retry moves the attempt sum, a new run or
-# chain moves the counts and id sums, and times, errors, links and cancel requests have their own
-# terms. Standard SQL: the same on PostgreSQL and SQLite.
+# Each cursor folds what a page shows into a few numbers. Runs: every write moves the run's
+# ``updated_at`` (``Run.save`` and ``RunQuerySet.update`` see to it), so the count and the sum of
+# those times change with any change to any run, whatever it was (a retry message of the same
+# length included) — a sum rather than a maximum, so that a write committed after a later one is
+# not missed. Chains: a status change moves the weighted sum (every status has its own weight),
+# a new chain the count and id sum, and times and the superseding chain have their own terms.
 
 CHAIN_TABLE = Chain._meta.db_table
 RUN_TABLE = Run._meta.db_table
@@ -261,9 +263,14 @@ def _weight(column: str) -> str:
     return f"(CASE {column} {_WEIGHTS} ELSE 0 END)"
 
 
-_RUN_TERMS = f"""COUNT(*), SUM(r.attempt), SUM(r.id * {_weight("r.status")}),
-    SUM(CASE WHEN r.cancel_requested THEN 1 ELSE 0 END), SUM(LENGTH(r.error)),
-    SUM(LENGTH(r.web_url)), MAX(r.triggered_at), MAX(r.started_at), MAX(r.finished_at)"""
+def _stamp(column: str) -> str:
+    """A timestamp as a number, to the microsecond where the database keeps it."""
+    if connection.vendor == "postgresql":
+        return f"EXTRACT(EPOCH FROM {column})"  # numeric: exact
+    return f"julianday({column})"  # SQLite
+
+
+_RUN_TERMS = f"COUNT(*), SUM({_stamp('r.updated_at')})"
 
 # Only constants (table names, status words) and ORM-compiled SQL are formatted in; every value
 # is a parameter.
