@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from django.conf import settings
 from django.db import models
@@ -96,6 +96,19 @@ class Forge(models.Model):
         return f"{self.name} ({self.get_kind_display()})"
 
 
+class ProjectAnswer(Protocol):
+    """What a forge says about a project (``bots.forges.base.RemoteProject``)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def web_url(self) -> str: ...
+    @property
+    def default_branch(self) -> str: ...
+    @property
+    def public(self) -> bool: ...
+
+
 class Repository(models.Model):
     class Visibility(models.TextChoices):
         PUBLIC = "public", "public"
@@ -124,6 +137,22 @@ class Repository(models.Model):
 
     def __str__(self) -> str:
         return f"{self.forge.slug}:{self.path}"
+
+    def update_from(self, remote: ProjectAnswer) -> list[str]:
+        """Bring the row up to date with the forge's answer about the project (its id, link,
+        default branch and whether it is public) and save what changed; returns those fields."""
+        wanted = {
+            "remote_id": remote.id,
+            "web_url": remote.web_url,
+            "default_branch": remote.default_branch,
+            "visibility": self.Visibility.PUBLIC if remote.public else self.Visibility.PRIVATE,
+        }
+        changed = [name for name, value in wanted.items() if value and getattr(self, name) != value]
+        for name in changed:
+            setattr(self, name, wanted[name])
+        if changed and self.pk is not None:
+            self.save(update_fields=changed)
+        return changed
 
 
 class DeliveryManager(models.Manager["Delivery"]):

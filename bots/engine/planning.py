@@ -86,9 +86,8 @@ def seen_repository(forge: Forge, path: str) -> Repository:
         if not exc.permanent:
             raise
         return repo
-    return ensure_repository(
-        forge, path, remote_id=remote.id, web_url=remote.web_url, public=remote.public
-    )
+    repo.update_from(remote)
+    return repo
 
 
 def resolve_forge(name: str | None, upstream: Forge) -> Forge:
@@ -378,16 +377,8 @@ def _confirmed(candidate: Repository) -> tuple[Repository, str]:
         return unknown_repository(forge), (
             f"{candidate.path} could not be found on {forge.name}: {exc.message}"
         )
-    repo, _ = Repository.objects.get_or_create(
-        forge=forge,
-        path=candidate.path,
-        defaults={
-            "visibility": "public" if remote.public else "private",
-            "remote_id": remote.id,
-            "web_url": remote.web_url,
-            "default_branch": remote.default_branch,
-        },
-    )
+    repo, _ = Repository.objects.get_or_create(forge=forge, path=candidate.path)
+    repo.update_from(remote)
     return repo, ""
 
 
@@ -724,12 +715,7 @@ def _refusal(
             remote = target_client.get_project(repository.path)
         except ForgeError:
             return ""  # the trigger will say what is wrong with the project
-        Repository.objects.filter(pk=repository.pk).update(
-            default_branch=remote.default_branch,
-            remote_id=remote.id,
-            web_url=remote.web_url,
-            visibility="public" if remote.public else "private",
-        )
+        repository.update_from(remote)
         ref = remote.default_branch
     here = (repository.forge_id, repository.path, ref)
     if here in path:
