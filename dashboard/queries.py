@@ -10,17 +10,16 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet
 from django.core.paginator import Page, Paginator
 from django.db import connection
 from django.db.models import Count, Max, Prefetch, Q, QuerySet
-from django.utils import timezone
 
 from chains.models import Chain, Forge, Repository, Run, RunAttempt
 from chains.status import FINISHED, Status
+from dashboard.filters import filtered
 
 PAGE_SIZE = 25
 MAX_PAGE = 1_000_000  # a larger ?page= is the last page, not an OFFSET PostgreSQL cannot hold
@@ -36,52 +35,18 @@ def _secrets(prefix: str) -> list[str]:
 RECENT_REFS = 500  # how many recent chains suggest refs for the release picker
 
 
-@dataclass(frozen=True)
-class ChainFilters:
-    """What the chain list is narrowed to; every field optional."""
-
-    project: int | None = None
-    number: int | None = None
-    ref: str = ""
-    status: str = ""
-    forge: int | None = None
-    within: timedelta | None = None
-    q: str = ""
-    repositories: frozenset[int] | None = None  # only these upstream repositories (None: all)
-
-
-def filtered_chains(f: ChainFilters) -> QuerySet[Chain]:
+def listed_chains(params: Any, repositories: frozenset[int] | None) -> QuerySet[Chain]:
+    """The chains of ``repositories`` (None: every one) that the query parameters ``params``
+    ask for (dashboard.filters.ChainFilterSet), newest first."""
     chains = Chain.objects.all()
-    if f.repositories is not None:
-        chains = chains.filter(repository_id__in=f.repositories)
-    if f.project is not None:
-        chains = chains.filter(repository_id=f.project)
-    if f.number is not None:
-        chains = chains.filter(change_number=f.number)
-    if f.ref:
-        chains = chains.filter(
-            Q(source_branch=f.ref)
-            | Q(target_branch=f.ref)
-            | Q(upstream_ref__in=[f.ref, f"refs/heads/{f.ref}", f"refs/tags/{f.ref}"])
-        )
-    if f.status:
-        chains = chains.filter(status=f.status)
-    if f.forge is not None:
-        chains = chains.filter(forge_id=f.forge)
-    if f.within is not None:
-        chains = chains.filter(created_at__gte=timezone.now() - f.within)
-    if f.q:
-        q = f.q.strip()
-        match = (
-            Q(title__icontains=q)
-            | Q(author__icontains=q)
-            | Q(repository__path__icontains=q)
-            | Q(source_branch__icontains=q)
-        )
-        if len(q) >= 6 and all(c in "0123456789abcdef" for c in q.lower()):
-            match |= Q(head_sha__startswith=q.lower())
-        chains = chains.filter(match)
-    return chains.order_by("-created_at", "-pk")
+    if repositories is not None:
+        chains = chains.filter(repository_id__in=sorted(repositories))
+    return filtered(params, chains)
+
+
+def repository_chains(pk: int) -> QuerySet[Chain]:
+    """The chains that started in repository ``pk``, newest first."""
+    return Chain.objects.filter(repository_id=pk).order_by("-created_at", "-pk")
 
 
 @dataclass
@@ -100,9 +65,11 @@ def _progress(chain_ids: list[int]) -> dict[int, Progress]:
     return {row["chain_id"]: Progress(row["done"], row["total"]) for row in rows}
 
 
-def chain_page(f: ChainFilters, page_number: Any) -> tuple[Page[Chain], dict[int, Progress]]:
-    """One page of chains, newest first, and each one's progress: three queries."""
-    chains = filtered_chains(f).select_related("repository", "forge").defer(*_secrets("forge__"))
+def chain_page(
+    chains: QuerySet[Chain], page_number: Any
+) -> tuple[Page[Chain], dict[int, Progress]]:
+    """One page of ``chains`` and each one's progress: three queries."""
+    chains = chains.select_related("repository", "forge").defer(*_secrets("forge__"))
     page = Paginator(chains, PAGE_SIZE).get_page(page_number)
     page.object_list = list(page.object_list)
     return page, _progress([chain.pk for chain in page.object_list])
@@ -327,14 +294,14 @@ def _chains_signature(window: QuerySet[Any, Any]) -> str:
         return _digest(cursor.fetchone())
 
 
-def chains_version(f: ChainFilters, page_number: Any) -> str:
-    """A cursor for one page of the chain list: one query."""
+def chains_version(chains: QuerySet[Chain], page_number: Any) -> str:
+    """A cursor for one page of ``chains``: one query."""
     try:
         number = min(max(int(page_number or 1), 1), MAX_PAGE)
     except (TypeError, ValueError):
         number = 1
     start = (number - 1) * PAGE_SIZE
-    return _chains_signature(filtered_chains(f).values("pk")[start : start + PAGE_SIZE])
+    return _chains_signature(chains.values("pk")[start : start + PAGE_SIZE])
 
 
 def _placeholders(ids: list[int]) -> str:

@@ -14,6 +14,7 @@ import pytest
     [
         ({"DATABASE_URL": "nosuchdb://x"}, "DATABASE_URL"),
         ({"CELERY_BROKER_URL": "kafka://x"}, "CELERY_BROKER_URL"),
+        ({"CACHE_URL": "memcached://x"}, "CACHE_URL"),
         ({"DEBUG": "perhaps"}, "DEBUG"),
         ({"DEBUG": "false", "SECRET_KEY": ""}, "SECRET_KEY"),
         ({"BATON_SWEEP_INTERVAL": "soon"}, "BATON_SWEEP_INTERVAL"),
