@@ -114,6 +114,15 @@ def test_chain_list_paginates(viewer_client: Client) -> None:
     assert "!129</a>" in second and "← Newer" in second
 
 
+def test_pager_links_keep_the_filters_and_drop_the_cursor(viewer_client: Client) -> None:
+    for n in range(30):
+        f.chain(number=100 + n, age=timedelta(minutes=n), source="a&b")
+    response = viewer_client.get("/?q=a%26b&page=2&since=abc", headers=HX)
+    html = response.content.decode()
+    assert 'href="?q=a%26b&amp;page=1" rel="prev"' in html
+    assert "since=abc" not in html.split('class="pager"')[1]
+
+
 def test_empty_list_says_what_to_do(viewer_client: Client) -> None:
     html = viewer_client.get("/").content.decode()
     assert "No chains yet" in html and ".baton.yml" in html
