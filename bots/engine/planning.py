@@ -5,8 +5,6 @@ Also the nested step: what a triggered project's own `.baton.yml` sets off in tu
 from __future__ import annotations
 
 import functools
-import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -14,6 +12,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from bots import caching
 from bots.engine.mirroring import request_mirror
 from bots.engine.principals import (
     allowed,
@@ -574,25 +573,14 @@ def lineage(run: Run) -> list[tuple[int, str, str]]:
     return list(reversed(steps))
 
 
-_configs: dict[tuple[int, str], tuple[float, str | None]] = {}
-_configs_lock = threading.Lock()
-
-
 def _downstream_config(client: ForgeClient, repository: Repository, ref: str) -> BatonConfig | None:
     """A triggered project's `.baton.yml` at ``ref``, remembered per process for
     BATON_DOWNSTREAM_CONFIG_TTL seconds (a fan-out into one project reads it once)."""
-    key = (repository.pk, ref)
-    now = time.monotonic()
-    with _configs_lock:
-        cached = _configs.get(key)
-    if cached and cached[0] > now:
-        text = cached[1]
-    else:
-        text = client.read_file(repository.path, settings.BATON_CONFIG_PATH, ref)
-        with _configs_lock:
-            if len(_configs) > 5000:
-                _configs.clear()
-            _configs[key] = (now + settings.BATON_DOWNSTREAM_CONFIG_TTL, text)
+    text = caching.remembered(
+        caching.key("downstream-config", repository.pk, ref),
+        settings.BATON_DOWNSTREAM_CONFIG_TTL,
+        lambda: client.read_file(repository.path, settings.BATON_CONFIG_PATH, ref),
+    )
     return None if text is None else parse_config(text)
 
 

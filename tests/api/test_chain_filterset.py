@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -37,7 +38,7 @@ PARAMS: list[dict[str, object]] = [
 ]
 
 
-def _dashboard_ids(client: Client, params: dict[str, object]) -> set[int]:
+def _dashboard_ids(client: Client, params: dict[str, Any]) -> set[int]:
     html = client.get("/", params).content.decode()
     return {int(pk) for pk in re.findall(r'<tr id="chain-(\d+)"', html)}
 
@@ -57,7 +58,9 @@ def test_the_dashboard_and_the_api_list_the_same_chains(
     middle = (timezone.now() - timedelta(minutes=10)).isoformat()
     params = {k: middle if v == "MIDDLE" else v for k, v in params.items()}
     dashboard = Client()
-    dashboard.force_login(people.users["viewer"])
+    viewer = people.users["viewer"]
+    assert viewer is not None
+    dashboard.force_login(viewer)
     shown = _dashboard_ids(dashboard, params)
     assert shown == _api_ids(people, params)
     assert world.secret.pk not in shown

@@ -108,15 +108,16 @@ def test_workflow_inputs_are_read_once_per_period_and_per_forge(
         GitHubForge("https://a.test", "t1", timeout=1),
         GitHubForge("https://b.test", "t2", timeout=1),
     )
-    for forge in (one, other):
-        monkeypatch.setattr(forge, "_read_workflow_inputs", Counter(["UPSTREAM_REF"]))
+    reads = {forge: Counter(["UPSTREAM_REF"]) for forge in (one, other)}
+    for forge, counter in reads.items():
+        monkeypatch.setattr(forge, "_read_workflow_inputs", counter)
     for _ in range(3):
         assert one.workflow_inputs("acme/api", "ci.yml", "main") == ["UPSTREAM_REF"]
     other.workflow_inputs("acme/api", "ci.yml", "main")
-    assert one._read_workflow_inputs.calls == 1 and other._read_workflow_inputs.calls == 1
+    assert reads[one].calls == 1 and reads[other].calls == 1
     _wait_out()
     one.workflow_inputs("acme/api", "ci.yml", "main")
-    assert one._read_workflow_inputs.calls == 2
+    assert reads[one].calls == 2
 
 
 @pytest.mark.django_db
@@ -128,12 +129,12 @@ def test_the_webhook_forge_is_kept_per_process_and_forgotten_when_saved(
     assert webhooks._forge("gl") == forge
     with django_assert_num_queries(0):
         assert webhooks._forge("gl") == forge
-        assert webhooks._forge("gl").webhook_secret == "s"
+        assert getattr(webhooks._forge("gl"), "webhook_secret", None) == "s"
     # Decrypted secrets stay in the process: never in the shared (possibly Redis) cache.
     assert caches["default"].get(caching.key("forge", "gl")) is None
     forge.webhook_secret = "new"
     forge.save()
-    assert webhooks._forge("gl").webhook_secret == "new"
+    assert getattr(webhooks._forge("gl"), "webhook_secret", None) == "new"
     Forge.objects.filter(pk=forge.pk).update(slug="renamed")  # no signal: the cache runs out
     assert webhooks._forge("gl") is not None
     _wait_out()
