@@ -194,10 +194,8 @@ def _release_for(request: HttpRequest, data: queries.Release) -> queries.Release
 
 
 def _repository_version(request: HttpRequest, pk: int) -> str:
-    chains = queries.repository_chains(pk)
-    repositories = visible_filter(request.user)
-    if repositories is not None and pk not in repositories:
-        chains = chains.none()  # the cursor of a hidden repository says nothing
+    # Over the visible chains only: a hidden repository's cursor is an empty one's.
+    chains = queries.listed_chains({}, visible_filter(request.user)).filter(repository_id=pk)
     return queries.chains_version(chains, request.GET.get("page"))
 
 

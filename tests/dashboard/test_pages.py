@@ -3,6 +3,7 @@ and a repository's chains; and who may see them."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -85,6 +86,21 @@ def test_chain_list_filters(viewer_client: Client, query: str, expected: set[int
     assert shown == expected
     if not expected:
         assert "No chain matches these filters" in html and "clear the filters" in html
+
+
+def test_the_filter_form_shows_the_dashboards_fields_with_what_was_picked(
+    viewer_client: Client,
+) -> None:
+    a = f.chain("acme/app", number=1)
+    html = viewer_client.get(f"/?status=failed&project={a.repository_id}&number=x").content.decode()
+    form = html.split('<form class="filters"')[1].split("</form>")[0]
+    names = re.findall(r'name="([a-z_]+)"', form)
+    assert names == ["q", "project", "number", "ref", "status", "forge", "within"]
+    assert '<option value="failed" selected>' in form
+    assert f'<option value="{a.repository_id}" selected>acme/app</option>' in form
+    assert '<option value="">any status</option>' in form and "any time" in form
+    assert 'class="field-error"' in form  # number=x: shown as invalid, and left out
+    assert "acme/app !1" not in html  # status=failed still applies
 
 
 def test_filters_by_project_and_forge(viewer_client: Client) -> None:

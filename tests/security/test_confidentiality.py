@@ -19,6 +19,7 @@ from bots.engine.tracking import release
 from bots.events import ChangeAction, ChangeEvent, CommentEvent
 from bots.forges import registry
 from bots.forges.base import ForgeError, RemoteChange, RemoteProject
+from bots.forges.gitlab import COMMIT_STATE
 from chains.models import Chain, Forge, Grant, Identity, Repository
 from chains.planner import Change
 from chains.redaction import PRIVATE, hides, scrub
@@ -48,6 +49,9 @@ class FakeForge:
 
     def read_file(self, project: str, path: str, ref: str) -> str | None:
         return self.config if project == "acme/app" and path == ".baton.yml" else None
+
+    def commit_state(self, status: Any) -> str:
+        return COMMIT_STATE[status]
 
     def changed_files(self, project: str, number: int) -> list[str]:
         return []

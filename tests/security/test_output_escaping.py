@@ -13,6 +13,7 @@ from bots import services
 from bots.commands import handlers
 from bots.events import CommentEvent
 from bots.forges.base import RemoteProject
+from bots.forges.gitlab import COMMIT_STATE
 from bots.markdown import ZWJ, code, link, text, truncate
 from bots.summary import render, render_plan
 from chains.planner import Plan, PlannedRun
@@ -242,6 +243,9 @@ class FakeForge:
 
     def set_commit_status(self, project: str, sha: str, **fields: Any) -> None:
         self.statuses.append(fields)
+
+    def commit_state(self, status: Any) -> str:
+        return COMMIT_STATE[status]
 
     def upsert_comment(self, project: str, number: int, body: str, comment_id: Any) -> str:
         self.comments.append(body)
