@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import threading
-import time
-
 from django.contrib.auth import get_user_model
 
+from bots import caching
 from bots.forges.base import ForgeError
 from bots.forges.registry import forge_for
 from chains import audit
@@ -18,22 +16,16 @@ FORGE_DECIDES = ("view", "trigger", "retry", "cancel")
 
 
 LOOKUP_AGAIN_AFTER = 60.0  # seconds before asking the forge again about an unlinked account
-_looked_up: dict[tuple[int, str], float] = {}
-_lock = threading.Lock()
 
 
 def link_by_email(forge: Forge, username: str) -> Identity | None:
     """Link a forge account to the one Baton user with the e-mail address it shows publicly.
-    The forge is asked at most once a minute per account and process."""
+    The forge is asked at most once a minute per account (per process, or across processes
+    with a shared cache)."""
     if not username or Identity.objects.filter(forge=forge, username=username).exists():
         return None
-    now = time.monotonic()
-    with _lock:
-        if _looked_up.get((forge.pk, username), 0.0) > now:
-            return None
-        if len(_looked_up) > 10_000:
-            _looked_up.clear()
-        _looked_up[(forge.pk, username)] = now + LOOKUP_AGAIN_AFTER
+    if not caching.first_time(caching.key("email-lookup", forge.pk, username), LOOKUP_AGAIN_AFTER):
+        return None
     try:
         email = forge_for(forge).public_email(username)
     except ForgeError:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import caches
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
@@ -15,7 +14,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from bots import tasks
+from bots import caching, tasks
 from bots.dispatch import INBOUND
 from bots.inbound import bounds
 from bots.scrubbing import scrub_payload
@@ -26,29 +25,26 @@ log = logging.getLogger(__name__)
 
 ENQUEUE_TIMEOUT = 2.0  # seconds the forge waits on a broker that does not answer
 FORGE_CACHE_SECONDS = 10.0  # a changed secret takes effect within this long
-_forges: dict[str, tuple[float, Forge | None]] = {}
-_lock = threading.Lock()
+FORGES = "local"  # per process: the cached forge holds its webhook secret decrypted
 
 
 def _forge(slug: str) -> Forge | None:
     """The forge by slug, its secret decrypted once per process and a few seconds."""
-    now = time.monotonic()
-    with _lock:
-        cached = _forges.get(slug)
-    if cached and cached[0] > now:
-        return cached[1]
+    return caching.remembered(
+        caching.key("forge", slug), FORGE_CACHE_SECONDS, lambda: _load_forge(slug), alias=FORGES
+    )
+
+
+def _load_forge(slug: str) -> Forge | None:
     forge = Forge.objects.filter(slug=slug).first()
     if forge is not None:
         forge.webhook_secret  # noqa: B018 - decrypt now, not on every request
-    with _lock:
-        _forges[slug] = (now + FORGE_CACHE_SECONDS, forge)
     return forge
 
 
 @receiver([post_save, post_delete], sender=Forge)
 def _forget_forge(sender: type[Forge], instance: Forge, **kwargs: object) -> None:
-    with _lock:
-        _forges.clear()
+    caches[FORGES].clear()  # a renamed slug too; the cache holds nothing else
 
 
 @csrf_exempt

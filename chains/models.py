@@ -9,11 +9,12 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from encrypted_fields.fields import EncryptedCharField, EncryptedJSONField, EncryptedTextField
 
 from chains.status import ACTIVE, Status
@@ -41,6 +42,12 @@ class ChainQuerySet(models.QuerySet["Chain"]):
 
 
 class RunQuerySet(models.QuerySet["Run"]):
+    def update(self, **kwargs: Any) -> int:
+        """Every bulk write moves ``updated_at`` too (``auto_now`` only acts on ``save()``): it is
+        the cursor the dashboard polls on."""
+        kwargs.setdefault("updated_at", timezone.now())
+        return super().update(**kwargs)
+
     def visible_to(self, user: Any) -> RunQuerySet:
         """The runs of the chains ``user`` may view (a run in a project they may not view is
         shown as a private project, never by name)."""
@@ -132,6 +139,19 @@ class AppInstallation(models.Model):
         return f"{self.forge.slug}: installation {self.installation_id} ({self.account or '?'})"
 
 
+class ProjectAnswer(Protocol):
+    """What a forge says about a project (``bots.forges.base.RemoteProject``)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def web_url(self) -> str: ...
+    @property
+    def default_branch(self) -> str: ...
+    @property
+    def public(self) -> bool: ...
+
+
 class Repository(models.Model):
     class Visibility(models.TextChoices):
         PUBLIC = "public", "public"
@@ -161,6 +181,22 @@ class Repository(models.Model):
     def __str__(self) -> str:
         return f"{self.forge.slug}:{self.path}"
 
+    def update_from(self, remote: ProjectAnswer) -> list[str]:
+        """Bring the row up to date with the forge's answer about the project (its id, link,
+        default branch and whether it is public) and save what changed; returns those fields."""
+        wanted = {
+            "remote_id": remote.id,
+            "web_url": remote.web_url,
+            "default_branch": remote.default_branch,
+            "visibility": self.Visibility.PUBLIC if remote.public else self.Visibility.PRIVATE,
+        }
+        changed = [name for name, value in wanted.items() if value and getattr(self, name) != value]
+        for name in changed:
+            setattr(self, name, wanted[name])
+        if changed and self.pk is not None:
+            self.save(update_fields=changed)
+        return changed
+
 
 class DeliveryManager(models.Manager["Delivery"]):
     def record(
@@ -169,7 +205,6 @@ class DeliveryManager(models.Manager["Delivery"]):
         """Store a delivery unless its key is known: one INSERT … ON CONFLICT DO NOTHING.
         Returns (id, created); the id is None for a repeat."""
         from django.db import connection
-        from django.utils import timezone
 
         now = timezone.now()
         cast = "::jsonb" if connection.vendor == "postgresql" else ""
@@ -390,6 +425,8 @@ class Run(models.Model):
     cancel_requested = models.BooleanField(default=False)
 
     created_at = models.DateTimeField(auto_now_add=True)
+    # Moved by every write (save, update_fields, queryset update): the dashboard's poll cursor.
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
     triggered_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -426,6 +463,13 @@ class Run(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.pk} {self.key} ({self.status})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # ``auto_now`` writes only the fields asked for: a partial save moves the cursor too.
+        fields = kwargs.get("update_fields")
+        if fields and "updated_at" not in fields:
+            kwargs["update_fields"] = [*fields, "updated_at"]
+        super().save(*args, **kwargs)
 
     @property
     def is_finished(self) -> bool:

@@ -14,11 +14,17 @@ from typing import Any
 
 PRIVATE = "a private project"  # in sentences and tables
 PRIVATE_NAME = "private project"  # as a field's value (the API)
+PRIVATE_MANY = "private projects"  # "3 runs in private projects"
 MASK = "••••"  # a masked variable's value
 
 # How many people may read a project: the higher, the fewer. Anything else (unknown) is private.
 _RANK = {"public": 0, "internal": 1, "private": 2}
 _HIDDEN_RANK = 2
+
+
+def private_projects(count: int) -> str:
+    """``a private project`` or ``private projects``, for ``count`` of them."""
+    return PRIVATE if count == 1 else PRIVATE_MANY
 
 
 def rank(visibility: str) -> int:

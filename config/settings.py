@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "rest_framework",
+    "django_filters",
     "dashboard.apps.ApiTokensConfig",  # django-rest-knox, titled "API tokens"
     "drf_spectacular",
     "axes",
@@ -201,6 +202,30 @@ BATON_API_DOCS_REQUIRE_LOGIN = env_bool("BATON_API_DOCS_REQUIRE_LOGIN", not DEBU
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "static"
+
+# --- Cache --------------------------------------------------------------------------------------
+# Short-lived answers Baton remembers (forge lookups, a project's .baton.yml, a workflow's inputs).
+# Local memory per process unless CACHE_URL names a Redis (redis:// or rediss://), which all
+# processes then share. The "local" cache is always per process: it holds forges with their
+# webhook secrets decrypted, which never leave the process.
+CACHE_URL = env_str("CACHE_URL", "locmem://")
+_CACHE_SCHEME = CACHE_URL.split("://", 1)[0]
+if _CACHE_SCHEME in {"redis", "rediss"}:
+    _DEFAULT_CACHE: dict[str, object] = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": CACHE_URL,
+    }
+elif _CACHE_SCHEME == "locmem":
+    _DEFAULT_CACHE = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+else:
+    raise ImproperlyConfigured(f"CACHE_URL={CACHE_URL!r}: use locmem:// or redis://host:port/db")
+CACHES = {
+    "default": {**_DEFAULT_CACHE, "KEY_PREFIX": "baton"},
+    "local": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "baton-local",
+    },
+}
 
 # --- Celery -------------------------------------------------------------------------------------
 _BROKER_DIR = VAR_DIR / "broker"

@@ -10,17 +10,16 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet
 from django.core.paginator import Page, Paginator
 from django.db import connection
 from django.db.models import Count, Max, Prefetch, Q, QuerySet
-from django.utils import timezone
 
 from chains.models import Chain, Forge, Repository, Run, RunAttempt
 from chains.status import FINISHED, Status
+from dashboard.filters import filtered
 
 PAGE_SIZE = 25
 MAX_PAGE = 1_000_000  # a larger ?page= is the last page, not an OFFSET PostgreSQL cannot hold
@@ -36,52 +35,18 @@ def _secrets(prefix: str) -> list[str]:
 RECENT_REFS = 500  # how many recent chains suggest refs for the release picker
 
 
-@dataclass(frozen=True)
-class ChainFilters:
-    """What the chain list is narrowed to; every field optional."""
-
-    project: int | None = None
-    number: int | None = None
-    ref: str = ""
-    status: str = ""
-    forge: int | None = None
-    within: timedelta | None = None
-    q: str = ""
-    repositories: frozenset[int] | None = None  # only these upstream repositories (None: all)
-
-
-def filtered_chains(f: ChainFilters) -> QuerySet[Chain]:
+def listed_chains(params: Any, repositories: frozenset[int] | None) -> QuerySet[Chain]:
+    """The chains of ``repositories`` (None: every one) that the query parameters ``params``
+    ask for (dashboard.filters.ChainFilterSet), newest first."""
     chains = Chain.objects.all()
-    if f.repositories is not None:
-        chains = chains.filter(repository_id__in=f.repositories)
-    if f.project is not None:
-        chains = chains.filter(repository_id=f.project)
-    if f.number is not None:
-        chains = chains.filter(change_number=f.number)
-    if f.ref:
-        chains = chains.filter(
-            Q(source_branch=f.ref)
-            | Q(target_branch=f.ref)
-            | Q(upstream_ref__in=[f.ref, f"refs/heads/{f.ref}", f"refs/tags/{f.ref}"])
-        )
-    if f.status:
-        chains = chains.filter(status=f.status)
-    if f.forge is not None:
-        chains = chains.filter(forge_id=f.forge)
-    if f.within is not None:
-        chains = chains.filter(created_at__gte=timezone.now() - f.within)
-    if f.q:
-        q = f.q.strip()
-        match = (
-            Q(title__icontains=q)
-            | Q(author__icontains=q)
-            | Q(repository__path__icontains=q)
-            | Q(source_branch__icontains=q)
-        )
-        if len(q) >= 6 and all(c in "0123456789abcdef" for c in q.lower()):
-            match |= Q(head_sha__startswith=q.lower())
-        chains = chains.filter(match)
-    return chains.order_by("-created_at", "-pk")
+    if repositories is not None:
+        chains = chains.filter(repository_id__in=sorted(repositories))
+    return filtered(params, chains)
+
+
+def repository_chains(pk: int) -> QuerySet[Chain]:
+    """The chains that started in repository ``pk``, newest first."""
+    return Chain.objects.filter(repository_id=pk).order_by("-created_at", "-pk")
 
 
 @dataclass
@@ -100,9 +65,11 @@ def _progress(chain_ids: list[int]) -> dict[int, Progress]:
     return {row["chain_id"]: Progress(row["done"], row["total"]) for row in rows}
 
 
-def chain_page(f: ChainFilters, page_number: Any) -> tuple[Page[Chain], dict[int, Progress]]:
-    """One page of chains, newest first, and each one's progress: three queries."""
-    chains = filtered_chains(f).select_related("repository", "forge").defer(*_secrets("forge__"))
+def chain_page(
+    chains: QuerySet[Chain], page_number: Any
+) -> tuple[Page[Chain], dict[int, Progress]]:
+    """One page of ``chains`` and each one's progress: three queries."""
+    chains = chains.select_related("repository", "forge").defer(*_secrets("forge__"))
     page = Paginator(chains, PAGE_SIZE).get_page(page_number)
     page.object_list = list(page.object_list)
     return page, _progress([chain.pk for chain in page.object_list])
@@ -247,10 +214,12 @@ def runs_in_repository(repository: Repository, limit: int = 10) -> list[Run]:
 # --- cursors for polling -----------------------------------------------------------------------
 #
 # Plain SQL, written once: building the same aggregate through the ORM costs more than running it.
-# Each cursor folds what a page shows into a few numbers: a run's status change moves the
-# weighted sum (every status has its own weight), a retry moves the attempt sum, a new run or
-# chain moves the counts and id sums, and times, errors, links and cancel requests have their own
-# terms. Standard SQL: the same on PostgreSQL and SQLite.
+# Each cursor folds what a page shows into a few numbers. Runs: every write moves the run's
+# ``updated_at`` (``Run.save`` and ``RunQuerySet.update`` see to it), so the count and the sum of
+# those times change with any change to any run, whatever it was (a retry message of the same
+# length included) — a sum rather than a maximum, so that a write committed after a later one is
+# not missed. Chains: a status change moves the weighted sum (every status has its own weight),
+# a new chain the count and id sum, and times and the superseding chain have their own terms.
 
 CHAIN_TABLE = Chain._meta.db_table
 RUN_TABLE = Run._meta.db_table
@@ -261,9 +230,14 @@ def _weight(column: str) -> str:
     return f"(CASE {column} {_WEIGHTS} ELSE 0 END)"
 
 
-_RUN_TERMS = f"""COUNT(*), SUM(r.attempt), SUM(r.id * {_weight("r.status")}),
-    SUM(CASE WHEN r.cancel_requested THEN 1 ELSE 0 END), SUM(LENGTH(r.error)),
-    SUM(LENGTH(r.web_url)), MAX(r.triggered_at), MAX(r.started_at), MAX(r.finished_at)"""
+def _stamp(column: str) -> str:
+    """A timestamp as a number, to the microsecond where the database keeps it."""
+    if connection.vendor == "postgresql":
+        return f"EXTRACT(EPOCH FROM {column})"  # numeric: exact
+    return f"julianday({column})"  # SQLite
+
+
+_RUN_TERMS = f"COUNT(*), SUM({_stamp('r.updated_at')})"
 
 # Only constants (table names, status words) and ORM-compiled SQL are formatted in; every value
 # is a parameter.
@@ -320,14 +294,14 @@ def _chains_signature(window: QuerySet[Any, Any]) -> str:
         return _digest(cursor.fetchone())
 
 
-def chains_version(f: ChainFilters, page_number: Any) -> str:
-    """A cursor for one page of the chain list: one query."""
+def chains_version(chains: QuerySet[Chain], page_number: Any) -> str:
+    """A cursor for one page of ``chains``: one query."""
     try:
         number = min(max(int(page_number or 1), 1), MAX_PAGE)
     except (TypeError, ValueError):
         number = 1
     start = (number - 1) * PAGE_SIZE
-    return _chains_signature(filtered_chains(f).values("pk")[start : start + PAGE_SIZE])
+    return _chains_signature(chains.values("pk")[start : start + PAGE_SIZE])
 
 
 def _placeholders(ids: list[int]) -> str:

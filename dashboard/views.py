@@ -11,6 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -21,7 +22,7 @@ from bots.engine.planning import dry_run
 from bots.forges.base import ForgeError
 from bots.permissions import may
 from chains import deadline
-from chains.models import Run
+from chains.models import Chain, Run
 from dashboard import actions, live, presenters, queries
 from dashboard.access import (
     actor,
@@ -33,22 +34,22 @@ from dashboard.access import (
     visible_filter,
     visible_ids,
 )
-from dashboard.forms import ChainFilterForm, ReleaseForm
+from dashboard.filters import ChainFilterSet
+from dashboard.forms import ReleaseForm
 from dashboard.live import current_version, polled
 
 LIST = "dashboard/chain_list.html"
 DETAIL = "dashboard/chain_detail.html"
 
 
-def _list_filters(request: HttpRequest) -> queries.ChainFilters:
+def _list_chains(request: HttpRequest) -> QuerySet[Chain]:
     """What the reader asked for, among the chains they may view only: the list, its cursor and
     its ETag are all computed over the same visible chains (never over hidden ones)."""
-    asked = ChainFilterForm(request.GET).filters()
-    return replace(asked, repositories=visible_filter(request.user))
+    return queries.listed_chains(request.GET, visible_filter(request.user))
 
 
 def _list_version(request: HttpRequest) -> str:
-    return queries.chains_version(_list_filters(request), request.GET.get("page"))
+    return queries.chains_version(_list_chains(request), request.GET.get("page"))
 
 
 @require_GET
@@ -56,17 +57,17 @@ def _list_version(request: HttpRequest) -> str:
 @viewer_required
 def chain_list(request: HttpRequest) -> HttpResponse:
     version = current_version(request, _list_version)
-    form = ChainFilterForm(request.GET)
-    page, progress = queries.chain_page(_list_filters(request), request.GET.get("page"))
+    filters = ChainFilterSet(request.GET)
+    page, progress = queries.chain_page(_list_chains(request), request.GET.get("page"))
     context = {
-        "form": form,
+        "filters": filters,
         "page": page,
         "rows": presenters.chain_rows(page.object_list, progress),
         "poll_url": live.poll_url(request.path, request.GET, version),
     }
     if live.partial(request):
         return live.finish(render(request, f"{LIST}#chain-table", context), version)
-    form.with_choices(*queries.filter_choices(request.user))
+    filters.with_choices(*queries.filter_choices(request.user))
     return render(request, LIST, context)
 
 
@@ -193,8 +194,9 @@ def _release_for(request: HttpRequest, data: queries.Release) -> queries.Release
 
 
 def _repository_version(request: HttpRequest, pk: int) -> str:
-    filters = queries.ChainFilters(project=pk, repositories=visible_filter(request.user))
-    return queries.chains_version(filters, request.GET.get("page"))
+    # Over the visible chains only: a hidden repository's cursor is an empty one's.
+    chains = queries.listed_chains({}, visible_filter(request.user)).filter(repository_id=pk)
+    return queries.chains_version(chains, request.GET.get("page"))
 
 
 @require_GET
@@ -205,7 +207,7 @@ def repository_detail(request: HttpRequest, pk: int) -> HttpResponse:
     repository = queries.repository(pk)
     if repository is None or not may_view(request.user, repository):
         raise Http404("No such repository.")
-    page, progress = queries.chain_page(queries.ChainFilters(project=pk), request.GET.get("page"))
+    page, progress = queries.chain_page(queries.repository_chains(pk), request.GET.get("page"))
     context = {
         "repository": repository,
         "page": page,

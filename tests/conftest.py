@@ -51,3 +51,15 @@ def services() -> None:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"{message}; CI=true, so this fails instead of skipping")
         pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches() -> None:
+    """Each test starts with nothing remembered (database rows, and so keys, are reused). Only
+    local-memory caches: clearing a Redis cache empties its whole database."""
+    from django.core.cache import caches
+    from django.core.cache.backends.locmem import LocMemCache
+
+    for cache in caches.all():
+        if isinstance(cache, LocMemCache):
+            cache.clear()

@@ -17,6 +17,7 @@ MANAGE = Path(__file__).resolve().parent.parent / "manage.py"
     [
         ({"DATABASE_URL": "nosuchdb://x"}, "DATABASE_URL"),
         ({"CELERY_BROKER_URL": "kafka://x"}, "CELERY_BROKER_URL"),
+        ({"CACHE_URL": "memcached://x"}, "CACHE_URL"),
         ({"DEBUG": "perhaps"}, "DEBUG"),
         ({"DEBUG": "false", "SECRET_KEY": ""}, "SECRET_KEY"),
         ({"BATON_SWEEP_INTERVAL": "soon"}, "BATON_SWEEP_INTERVAL"),

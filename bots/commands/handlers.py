@@ -19,7 +19,14 @@ from bots.permissions import Person, may
 from bots.summary import MARKER, render, render_plan
 from chains.models import Chain, CommentReply, Delivery, Forge, Repository, Run
 from chains.policy import decide
-from chains.redaction import PRIVATE, hidden_runs, hides, private_names, scrub
+from chains.redaction import (
+    PRIVATE,
+    hidden_runs,
+    hides,
+    private_names,
+    private_projects,
+    scrub,
+)
 from chains.status import ACTIVE, Status
 
 log = logging.getLogger(__name__)
@@ -280,7 +287,7 @@ def _runs_named(chain: Chain, keys: tuple[str, ...]) -> list[Run]:
         others = len(runs) - len(shown)
         listed = ", ".join(shown) or "none"
         if others:
-            listed += f" and {others} in {PRIVATE if others == 1 else 'private projects'}"
+            listed += f" and {others} in {private_projects(others)}"
         raise services.ActionRefused(f"no run called {', '.join(unknown)}; the runs are {listed}")
     return [runs[k] for k in keys]
 

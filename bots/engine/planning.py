@@ -5,8 +5,6 @@ Also the nested step: what a triggered project's own `.baton.yml` sets off in tu
 from __future__ import annotations
 
 import functools
-import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -14,6 +12,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from bots import caching
 from bots.engine.mirroring import request_mirror
 from bots.engine.principals import (
     allowed,
@@ -86,9 +85,8 @@ def seen_repository(forge: Forge, path: str) -> Repository:
         if not exc.permanent:
             raise
         return repo
-    return ensure_repository(
-        forge, path, remote_id=remote.id, web_url=remote.web_url, public=remote.public
-    )
+    repo.update_from(remote)
+    return repo
 
 
 def resolve_forge(name: str | None, upstream: Forge) -> Forge:
@@ -378,16 +376,8 @@ def _confirmed(candidate: Repository) -> tuple[Repository, str]:
         return unknown_repository(forge), (
             f"{candidate.path} could not be found on {forge.name}: {exc.message}"
         )
-    repo, _ = Repository.objects.get_or_create(
-        forge=forge,
-        path=candidate.path,
-        defaults={
-            "visibility": "public" if remote.public else "private",
-            "remote_id": remote.id,
-            "web_url": remote.web_url,
-            "default_branch": remote.default_branch,
-        },
-    )
+    repo, _ = Repository.objects.get_or_create(forge=forge, path=candidate.path)
+    repo.update_from(remote)
     return repo, ""
 
 
@@ -583,25 +573,14 @@ def lineage(run: Run) -> list[tuple[int, str, str]]:
     return list(reversed(steps))
 
 
-_configs: dict[tuple[int, str], tuple[float, str | None]] = {}
-_configs_lock = threading.Lock()
-
-
 def _downstream_config(client: ForgeClient, repository: Repository, ref: str) -> BatonConfig | None:
     """A triggered project's `.baton.yml` at ``ref``, remembered per process for
     BATON_DOWNSTREAM_CONFIG_TTL seconds (a fan-out into one project reads it once)."""
-    key = (repository.pk, ref)
-    now = time.monotonic()
-    with _configs_lock:
-        cached = _configs.get(key)
-    if cached and cached[0] > now:
-        text = cached[1]
-    else:
-        text = client.read_file(repository.path, settings.BATON_CONFIG_PATH, ref)
-        with _configs_lock:
-            if len(_configs) > 5000:
-                _configs.clear()
-            _configs[key] = (now + settings.BATON_DOWNSTREAM_CONFIG_TTL, text)
+    text = caching.remembered(
+        caching.key("downstream-config", repository.pk, ref),
+        settings.BATON_DOWNSTREAM_CONFIG_TTL,
+        lambda: client.read_file(repository.path, settings.BATON_CONFIG_PATH, ref),
+    )
     return None if text is None else parse_config(text)
 
 
@@ -724,12 +703,7 @@ def _refusal(
             remote = target_client.get_project(repository.path)
         except ForgeError:
             return ""  # the trigger will say what is wrong with the project
-        Repository.objects.filter(pk=repository.pk).update(
-            default_branch=remote.default_branch,
-            remote_id=remote.id,
-            web_url=remote.web_url,
-            visibility="public" if remote.public else "private",
-        )
+        repository.update_from(remote)
         ref = remote.default_branch
     here = (repository.forge_id, repository.path, ref)
     if here in path:

@@ -222,14 +222,7 @@ def _wait_for_turn(run_id: int, at: float, *, uncertain: bool) -> None:
 def _default_branch(run: Run) -> str:
     repo = run.repository
     if not repo.default_branch:
-        remote = forge_for(repo.forge).get_project(repo.path)
-        repo.default_branch, repo.remote_id, repo.web_url = (
-            remote.default_branch,
-            remote.id,
-            remote.web_url,
-        )
-        repo.visibility = "public" if remote.public else "private"
-        repo.save(update_fields=["default_branch", "remote_id", "web_url", "visibility"])
+        repo.update_from(forge_for(repo.forge).get_project(repo.path))
     return repo.default_branch
 
 

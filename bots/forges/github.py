@@ -25,6 +25,7 @@ import requests
 import yaml
 from github import Auth, Github, GithubException, GithubIntegration
 
+from bots import caching
 from bots.forges.base import (
     Budget,
     ForgeError,
@@ -242,7 +243,6 @@ class GitHubForge:
         )
         self._return_run_details = True  # until the server says it does not know the parameter
         self._etags: OrderedDict[str, tuple[str, Any]] = OrderedDict()
-        self._inputs: dict[tuple[str, str, str], tuple[float, list[str]]] = {}
         self._lock = threading.Lock()
 
     def budgets(self, action: str, project: str, ref: str = "") -> list[Budget]:
@@ -533,15 +533,11 @@ class GitHubForge:
     def workflow_inputs(self, project: str, workflow: str, ref: str) -> list[str]:
         """The inputs a workflow declares under `on.workflow_dispatch.inputs`, in order
         (remembered for a minute per repository, workflow and ref: a fan-out reads it once)."""
-        key = (project, workflow, ref)
-        with self._lock:
-            cached = self._inputs.get(key)
-        if cached and cached[0] > time.monotonic():
-            return cached[1]
-        inputs = self._read_workflow_inputs(project, workflow, ref)
-        with self._lock:
-            self._inputs[key] = (time.monotonic() + INPUTS_CACHE_SECONDS, inputs)
-        return inputs
+        return caching.remembered(
+            caching.key("workflow-inputs", self._who, project, workflow, ref),
+            INPUTS_CACHE_SECONDS,
+            lambda: self._read_workflow_inputs(project, workflow, ref),
+        )
 
     def _read_workflow_inputs(self, project: str, workflow: str, ref: str) -> list[str]:
         path = workflow if "/" in workflow else f".github/workflows/{workflow}"

@@ -31,6 +31,7 @@ from dashboard.api.serializers import (
     RunDetailSerializer,
     RunSerializer,
 )
+from dashboard.filters import ChainFilterSet
 
 
 class Conflict(APIException):
@@ -108,7 +109,6 @@ class BatonViewSet(viewsets.ReadOnlyModelViewSet[Any]):
 @extend_schema_view(
     list=extend_schema(
         summary="Chains you may view, newest first",
-        parameters=[filters.ChainFilters],
         responses={200: ChainSerializer(many=True), **LIST_ERRORS},
     ),
     retrieve=extend_schema(
@@ -116,7 +116,8 @@ class BatonViewSet(viewsets.ReadOnlyModelViewSet[Any]):
     ),
 )
 class ChainViewSet(BatonViewSet):
-    filters = filters.CHAINS
+    filter_backends = [filters.ChainFilterBackend]
+    filterset_class = ChainFilterSet  # the same filters as the dashboard's chain list
 
     def get_queryset(self) -> QuerySet[Chain]:
         chains = (

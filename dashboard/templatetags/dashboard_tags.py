@@ -61,7 +61,10 @@ def field_input(field: BoundField) -> SafeString:
     """A filter field as a plain input or select, without a template per option (a project
     select may hold hundreds)."""
     widget = field.field.widget
-    value = "" if field.value() is None else str(field.value())
+    value = field.value()
+    if isinstance(value, list | tuple):  # a multiple-choice filter shown as one select
+        value = value[0] if value else None
+    value = "" if value is None else str(value)
     described = f"{field.id_for_label}-error" if field.errors else ""
     if isinstance(widget, forms.Select):
         options = format_html_join(

@@ -135,3 +135,51 @@ def test_release_poll_sees_a_new_chain_for_the_ref(viewer_client: Client) -> Non
     f.run(other, "api", status="running", ref="release/1.2")  # a run on the ref, elsewhere
     response = viewer_client.get(url, headers=HX)
     assert response.status_code == 200 and "acme/lib" in response.content.decode()
+
+
+def test_a_same_length_error_change_is_repainted(viewer_client: Client) -> None:
+    """A retry message that changes but keeps its length moved no checksum term: the cursor is
+    each run's ``updated_at``, which every write moves (bulk updates included)."""
+    chain = f.chain()
+    run = f.run(chain, "api", status="running")
+    Run.objects.filter(pk=run.pk).update(error="retrying in 10 s")
+    cursor = since(viewer_client.get(f"/chains/{chain.pk}/").content.decode())
+    Run.objects.filter(pk=run.pk).update(error="retrying in 20 s")
+    response = viewer_client.get(f"/chains/{chain.pk}/?since={cursor}", headers=HX)
+    assert response.status_code == 200 and "retrying in 20 s" in response.content.decode()
+    cursor = since(response.content.decode())
+    # A partial save moves it too (auto_now alone would not write it).
+    run.refresh_from_db()
+    run.error = "retrying in 30 s"
+    run.save(update_fields=["error"])
+    response = viewer_client.get(f"/chains/{chain.pk}/?since={cursor}", headers=HX)
+    assert response.status_code == 200 and "retrying in 30 s" in response.content.decode()
+
+
+def test_a_same_length_error_change_moves_the_list_and_release_cursors(
+    viewer_client: Client,
+) -> None:
+    chain = f.chain(number=1, target="release/1.2")
+    run = f.run(chain, "api", status="running", ref="release/1.2", error="attempt 1 of 5")
+    cursor = since(viewer_client.get("/?status=running").content.decode())
+    html = viewer_client.get("/releases/?ref=release/1.2").content.decode()
+    poll = re.search(r'hx-get="([^"]*since=[^"]*)"', html)
+    assert poll is not None
+    release_url = poll.group(1).replace("&amp;", "&")
+    assert viewer_client.get(release_url, headers=HX).status_code == 204
+    Run.objects.filter(pk=run.pk).update(error="attempt 2 of 5")
+    assert viewer_client.get(f"/?status=running&since={cursor}", headers=HX).status_code == 200
+    assert viewer_client.get(release_url, headers=HX).status_code == 200
+
+
+def test_every_run_write_moves_updated_at(db: None) -> None:
+    chain = f.chain()
+    run = f.run(chain, "api", status="running")
+    stamps = [Run.objects.get(pk=run.pk).updated_at]
+    Run.objects.filter(pk=run.pk).update(status="success")
+    stamps.append(Run.objects.get(pk=run.pk).updated_at)
+    Run.objects.bulk_update([Run(pk=run.pk, error="x")], ["error"])
+    stamps.append(Run.objects.get(pk=run.pk).updated_at)
+    chain.runs.update(hooked=True)
+    stamps.append(Run.objects.get(pk=run.pk).updated_at)
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)

@@ -3,6 +3,7 @@ and a repository's chains; and who may see them."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -87,6 +88,21 @@ def test_chain_list_filters(viewer_client: Client, query: str, expected: set[int
         assert "No chain matches these filters" in html and "clear the filters" in html
 
 
+def test_the_filter_form_shows_the_dashboards_fields_with_what_was_picked(
+    viewer_client: Client,
+) -> None:
+    a = f.chain("acme/app", number=1)
+    html = viewer_client.get(f"/?status=failed&project={a.repository_id}&number=x").content.decode()
+    form = html.split('<form class="filters"')[1].split("</form>")[0]
+    names = re.findall(r'name="([a-z_]+)"', form)
+    assert names == ["q", "project", "number", "ref", "status", "forge", "within"]
+    assert '<option value="failed" selected>' in form
+    assert f'<option value="{a.repository_id}" selected>acme/app</option>' in form
+    assert '<option value="">any status</option>' in form and "any time" in form
+    assert 'class="field-error"' in form  # number=x: shown as invalid, and left out
+    assert "acme/app !1" not in html  # status=failed still applies
+
+
 def test_filters_by_project_and_forge(viewer_client: Client) -> None:
     a = f.chain("acme/app", number=1)
     github = f.forge("github", "gh", "GitHub")
@@ -112,6 +128,15 @@ def test_chain_list_paginates(viewer_client: Client) -> None:
     assert "Page 1 of 2" in first and "!100</a>" in first and "!129</a>" not in first
     second = viewer_client.get("/?page=2").content.decode()
     assert "!129</a>" in second and "← Newer" in second
+
+
+def test_pager_links_keep_the_filters_and_drop_the_cursor(viewer_client: Client) -> None:
+    for n in range(30):
+        f.chain(number=100 + n, age=timedelta(minutes=n), source="a&b")
+    response = viewer_client.get("/?q=a%26b&page=2&since=abc", headers=HX)
+    html = response.content.decode()
+    assert 'href="?q=a%26b&amp;page=1" rel="prev"' in html
+    assert "since=abc" not in html.split('class="pager"')[1]
 
 
 def test_empty_list_says_what_to_do(viewer_client: Client) -> None:

@@ -23,9 +23,9 @@ CLOSED_PORT_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 
 @pytest.fixture(autouse=True)
 def forget_forges() -> None:
-    from bots import webhooks
+    from django.core.cache import caches
 
-    webhooks._forges.clear()
+    caches["local"].clear()
 
 
 @pytest.fixture

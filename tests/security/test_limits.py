@@ -103,9 +103,9 @@ def test_params_files_are_bounded(settings: Any) -> None:
 
 @pytest.fixture
 def forge(db: None) -> Forge:
-    from bots import webhooks
+    from django.core.cache import caches
 
-    webhooks._forges.clear()
+    caches["local"].clear()
     return Forge.objects.create(
         kind="gitlab",
         slug="gl",
