@@ -12,6 +12,12 @@ from urllib.parse import urlparse
 
 import pytest
 from django.conf import settings
+from django.core.cache import cache
+
+from tests.fakes.forge import FakeForge
+from tests.fakes.forge import install as install_forge
+from tests.fakes.tasks import Kicks
+from tests.fakes.tasks import install as install_kicks
 
 FIXTURES = Path(__file__).parent / "fixtures" / "webhooks"
 
@@ -51,3 +57,26 @@ def services() -> None:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"{message}; CI=true, so this fails instead of skipping")
         pytest.skip(message)
+
+
+# -- the engine without a forge or a broker -------------------------------------------------------
+
+
+@pytest.fixture
+def fake_forge(monkeypatch: pytest.MonkeyPatch) -> FakeForge:
+    """A FakeForge behind `bots.forges.registry.forge_for` (tests/fakes/forge.py); the per-process
+    caches that would remember another test's forge answers are emptied."""
+    from bots import permissions
+    from bots.engine import planning
+
+    for module, name in ((planning, "_configs"), (permissions, "_looked_up")):
+        if isinstance(getattr(module, name, None), dict):
+            monkeypatch.setattr(module, name, {})
+    cache.clear()
+    return install_forge(monkeypatch, FakeForge())
+
+
+@pytest.fixture
+def kicks(monkeypatch: pytest.MonkeyPatch) -> Kicks:
+    """Every Celery task enqueued during the test, recorded instead of sent (tests/fakes/tasks.py)."""
+    return install_kicks(monkeypatch)
