@@ -45,7 +45,7 @@ def rate_limited(retry_after: float = 30.0) -> ForgeError:
 
 @dataclass
 class Fault:
-    error: ForgeError
+    error: BaseException  # a ForgeError, or what a worker may see (a time limit)
     after_effect: bool = False  # the forge acted before the error reached us
 
 
@@ -113,7 +113,7 @@ class FakeForge:
 
     # -- scripting -----------------------------------------------------------------------------
 
-    def fail(self, method: str, *errors: ForgeError, after_effect: bool = False) -> None:
+    def fail(self, method: str, *errors: BaseException, after_effect: bool = False) -> None:
         """The next calls of ``method`` raise these errors, one per call, in order."""
         self.faults[method].extend(Fault(e, after_effect) for e in errors)
 

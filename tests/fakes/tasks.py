@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from celery import current_app
 from celery.app.task import Task
 from celery.exceptions import Retry
 
@@ -35,7 +34,10 @@ def short(name: str) -> str:
 
 
 def task_named(name: str) -> Task:
-    for full, task in current_app.tasks.items():
+    from config.celery import app
+
+    app.loader.import_default_modules()  # the apps' tasks modules, as a worker loads them
+    for full, task in app.tasks.items():
         if full == name or short(full) == name:
             return task
     raise KeyError(f"no task called {name!r}")
