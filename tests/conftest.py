@@ -78,5 +78,5 @@ def fake_forge(monkeypatch: pytest.MonkeyPatch) -> FakeForge:
 
 @pytest.fixture
 def kicks(monkeypatch: pytest.MonkeyPatch) -> Kicks:
-    """Every Celery task enqueued during the test, recorded instead of sent (tests/fakes/tasks.py)."""
+    """Every Celery task enqueued during the test, recorded, not sent (tests/fakes/tasks.py)."""
     return install_kicks(monkeypatch)

@@ -167,7 +167,7 @@ def engine(
     )
     for path in (APP, "acme/api", "acme/docs", "acme/web"):
         fake_forge.add_project(path)
-    author = User.objects.create_user("alice", "alice@example.com", "pw")
+    author = User.objects.create_user("alice", "alice@example.com")  # no password: no hashing
     Identity.objects.create(forge=forge, username="alice", user=author)
     Grant.objects.create(user=author, projects="acme/*", actions=ACTIONS)
     yield Engine(forge, fake_forge, kicks, django_capture_on_commit_callbacks, author)

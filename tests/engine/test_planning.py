@@ -3,9 +3,9 @@ interrupted; a fork's `.baton.yml` is read from the target branch, never from th
 
 from __future__ import annotations
 
+from bots.events import ChangeAction
 from chains.models import Chain, Run
 from chains.status import Status
-from bots.events import ChangeAction
 from tests.engine.conftest import NEWER_SHA, SHA, Engine
 
 TWO = """\

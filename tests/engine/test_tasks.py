@@ -225,7 +225,10 @@ def test_expanding_a_run_retries_transient_errors_up_to_the_cap(
     assert engine.deliver("expand_run", api.pk).retried
     assert not engine.deliver("expand_run", api.pk, retries=2).retried
     engine.fake.add_file(
-        "acme/api", ".baton.yml", "main", "downstream:\n  - {key: web, project: acme/web, on: [upstream]}\n"
+        "acme/api",
+        ".baton.yml",
+        "main",
+        "downstream:\n  - {key: web, project: acme/web, on: [upstream]}\n",
     )
     engine.deliver("expand_run", api.pk)
     assert api.children.get().key == "web"

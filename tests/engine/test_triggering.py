@@ -133,6 +133,7 @@ def test_a_rate_limit_waits_as_long_as_the_forge_asks_and_is_not_a_failure(
     for _ in range(3):
         assert api.status == Status.WAITING, api.error
         assert "rate limit" in api.error
+        assert api.not_before is not None
         wait = (api.not_before - timezone.now()).total_seconds()
         assert 28 <= wait <= 31
         [again] = engine.kicks.take("trigger_run")
