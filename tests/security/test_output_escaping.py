@@ -18,7 +18,9 @@ from bots.summary import render, render_plan
 from chains.planner import Plan, PlannedRun
 from chains.policy import Verdict
 from chains.safe_url import safe_url
-from tests.dashboard import factories
+from chains.status import Status
+from tests import factories
+from tests.fakes.forge import COMMIT_STATE
 
 HOSTILE = "@all @here <img src=x onerror=alert(1)> [click](javascript:alert(1)) *b* _i_ `c` |"
 BAD_URLS = [
@@ -239,6 +241,9 @@ class FakeForge:
 
     def budgets(self, kind: str, project: str) -> list[Any]:
         return []
+
+    def commit_state(self, status: str) -> str:
+        return COMMIT_STATE[Status(status)]  # as tests/fakes/forge.py (GitLab's states)
 
     def set_commit_status(self, project: str, sha: str, **fields: Any) -> None:
         self.statuses.append(fields)

@@ -26,9 +26,9 @@ from bots.commands import handlers
 from bots.engine import planning
 from bots.events import CommentEvent
 from bots.forges.base import RemoteChange, RemoteProject
-from chains.models import AuditEvent, Chain, Grant, Identity, Run, Team
+from chains.models import AuditEvent, Chain, Grant, Identity, Run
 from chains.status import Status
-from tests.dashboard import factories as f
+from tests import factories as f
 
 PERSONAS = ("anonymous", "outsider", "viewer", "member", "admin")
 
@@ -58,27 +58,9 @@ def world(db: None) -> World:
 
 
 @pytest.fixture
-def people(db: None, settings: Any) -> dict[str, User | None]:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    viewer = User.objects.create_user("vic")
-    Grant.objects.create(user=viewer, projects="acme/*", actions=["view"])
-    member = User.objects.create_user("mia")
-    team = Team.objects.create(name="app team")
-    team.members.add(member)
-    acts = ["view", "trigger", "retry", "cancel"]
-    Grant.objects.create(team=team, projects="acme/*", actions=acts)
-    users = {
-        "anonymous": None,
-        "outsider": User.objects.create_user("otto"),
-        "viewer": viewer,
-        "member": member,
-        "admin": User.objects.create_superuser("ada"),
-    }
-    forge = f.forge()
-    for user in users.values():
-        if user is not None:
-            Identity.objects.create(forge=forge, username=user.username, user=user)
-    return users
+def people(db: None, fast_passwords: None) -> dict[str, User | None]:
+    """The personas of tests/factories.py on acme/*, their forge accounts linked."""
+    return {p: f.persona(p, on=f.forge()) for p in PERSONAS}
 
 
 # verb: (dashboard URL, API URL, comment, persona verdicts in PERSONAS order)
