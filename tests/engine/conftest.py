@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -145,6 +146,14 @@ class Engine:
 
     def runs(self, chain: Chain) -> dict[str, Run]:
         return {r.key: r for r in chain.runs.select_related("repository").order_by("pk")}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test here is an engine unit test: it runs on any database, without a broker."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.path).parents:
+            item.add_marker(pytest.mark.engine)
 
 
 @pytest.fixture
