@@ -303,3 +303,14 @@ def persona(role: str, *, projects: str = "acme/*", on: Forge | None = None) -> 
     if on is not None:
         Identity.objects.get_or_create(forge=on, username=name, defaults={"user": person})
     return person
+
+
+def account(
+    on: Forge, name: str, *projects: str, actions: tuple[str, ...] = ("view", "trigger")
+) -> User:
+    """A Baton user linked to the forge account ``name``, granted ``actions`` on ``projects``."""
+    person = user(name)
+    Identity.objects.get_or_create(forge=on, username=name, defaults={"user": person})
+    for pattern in projects:
+        grant(person, pattern, *actions)
+    return person
