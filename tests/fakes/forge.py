@@ -196,6 +196,11 @@ class FakeForge:
         found = [p for p in self.pipelines.values() if p.id in ids]
         return [p for p in found if project is None or p.project == project]
 
+    @property
+    def bodies(self) -> list[str]:
+        """Every comment body written (created or edited), in order."""
+        return [c.args[2] for c in self.called("upsert_comment")]
+
     def contexts(self) -> list[tuple[str, str]]:
         """(context, forge state) of every commit status posted, in order."""
         return [(s["context"], self.commit_state(s["status"])) for s in self.statuses]
