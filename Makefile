@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 
 NODE_STAMP := node_modules/.installed-stamp
 
-.PHONY: run test setup lint bench bench-smoke screenshots clean
+.PHONY: run test test-engine setup lint bench bench-smoke screenshots clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ lint: setup
 
 test: setup $(NODE_STAMP) lint
 	DEBUG=true SECRET_KEY=$${SECRET_KEY:-test-only-secret} $(BIN)/pytest
+
+# The engine's unit tests alone (tests/engine, marker `engine`): SQLite, a FakeForge and no
+# broker, so they need neither PostgreSQL nor Redis and take seconds. `make test` runs them too.
+test-engine: setup
+	env -u DATABASE_URL -u CELERY_BROKER_URL DEBUG=true \
+		SECRET_KEY=$${SECRET_KEY:-test-only-secret} $(BIN)/pytest tests/engine -q -p no:cacheprovider
 
 bench: setup
 	DEBUG=true $(BIN)/python bench/intake.py

@@ -3,21 +3,97 @@ under CI=true when they are missing and skips otherwise (a laptop without them).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import socket
+import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import pytest
 from django.conf import settings
+
+from tests.fakes.forge import FakeForge
+from tests.fakes.forge import install as install_forge
+from tests.fakes.tasks import Kicks
+from tests.fakes.tasks import install as install_kicks
+
+if TYPE_CHECKING:
+    from django.test import Client
+
+    from chains.models import Forge
 
 FIXTURES = Path(__file__).parent / "fixtures" / "webhooks"
 
 
 def load_fixture(forge: str, name: str) -> dict[str, Any]:
     return json.loads((FIXTURES / forge / f"{name}.json").read_text())
+
+
+# The event header a forge sends with each fixture, by the part of its name before "__".
+GITLAB_EVENTS = {
+    "merge_request": "Merge Request Hook",
+    "note": "Note Hook",
+    "pipeline": "Pipeline Hook",
+    "job": "Job Hook",
+}
+
+
+def post_webhook(
+    client: Client,
+    forge: Forge,
+    fixture_name: str,
+    *,
+    secret: str | None = None,
+    key: str | None = None,
+    event: str | None = None,
+    body: bytes | None = None,
+    headers: dict[str, str | None] | None = None,
+    **overrides: Any,
+) -> Any:  # the test client's response (json(), wsgi_request)
+    """POST the fixture ``tests/fixtures/webhooks/<forge kind>/<fixture_name>.json`` to
+    ``/hooks/<slug>/`` as the forge sends it: GitLab with its `X-Gitlab-Token` and
+    `Idempotency-Key`, GitHub signed with `X-Hub-Signature-256` (HMAC-SHA256 of the exact body)
+    and `X-GitHub-Delivery`.
+
+    ``overrides`` replace payload fields, ``__`` reaching into objects
+    (``object_attributes__iid=5``); ``body`` replaces the whole body (still signed); ``secret``
+    signs with another secret; ``key`` is the delivery id (default: a new one each call);
+    ``headers`` adds headers or, with None, leaves one out."""
+    kind = str(forge.kind)
+    payload = load_fixture(kind, fixture_name)
+    for path, value in overrides.items():
+        *parents, last = path.split("__")
+        node = payload
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    raw = json.dumps(payload).encode() if body is None else body
+    secret = forge.webhook_secret if secret is None else secret
+    key = key or uuid.uuid4().hex
+    prefix = fixture_name.split("__", 1)[0]
+    sent: dict[str, str | None]
+    if kind == "github":
+        signature = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+        sent = {
+            "X-GitHub-Event": event or prefix,
+            "X-GitHub-Delivery": key,
+            "X-Hub-Signature-256": f"sha256={signature}",
+        }
+    else:
+        sent = {
+            "X-Gitlab-Event": event or GITLAB_EVENTS.get(prefix, prefix),
+            "X-Gitlab-Token": secret,
+            "Idempotency-Key": key,
+        }
+    sent.update(headers or {})
+    given = {name: value for name, value in sent.items() if value is not None}
+    return client.post(
+        f"/hooks/{forge.slug}/", data=raw, content_type="application/json", headers=given
+    )
 
 
 def _reachable(url: str, default_port: int) -> bool:
@@ -60,6 +136,34 @@ def _fresh_caches() -> None:
     from django.core.cache import caches
     from django.core.cache.backends.locmem import LocMemCache
 
-    for cache in caches.all():
-        if isinstance(cache, LocMemCache):
-            cache.clear()
+    for backend in caches.all():
+        if isinstance(backend, LocMemCache):
+            backend.clear()
+
+
+@pytest.fixture
+def fast_passwords(settings: Any) -> None:
+    """Passwords hashed cheaply (for tests whose users sign in with one)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+# -- the engine without a forge or a broker -------------------------------------------------------
+
+
+@pytest.fixture
+def fake_forge(monkeypatch: pytest.MonkeyPatch) -> FakeForge:
+    """A FakeForge behind `bots.forges.registry.forge_for` (tests/fakes/forge.py); the per-process
+    caches that would remember another test's forge answers are emptied."""
+    from bots import permissions
+    from bots.engine import planning
+
+    for module, name in ((planning, "_configs"), (permissions, "_looked_up")):
+        if isinstance(getattr(module, name, None), dict):
+            monkeypatch.setattr(module, name, {})
+    return install_forge(monkeypatch, FakeForge())
+
+
+@pytest.fixture
+def kicks(monkeypatch: pytest.MonkeyPatch) -> Kicks:
+    """Every Celery task enqueued during the test, recorded, not sent (tests/fakes/tasks.py)."""
+    return install_kicks(monkeypatch)

@@ -1,7 +1,8 @@
 """Personas and a small world.
 
-Personas: anonymous; viewer (view on acme/*); operator (view, retry, cancel, trigger on acme/*);
-admin (superuser); outsider (signed in, no grant). Each has an API client with a token.
+Personas (tests/factories.py): anonymous; viewer (view on acme/*); operator (view, retry,
+cancel, trigger on acme/*); admin (superuser); outsider (signed in, no grant). Each has an API
+client with a token.
 
 World: chains in acme/app, one of which has a run in secret/vault (a project only the admin may
 view), and a chain of secret/vault itself.
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -19,7 +19,7 @@ from rest_framework.test import APIClient
 
 from chains.models import Chain, Run
 from chains.status import Status
-from tests.api import factories as f
+from tests import factories as f
 
 PERSONAS = ("anonymous", "viewer", "operator", "admin", "outsider")
 SECRET_VALUE = "hunter2-masked-value"
@@ -27,8 +27,8 @@ VAULT_SECRETS = ("secret/vault", "vault-branch", "https://vault.internal.example
 
 
 @pytest.fixture(autouse=True)
-def fast_passwords(settings: Any) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+def _fast(fast_passwords: None) -> None:
+    """Users of these tests sign in with passwords: hash them cheaply."""
 
 
 @dataclass
@@ -94,17 +94,7 @@ class People:
 
 @pytest.fixture
 def people(db: None) -> People:
-    viewer = f.user("vic")
-    f.grant(viewer, "acme/*", "view")
-    operator = f.user("opal")
-    f.grant(operator, "acme/*", "view", "retry", "cancel", "trigger")
-    users: dict[str, User | None] = {
-        "anonymous": None,
-        "viewer": viewer,
-        "operator": operator,
-        "admin": f.user("ada", superuser=True),
-        "outsider": f.user("otto"),
-    }
+    users: dict[str, User | None] = {p: f.persona(p) for p in PERSONAS}
     clients = {}
     for persona, user in users.items():
         client = APIClient()

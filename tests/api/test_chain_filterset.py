@@ -12,7 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from dashboard.filters import ChainFilterSet
-from tests.api import factories as f
+from tests import factories as f
 from tests.api.conftest import People, World
 
 PARAMS: list[dict[str, object]] = [

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.api import factories as f
+from tests import factories as f
 from tests.api.conftest import People, World
 
 API = "/api/v1"
@@ -67,7 +67,7 @@ def test_chain_filters(
     world: World, people: People, params: dict[str, object], expected: set[str]
 ) -> None:
     other = f.chain("acme/other", target="release/2", status="success", number=77)
-    hub = f.chain("acme/app", on=f.forge("gh", "github"), author="bob", number=5)
+    hub = f.chain("acme/app", on=f.forge("github", "gh"), author="bob", number=5)
     names = {world.app.pk: "app", world.mixed.pk: "mixed", other.pk: "other", hub.pk: "hub"}
     body = people["viewer"].get(f"{API}/chains/", params).json()
     assert {names[c["id"]] for c in body["results"]} == expected
@@ -133,7 +133,7 @@ def test_runs_of_a_chain_come_in_tree_order(world: World, people: People) -> Non
 
 
 def test_repository_filters(world: World, people: People) -> None:
-    f.repository("acme/app", f.forge("gh", "github"))
+    f.repository("acme/app", f.forge("github", "gh"))
     client = people["viewer"]
     gh = client.get(f"{API}/repositories/", {"forge": "gh"}).json()
     assert [(r["forge"], r["forge_kind"], r["path"]) for r in gh["results"]] == [

@@ -275,7 +275,7 @@ def test_retry_failed_with_nothing_failed_is_409(world: World, people: People) -
 
 
 def test_rerun_of_a_chain_no_change_started_is_409(world: World, people: People) -> None:
-    from tests.api import factories as f
+    from tests import factories as f
 
     push = f.chain("acme/app", number=None)
     response = people["operator"].post(f"{API}/chains/{push.pk}/rerun/")

@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from chains.models import Chain
-from tests.api import factories as f
+from tests import factories as f
 from tests.api.conftest import People, World
 
 API = "/api/v1"

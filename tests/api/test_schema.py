@@ -19,7 +19,7 @@ from schemathesis.checks import not_a_server_error
 
 from chains.models import Chain, Repository, Run
 from config.wsgi import application
-from tests.api import factories as f
+from tests import factories as f
 from tests.api.conftest import People, World
 
 EXAMPLES = 25  # per operation; the whole run stays well under a minute

@@ -3,34 +3,32 @@ what they may do comes from grants, through the one policy."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from chains.models import Grant
+from tests import factories as f
 
 
 @pytest.fixture(autouse=True)
-def fast_passwords(settings: Any) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+def _fast(fast_passwords: None) -> None:
+    """Users of these tests sign in with passwords: hash them cheaply."""
 
 
 @pytest.fixture
 def manager(db: None) -> User:
     """A release manager: may view, trigger, retry and cancel everything."""
-    user = User.objects.create_user("rita", password="pw-rita-123")
-    Grant.objects.create(user=user, projects="*", actions=["view", "trigger", "retry", "cancel"])
-    return user
+    person = f.persona("manager", projects="*")
+    assert person is not None
+    return person
 
 
 @pytest.fixture
 def viewer(db: None) -> User:
     """May view everything, do nothing."""
-    user = User.objects.create_user("vic", password="pw-vic-123")
-    Grant.objects.create(user=user, projects="*", actions=["view"])
-    return user
+    person = f.persona("viewer", projects="*")
+    assert person is not None
+    return person
 
 
 @pytest.fixture

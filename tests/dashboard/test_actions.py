@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from chains.models import AuditEvent, Chain, Run
-from tests.dashboard import factories as f
+from tests import factories as f
 from tests.dashboard.conftest import HX
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from chains.models import Chain, Run
-from tests.dashboard import factories as f
+from tests import factories as f
 from tests.dashboard.conftest import HX
 
 pytestmark = pytest.mark.django_db

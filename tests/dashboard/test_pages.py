@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.test import Client
 
-from tests.dashboard import factories as f
+from tests import factories as f
 from tests.dashboard.conftest import HX
 
 pytestmark = pytest.mark.django_db

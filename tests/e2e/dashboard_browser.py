@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.dashboard import factories as f
+from tests import factories as f
 
 CHROMIUM = os.environ.get("BATON_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [

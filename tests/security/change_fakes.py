@@ -12,7 +12,9 @@ import responses
 from django.contrib.auth.models import User
 from django.test import Client
 
-from chains.models import Delivery, Forge, Grant, Identity
+from chains.models import Delivery, Forge
+from tests import factories
+from tests.conftest import post_webhook
 
 API = "https://gl.example.com/api/v4"
 SECRET = "hook-secret-h7"
@@ -33,11 +35,7 @@ def gitlab_forge() -> Forge:
 
 def person(forge: Forge, name: str, *projects: str) -> User:
     """A Baton user linked to the forge account ``name``, who may trigger ``projects``."""
-    user = User.objects.create_user(name, f"{name}@example.com", "pw")
-    Identity.objects.create(forge=forge, username=name, user=user)
-    for pattern in projects:
-        Grant.objects.create(user=user, projects=pattern, actions=["view", "trigger"])
-    return user
+    return factories.account(forge, name, *projects)
 
 
 def fake_change(
@@ -107,11 +105,8 @@ def mr_hook(
 
 def deliver(client: Client, payload: dict[str, Any], key: str, event: str) -> Delivery:
     """POST a signed hook to Baton's intake; the stored delivery."""
-    response = client.post(
-        "/hooks/gl/",
-        data=json.dumps(payload),
-        content_type="application/json",
-        headers={"X-Gitlab-Token": SECRET, "X-Gitlab-Event": event, "Idempotency-Key": key},
-    )
+    body = json.dumps(payload).encode()
+    forge = Forge.objects.get(slug="gl")
+    response = post_webhook(client, forge, "merge_request__open", body=body, key=key, event=event)
     assert response.status_code == 202, response.content
     return Delivery.objects.get(dedupe_key=key)

@@ -12,10 +12,10 @@ import pytest
 from bots.commands import handlers
 from bots.commands.parser import parse_comment
 from bots.events import CommentEvent
-from bots.forges.base import RemoteProject
 from bots.inbound import github, gitlab
 from chains.models import Forge
 from tests.conftest import load_fixture
+from tests.fakes.forge import FakeForge
 
 
 @pytest.mark.parametrize(
@@ -74,25 +74,11 @@ def test_an_edited_github_comment_runs_nothing() -> None:
 # --- commands per comment ----------------------------------------------------------------------
 
 
-class FakeClient:
-    def __init__(self) -> None:
-        self.bodies: list[str] = []
-
-    def upsert_comment(self, project: str, number: int, body: str, comment_id: Any) -> str:
-        self.bodies.append(body)
-        return "reply-1"
-
-    def get_project(self, path: str) -> RemoteProject:
-        """What a forge says of a project Baton knows only by name: public, as on a hook."""
-        return RemoteProject(id="77", path=path, default_branch="main", web_url="", public=True)
-
-
 @pytest.fixture
-def client(monkeypatch: pytest.MonkeyPatch) -> FakeClient:
-    fake = FakeClient()
-    monkeypatch.setattr(handlers, "forge_for", lambda forge: fake)
-    monkeypatch.setattr("bots.engine.planning.forge_for", lambda forge: fake)
-    return fake
+def client(fake_forge: FakeForge) -> FakeForge:
+    """The forge, faked: acme/app is public, as on a hook."""
+    fake_forge.add_project("acme/app", public=True, id="77")
+    return fake_forge
 
 
 @pytest.fixture
@@ -108,7 +94,7 @@ def forge(db: None) -> Forge:
 
 
 def test_a_hundred_plan_lines_make_at_most_the_cap(
-    forge: Forge, client: FakeClient, monkeypatch: pytest.MonkeyPatch, settings: Any
+    forge: Forge, client: FakeForge, monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
     calls: list[str] = []
 
@@ -124,7 +110,7 @@ def test_a_hundred_plan_lines_make_at_most_the_cap(
 
 
 def test_a_long_reply_is_cut_with_a_note(
-    forge: Forge, client: FakeClient, monkeypatch: pytest.MonkeyPatch, settings: Any
+    forge: Forge, client: FakeForge, monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
     settings.BATON_MAX_REPLY_CHARS = 2000
     monkeypatch.setitem(handlers.HANDLERS, "status", lambda *a: "| row |\n" * 5000)
@@ -135,7 +121,7 @@ def test_a_long_reply_is_cut_with_a_note(
     assert "cut: this reply had" in reply
 
 
-def test_a_huge_line_is_not_echoed_whole(forge: Forge, client: FakeClient) -> None:
+def test_a_huge_line_is_not_echoed_whole(forge: Forge, client: FakeForge) -> None:
     body = "/baton " + "x" * 50_000 + "\n/baton retry " + "k" * 50 + " " + "y" * 50_000
     handlers.handle_comment(forge, CommentEvent("acme/app", 7, "alice", body, "c-3"), None)
     assert all(len(reply) < 5_000 for reply in client.bodies)

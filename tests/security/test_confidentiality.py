@@ -19,11 +19,11 @@ from bots.engine.tracking import release
 from bots.events import ChangeAction, ChangeEvent, CommentEvent
 from bots.forges import registry
 from bots.forges.base import ForgeError, RemoteChange, RemoteProject
-from bots.forges.gitlab import COMMIT_STATE as GITLAB_COMMIT_STATE
 from chains.models import Chain, Forge, Grant, Identity, Repository
 from chains.planner import Change
 from chains.redaction import PRIVATE, hides, scrub
 from chains.status import Status
+from tests.fakes.forge import COMMIT_STATE
 
 SECRETS = ("secret/vault", "vault-deploy", "Vault rollout")
 CONFIG = """\
@@ -37,10 +37,6 @@ downstream:
 @dataclass
 class FakeForge:
     """What Baton asks a GitLab of: the file, the change, projects; statuses and comments."""
-
-    def commit_state(self, status: Status) -> str:
-        """GitLab's own state for a status (queued, waiting and pending all show as pending)."""
-        return GITLAB_COMMIT_STATE[status]
 
     config: str
     projects: dict[str, bool] = field(default_factory=dict)  # path -> public
@@ -91,6 +87,9 @@ class FakeForge:
             web_url=f"https://forge.test/{project}",
             public=self.projects[project],
         )
+
+    def commit_state(self, status: str) -> str:
+        return COMMIT_STATE[Status(status)]  # as tests/fakes/forge.py (GitLab's states)
 
     def set_commit_status(self, project: str, sha: str, **status: Any) -> None:
         self.statuses.append({"project": project, "sha": sha, **status})
@@ -295,7 +294,7 @@ def test_what_a_change_may_name(upstream: str, target: str, hidden: bool) -> Non
 def test_the_repository_page_does_not_name_an_upstream_its_reader_may_not_view(db: None) -> None:
     from django.test import Client
 
-    from tests.dashboard import factories
+    from tests import factories
 
     upstream = factories.chain("hidden/launcher", number=3)
     factories.run(upstream, "vault", project="secret/vault")
@@ -316,7 +315,7 @@ def test_the_repository_page_does_not_name_an_upstream_its_reader_may_not_view(d
 def test_the_chain_page_does_not_name_a_private_run_in_a_visible_runs_texts(db: None) -> None:
     from django.test import Client
 
-    from tests.dashboard import factories
+    from tests import factories
 
     chain = factories.chain("acme/app", number=4)
     factories.run(

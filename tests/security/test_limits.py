@@ -16,8 +16,8 @@ from django.test import Client
 from chains.config import ConfigError, parse_config
 from chains.dotenv import parse_dotenv
 from chains.models import Delivery, Forge
+from tests import factories
 from tests.conftest import load_fixture
-from tests.dashboard import factories
 
 # --- .baton.yml --------------------------------------------------------------------------------
 

@@ -13,14 +13,14 @@ from bots import services
 from bots.commands import handlers
 from bots.events import CommentEvent
 from bots.forges.base import RemoteProject
-from bots.forges.gitlab import COMMIT_STATE as GITLAB_COMMIT_STATE
 from bots.markdown import ZWJ, code, link, text, truncate
 from bots.summary import render, render_plan
 from chains.planner import Plan, PlannedRun
 from chains.policy import Verdict
 from chains.safe_url import safe_url
 from chains.status import Status
-from tests.dashboard import factories
+from tests import factories
+from tests.fakes.forge import COMMIT_STATE
 
 HOSTILE = "@all @here <img src=x onerror=alert(1)> [click](javascript:alert(1)) *b* _i_ `c` |"
 BAD_URLS = [
@@ -235,16 +235,15 @@ def test_the_api_gives_no_javascript_urls(viewer: Client) -> None:
 class FakeForge:
     """Records what mirroring writes on the forge."""
 
-    def commit_state(self, status: Status) -> str:
-        """GitLab's own state for a status (queued, waiting and pending all show as pending)."""
-        return GITLAB_COMMIT_STATE[status]
-
     def __init__(self) -> None:
         self.statuses: list[dict[str, Any]] = []
         self.comments: list[str] = []
 
     def budgets(self, kind: str, project: str) -> list[Any]:
         return []
+
+    def commit_state(self, status: str) -> str:
+        return COMMIT_STATE[Status(status)]  # as tests/fakes/forge.py (GitLab's states)
 
     def set_commit_status(self, project: str, sha: str, **fields: Any) -> None:
         self.statuses.append(fields)

@@ -25,10 +25,11 @@ from django.test import Client
 from bots.commands import handlers
 from bots.engine import planning
 from bots.events import CommentEvent
-from bots.forges.base import RemoteChange, RemoteProject
-from chains.models import AuditEvent, Chain, Grant, Identity, Run, Team
+from bots.forges.base import RemoteChange
+from chains.models import AuditEvent, Chain, Grant, Identity, Run
 from chains.status import Status
-from tests.dashboard import factories as f
+from tests import factories as f
+from tests.fakes.forge import FakeForge
 
 PERSONAS = ("anonymous", "outsider", "viewer", "member", "admin")
 
@@ -58,27 +59,9 @@ def world(db: None) -> World:
 
 
 @pytest.fixture
-def people(db: None, settings: Any) -> dict[str, User | None]:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    viewer = User.objects.create_user("vic")
-    Grant.objects.create(user=viewer, projects="acme/*", actions=["view"])
-    member = User.objects.create_user("mia")
-    team = Team.objects.create(name="app team")
-    team.members.add(member)
-    acts = ["view", "trigger", "retry", "cancel"]
-    Grant.objects.create(team=team, projects="acme/*", actions=acts)
-    users = {
-        "anonymous": None,
-        "outsider": User.objects.create_user("otto"),
-        "viewer": viewer,
-        "member": member,
-        "admin": User.objects.create_superuser("ada"),
-    }
-    forge = f.forge()
-    for user in users.values():
-        if user is not None:
-            Identity.objects.create(forge=forge, username=user.username, user=user)
-    return users
+def people(db: None, fast_passwords: None) -> dict[str, User | None]:
+    """The personas of tests/factories.py on acme/*, their forge accounts linked."""
+    return {p: f.persona(p, on=f.forge()) for p in PERSONAS}
 
 
 # verb: (dashboard URL, API URL, comment, persona verdicts in PERSONAS order)
@@ -185,34 +168,14 @@ def _api(world: World, user: User | None, verb: str) -> Answer:
     return Answer(response.status_code in (200, 202), "")
 
 
-class FakeForge:
-    """What the comment handler says back, instead of a forge."""
-
-    def __init__(self) -> None:
-        self.bodies: list[str] = []
-
-    def upsert_comment(self, project: str, number: int, body: str, reply_id: Any) -> str:
-        self.bodies.append(body)
-        return "1"
-
-    def get_project(self, path: str) -> RemoteProject:
-        """What the forge says of acme/app: private, like the targets, so a reply on its change
-        may name what the policy's words name (redaction on public changes is tested in
-        test_confidentiality.py)."""
-        return RemoteProject(id="77", path=path, default_branch="main", web_url="", public=False)
-
-    def public_email(self, username: str) -> str:
-        return ""
-
-
 _comments = itertools.count(1)
 
 
-def _comment(world: World, user: User | None, verb: str, monkeypatch: Any) -> Answer:
-    fake = FakeForge()
-    monkeypatch.setattr(handlers, "forge_for", lambda forge: fake)
-    monkeypatch.setattr("bots.engine.planning.forge_for", lambda forge: fake)
-    monkeypatch.setattr("bots.permissions.forge_for", lambda forge: fake)
+def _comment(world: World, user: User | None, verb: str, fake: FakeForge) -> Answer:
+    # acme/app is private, like the targets, so a reply on its change may name what the policy's
+    # words name (redaction on public changes is tested in test_confidentiality.py).
+    if "acme/app" not in fake.projects:
+        fake.add_project("acme/app", public=False, id="77")
     author = user.username if user is not None else "stranger"  # no linked Baton user
     event = CommentEvent("acme/app", 7, author, CASES[verb][2], f"c{next(_comments)}")
     handlers.handle_comment(world.chain.forge, event, None)
@@ -234,7 +197,7 @@ def test_every_surface_gives_the_policy_verdict(
     persona: str,
     verb: str,
     surface: str,
-    monkeypatch: Any,
+    fake_forge: FakeForge,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     expected = CASES[verb][3][PERSONAS.index(persona)]
@@ -246,7 +209,7 @@ def test_every_surface_gives_the_policy_verdict(
         elif surface == "api":
             answer = _api(world, user, verb)
         else:
-            answer = _comment(world, user, verb, monkeypatch)
+            answer = _comment(world, user, verb, fake_forge)
     assert answer.allowed is expected, answer
     if not expected and verb != "view":
         # All or nothing: no run changed, nothing queued for a forge, nothing audited.
@@ -267,7 +230,7 @@ def test_the_refusal_is_in_the_same_words_everywhere(
     people: dict[str, User | None],
     persona: str,
     verb: str,
-    monkeypatch: Any,
+    fake_forge: FakeForge,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     """Personas who may view the chain are refused in the policy's words, the same on the
@@ -279,7 +242,7 @@ def test_the_refusal_is_in_the_same_words_everywhere(
         words = {
             "dashboard": _dashboard(world, user, verb).words,
             "api": _api(world, user, verb).words,
-            "comment": _comment(world, user, verb, monkeypatch).words,
+            "comment": _comment(world, user, verb, fake_forge).words,
         }
     assert words["api"], words
     assert words["dashboard"] == words["api"] == words["comment"], words

@@ -21,8 +21,8 @@ from bots.events import ChangeEvent
 from chains.models import Delivery, Forge, Run
 from chains.status import Status
 from config.celery import app
+from tests import factories
 from tests.conftest import load_fixture
-from tests.dashboard import factories
 
 
 class WorkerKilled(BaseException):

@@ -14,7 +14,7 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 
 from chains.models import Chain, Grant, Repository, Run
-from tests.dashboard import factories as f
+from tests import factories as f
 
 HX = {"HX-Request": "true"}
 

@@ -28,7 +28,7 @@ from rest_framework.test import APIClient
 
 from chains.models import AuditEvent
 from dashboard.api import tokens
-from tests.api import factories as f
+from tests import factories as f
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery staple"
