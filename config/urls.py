@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from bots import health
+from config import metrics
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -9,5 +10,6 @@ urlpatterns = [
     path("api/", include("dashboard.api.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("", include("dashboard.urls")),
 ]

@@ -28,7 +28,7 @@ def _build(record: ForgeRecord) -> Forge:
     if record.kind == ForgeRecord.Kind.GITLAB:
         from bots.forges.gitlab import GitLabForge
 
-        return GitLabForge(record.api_url, record.token, timeout=timeout)
+        return GitLabForge(record.api_url, record.token, timeout=timeout, name=record.slug)
     if record.kind == ForgeRecord.Kind.GITHUB:
         from bots.forges.github import GitHubForge
 
@@ -37,5 +37,6 @@ def _build(record: ForgeRecord) -> Forge:
             record.token,
             timeout=timeout,
             app_installation=record.app_installation,
+            name=record.slug,
         )
     raise NotImplementedError(f"forge kind {record.kind!r} is not supported yet")
