@@ -18,12 +18,13 @@ from bots.forges.base import ForgeError
 from bots.forges.github import GitHubForge
 from bots.forges.gitlab import GitLabForge
 from chains.models import Chain, Delivery, Forge, Repository, Run
+from chains.status import Status
 from config import observability
 from tests.conftest import load_fixture
 
 pytestmark = pytest.mark.django_db
 
-HOST = {"HTTP_HOST": "127.0.0.1"}
+HOST: dict[str, Any] = {"HTTP_HOST": "127.0.0.1"}
 
 
 def value(name: str, **labels: str) -> float:
@@ -152,6 +153,7 @@ def test_deliveries_handled_are_counted_by_outcome(forge: Forge) -> None:
     from bots import dispatch
 
     delivery_id, _ = Delivery.objects.record(forge, "Push Hook", "p-1", {}, handled=True)
+    assert delivery_id is not None
     before = value("baton_deliveries_total", forge="gl", event="Push Hook", outcome="failed")
     dispatch.fail(delivery_id, "broken")
     dispatch.fail(delivery_id, "broken again")  # already finished: not counted twice
@@ -264,7 +266,9 @@ def test_triggers_are_counted_by_forge_and_result(forge: Forge) -> None:
     chain = Chain.objects.create(forge=forge, repository=repo, head_sha="b" * 40, upstream_ref="m")
     run = Run.objects.create(chain=chain, repository=repo, key="api")
     before = value("baton_triggers_total", forge="gl", result="triggered")
-    sending.record_triggered(run.pk, RemotePipeline(id="9", status="pending", web_url=""), "main")
+    sending.record_triggered(
+        run.pk, RemotePipeline(id="9", status=Status.PENDING, web_url=""), "main"
+    )
     assert value("baton_triggers_total", forge="gl", result="triggered") == before + 1
     run = Run.objects.select_related("repository__forge").get(pk=run.pk)
     failed = value("baton_triggers_total", forge="gl", result="failed")

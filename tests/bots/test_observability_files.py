@@ -30,7 +30,7 @@ def exported(db: None) -> dict[str, set[str]]:
     names: dict[str, set[str]] = {}
     for item in vars(metrics).values():
         if isinstance(item, MetricWrapperBase):
-            for suffix in SUFFIXES[item._type]:
+            for suffix in SUFFIXES[str(item._type)]:
                 names[item._name + suffix] = set(item._labelnames)
     forge = Forge.objects.create(
         kind="gitlab", slug="x", name="x", api_url="http://x:1", token="t", webhook_secret="s"

@@ -31,6 +31,7 @@ def repo(forge: Forge) -> Repository:
 
 def delivery(forge: Forge, key: str, age: timedelta, *, processed: bool = True) -> Delivery:
     delivery_id, _ = Delivery.objects.record(forge, "Push Hook", key, {"k": key}, handled=True)
+    assert delivery_id is not None
     at = timezone.now() - age
     Delivery.objects.filter(pk=delivery_id).update(
         received_at=at, processed_at=at if processed else None
