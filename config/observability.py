@@ -34,8 +34,11 @@ _lock = threading.Lock()
 
 
 @signals.setup_logging.connect
-def _use_django_logging(**kwargs: Any) -> None:
-    """A receiver here tells Celery to leave logging alone: Django's LOGGING applies."""
+def _use_django_logging(loglevel: Any = None, **kwargs: Any) -> None:
+    """A receiver here tells Celery to leave logging alone: Django's LOGGING applies. The
+    worker's ``-l LEVEL`` still counts unless LOG_LEVEL says otherwise."""
+    if loglevel and "LOG_LEVEL" not in os.environ:
+        logging.getLogger().setLevel(loglevel)
 
 
 @signals.before_task_publish.connect
