@@ -1,7 +1,7 @@
 """Celery's side of metrics and log ids, connected once when config/celery.py loads.
 
-- Every message queued carries the ids of the work that queued it (``baton_ids``) and when it
-  was queued (``baton_sent_at``).
+- Every message queued carries the delivery and chain ids of the work that queued it
+  (``baton_ids``) and when it was queued (``baton_sent_at``).
 - Before a task runs, its ids are set from those headers and from its own arguments
   (``delivery_id``, ``chain_id``, ``run_id`` by name), so all its log lines carry them; the
   queue wait, run time and retries of each task are counted (bots/metrics.py).
@@ -45,7 +45,8 @@ def _use_django_logging(loglevel: Any = None, **kwargs: Any) -> None:
 def _stamp(headers: dict[str, Any] | None = None, **kwargs: Any) -> None:
     if headers is None:
         return
-    ids = logcontext.current()
+    # The delivery and chain the new task comes from; a run is named only by its own task.
+    ids = {k: v for k, v in logcontext.current().items() if k != "run_id"}
     if ids:
         headers.setdefault(logcontext.HEADER, ids)
     headers[SENT_AT] = time.time()
@@ -95,10 +96,11 @@ def _task_starts(
     carried = _header(request, logcontext.HEADER)
     if isinstance(carried, dict):
         logcontext.bind(**carried)
-    logcontext.bind(**_ids_from_arguments(task, args, kwargs))
-    ids = logcontext.current()
-    if "run_id" in ids and "chain_id" not in ids:
-        logcontext.bind(chain_id=_chain_of_run(ids["run_id"]))
+    own = _ids_from_arguments(task, args, kwargs)
+    logcontext.bind(**own)
+    if "run_id" in own and "chain_id" not in own:
+        # A run's own chain, even when another chain's work queued the task (a supersede).
+        logcontext.bind(chain_id=_chain_of_run(own["run_id"]))
     sent_at = _header(request, SENT_AT)
     if isinstance(sent_at, int | float) and not getattr(request, "is_eager", False):
         due = float(sent_at)

@@ -93,3 +93,27 @@ def test_settings_wire_the_filter_and_the_chosen_format(settings) -> None:  # ty
     assert handler["filters"] == ["ids"]
     assert handler["formatter"] in {"plain", "json"}
     assert handler["formatter"] == settings.LOG_FORMAT
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT='xml': use plain or json"),
+        ({"BATON_METRICS_ALLOW": "10.0.0.0/8,everyone"}, "BATON_METRICS_ALLOW: 'everyone'"),
+        ({"BATON_PRUNE_BATCH": "0"}, "BATON_PRUNE_BATCH"),
+    ],
+)
+def test_bad_observability_settings_fail_loudly(env: dict[str, str], named: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        env={**os.environ, "DEBUG": "true", "DJANGO_SETTINGS_MODULE": "config.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert named in result.stderr

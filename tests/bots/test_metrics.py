@@ -299,9 +299,9 @@ class FakeTask:
 
 def test_published_tasks_carry_ids_and_the_worker_sets_them(forge: Forge) -> None:
     headers: dict[str, Any] = {}
-    with logcontext.bound(delivery_id=3, chain_id=4):
+    with logcontext.bound(delivery_id=3, chain_id=4, run_id=8):
         observability._stamp(headers=headers)
-    assert headers[logcontext.HEADER] == {"delivery_id": 3, "chain_id": 4}
+    assert headers[logcontext.HEADER] == {"delivery_id": 3, "chain_id": 4}  # not its run
     headers[observability.SENT_AT] -= 2.0  # queued two seconds ago
     waits = value("baton_queue_wait_seconds_count", task=FakeTask.name)
     slow = value("baton_queue_wait_seconds_bucket", task=FakeTask.name, le="1.0")
@@ -325,6 +325,13 @@ def test_a_run_task_finds_its_chain(forge: Forge) -> None:
         assert logcontext.current() == {"chain_id": chain.pk, "run_id": run.pk}
     finally:
         observability._task_ends(task_id="t-2", task=FakeTask({}), state="SUCCESS")
+    # Queued by another chain's work (a newer chain cancelling this one's runs): its own chain.
+    queued_by = {logcontext.HEADER: {"delivery_id": 5, "chain_id": chain.pk + 100}}
+    observability._task_starts(task_id="t-3", task=FakeTask(queued_by), args=(run.pk,), kwargs={})
+    try:
+        assert logcontext.current() == {"delivery_id": 5, "chain_id": chain.pk, "run_id": run.pk}
+    finally:
+        observability._task_ends(task_id="t-3", task=FakeTask({}), state="SUCCESS")
 
 
 def test_retries_are_counted() -> None:
