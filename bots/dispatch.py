@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from bots import metrics
 from bots.commands.handlers import handle_comment
 from bots.engine.planning import handle_change
 from bots.engine.tracking import handle_pipeline
@@ -58,6 +59,7 @@ def process(delivery_id: int) -> None:
                 f"cause is fixed.{last}"
             )[:2000]
             delivery.save(update_fields=["processed_at", "outcome", "detail"])
+            metrics.delivery_handled(delivery.forge.slug, delivery.event, delivery.outcome)
             log.warning("delivery %s parked after %s attempts", delivery.pk, delivery.attempts)
             return
         delivery.attempts += 1
@@ -94,12 +96,18 @@ def note(delivery_id: int, detail: str) -> None:
 
 
 def fail(delivery_id: int, detail: str) -> None:
-    Delivery.objects.filter(pk=delivery_id, processed_at__isnull=True).update(
+    failed = Delivery.objects.filter(pk=delivery_id, processed_at__isnull=True).update(
         processed_at=timezone.now(), outcome=Delivery.Outcome.FAILED, detail=detail[:2000]
     )
+    if failed:
+        for slug, event in Delivery.objects.filter(pk=delivery_id).values_list(
+            "forge__slug", "event"
+        ):
+            metrics.delivery_handled(slug, event, Delivery.Outcome.FAILED)
 
 
 def _finish(delivery: Delivery, outcome: str, detail: str) -> None:
     Delivery.objects.filter(pk=delivery.pk).update(
         processed_at=timezone.now(), outcome=outcome, detail=detail[:2000]
     )
+    metrics.delivery_handled(delivery.forge.slug, delivery.event, outcome)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from typing import Any
 
 from django.conf import settings
@@ -14,7 +16,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from bots import caching, tasks
+from bots import caching, logcontext, metrics, tasks
 from bots.dispatch import INBOUND
 from bots.inbound import bounds
 from bots.scrubbing import scrub_payload
@@ -50,6 +52,31 @@ def _forget_forge(sender: type[Forge], instance: Forge, **kwargs: object) -> Non
 @csrf_exempt
 @require_POST
 def receive(request: HttpRequest, slug: str) -> JsonResponse:
+    """Answer the forge, and count the request by forge, event and result (bots/metrics.py)."""
+    started = time.perf_counter()
+    seen: dict[str, str] = {}
+    response = _receive(request, slug, seen)
+    forge = seen.get("forge", metrics.UNKNOWN)
+    metrics.INTAKE_SECONDS.labels(forge).observe(time.perf_counter() - started)
+    metrics.WEBHOOKS.labels(forge, seen.get("event", metrics.UNKNOWN), _result(response)).inc()
+    return response
+
+
+_RESULTS = {400: "bad_request", 401: "unauthenticated", 404: "unknown_forge", 413: "too_large"}
+
+
+def _result(response: JsonResponse) -> str:
+    if response.status_code in _RESULTS:
+        return _RESULTS[response.status_code]
+    try:
+        status = json.loads(response.content).get("status")
+    except ValueError:
+        status = None
+    return status if status in ("accepted", "ignored", "duplicate") else str(response.status_code)
+
+
+def _receive(request: HttpRequest, slug: str, seen: dict[str, str]) -> JsonResponse:
+    """``seen``: the forge's slug and the event, once known (for the metrics' labels)."""
     limit = settings.BATON_MAX_WEBHOOK_BYTES
     if bounds.too_big(request.META.get("CONTENT_LENGTH"), limit):
         return _too_big(limit)
@@ -59,6 +86,7 @@ def receive(request: HttpRequest, slug: str) -> JsonResponse:
     inbound = INBOUND.get(forge.kind)
     if inbound is None:
         return JsonResponse({"error": f"{forge.kind} webhooks are not supported yet"}, status=404)
+    seen["forge"] = forge.slug
     # Read the stream ourselves, at most one byte past the limit: `request.body` would answer
     # an HTML 400 above DATA_UPLOAD_MAX_MEMORY_SIZE, far below what forges send.
     body = request.read(limit + 1)
@@ -78,11 +106,14 @@ def receive(request: HttpRequest, slug: str) -> JsonResponse:
         return JsonResponse({"error": "the body is not JSON"}, status=400)
     event = inbound.event_name(request.headers).replace(bounds.NUL, "")
     handled = inbound.handles(event)
+    seen["event"] = event[:64] if handled else "other"  # a bounded set of labels
     payload = scrub_payload(forge, event, payload)  # known masked values never stored
     key = inbound.dedupe_key(request.headers, body).replace(bounds.NUL, "")
     delivery_id, created = Delivery.objects.record(forge, event, key, payload, handled=handled)
     if not created:
         return JsonResponse({"status": "duplicate"}, status=202)
+    logcontext.bind(delivery_id=delivery_id)
+    log.info("delivery %s stored: %s", delivery_id, event[:64] if handled else "not handled")
     if handled and delivery_id is not None:
         transaction.on_commit(lambda: _enqueue(delivery_id))
     status = "accepted" if handled else "ignored"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
@@ -57,6 +58,7 @@ if DEBUG:
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "bots.logcontext.LogContextMiddleware",  # each request starts with no log ids
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "config.middleware.RejectNulMiddleware",  # ?ref=%00 is a 400, not a database error
@@ -136,8 +138,8 @@ SESSION_COOKIE_SECURE = BATON_HTTPS
 CSRF_COOKIE_SECURE = BATON_HTTPS
 SESSION_COOKIE_HTTPONLY = True
 SECURE_SSL_REDIRECT = env_bool("BATON_SSL_REDIRECT", BATON_HTTPS)
-# Probes (kubelet, load balancers) ask over plain http inside the cluster.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+# Probes (kubelet, load balancers) and Prometheus ask over plain http inside the cluster.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env_int("BATON_HSTS_SECONDS", 31_536_000 if BATON_HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("BATON_HSTS_INCLUDE_SUBDOMAINS", True)
 SECURE_HSTS_PRELOAD = env_bool("BATON_HSTS_PRELOAD", False)
@@ -318,18 +320,78 @@ BATON_MAX_VARIABLES = env_int("BATON_MAX_VARIABLES", 200, minimum=1)
 BATON_MAX_COMMANDS = env_int("BATON_MAX_COMMANDS", 5, minimum=1)
 BATON_MAX_REPLY_CHARS = env_int("BATON_MAX_REPLY_CHARS", 60_000, minimum=1000)
 
+# --- Logs (docs/operations.md, "Logs") ----------------------------------------------------------
+# plain: readable lines (the default, for `make run`); json: one JSON object a line for a log
+# stack. Either way every line of a delivery's, chain's or run's work carries its ids.
+LOG_FORMAT = env_str("LOG_FORMAT", "plain").strip().lower()
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r}: use plain or json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"ids": {"()": "bots.logcontext.ContextFilter"}},
+    "formatters": {
+        "plain": {
+            "()": "bots.logcontext.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["ids"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"urllib3": {"level": "WARNING"}},
 }
 
+# --- Metrics (docs/operations.md, "Metrics") ----------------------------------------------------
+# /metrics answers a request bearing this token (Authorization: Bearer …) from anywhere …
+BATON_METRICS_TOKEN = env_str("BATON_METRICS_TOKEN", "")
+# … and, without it, requests from these addresses or networks (by default the machine itself
+# when DEBUG, nobody otherwise). No token and nobody allowed: /metrics is off (404).
+
+
+def _networks(name: str, default: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    networks = []
+    for item in env_list(name, default):
+        try:
+            networks.append(ipaddress.ip_network(item.strip(), strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: {item!r} is not an address or network (e.g. 10.0.0.0/8)"
+            ) from None
+    return networks
+
+
+BATON_METRICS_ALLOW = _networks("BATON_METRICS_ALLOW", ["127.0.0.1", "::1"] if DEBUG else [])
+# A Celery worker may serve its own metrics (another container or machine than the web).
+BATON_WORKER_METRICS_PORT = env_int("BATON_WORKER_METRICS_PORT", 0)
+BATON_WORKER_METRICS_ADDR = env_str("BATON_WORKER_METRICS_ADDR", "127.0.0.1")
+
+# --- Data over time (docs/operations.md, "Pruning") -------------------------------------------
+# Every BATON_PRUNE_INTERVAL seconds, in batches of BATON_PRUNE_BATCH rows: deliveries older
+# than BATON_KEEP_DELIVERIES_DAYS are deleted, chains finished longer than BATON_KEEP_CHAINS_DAYS
+# ago are deleted with their runs (variables, attempts), and audit entries older than
+# BATON_KEEP_AUDIT_DAYS are deleted (bots/pruning.py). 0 keeps that kind for ever.
+BATON_KEEP_DELIVERIES_DAYS = env_float("BATON_KEEP_DELIVERIES_DAYS", 30.0)
+BATON_KEEP_CHAINS_DAYS = env_float("BATON_KEEP_CHAINS_DAYS", 90.0)
+BATON_KEEP_AUDIT_DAYS = env_float("BATON_KEEP_AUDIT_DAYS", 365.0)
+BATON_PRUNE_BATCH = env_int("BATON_PRUNE_BATCH", 1000, minimum=1)
+BATON_PRUNE_INTERVAL = env_float("BATON_PRUNE_INTERVAL", 3600.0, minimum=60.0)
+
 CELERY_BEAT_SCHEDULE = {
     "sweep": {"task": "bots.tasks.sweep", "schedule": BATON_SWEEP_INTERVAL},
+    "prune": {"task": "bots.pruning.prune", "schedule": BATON_PRUNE_INTERVAL},
 }
+CELERY_IMPORTS = ("bots.pruning",)  # tasks outside bots/tasks.py
 
 # --- REST API (/api/v1/, docs/api.md) ------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -5,6 +5,7 @@ Also the nested step: what a triggered project's own `.baton.yml` sets off in tu
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -12,7 +13,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from bots import caching
+from bots import caching, logcontext
 from bots.engine.mirroring import request_mirror
 from bots.engine.principals import (
     allowed,
@@ -35,6 +36,8 @@ from chains.models import Chain, Delivery, Forge, Repository, Rule, Run
 from chains.planner import Change, Plan, PlannedRun, change_context, plan
 from chains.policy import Principal, UserPrincipal, Verdict
 from chains.status import FINISHED, Status
+
+log = logging.getLogger(__name__)
 
 
 class PlanningError(Exception):
@@ -267,12 +270,20 @@ def handle_change(
                 error=error,
                 summary_comment_id=previous[0].summary_comment_id if previous else "",
             )
+            logcontext.bind(chain_id=chain.pk)  # this task's lines and the tasks it queues
             Chain.objects.filter(pk__in=[p.pk for p in previous]).update(superseded_by=chain)
             reusable = (
                 _green_runs(previous, change.head_sha) if event.action == ChangeAction.RERUN else {}
             )
             runs = [new_run(chain, *target, reuse=reusable) for target in targets]
             created = Run.objects.bulk_create(runs)
+            log.info(
+                "chain %s started for %s!%s: %s runs",
+                chain.pk,
+                change.project,
+                change.number,
+                len(created),
+            )
             audit.record(
                 "chain.start",
                 actor=actor or "unknown",

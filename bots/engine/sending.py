@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from bots import throttle
+from bots import metrics, throttle
 from bots.engine.mirroring import request_mirror
 from bots.engine.tracking import (
     NONCE_VARIABLE,
@@ -266,6 +266,8 @@ def _trigger_failed(run: Run, exc: ForgeError, *, uncertain: bool = False) -> No
     give_up = exc.permanent or (
         not exc.rate_limited and run.send_attempts > settings.BATON_MAX_FORGE_RETRIES
     )
+    result = "failed" if give_up else "rate_limited" if exc.rate_limited else "retry"
+    metrics.trigger(run.repository.forge.slug, result)
     with transaction.atomic():
         run = Run.objects.select_for_update(of=("self",)).get(pk=run.pk)
         run.lease_until = None
@@ -333,6 +335,7 @@ def record_triggered(run_id: int, remote: RemotePipeline, ref: str) -> None:
             target=f"{run.repository.path}@{ref}",
             detail={"pipeline": remote.id},
         )
+        metrics.trigger(run.repository.forge.slug, "triggered")
         from bots import tasks
 
         if run.cancel_requested and run.status in ACTIVE and run.remote_id:

@@ -12,6 +12,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
+from bots import logcontext
 from bots.engine.mirroring import request_mirror
 from bots.events import PipelineEvent
 from bots.forges.base import Forge as BaseForge
@@ -74,6 +75,7 @@ def handle_pipeline(forge: Forge, event: PipelineEvent, delivery: Delivery | Non
     candidate = _matching_run(forge, event)
     if candidate is None:
         return "not a pipeline Baton triggered"
+    logcontext.bind(chain_id=candidate.chain_id, run_id=candidate.pk)
     if candidate.status == event.status and event.status in FINISHED:
         return f"run {candidate.pk} is {candidate.status}"  # a repeat: nothing to read back
     status, started_at, finished_at = event.status, event.started_at, event.finished_at

@@ -25,7 +25,7 @@ import requests
 import yaml
 from github import Auth, Github, GithubException, GithubIntegration
 
-from bots import caching
+from bots import caching, metrics
 from bots.forges.base import (
     Budget,
     ForgeError,
@@ -210,7 +210,9 @@ class GitHubForge:
         timeout: float,
         app_installation: bool = False,
         app: AppCredentials | None = None,
+        name: str = kind,
     ):
+        self.name = name  # the forge's slug, for the metrics' labels
         self._app = app
         self._app_auth = _InstallationTokenAuth() if app else None
         self._gh = Github(
@@ -298,24 +300,29 @@ class GitHubForge:
         creates: bool,
         ok: tuple[int, ...],
     ) -> tuple[int, dict[str, str], Any]:
+        started = time.perf_counter()
         try:
             status, raw_headers, text = self._requester.requestJson(
                 verb, path, parameters=params, headers=headers, input=body
             )
         except (requests.RequestException, OSError) as exc:
+            metrics.forge_call(self.name, verb, None, time.perf_counter() - started)
             raise ForgeError(
                 f"{action}: no answer from GitHub ({type(exc).__name__})", uncertain=creates
             ) from None
+        elapsed = time.perf_counter() - started
         lower = {str(k).lower(): str(v) for k, v in (raw_headers or {}).items()}
         try:
             data = json.loads(text) if text else None
         except ValueError:
             data = text
         if status in ok or status == 304:
+            metrics.forge_call(self.name, verb, status, elapsed, lower)
             return status, lower, data
         message = data.get("message", "") if isinstance(data, dict) else str(data or "")
         words = f"{action}: GitHub said {status}: {message or 'no message'}"
         wait = _wait_from(status, lower, message)
+        metrics.forge_call(self.name, verb, status, elapsed, lower, wait=wait)
         if wait is not None:
             raise ForgeError(words, retry_after=wait, status_code=429)
         if status in (400, 401, 403, 404, 409, 410, 422):

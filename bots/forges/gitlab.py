@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -21,6 +22,7 @@ import requests
 from gitlab.exceptions import GitlabError
 from gitlab.v4.objects import Project
 
+from bots import metrics
 from bots.forges.base import (
     Budget,
     ForgeError,
@@ -142,13 +144,20 @@ def _translated(
 class _NoSleepGitlab(gitlab.Gitlab):
     """python-gitlab sleeps and retries on 429 by default; a worker must not, so it never does."""
 
+    metrics_name = "gitlab"
+
     def http_request(self, verb: str, path: str, *args: Any, **kwargs: Any) -> requests.Response:
         self._assert_scoped(path)
         deadline.check()  # no new request once a dry run's time is up
         kwargs.setdefault("obey_rate_limit", False)
         kwargs.setdefault("retry_transient_errors", False)
         kwargs.setdefault("max_retries", 0)
-        return super().http_request(verb, path, *args, **kwargs)
+        started = time.perf_counter()
+        try:
+            return super().http_request(verb, path, *args, **kwargs)
+        except requests.RequestException:  # no answer: the session hook saw nothing
+            metrics.forge_call(self.metrics_name, verb, None, time.perf_counter() - started)
+            raise
 
     def _assert_scoped(self, path: str) -> None:
         """The request names exactly the repository the adapter call was asked about."""
@@ -172,17 +181,26 @@ class GitLabForge:
     kind = "gitlab"
 
     def __init__(
-        self, url: str, token: str, *, timeout: float, session: requests.Session | None = None
+        self,
+        url: str,
+        token: str,
+        *,
+        timeout: float,
+        session: requests.Session | None = None,
+        name: str = kind,
     ):
+        self.name = name  # the forge's slug, for the metrics' labels
         self._who = hashlib.sha256(f"{url}|{token}".encode()).hexdigest()[:16]
         session = session or requests.Session()
         session.hooks["response"].append(_remember_wait)
+        session.hooks["response"].append(metrics.forge_response_hook(name))
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         self._gl = _NoSleepGitlab(
             url, private_token=token, timeout=timeout, session=session, keep_base_url=True
         )
+        self._gl.metrics_name = name
 
     def budgets(self, action: str, project: str, ref: str = "") -> list[Budget]:
         # GitLab.com: at most 25 pipeline creations a minute per project, commit and user.

@@ -37,7 +37,7 @@ def _build(record: ForgeRecord) -> Forge:
     if record.kind == ForgeRecord.Kind.GITLAB:
         from bots.forges.gitlab import GitLabForge
 
-        return GitLabForge(record.api_url, record.token or "", timeout=timeout)
+        return GitLabForge(record.api_url, record.token or "", timeout=timeout, name=record.slug)
     if record.kind == ForgeRecord.Kind.GITHUB:
         from bots.forges.app_tokens import DatabaseTokens
         from bots.forges.github import AppCredentials, GitHubForge
@@ -52,5 +52,6 @@ def _build(record: ForgeRecord) -> Forge:
             timeout=timeout,
             app_installation=record.app_installation,
             app=app,
+            name=record.slug,
         )
     raise NotImplementedError(f"forge kind {record.kind!r} is not supported yet")

@@ -37,6 +37,8 @@ WORKER_ENV = {
     "BATON_TRIGGER_LEASE": "3",
     "BATON_POLL_AFTER": "3",
     "BATON_FORGE_TIMEOUT": "5",
+    # JSON lines carrying each chain's ids (tests/e2e/test_observability.py reads them).
+    "LOG_FORMAT": "json",
 }
 QUEUE = settings.CELERY_TASK_DEFAULT_QUEUE
 # How long a paused worker may take to finish the tasks it holds before it is killed instead
@@ -61,6 +63,12 @@ def eventually(check: Callable[[], Any], timeout: float = 30.0, what: str = "") 
     )
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 class Worker:
     """A real `celery worker -B` process, which tests may kill and start again.
 
@@ -72,6 +80,7 @@ class Worker:
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
         self.name = ""
+        self.metrics_port = free_port()  # the worker answers Prometheus here itself
 
     def env(self) -> dict[str, str]:
         database: Any = settings.DATABASES["default"]
@@ -86,6 +95,7 @@ class Worker:
             "DEBUG": "true",
             "SECRET_KEY": settings.SECRET_KEY,
             "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+            "BATON_WORKER_METRICS_PORT": str(self.metrics_port),
         }
 
     def start(self) -> None:
