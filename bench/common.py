@@ -307,7 +307,8 @@ def start_worker(
             "-l",
             "INFO",
         ],
-        env,
+        # INFO, as `-l` says: the worker's " ready." line is how the bench knows it has started.
+        {**env, "LOG_LEVEL": "INFO"},
     )
     log = children.log_path(name)
 

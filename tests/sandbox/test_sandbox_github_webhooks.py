@@ -202,6 +202,11 @@ def test_form_content_type_and_redelivery(control: SandboxClient, receiver: Any)
         "redelivered ping",
     )[1]
     assert again["headers"]["X-GitHub-Delivery"] == guid and again["body"] == ping["body"]
-    log = control.webhooks(event="ping")
+    # The sandbox records a delivery once the receiver has answered it: wait for the record.
+    log = wait_until(
+        lambda: len(control.webhooks(event="ping")) >= 2 and control.webhooks(event="ping"),
+        5,
+        "the redelivery on record",
+    )
     assert [w["redelivery"] for w in log] == [False, True]
     assert {w["delivery"] for w in log} == {guid}
