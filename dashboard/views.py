@@ -71,7 +71,7 @@ def chain_list(request: HttpRequest) -> HttpResponse:
 
 
 def _chain_version(request: HttpRequest, pk: int) -> str:
-    return queries.chain_version(pk)
+    return queries.chain_version(pk, visible_filter(request.user))
 
 
 def _chain(request: HttpRequest, pk: int, version: str, **extra: Any) -> HttpResponse:
