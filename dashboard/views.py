@@ -21,7 +21,8 @@ from bots.engine.planning import dry_run
 from bots.forges.base import ForgeError
 from bots.permissions import may
 from chains import deadline
-from chains.models import Run
+from chains.models import Chain, Run
+from chains.redaction import scrub
 from dashboard import actions, live, presenters, queries
 from dashboard.access import (
     actor,
@@ -78,7 +79,7 @@ def _chain(request: HttpRequest, pk: int, version: str, **extra: Any) -> HttpRes
     detail = queries.chain_detail(pk)
     if detail is None or not may_view(request.user, detail.chain.repository):
         raise Http404("No chain with this number: it may have been deleted.")
-    runs = _private_runs_hidden(request, detail.runs)
+    runs = _private_runs_hidden(request, detail.runs, detail.chain)
     acts = any(not refusal(request.user, a, detail.chain.repository) for a in ("retry", "cancel"))
     page = presenters.chain_page(detail.chain, runs, can_act=acts)
     path = reverse("chain-detail", args=[pk])
@@ -90,12 +91,14 @@ def _chain(request: HttpRequest, pk: int, version: str, **extra: Any) -> HttpRes
     return render(request, DETAIL, context)
 
 
-def _private_runs_hidden(request: HttpRequest, runs: list[Run]) -> list[Run]:
-    """Runs in projects the reader may not view show as "a private project"."""
+def _private_runs_hidden(request: HttpRequest, runs: list[Run], chain: Chain) -> list[Run]:
+    """Runs in projects the reader may not view show as "a private project" (and the chain's
+    error does not name them)."""
     if request.user.is_superuser:
         return runs
     seen = visible_ids(request.user, [run.repository for run in runs])
     names = private_names_for(seen, runs)
+    chain.error = scrub(chain.error, names)
     return [
         presenters.scrubbed(run, names) if run.repository_id in seen else presenters.redacted(run)
         for run in runs
