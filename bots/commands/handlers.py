@@ -79,10 +79,18 @@ def _echo(line: str) -> str:
     return code(line if len(line) <= ECHO_CHARS else line[:ECHO_CHARS] + "…")
 
 
+# Names that mention a whole group rather than a person (GitLab's `@all`/`@here`, and the
+# habit of chat bridges); no person on either forge holds them, but a webhook may claim them.
+EVERYONE = frozenset({"all", "here", "everyone", "channel"})
+
+
 def _mention(username: str) -> str:
-    """The commenter, mentioned: a forge username never holds markdown, but it is checked."""
+    """The commenter, mentioned: a forge username never holds markdown, but it is checked, and a
+    name that would notify everyone is written as plain text."""
     valid = bool(username) and all(ch.isalnum() or ch in "-_." for ch in username)
-    return f"@{username}" if valid else text(username)
+    if not valid or username.lower() in EVERYONE:
+        return text("@" + username)
+    return f"@{username}"
 
 
 def _private_names(repository: Repository, number: int) -> set[str]:
