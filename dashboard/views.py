@@ -5,6 +5,7 @@ change, an action) gets only the live part."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -39,6 +40,8 @@ from dashboard.live import current_version, polled
 
 LIST = "dashboard/chain_list.html"
 DETAIL = "dashboard/chain_detail.html"
+
+log = logging.getLogger(__name__)
 
 
 def _list_filters(request: HttpRequest) -> queries.ChainFilters:
@@ -247,7 +250,12 @@ def change_plan(request: HttpRequest, pk: int, number: int) -> HttpResponse:
         if exc.status_code in (404, 410):  # no such change: the address is wrong, not the forge
             context["error"] = f"The forge has no change {number} in {repository.path}."
             return render(request, "dashboard/plan.html", context, status=404)
-        context["error"] = f"The forge could not say: {exc.message}"
+        # The failure may be about a target the reader may not view: its words stay in the log.
+        log.warning("plan of %s!%s: the forge could not say: %s", repository.path, number, exc)
+        context["error"] = (
+            "The forge did not answer as expected while Baton worked out this plan; "
+            "try again in a moment (the details are in Baton's log)."
+        )
         return render(request, "dashboard/plan.html", context, status=502)
     except deadline.TimeUp:
         context["error"] = (

@@ -64,3 +64,24 @@ def test_a_hidden_chains_poll_answers_like_a_chain_that_does_not_exist(
         ).status_code
         != 204
     )
+
+
+def test_the_plan_pages_forge_error_does_not_name_a_target_the_reader_may_not_view(
+    reader: User, monkeypatch: Any
+) -> None:
+    """The dry run asks the forge about the author's targets; a forge failure on one of them (a
+    timeout, a 502) came back to the page as "The forge could not say: read repository
+    secret/vault: …", naming a project the reader may not view."""
+    from bots.forges.base import ForgeError
+    from dashboard import views
+
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise ForgeError("read repository secret/vault: GitLab said 502: bad gateway")
+
+    monkeypatch.setattr(views, "dry_run", fail)
+    repository = f.repository("acme/app")
+    answer = _client(reader).get(f"/repositories/{repository.pk}/changes/4/plan/")
+    assert answer.status_code == 502
+    page = answer.content.decode()
+    assert "secret/vault" not in page
+    assert "forge" in page
