@@ -66,7 +66,9 @@ def handle_comment(forge: Forge, event: CommentEvent, delivery: Delivery | None)
                 f"**{_echo(command.text)}**\n\n" + _run(forge, repository, event, command, actor)
             )
         except services.ActionRefused as refused:
-            why = scrub(str(refused), _private_names(repository, event.number))
+            why = str(refused)
+            if not isinstance(refused, _NoSuchRun):
+                why = scrub(why, _private_names(repository, event.number))
             sections.append(f"**{_echo(command.text)}**\n\nNot done: {text(why)}")
     body = f"{REPLY_MARKER}\n{_mention(event.author)}\n\n" + "\n\n---\n\n".join(sections)
     body = truncate(body, settings.BATON_MAX_REPLY_CHARS)
@@ -244,7 +246,7 @@ def _retry(
     # Every named run is checked before any is retried: all or nothing.
     asked = [
         (run, "retry" if run.status in (Status.FAILED, Status.CANCELED) else "retry-subtree")
-        for run in _runs_named(chain, args)
+        for run in _runs_named(chain, args, person)
     ]
     for run, verb in asked:
         _allow(person, verb, run)
@@ -270,7 +272,7 @@ def _cancel(
         _allow(person, "cancel-chain", chain)
         runs = list(chain.runs.filter(status__in=sorted(ACTIVE)).order_by("depth", "pk"))
     else:
-        runs = _runs_named(chain, args)
+        runs = _runs_named(chain, args, person)
         for run in runs:  # all checked before any is canceled
             _allow(person, "cancel", run)
     hidden = _hidden(chain)
@@ -278,18 +280,30 @@ def _cancel(
     return ("Canceling " + ", ".join(canceled) + ".") if canceled else "Nothing was running."
 
 
-def _runs_named(chain: Chain, keys: tuple[str, ...]) -> list[Run]:
+class _NoSuchRun(services.ActionRefused):
+    """Keys that name no run the commenter may know of. The words name only what the commenter
+    wrote and runs the change may name, so they are not scrubbed: scrubbing would replace a
+    correctly guessed hidden key and so confirm the guess."""
+
+
+def _runs_named(chain: Chain, keys: tuple[str, ...], person: Person) -> list[Run]:
     runs = {r.key: r for r in chain.runs.select_related("repository").order_by("depth", "pk")}
-    unknown = [k for k in keys if k not in runs]
+    hidden = hidden_runs(chain.repository, runs.values())
+    # The key of a run the change may not name is known only to those who may view its project:
+    # for anyone else it is no key at all, so a guess is not confirmed by a different refusal.
+    unknown = [
+        k
+        for k in keys
+        if k not in runs or (runs[k].pk in hidden and not person.may("view", runs[k].repository))
+    ]
     if unknown:
         # The reply is read on the change: keys of runs its readers may not know stay out.
-        hidden = hidden_runs(chain.repository, runs.values())
         shown = [k for k, r in runs.items() if r.pk not in hidden]
         others = len(runs) - len(shown)
         listed = ", ".join(shown) or "none"
         if others:
             listed += f" and {others} in {PRIVATE if others == 1 else 'private projects'}"
-        raise services.ActionRefused(f"no run called {', '.join(unknown)}; the runs are {listed}")
+        raise _NoSuchRun(f"no run called {', '.join(unknown)}; the runs are {listed}")
     return [runs[k] for k in keys]
 
 
