@@ -92,6 +92,22 @@ def confirm_change(client: ForgeClient, event: ChangeEvent) -> ChangeEvent | str
     )
 
 
+def still_open(client: ForgeClient, event: ChangeEvent) -> str:
+    """Why a "closed" event from a webhook cancels nothing ("" when the forge confirms the
+    change is no longer open): a close the forge does not confirm (forged, or late and replayed
+    after a reopen) must not cancel an open change's runs."""
+    change = event.change
+    try:
+        remote = client.get_change(change.project, change.number or 0)
+    except ForgeError as exc:
+        if not exc.permanent:
+            raise
+        return ""  # the forge no longer has the change: it is closed for good
+    if remote.state in OPEN_STATES:
+        return f"not canceled: {change.project} #{change.number} is still open on the forge"
+    return ""
+
+
 def check_project(forge: Forge, path: str, remote_id: str) -> str:
     """'' when the project id a webhook names fits what Baton knows of ``path`` (or what the
     forge says now, for a project deleted and made again); else why not, in words."""
