@@ -3,6 +3,7 @@ that Baton edits in place: a quick acknowledgement first, then the results."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 
@@ -13,6 +14,7 @@ from bots import services
 from bots.commands.parser import HELP, Command, Mistake, parse_comment
 from bots.engine.planning import dry_run, seen_repository
 from bots.events import CommentEvent
+from bots.forges.base import ForgeError
 from bots.forges.registry import forge_for
 from bots.markdown import code, text, truncate
 from bots.permissions import Person, may
@@ -34,6 +36,15 @@ def handle_comment(forge: Forge, event: CommentEvent, delivery: Delivery | None)
     commands, mistakes = parse_comment(event.body)
     if not commands and not mistakes:
         return "no command"
+    if delivery is not None:
+        # A webhook says who wrote what; the forge has the last word on both.
+        posted = _as_posted(forge, event)
+        if isinstance(posted, str):
+            return posted
+        event = posted
+        commands, mistakes = parse_comment(event.body)
+        if not commands and not mistakes:
+            return "no command in the comment as the forge has it"
     limit = settings.BATON_MAX_COMMANDS
     skipped = len(commands[limit:]) + len(mistakes[limit:])
     commands, mistakes = commands[:limit], mistakes[:limit]
@@ -74,6 +85,24 @@ def handle_comment(forge: Forge, event: CommentEvent, delivery: Delivery | None)
     body = truncate(body, settings.BATON_MAX_REPLY_CHARS)
     client.upsert_comment(event.project, event.number, body, reply.reply_id)
     return f"{len(commands)} commands, {len(mistakes)} mistakes"
+
+
+def _as_posted(forge: Forge, event: CommentEvent) -> CommentEvent | str:
+    """The event with the comment's body as the forge has it, or why nothing is carried out:
+    the forge has no such comment on the change, or says someone else wrote it. (Someone
+    holding only the webhook secret could otherwise act with a release manager's grants.)"""
+    try:
+        remote = forge_for(forge).get_comment(event.project, event.number, event.comment_id)
+    except ForgeError as exc:
+        if not exc.permanent:
+            raise
+        return f"not carried out: the forge does not confirm the comment ({exc.message})"
+    if remote.author.lower() != event.author.lower():
+        return (
+            f"not carried out: the forge says the comment is by {remote.author!r}, "
+            f"not {event.author!r}"
+        )
+    return dataclasses.replace(event, body=remote.body)
 
 
 def _echo(line: str) -> str:
