@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from bots.events import ChangeEvent
+from bots.events import ChangeAction, ChangeEvent
 from bots.forges.base import Forge as ForgeClient
 from bots.forges.base import ForgeError
 from bots.forges.registry import forge_for
@@ -145,19 +145,19 @@ def lock_change(repository: Repository, number: int | None) -> None:
 
 
 def repeat_of(repository: Repository, event: ChangeEvent) -> Chain | None:
-    """A chain started for the same change, commit and action within the window."""
+    """A chain started for the same change, commit and action within the window. A change is
+    opened only once, so an "opened" event is a repeat of any chain opened for it before,
+    however long ago (a replay after the window must not start everything again)."""
     window = settings.BATON_REPEAT_WINDOW
     if window <= 0:
         return None
     change = event.change
-    return (
-        Chain.objects.filter(
-            repository=repository,
-            change_number=change.number,
-            head_sha=change.head_sha,
-            trigger_action=str(event.action),
-            created_at__gte=timezone.now() - timedelta(seconds=window),
-        )
-        .order_by("-created_at")
-        .first()
+    chains = Chain.objects.filter(
+        repository=repository,
+        change_number=change.number,
+        head_sha=change.head_sha,
+        trigger_action=str(event.action),
     )
+    if event.action != ChangeAction.OPENED:
+        chains = chains.filter(created_at__gte=timezone.now() - timedelta(seconds=window))
+    return chains.order_by("-created_at").first()

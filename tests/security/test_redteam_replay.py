@@ -39,3 +39,24 @@ def test_a_close_the_forge_does_not_confirm_cancels_nothing(forge: Any, client: 
     dispatch.process(closed.pk)
     run = chain.runs.get()
     assert run.status == "queued" and not run.cancel_requested, run.error
+
+
+@responses.activate
+def test_an_opened_event_replayed_after_the_window_starts_nothing(
+    forge: Any, client: Client
+) -> None:
+    """A change is opened once. An "opened" event replayed under a new key after
+    BATON_REPEAT_WINDOW (600 s) started the whole chain again, deploys included."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    fake_change("rita", config=PROD)
+    hook = mr_hook("open", actor="rita", author_id=PEOPLE["rita"])
+    first = deliver(client, hook, "first", "Merge Request Hook")
+    dispatch.process(first.pk)
+    assert Chain.objects.count() == 1
+    Chain.objects.update(created_at=timezone.now() - timedelta(hours=2))
+    replay = deliver(client, hook, "replayed-later", "Merge Request Hook")
+    dispatch.process(replay.pk)
+    assert Chain.objects.count() == 1
