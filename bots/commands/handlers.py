@@ -42,6 +42,8 @@ def handle_comment(forge: Forge, event: CommentEvent, delivery: Delivery | None)
         if isinstance(posted, str):
             return posted
         event = posted
+        if _from_baton(forge, event):
+            return "Baton's own comment"
         commands, mistakes = parse_comment(event.body)
         if not commands and not mistakes:
             return "no command in the comment as the forge has it"
