@@ -98,7 +98,7 @@ def _receive(request: HttpRequest, slug: str, seen: dict[str, str]) -> JsonRespo
         payload = bounds.clean(
             inbound.decode(request.content_type or "", body), settings.BATON_MAX_JSON_DEPTH
         )
-    except bounds.TooDeep as exc:
+    except (bounds.TooDeep, bounds.NotFinite) as exc:
         return JsonResponse({"error": str(exc)}, status=400)
     except RecursionError:
         return JsonResponse({"error": "the JSON nests too deeply"}, status=400)

@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from chains import deadline
 from chains.globs import PatternError, branch_matches, check_patterns, glob_match
 
 __all__ = ["branch_matches", "glob_match"]  # where they used to live
@@ -237,7 +238,13 @@ def _eval(node: Node, context: Context) -> bool:
         return bool(_value(node[1], context))
     if kind == "changes":
         files = context.changed_files() if context.changed_files else ()
-        return any(glob_match(p, f) for p in node[1] for f in files)
+        for pattern in node[1]:
+            for path in files:
+                # Up to 100 patterns x 6,000 paths: a dry run's deadline is checked between them.
+                deadline.check()
+                if glob_match(pattern, path):
+                    return True
+        return False
     _, op, left_node, right_node = node
     left, right = _value(left_node, context), _value(right_node, context)
     if op == "in":

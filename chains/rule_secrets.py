@@ -67,12 +67,43 @@ def _all_variables(root: Node) -> list[_Found]:
     return found
 
 
-def seal(text: str, stored: dict[str, str]) -> tuple[str, dict[str, str]]:
+def _destinations(text: str) -> dict[str, tuple[object, ...]]:
+    """Where each target of a rule sends its variables: project, ref, workflow, environment."""
+    try:
+        config = parse_config(text, standalone=False)
+    except ConfigError:
+        return {}
+    return {t.key: (t.project, t.ref, t.workflow, t.deploy, t.mode) for t in config.downstream}
+
+
+def _moved(
+    where: str, before: dict[str, tuple[object, ...]], now: dict[str, tuple[object, ...]]
+) -> bool:
+    """Whether the targets a value at ``where`` reaches are not those it reached before."""
+    if where.startswith("variables."):
+        return before != now  # a rule's own variables reach every target it names
+    key = where[len("downstream.") :].rsplit(".variables.", 1)[0]
+    return key not in before or before.get(key) != now.get(key)
+
+
+def seal(
+    text: str,
+    stored: dict[str, str],
+    *,
+    before: str | None = None,
+    moved: bool = False,
+) -> tuple[str, dict[str, str]]:
     """(the text with MASK for every masked value, the values by locator). A masked value
-    typed as MASK keeps the value ``stored`` has for that place. Raises ConfigError, naming
-    the line and the field, when a hidden value has nothing stored for it, or when a masked
-    value is written as a YAML alias."""
+    typed as MASK keeps the value ``stored`` has for that place, but only while it goes where it
+    went: given the rule's text ``before`` this edit, a kept value whose targets changed (their
+    project, ref, workflow or environment; every target when ``moved``, the rule's projects
+    pattern changed) must be typed again, so whoever may edit a rule cannot send its secrets to
+    a project of their own. Raises ConfigError, naming the line and the field, when a hidden
+    value has nothing stored for it or must be typed again, or when a masked value is written
+    as a YAML alias."""
     parse_config(text, standalone=False)  # the caller's errors first, in their own words
+    then = _destinations(before) if before is not None else None
+    now = _destinations(text) if before is not None else None
     root = yaml.compose(text, Loader=yaml.SafeLoader)
     if root is None:
         return text, {}
@@ -93,6 +124,13 @@ def seal(text: str, stored: dict[str, str]) -> tuple[str, dict[str, str]]:
             if found.where not in stored:
                 raise ConfigError(
                     "the value is hidden and none is kept for this variable here; type it again",
+                    line=_line(node),
+                    field=found.field,
+                )
+            if then is not None and now is not None and (moved or _moved(found.where, then, now)):
+                raise ConfigError(
+                    "the value is hidden and the targets it goes to changed; type it again "
+                    "(a kept secret only goes where it went before)",
                     line=_line(node),
                     field=found.field,
                 )

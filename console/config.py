@@ -81,7 +81,13 @@ class RuleForm(forms.ModelForm):
     def clean_config(self) -> str:
         text = str(self.cleaned_data.get("config") or "")
         try:
-            sealed, secrets = seal(text, dict(self.instance.secrets or {}))
+            sealed, secrets = seal(
+                text,
+                dict(self.instance.secrets or {}),
+                before=self.instance.config if self.instance.pk else None,
+                moved=self.instance.pk is not None
+                and self.cleaned_data.get("projects") != self.instance.projects,
+            )
         except ConfigError as exc:
             raise forms.ValidationError(str(exc)) from None
         self.instance.secrets = secrets

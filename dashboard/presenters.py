@@ -247,12 +247,21 @@ def with_upstream(run: Run, seen: bool) -> Run:
 
 
 def scrubbed(run: Run, names: set[str]) -> Run:
-    """A run the reader may view whose texts mention runs they may not: those names replaced."""
-    if not names or not (run.error or run.depends_on):
+    """A run the reader may view whose texts mention runs they may not: those names replaced
+    (its earlier attempts' errors too)."""
+    cache = getattr(run, "_prefetched_objects_cache", {})
+    attempts = list(cache.get("attempts", []))
+    if not names or not (run.error or run.depends_on or any(a.error for a in attempts)):
         return run
     shown = copy.copy(run)
     shown.error = scrub(run.error, names)
     shown.depends_on = [PRIVATE if key in names else key for key in run.depends_on or []]
+    cleaned = []
+    for attempt in attempts:
+        attempt = copy.copy(attempt)
+        attempt.error = scrub(attempt.error, names)
+        cleaned.append(attempt)
+    shown._prefetched_objects_cache = {**cache, "attempts": cleaned}  # type: ignore[attr-defined]
     return shown
 
 

@@ -246,7 +246,7 @@ SELECT c.status, c.error, c.superseded_by_id, c.finished_at, c.mirror_requested_
     c.mirror_lease_until, r.*
 FROM {CHAIN_TABLE} c,
     (SELECT {_RUN_TERMS} FROM {RUN_TABLE} r WHERE r.chain_id = %s) r
-WHERE c.id = %s"""  # noqa: S608
+WHERE c.id = %s{{chains}}"""  # noqa: S608
 
 _CHAIN_TERMS = f"""COUNT(*), SUM(c.id), SUM(c.id * {_weight("c.status")}),
     SUM(CASE WHEN c.superseded_by_id IS NULL THEN 0 ELSE c.superseded_by_id END),
@@ -277,10 +277,13 @@ def _digest(row: Any) -> str:
     return hashlib.blake2b(repr(row).encode(), digest_size=8).hexdigest()
 
 
-def chain_version(pk: int) -> str:
-    """A cursor for everything the chain page shows: one query."""
+def chain_version(pk: int, repositories: frozenset[int] | None = None) -> str:
+    """A cursor for everything the chain page shows: one query. A chain outside
+    ``repositories`` (what the reader may view; None: everything) has the cursor of a chain
+    that does not exist, so a poll can neither tell it exists nor follow it."""
+    chains, _, ids = _visibility(repositories)
     with connection.cursor() as cursor:
-        cursor.execute(CHAIN_VERSION_SQL, [pk, pk])
+        cursor.execute(CHAIN_VERSION_SQL.format(chains=chains), [pk, pk, *ids])
         return _digest(cursor.fetchone())
 
 

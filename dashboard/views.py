@@ -5,6 +5,7 @@ change, an action) gets only the live part."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -23,6 +24,7 @@ from bots.forges.base import ForgeError
 from bots.permissions import may
 from chains import deadline
 from chains.models import Chain, Run
+from chains.redaction import scrub
 from dashboard import actions, live, presenters, queries
 from dashboard.access import (
     actor,
@@ -40,6 +42,8 @@ from dashboard.live import current_version, polled
 
 LIST = "dashboard/chain_list.html"
 DETAIL = "dashboard/chain_detail.html"
+
+log = logging.getLogger(__name__)
 
 
 def _list_chains(request: HttpRequest) -> QuerySet[Chain]:
@@ -72,14 +76,14 @@ def chain_list(request: HttpRequest) -> HttpResponse:
 
 
 def _chain_version(request: HttpRequest, pk: int) -> str:
-    return queries.chain_version(pk)
+    return queries.chain_version(pk, visible_filter(request.user))
 
 
 def _chain(request: HttpRequest, pk: int, version: str, **extra: Any) -> HttpResponse:
     detail = queries.chain_detail(pk)
     if detail is None or not may_view(request.user, detail.chain.repository):
         raise Http404("No chain with this number: it may have been deleted.")
-    runs = _private_runs_hidden(request, detail.runs)
+    runs = _private_runs_hidden(request, detail.runs, detail.chain)
     acts = any(not refusal(request.user, a, detail.chain.repository) for a in ("retry", "cancel"))
     page = presenters.chain_page(detail.chain, runs, can_act=acts)
     path = reverse("chain-detail", args=[pk])
@@ -91,12 +95,14 @@ def _chain(request: HttpRequest, pk: int, version: str, **extra: Any) -> HttpRes
     return render(request, DETAIL, context)
 
 
-def _private_runs_hidden(request: HttpRequest, runs: list[Run]) -> list[Run]:
-    """Runs in projects the reader may not view show as "a private project"."""
+def _private_runs_hidden(request: HttpRequest, runs: list[Run], chain: Chain) -> list[Run]:
+    """Runs in projects the reader may not view show as "a private project" (and the chain's
+    error does not name them)."""
     if request.user.is_superuser:
         return runs
     seen = visible_ids(request.user, [run.repository for run in runs])
     names = private_names_for(seen, runs)
+    chain.error = scrub(chain.error, names)
     return [
         presenters.scrubbed(run, names) if run.repository_id in seen else presenters.redacted(run)
         for run in runs
@@ -246,7 +252,12 @@ def change_plan(request: HttpRequest, pk: int, number: int) -> HttpResponse:
         if exc.status_code in (404, 410):  # no such change: the address is wrong, not the forge
             context["error"] = f"The forge has no change {number} in {repository.path}."
             return render(request, "dashboard/plan.html", context, status=404)
-        context["error"] = f"The forge could not say: {exc.message}"
+        # The failure may be about a target the reader may not view: its words stay in the log.
+        log.warning("plan of %s!%s: the forge could not say: %s", repository.path, number, exc)
+        context["error"] = (
+            "The forge did not answer as expected while Baton worked out this plan; "
+            "try again in a moment (the details are in Baton's log)."
+        )
         return render(request, "dashboard/plan.html", context, status=502)
     except deadline.TimeUp:
         context["error"] = (

@@ -3,6 +3,7 @@ that Baton edits in place: a quick acknowledgement first, then the results."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 
@@ -13,6 +14,7 @@ from bots import services
 from bots.commands.parser import HELP, Command, Mistake, parse_comment
 from bots.engine.planning import dry_run, seen_repository
 from bots.events import CommentEvent
+from bots.forges.base import ForgeError
 from bots.forges.registry import forge_for
 from bots.markdown import code, text, truncate
 from bots.permissions import Person, may
@@ -41,6 +43,17 @@ def handle_comment(forge: Forge, event: CommentEvent, delivery: Delivery | None)
     commands, mistakes = parse_comment(event.body)
     if not commands and not mistakes:
         return "no command"
+    if delivery is not None:
+        # A webhook says who wrote what; the forge has the last word on both.
+        posted = _as_posted(forge, event)
+        if isinstance(posted, str):
+            return posted
+        event = posted
+        if _from_baton(forge, event):
+            return "Baton's own comment"
+        commands, mistakes = parse_comment(event.body)
+        if not commands and not mistakes:
+            return "no command in the comment as the forge has it"
     limit = settings.BATON_MAX_COMMANDS
     skipped = len(commands[limit:]) + len(mistakes[limit:])
     commands, mistakes = commands[:limit], mistakes[:limit]
@@ -73,7 +86,9 @@ def handle_comment(forge: Forge, event: CommentEvent, delivery: Delivery | None)
                 f"**{_echo(command.text)}**\n\n" + _run(forge, repository, event, command, actor)
             )
         except services.ActionRefused as refused:
-            why = scrub(str(refused), _private_names(repository, event.number))
+            why = str(refused)
+            if not isinstance(refused, _NoSuchRun):
+                why = scrub(why, _private_names(repository, event.number))
             sections.append(f"**{_echo(command.text)}**\n\nNot done: {text(why)}")
     body = f"{REPLY_MARKER}\n{_mention(event.author)}\n\n" + "\n\n---\n\n".join(sections)
     body = truncate(body, settings.BATON_MAX_REPLY_CHARS)
@@ -81,15 +96,41 @@ def handle_comment(forge: Forge, event: CommentEvent, delivery: Delivery | None)
     return f"{len(commands)} commands, {len(mistakes)} mistakes"
 
 
+def _as_posted(forge: Forge, event: CommentEvent) -> CommentEvent | str:
+    """The event with the comment's body as the forge has it, or why nothing is carried out:
+    the forge has no such comment on the change, or says someone else wrote it. (Someone
+    holding only the webhook secret could otherwise act with a release manager's grants.)"""
+    try:
+        remote = forge_for(forge).get_comment(event.project, event.number, event.comment_id)
+    except ForgeError as exc:
+        if not exc.permanent:
+            raise
+        return f"not carried out: the forge does not confirm the comment ({exc.message})"
+    if remote.author.lower() != event.author.lower():
+        return (
+            f"not carried out: the forge says the comment is by {remote.author!r}, "
+            f"not {event.author!r}"
+        )
+    return dataclasses.replace(event, body=remote.body)
+
+
 def _echo(line: str) -> str:
     """A line of the comment, quoted back as code, at most ECHO_CHARS of it."""
     return code(line if len(line) <= ECHO_CHARS else line[:ECHO_CHARS] + "…")
 
 
+# Names that mention a whole group rather than a person (GitLab's `@all`/`@here`, and the
+# habit of chat bridges); no person on either forge holds them, but a webhook may claim them.
+EVERYONE = frozenset({"all", "here", "everyone", "channel"})
+
+
 def _mention(username: str) -> str:
-    """The commenter, mentioned: a forge username never holds markdown, but it is checked."""
+    """The commenter, mentioned: a forge username never holds markdown, but it is checked, and a
+    name that would notify everyone is written as plain text."""
     valid = bool(username) and all(ch.isalnum() or ch in "-_." for ch in username)
-    return f"@{username}" if valid else text(username)
+    if not valid or username.lower() in EVERYONE:
+        return text("@" + username)
+    return f"@{username}"
 
 
 def _private_names(repository: Repository, number: int) -> set[str]:
@@ -243,7 +284,7 @@ def _retry(
     # Every named run is checked before any is retried: all or nothing.
     asked = [
         (run, "retry" if run.status in (Status.FAILED, Status.CANCELED) else "retry-subtree")
-        for run in _runs_named(chain, args)
+        for run in _runs_named(chain, args, person)
     ]
     for run, verb in asked:
         _allow(person, verb, run)
@@ -269,7 +310,7 @@ def _cancel(
         _allow(person, "cancel-chain", chain)
         runs = list(chain.runs.filter(status__in=sorted(ACTIVE)).order_by("depth", "pk"))
     else:
-        runs = _runs_named(chain, args)
+        runs = _runs_named(chain, args, person)
         for run in runs:  # all checked before any is canceled
             _allow(person, "cancel", run)
     hidden = _hidden(chain)
@@ -277,18 +318,30 @@ def _cancel(
     return ("Canceling " + ", ".join(canceled) + ".") if canceled else "Nothing was running."
 
 
-def _runs_named(chain: Chain, keys: tuple[str, ...]) -> list[Run]:
+class _NoSuchRun(services.ActionRefused):
+    """Keys that name no run the commenter may know of. The words name only what the commenter
+    wrote and runs the change may name, so they are not scrubbed: scrubbing would replace a
+    correctly guessed hidden key and so confirm the guess."""
+
+
+def _runs_named(chain: Chain, keys: tuple[str, ...], person: Person) -> list[Run]:
     runs = {r.key: r for r in chain.runs.select_related("repository").order_by("depth", "pk")}
-    unknown = [k for k in keys if k not in runs]
+    hidden = hidden_runs(chain.repository, runs.values())
+    # The key of a run the change may not name is known only to those who may view its project:
+    # for anyone else it is no key at all, so a guess is not confirmed by a different refusal.
+    unknown = [
+        k
+        for k in keys
+        if k not in runs or (runs[k].pk in hidden and not person.may("view", runs[k].repository))
+    ]
     if unknown:
         # The reply is read on the change: keys of runs its readers may not know stay out.
-        hidden = hidden_runs(chain.repository, runs.values())
         shown = [k for k, r in runs.items() if r.pk not in hidden]
         others = len(runs) - len(shown)
         listed = ", ".join(shown) or "none"
         if others:
             listed += f" and {others} in {private_projects(others)}"
-        raise services.ActionRefused(f"no run called {', '.join(unknown)}; the runs are {listed}")
+        raise _NoSuchRun(f"no run called {', '.join(unknown)}; the runs are {listed}")
     return [runs[k] for k in keys]
 
 

@@ -32,17 +32,45 @@ def _command_lines(body: str) -> list[str]:
     """Lines that read as commands once rendered: not in HTML comments or `<pre>` blocks (which
     the forge hides or shows as code), not in fenced or indented code, not quoted."""
     lines = []
-    fenced = False
+    fence = ""  # the fence that opened the code block we are in ("" outside one)
     for raw in _visible(body).splitlines():
         line = raw.strip()
-        if line.startswith(("```", "~~~")):
-            fenced = not fenced
-            continue
-        if fenced or line.startswith(">") or raw.expandtabs(4).startswith("    "):
+        if fence:
+            if _closes(raw, fence):
+                fence = ""
+            continue  # code is never a command
+        fence = _opens(raw)
+        if fence or line.startswith(">") or raw.expandtabs(4).startswith("    "):
             continue  # code and quoted text are never commands
         if line == PREFIX or line.startswith(PREFIX + " "):
             lines.append(line)
     return lines
+
+
+def _fence_of(raw: str) -> tuple[str, str]:
+    """(the run of backticks or tildes a line starts with, what follows it), by CommonMark's
+    rule: indented at most three spaces; ("", "") for any other line."""
+    expanded = raw.expandtabs(4)
+    text = expanded.lstrip(" ")
+    if len(expanded) - len(text) > 3 or text[:3] not in ("```", "~~~"):
+        return "", ""
+    run = len(text) - len(text.lstrip(text[0]))
+    return text[:run], text[run:]
+
+
+def _opens(raw: str) -> str:
+    """The fence this line opens a code block with ("" when it opens none)."""
+    fence, info = _fence_of(raw)
+    if fence.startswith("`") and "`" in info:
+        return ""  # a backtick fence's info string holds no backtick: this is inline code
+    return fence
+
+
+def _closes(raw: str, opened: str) -> bool:
+    """Whether this line closes a code block opened by ``opened``: the same character, at least
+    as many, and nothing else on the line."""
+    fence, rest = _fence_of(raw)
+    return fence[:1] == opened[0] and len(fence) >= len(opened) and not rest.strip()
 
 
 _HIDDEN = {"<!--": "-->", "<pre": "</pre>"}

@@ -22,6 +22,7 @@ from bots.engine.principals import (
     lock_change,
     principals,
     repeat_of,
+    still_open,
 )
 from bots.engine.tracking import release
 from bots.events import ChangeAction, ChangeEvent
@@ -208,6 +209,9 @@ def handle_change(
     )
     if event.action == ChangeAction.CLOSED:
         from bots import services
+
+        if delivery is not None and (refused := still_open(forge_for(forge), event)):
+            return refused
 
         closer = services.Actor(event.actor or change.author or "baton", "webhook")
         open_chains = Chain.objects.filter(

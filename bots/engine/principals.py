@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from bots.events import ChangeEvent
+from bots.events import ChangeAction, ChangeEvent
 from bots.forges.base import Forge as ForgeClient
 from bots.forges.base import ForgeError
 from bots.forges.registry import forge_for
@@ -92,6 +92,22 @@ def confirm_change(client: ForgeClient, event: ChangeEvent) -> ChangeEvent | str
     )
 
 
+def still_open(client: ForgeClient, event: ChangeEvent) -> str:
+    """Why a "closed" event from a webhook cancels nothing ("" when the forge confirms the
+    change is no longer open): a close the forge does not confirm (forged, or late and replayed
+    after a reopen) must not cancel an open change's runs."""
+    change = event.change
+    try:
+        remote = client.get_change(change.project, change.number or 0)
+    except ForgeError as exc:
+        if not exc.permanent:
+            raise
+        return ""  # the forge no longer has the change: it is closed for good
+    if remote.state in OPEN_STATES:
+        return f"not canceled: {change.project} #{change.number} is still open on the forge"
+    return ""
+
+
 def check_project(forge: Forge, path: str, remote_id: str) -> str:
     """'' when the project id a webhook names fits what Baton knows of ``path`` (or what the
     forge says now, for a project deleted and made again); else why not, in words."""
@@ -129,19 +145,19 @@ def lock_change(repository: Repository, number: int | None) -> None:
 
 
 def repeat_of(repository: Repository, event: ChangeEvent) -> Chain | None:
-    """A chain started for the same change, commit and action within the window."""
+    """A chain started for the same change, commit and action within the window. A change is
+    opened only once, so an "opened" event is a repeat of any chain opened for it before,
+    however long ago (a replay after the window must not start everything again)."""
     window = settings.BATON_REPEAT_WINDOW
     if window <= 0:
         return None
     change = event.change
-    return (
-        Chain.objects.filter(
-            repository=repository,
-            change_number=change.number,
-            head_sha=change.head_sha,
-            trigger_action=str(event.action),
-            created_at__gte=timezone.now() - timedelta(seconds=window),
-        )
-        .order_by("-created_at")
-        .first()
+    chains = Chain.objects.filter(
+        repository=repository,
+        change_number=change.number,
+        head_sha=change.head_sha,
+        trigger_action=str(event.action),
     )
+    if event.action != ChangeAction.OPENED:
+        chains = chains.filter(created_at__gte=timezone.now() - timedelta(seconds=window))
+    return chains.order_by("-created_at").first()

@@ -87,6 +87,14 @@ class RemoteChange:
     state: str
 
 
+@dataclass(frozen=True)
+class RemoteComment:
+    """A comment on a change as the forge has it now."""
+
+    author: str
+    body: str
+
+
 class Forge(Protocol):
     kind: str
 
@@ -185,6 +193,11 @@ class Forge(Protocol):
 
     def upsert_comment(self, project: str, number: int, body: str, comment_id: str | None) -> str:
         """Edit comment ``comment_id`` in place (or create one); return its id."""
+        ...
+
+    def get_comment(self, project: str, number: int, comment_id: str) -> RemoteComment:
+        """Comment ``comment_id`` on change ``number`` (ForgeError 404 when the change has no
+        such comment)."""
         ...
 
 

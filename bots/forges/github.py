@@ -30,6 +30,7 @@ from bots.forges.base import (
     Budget,
     ForgeError,
     RemoteChange,
+    RemoteComment,
     RemotePipeline,
     RemoteProject,
     assert_names_repository,
@@ -820,6 +821,22 @@ class GitHubForge:
             body=body,
             project=project,
         )
+
+    def get_comment(self, project: str, number: int, comment_id: str) -> RemoteComment:
+        _, _, data = self._send(
+            f"read comment {comment_id} on #{number}",
+            "GET",
+            f"{self._repo(project)}/issues/comments/{checked_id(comment_id)}",
+            project=project,
+        )
+        if not str(data.get("issue_url") or "").endswith(f"/issues/{checked_id(number)}"):
+            raise ForgeError(
+                f"comment {comment_id} is not on #{number} in {project}",
+                permanent=True,
+                status_code=404,
+            )
+        author = str((data.get("user") or {}).get("login") or "")
+        return RemoteComment(author=author, body=data.get("body") or "")
 
     def upsert_comment(self, project: str, number: int, body: str, comment_id: str | None) -> str:
         if comment_id:

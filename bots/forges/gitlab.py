@@ -27,6 +27,7 @@ from bots.forges.base import (
     Budget,
     ForgeError,
     RemoteChange,
+    RemoteComment,
     RemotePipeline,
     RemoteProject,
     assert_names_repository,
@@ -443,6 +444,16 @@ class GitLabForge:
             if exc.status_code == 400 and CANNOT_TRANSITION in exc.message:
                 return
             raise
+
+    def get_comment(self, project: str, number: int, comment_id: str) -> RemoteComment:
+        mr = self._project(project).mergerequests.get(int(checked_id(number)), lazy=True)
+        note = self._call(
+            f"read note {comment_id} on !{number}",
+            lambda: mr.notes.get(int(checked_id(comment_id))),
+            project=project,
+        )
+        author = getattr(note, "author", None) or {}
+        return RemoteComment(author=str(author.get("username") or ""), body=note.body or "")
 
     def upsert_comment(self, project: str, number: int, body: str, comment_id: str | None) -> str:
         mr = self._project(project).mergerequests.get(number, lazy=True)

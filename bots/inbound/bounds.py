@@ -3,6 +3,7 @@ characters or lone surrogates (PostgreSQL's text and jsonb cannot hold them)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 NUL = "\x00"
@@ -10,6 +11,11 @@ NUL = "\x00"
 
 class TooDeep(ValueError):
     pass
+
+
+class NotFinite(ValueError):
+    """`NaN`, `Infinity` or a number too large for a float: Python's JSON reads them, but
+    PostgreSQL's jsonb cannot hold them."""
 
 
 def too_big(content_length: str | None, limit: int) -> bool:
@@ -22,7 +28,8 @@ def too_big(content_length: str | None, limit: int) -> bool:
 
 def clean(value: Any, max_depth: int) -> Any:
     """The decoded payload with NUL characters removed from every key and string and lone
-    surrogates replaced by "?"; TooDeep when objects and arrays nest deeper than ``max_depth``."""
+    surrogates replaced by "?"; TooDeep when objects and arrays nest deeper than ``max_depth``,
+    NotFinite for a NaN or infinite number."""
     return _clean(value, max_depth, 0)
 
 
@@ -39,6 +46,8 @@ def _text(value: str) -> str:
 def _clean(value: Any, max_depth: int, depth: int) -> Any:
     if isinstance(value, str):
         return _text(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise NotFinite("the JSON holds a number that is not finite (NaN, Infinity or too large)")
     if isinstance(value, dict | list):
         if depth >= max_depth:
             raise TooDeep(f"the JSON nests deeper than {max_depth} levels (BATON_MAX_JSON_DEPTH)")

@@ -15,7 +15,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from chains.models import Chain, Repository, Run, RunAttempt
-from chains.redaction import MASK
+from chains.redaction import MASK, scrub
+from chains.redaction import PRIVATE as PRIVATE_WORDS
 from chains.redaction import PRIVATE_NAME as PRIVATE
 from chains.safe_url import safe_url
 from chains.status import Status
@@ -43,6 +44,24 @@ PRIVATE_ATTEMPT_FIELDS = ("remote_id", "web_url", "error")
 
 def _access(serializer: serializers.BaseSerializer[Any]) -> Access:
     return serializer.context["access"]  # type: ignore[no-any-return]
+
+
+def _hidden_names(serializer: serializers.BaseSerializer[Any], chain_id: int) -> set[str]:
+    """Paths, keys and labels of the runs of chain ``chain_id`` in projects the user may not
+    view (as the chain page scrubs them): one query per chain, asked only when there is text
+    to scrub."""
+    seen = _access(serializer)
+    if seen.everything:
+        return set()
+    cache: dict[int, set[str]] = serializer.context.setdefault("_hidden_names", {})
+    if chain_id not in cache:
+        rows = (
+            Run.objects.filter(chain_id=chain_id)
+            .exclude(repository_id__in=sorted(seen.visible))
+            .values_list("key", "label", "repository__path")
+        )
+        cache[chain_id] = {name for row in rows for name in row if name}
+    return cache[chain_id]
 
 
 class OptionalURLField(serializers.URLField):
@@ -120,6 +139,12 @@ class ChainSerializer(serializers.ModelSerializer[Chain]):
         model = Chain
         fields = CHAIN_FIELDS
         read_only_fields = fields
+
+    def to_representation(self, instance: Chain) -> dict[str, Any]:
+        data: dict[str, Any] = super().to_representation(instance)
+        if data.get("error"):
+            data["error"] = scrub(data["error"], _hidden_names(self, instance.pk))
+        return data
 
 
 class RunAttemptSerializer(serializers.ModelSerializer[RunAttempt]):
@@ -203,6 +228,12 @@ class RunSerializer(serializers.Serializer[Run]):
     def to_representation(self, instance: Run) -> dict[str, Any]:
         data: dict[str, Any] = super().to_representation(instance)
         if _access(self).sees(instance.repository_id):
+            if data.get("error") or data.get("depends_on"):
+                names = _hidden_names(self, instance.chain_id)
+                data["error"] = scrub(data["error"] or "", names) or data["error"]
+                data["depends_on"] = [
+                    PRIVATE_WORDS if key in names else key for key in data["depends_on"] or []
+                ]
             return data
         return {**data, **dict.fromkeys(PRIVATE_RUN_FIELDS), "project": PRIVATE}
 
@@ -215,6 +246,14 @@ class RunDetailSerializer(RunSerializer):
         if data["private"]:
             data["attempts"] = [
                 {**attempt, **dict.fromkeys(PRIVATE_ATTEMPT_FIELDS)} for attempt in data["attempts"]
+            ]
+        elif any(attempt.get("error") for attempt in data["attempts"]):
+            names = _hidden_names(self, instance.chain_id)
+            data["attempts"] = [
+                {**attempt, "error": scrub(attempt["error"], names) if attempt["error"] else None}
+                if attempt.get("error")
+                else attempt
+                for attempt in data["attempts"]
             ]
         return data
 

@@ -57,10 +57,11 @@ def test_chain_detail(
     manager_client: Client, django_assert_num_queries: Any, chains: int, runs: int
 ) -> None:
     chain = seed(chains, runs)
-    # session, user, version, chain, runs, attempts, grants
-    with django_assert_num_queries(7):
+    # session, user, repositories and grants (the version covers only what the reader may
+    # view), version, chain, runs, attempts
+    with django_assert_num_queries(8):
         assert manager_client.get(f"/chains/{chain.pk}/").status_code == 200
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(8):
         assert manager_client.get(f"/chains/{chain.pk}/?since=old", headers=HX).status_code == 200
 
 
@@ -92,9 +93,9 @@ def test_unchanged_polls(
     viewer_client: Client, django_assert_num_queries: Any, chains: int, runs: int
 ) -> None:
     chain = seed(chains, runs)
-    # A chain's page: session, version. A list: session, user, repositories, grants (the cursor
-    # covers only what the reader may view), version.
-    polls = {f"/chains/{chain.pk}/": 2, "/?status=running": 5, "/releases/?ref=release/1.2": 5}
+    # Session, user, repositories, grants (the cursor covers only what the reader may view),
+    # version: a chain's page as well as the lists.
+    polls = {f"/chains/{chain.pk}/": 5, "/?status=running": 5, "/releases/?ref=release/1.2": 5}
     for url, queries in polls.items():
         html = viewer_client.get(url, headers=HX).content.decode()
         poll = re.search(r'hx-get="([^"]*since=[^"]*)"', html)

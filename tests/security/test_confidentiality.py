@@ -204,10 +204,21 @@ def test_an_unknown_key_reply_lists_only_the_runs_the_change_may_know(world: Wor
     assert _leaks(reply) == [], reply
 
 
+def test_a_guessed_key_of_a_hidden_run_is_not_confirmed(world: World) -> None:
+    """Red team: `/baton cancel vault-deploy` answered "may not cancel a private project" where
+    a wrong guess answered "no run called …", and the reply's scrubbing replaced a right guess
+    by "a private project": either way a commenter who may not view the project learned the
+    hidden run's key. Now both read alike."""
+    _chain_and_mirror(world)
+    right = _comment(world, "/baton cancel vault-deploy", "c3a").split("Not done: ", 1)[1]
+    wrong = _comment(world, "/baton cancel nope-nope123", "c3b").split("Not done: ", 1)[1]
+    assert right.replace("vault-deploy", "nope-nope123") == wrong, (right, wrong)
+
+
 def test_a_refusal_does_not_name_the_private_project(world: World) -> None:
     _chain_and_mirror(world)
-    reply = _comment(world, "/baton cancel vault-deploy", "c3")
-    assert f"alice may not cancel {PRIVATE} this touches" in reply
+    reply = _comment(world, "/baton retry failed", "c3")
+    assert f"alice may not retry {PRIVATE} this touches" in reply
     assert "secret/vault" not in reply and "no grant" not in reply
 
 
