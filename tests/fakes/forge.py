@@ -21,7 +21,14 @@ from typing import Any
 
 from django.utils import timezone
 
-from bots.forges.base import Budget, ForgeError, RemoteChange, RemotePipeline, RemoteProject
+from bots.forges.base import (
+    Budget,
+    ForgeError,
+    RemoteChange,
+    RemoteComment,
+    RemotePipeline,
+    RemoteProject,
+)
 from chains.status import Status
 
 # -- scripted faults ---------------------------------------------------------------------------
@@ -108,6 +115,7 @@ class FakeForge:
         self.writers: set[tuple[str, str]] = set()
         self.statuses: list[dict[str, Any]] = []  # every commit status posted, in order
         self.comments: dict[str, str] = {}  # comment id -> its body now
+        self.posted: dict[str, RemoteComment] = {}  # comments people wrote, by id
         self.write_budgets: list[Budget] = []
         self._ids = itertools.count(101)
 
@@ -355,6 +363,12 @@ class FakeForge:
                 "target_url": target_url,
             }
         )
+
+    def get_comment(self, project: str, number: int, comment_id: str) -> RemoteComment:
+        self._enter("get_comment", project, number, comment_id)
+        if comment_id not in self.posted:
+            raise permanent(f"404 comment {comment_id} Not Found")
+        return self.posted[comment_id]
 
     def upsert_comment(self, project: str, number: int, body: str, comment_id: str | None) -> str:
         self._enter("upsert_comment", project, number, body, comment_id)
