@@ -57,7 +57,7 @@ def chain_secrets(forge: Forge, event: PipelineEvent) -> tuple[set[str], set[str
 
 def scrub_payload(forge: Forge, event_name: str, payload: Any) -> Any:
     """The payload as it may be stored: known masked values replaced by ••••."""
-    from bots.dispatch import INBOUND
+    from bots.router import INBOUND
 
     values, names = rule_secrets()
     inbound = INBOUND.get(forge.kind)

@@ -11,8 +11,8 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from bots import dispatch
-from bots.engine import mirroring, planning, sending, tracking
+from bots import router
+from bots.engine import mirroring, planning, tracking, triggering
 from bots.events import PipelineEvent
 from bots.forges.base import ForgeError
 from bots.forges.registry import forge_for
@@ -43,30 +43,30 @@ def _countdown(exc: ForgeError, retries: int) -> float:
 @shared_task(bind=True, max_retries=None)
 def process_delivery(self, delivery_id: int) -> None:  # type: ignore[no-untyped-def]
     try:
-        dispatch.process(delivery_id)
+        router.process(delivery_id)
     except SoftTimeLimitExceeded:
         limit = self.soft_time_limit or settings.CELERY_TASK_SOFT_TIME_LIMIT
         log.warning("delivery %s: gave up after %s s", delivery_id, limit)
-        dispatch.fail(
+        router.fail(
             delivery_id,
             f"gave up: handling it took longer than {limit:g} s (BATON_TASK_SOFT_TIME_LIMIT); "
             "process it again from the admin once the cause is fixed",
         )
     except ForgeError as exc:
         if exc.permanent or self.request.retries >= settings.BATON_MAX_FORGE_RETRIES:
-            dispatch.fail(delivery_id, exc.message)
+            router.fail(delivery_id, exc.message)
             return
-        dispatch.note(delivery_id, f"will try again: {exc.message}")
+        router.note(delivery_id, f"will try again: {exc.message}")
         raise self.retry(countdown=_countdown(exc, self.request.retries)) from None
     except Exception as exc:
         log.exception("delivery %s could not be handled", delivery_id)
-        dispatch.fail(delivery_id, f"internal error: {type(exc).__name__}")
+        router.fail(delivery_id, f"internal error: {type(exc).__name__}")
 
 
 @shared_task(soft_time_limit=TRIGGER_SOFT_LIMIT, time_limit=TRIGGER_HARD_LIMIT)
 def trigger_run(run_id: int) -> None:
     try:
-        sending.trigger(run_id)
+        triggering.trigger(run_id)
     except SoftTimeLimitExceeded:
         # The claim runs out and the sweeper tries again, up to BATON_MAX_RUN_ATTEMPTS sends.
         log.warning("run %s: sending took longer than %s s", run_id, TRIGGER_SOFT_LIMIT)

@@ -16,7 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from bots import tasks
-from bots.dispatch import INBOUND
+from bots.router import INBOUND
 from bots.inbound import bounds
 from bots.scrubbing import scrub_payload
 from chains.models import Delivery, Forge

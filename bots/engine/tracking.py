@@ -224,7 +224,7 @@ def find_sent(forge: BaseForge, run: Run, ref: str) -> RemotePipeline | None:
 
 def poll(run_id: int) -> None:
     """The fallback for lost webhooks: ask the forge where an active run stands."""
-    from bots.engine.sending import record_triggered
+    from bots.engine.triggering import record_triggered
 
     run = Run.objects.select_related("repository__forge").filter(pk=run_id).first()
     if run is None or run.status not in ACTIVE or run.dispatch != Run.Dispatch.SENT:

@@ -1,4 +1,5 @@
-"""Route a stored delivery through the table of handlers."""
+"""The worker's router: parse a stored delivery into a neutral event and hand it to the handler
+for its kind (a table of handlers)."""
 
 from __future__ import annotations
 
