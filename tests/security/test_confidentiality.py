@@ -46,6 +46,9 @@ class FakeForge:
     def budgets(self, action: str, project: str, ref: str = "") -> list[Any]:
         return []
 
+    def commit_state(self, status: str) -> str:
+        return str(status)  # every status looks different on this forge
+
     def read_file(self, project: str, path: str, ref: str) -> str | None:
         return self.config if project == "acme/app" and path == ".baton.yml" else None
 
