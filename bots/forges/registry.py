@@ -25,12 +25,14 @@ def forge_for(record: ForgeRecord) -> Forge:
 
 def _build(record: ForgeRecord) -> Forge:
     timeout = settings.BATON_FORGE_TIMEOUT
+    # Each adapter is imported when a forge of its kind is first used, so that a process loads
+    # only the SDKs (python-gitlab, PyGithub) of the forges it talks to.
     if record.kind == ForgeRecord.Kind.GITLAB:
-        from bots.forges.gitlab import GitLabForge
+        from bots.forges.gitlab import GitLabForge  # lazy: see above
 
         return GitLabForge(record.api_url, record.token, timeout=timeout)
     if record.kind == ForgeRecord.Kind.GITHUB:
-        from bots.forges.github import GitHubForge
+        from bots.forges.github import GitHubForge  # lazy: see above
 
         return GitHubForge(
             record.api_url,
