@@ -57,7 +57,7 @@ def test_every_forge_task_retries_through_celery() -> None:
         tasks.expand_run,
         tasks.start_for_comment,
     ):
-        assert isinstance(task._get_current_object(), tasks.ForgeTask), task.name
+        assert isinstance(task._get_current_object(), tasks.ForgeTask), task.name  # type: ignore[attr-defined]
         assert task.autoretry_for == (ForgeError,)
         assert task.max_retries == settings.BATON_MAX_FORGE_RETRIES
         assert task.retry_jitter is True
