@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from django.db import transaction
 from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -297,17 +298,23 @@ def restart(run: Run, *, waits: bool = False, remote: bool = False) -> Status:
 def settle_chain(chain_id: int) -> None:
     """Write the chain's status and finished_at from its runs, in the caller's transaction.
 
-    Two queries: the distinct (status, strategy, sent, soft_fail) of its runs, all the fold
-    needs, and one UPDATE (a chain that could not be planned stays failed; a finished chain keeps
-    the time it first finished)."""
-    rows = list(
-        Run.objects.filter(chain_id=chain_id)
-        .values_list("status", "strategy", "dispatch", "soft_fail")
-        .distinct()
-    )
-    views = [view(s, strategy, d == Run.Dispatch.SENT, soft) for s, strategy, d, soft in rows]
-    done = all(s in FINISHED for s, *_ in rows)
-    Chain.objects.filter(pk=chain_id).update(
-        status=Case(When(~Q(error=""), then=Value(Status.FAILED)), default=Value(fold(views))),
-        finished_at=Coalesce(F("finished_at"), Value(timezone.now())) if done else None,
-    )
+    The chain's row is locked first: two runs of the chain finishing in two transactions at once
+    would otherwise each fold a view that misses the other's end, and leave the chain "running".
+    Then one query reads the distinct (status, strategy, sent, soft_fail) of its runs, all the
+    fold needs, and one UPDATE writes the result (a chain that could not be planned stays
+    failed; a finished chain keeps the time it first finished). The engine locks runs before
+    their chain, never the other way round."""
+    with transaction.atomic(savepoint=False):
+        if not list(Chain.objects.select_for_update().filter(pk=chain_id).values_list("pk")):
+            return
+        rows = list(
+            Run.objects.filter(chain_id=chain_id)
+            .values_list("status", "strategy", "dispatch", "soft_fail")
+            .distinct()
+        )
+        views = [view(s, strategy, d == Run.Dispatch.SENT, soft) for s, strategy, d, soft in rows]
+        done = all(s in FINISHED for s, *_ in rows)
+        Chain.objects.filter(pk=chain_id).update(
+            status=Case(When(~Q(error=""), then=Value(Status.FAILED)), default=Value(fold(views))),
+            finished_at=Coalesce(F("finished_at"), Value(timezone.now())) if done else None,
+        )
