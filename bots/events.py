@@ -9,6 +9,12 @@ from enum import StrEnum
 from chains.planner import Change
 from chains.status import Status
 
+# The marker Baton puts on every pipeline it creates (variables or workflow inputs), by which a
+# pipeline event is matched to its run: the run's id, and a secret drawn afresh for each send
+# (docs/security.md).
+RUN_ID_VARIABLE = "BATON_RUN_ID"
+NONCE_VARIABLE = "BATON_RUN_NONCE"
+
 
 class ChangeAction(StrEnum):
     OPENED = "opened"

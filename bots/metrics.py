@@ -187,12 +187,13 @@ class DatabaseCollector(Collector):
     These come from PostgreSQL, so they are the same whichever process is scraped."""
 
     def collect(self) -> Iterator[Metric]:
-        from django.conf import settings
-        from django.db.models import Count, Max, Min, Q
-        from django.utils import timezone
+        # Imported at scrape time: this module loads with the Celery app, before Django's apps.
+        from django.conf import settings  # (see above)
+        from django.db.models import Count, Max, Min, Q  # (see above)
+        from django.utils import timezone  # (see above)
 
-        from chains.models import Chain, Delivery, Run
-        from chains.status import ACTIVE
+        from chains.models import Chain, Delivery, Run  # (see above)
+        from chains.status import ACTIVE  # (see above)
 
         runs = GaugeMetricFamily("baton_runs", "Runs by status.", labels=["status"])
         for status, count in _counts(Run.objects.values_list("status").annotate(Count("pk"))):

@@ -13,8 +13,8 @@ from typing import Any
 
 from django.db.models import Q
 
-from bots.engine.tracking import RUN_ID_VARIABLE
-from bots.events import MalformedPayload, PipelineEvent
+from bots.events import RUN_ID_VARIABLE, MalformedPayload, PipelineEvent
+from bots.inbound.table import INBOUND
 from chains.masking import hide_variables, mask_named, scrub, secret_values
 from chains.models import Forge, Rule, Run
 
@@ -57,8 +57,6 @@ def chain_secrets(forge: Forge, event: PipelineEvent) -> tuple[set[str], set[str
 
 def scrub_payload(forge: Forge, event_name: str, payload: Any) -> Any:
     """The payload as it may be stored: known masked values replaced by ••••."""
-    from bots.dispatch import INBOUND
-
     values, names = rule_secrets()
     inbound = INBOUND.get(forge.kind)
     if inbound is None or not inbound.handles(event_name):

@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.utils import timezone
 
+from bots import kicks
 from bots.engine.mirroring import request_mirror
-from bots.engine.tracking import settle_later, waits_on_others
-from chains import audit
+from bots.engine.tracking import settle_later
+from chains import audit, runstate
 from chains.models import Chain, Run, RunAttempt
+from chains.runstate import waits_on_others
 from chains.status import ACTIVE, Status
 
 
@@ -55,8 +56,6 @@ def cancel_run(run: Run, *, actor: Actor, reason: str = "") -> bool:
 
 
 def _cancel_one(run: Run, *, actor: Actor, reason: str) -> bool:
-    from bots import tasks
-
     with transaction.atomic():
         run = (
             Run.objects.select_for_update(of=("self",)).select_related("repository").get(pk=run.pk)
@@ -65,9 +64,7 @@ def _cancel_one(run: Run, *, actor: Actor, reason: str) -> bool:
             return False
         why = reason or f"canceled by {actor.name}"
         if run.dispatch == Run.Dispatch.IDLE and not run.remote_id:
-            run.status = Status.CANCELED
-            run.finished_at = timezone.now()
-            run.error = why
+            runstate.move(run, Status.CANCELED, error=why)
             run.save(update_fields=["status", "finished_at", "error"])
             request_mirror(run.chain_id)
             settle_later(run.chain_id)
@@ -77,7 +74,7 @@ def _cancel_one(run: Run, *, actor: Actor, reason: str) -> bool:
             run.error = why
             run.save(update_fields=["cancel_requested", "error"])
             if run.remote_id:
-                transaction.on_commit(lambda: tasks.cancel_remote.delay(run.pk))
+                kicks.cancel_remote(run.pk)
         _audit("run.cancel", actor, run=run, target=run.repository.path, detail={"reason": reason})
     return True
 
@@ -97,8 +94,6 @@ def cancel_chain(
 
 def retry_run(run: Run, *, actor: Actor) -> Run:
     """Run a failed or canceled run again, as a new attempt; earlier attempts stay on record."""
-    from bots import tasks
-
     with transaction.atomic():
         run = (
             Run.objects.select_for_update(of=("self",)).select_related("repository").get(pk=run.pk)
@@ -111,16 +106,14 @@ def retry_run(run: Run, *, actor: Actor) -> Run:
         _snapshot(run)
         run.attempt += 1
         run.error = ""
-        run.started_at = run.finished_at = None
         run.cancel_requested = False
+        runstate.restart(run, remote=bool(run.remote_id))
         if run.remote_id:
-            run.status = Status.PENDING
-            transaction.on_commit(lambda: tasks.retry_remote.delay(run.pk))
+            kicks.retry_remote(run.pk)
         else:
-            run.status = Status.QUEUED
             run.not_before = None
             run.send_attempts = 0
-            transaction.on_commit(lambda: tasks.trigger_run.delay(run.pk))
+            kicks.trigger(run.pk)
         run.save()
         _audit(
             "run.retry", actor, run=run, target=run.repository.path, detail={"attempt": run.attempt}
@@ -151,8 +144,6 @@ def descendants(run: Run, family: list[Run]) -> list[Run]:
 def retry_subtree(run: Run, *, actor: Actor) -> int:
     """Run ``run`` again as a fresh pipeline, and everything it set off after it; returns how
     many runs start over. Refused while any of them is still running."""
-    from bots import tasks
-
     with transaction.atomic():
         family = list(Run.objects.select_for_update(of=("self",)).filter(chain_id=run.chain_id))
         root = next(r for r in family if r.pk == run.pk)
@@ -165,19 +156,19 @@ def retry_subtree(run: Run, *, actor: Actor) -> int:
         for node in subtree:
             _snapshot(node)
             node.attempt += 1
-            node.status = Status.WAITING if waits_on_others(node) else Status.QUEUED
+            runstate.restart(node, waits=waits_on_others(node))
             node.remote_id = node.web_url = node.error = ""
             node.dispatch = Run.Dispatch.IDLE
             node.send_attempts = 0
             node.cancel_requested = False
-            node.triggered_at = node.started_at = node.finished_at = None
+            node.triggered_at = None
             node.not_before = node.wait_until = None
             node.reserved_at = None
             node.reused_from = None
             node.mirrored_status = ""
             node.save()
         queued = [n.pk for n in subtree if n.status == Status.QUEUED]
-        transaction.on_commit(lambda: [tasks.trigger_run.delay(pk) for pk in queued])
+        kicks.trigger_all(queued)
         settle_later(run.chain_id)
         _audit(
             "run.retry_subtree",
@@ -202,8 +193,6 @@ def retry_failed(chain: Chain, *, actor: Actor) -> int:
 
 def rerun_chain(chain: Chain, *, actor: Actor) -> None:
     """Plan and run the chain's change again on its latest commit (a new chain supersedes)."""
-    from bots import tasks
-
     if chain.change_number is None:
         raise ActionRefused("only chains started by a change can be re-run")
     _audit(
@@ -212,4 +201,4 @@ def rerun_chain(chain: Chain, *, actor: Actor) -> None:
     # A person on the dashboard or the API is a Baton user: their grants count (as well as the
     # author's). From a comment (or the system) the forge account does, through Identity.
     user_id = actor.user.pk if actor.surface in ("dashboard", "api") and actor.user else None
-    transaction.on_commit(lambda: tasks.rerun_chain.delay(chain.pk, actor.name, user_id))
+    kicks.rerun_chain(chain.pk, actor.name, user_id)

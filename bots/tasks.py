@@ -3,26 +3,28 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
+from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from bots import dispatch
-from bots.engine import mirroring, planning, sending, tracking
+from bots import backoff, router
+from bots.engine import mirroring, planning, tracking, triggering
 from bots.events import PipelineEvent
 from bots.forges.base import ForgeError
 from bots.forges.registry import forge_for
-from chains.models import Chain, Delivery, Run
+from chains import runstate
+from chains.models import Chain, Delivery, Forge, Run
 from chains.status import ACTIVE, NOT_YET_SENT, Status
 
 log = logging.getLogger(__name__)
-
-# Countdowns stay well under the broker's visibility timeout.
-MAX_COUNTDOWN = 600.0
 
 # Every task has the soft and hard time limits of settings (CELERY_TASK_SOFT_TIME_LIMIT and
 # CELERY_TASK_TIME_LIMIT); these tasks have tighter ones. A sender stops before its claim on the
@@ -32,41 +34,98 @@ SWEEP_HARD_LIMIT = min(settings.CELERY_TASK_TIME_LIMIT, 40)
 _LEASE = settings.BATON_TRIGGER_LEASE
 TRIGGER_SOFT_LIMIT = max(1, min(settings.CELERY_TASK_SOFT_TIME_LIMIT, int(_LEASE * 0.75)))
 TRIGGER_HARD_LIMIT = max(2, min(settings.CELERY_TASK_TIME_LIMIT, int(_LEASE * 0.9)))
+RATE_LIMITED_RETRIES = 10_000  # rate limits always wait their turn: in effect, no cap
 
 
-def _countdown(exc: ForgeError, retries: int) -> float:
-    if exc.retry_after is not None:
-        return min(MAX_COUNTDOWN, exc.retry_after)
-    return min(MAX_COUNTDOWN, 2.0 ** min(retries, 9))
+class ForgeTask(Task):  # type: ignore[misc]
+    """A task whose transient forge errors Celery retries (``autoretry_for``), waiting as long as
+    bots/backoff.py says: the forge's Retry-After, else exponential backoff with full jitter.
+    Transient errors count towards BATON_MAX_FORGE_RETRIES (``max_retries``); rate limits always
+    wait their turn. Permanent errors, and the last transient one, are handed to the task's own
+    give-up (``forge_errors``), which says why in words instead of failing the task."""
+
+    autoretry_for = (ForgeError,)
+    retry_backoff = True
+    retry_backoff_max = backoff.MAX_WAIT
+    retry_jitter = True
+
+    @property
+    def max_retries(self) -> int:  # type: ignore[override]
+        """BATON_MAX_FORGE_RETRIES as it is now (read when a task runs, not when it loads)."""
+        return int(settings.BATON_MAX_FORGE_RETRIES)
+
+    def retry(  # type: ignore[override]
+        self,
+        args: Any = None,
+        kwargs: Any = None,
+        exc: Exception | None = None,
+        throw: bool = True,
+        eta: Any = None,
+        countdown: float | None = None,
+        max_retries: int | None = None,
+        **options: Any,
+    ) -> Any:
+        if isinstance(exc, ForgeError):
+            countdown = backoff.wait_for(exc, self.request.retries, jitter=self.retry_jitter)
+            if exc.rate_limited:
+                max_retries = RATE_LIMITED_RETRIES
+        return super().retry(args, kwargs, exc, throw, eta, countdown, max_retries, **options)
 
 
-@shared_task(bind=True, max_retries=None)
-def process_delivery(self, delivery_id: int) -> None:  # type: ignore[no-untyped-def]
+@contextmanager
+def forge_errors(
+    task: Task,
+    give_up: Callable[[ForgeError], None],
+    before_retry: Callable[[ForgeError], None] | None = None,
+) -> Iterator[None]:
+    """Hand a transient ForgeError on to Celery's autoretry; on a permanent one, or once the
+    retries are spent (rate limits excepted), call ``give_up`` and end the task quietly."""
     try:
-        dispatch.process(delivery_id)
+        yield
+    except ForgeError as exc:
+        cap = settings.BATON_MAX_FORGE_RETRIES if task.max_retries is None else task.max_retries
+        spent = task.request.retries >= cap and not exc.rate_limited
+        if exc.permanent or spent:
+            give_up(exc)
+            return
+        if before_retry is not None:
+            before_retry(exc)
+        raise
+
+
+@shared_task(bind=True, base=ForgeTask)
+def process_delivery(self, delivery_id: int) -> None:  # type: ignore[no-untyped-def]
+    def give_up(exc: ForgeError) -> None:
+        router.fail(delivery_id, exc.message)
+
+    def noted(exc: ForgeError) -> None:
+        router.note(delivery_id, f"will try again: {exc.message}")
+
+    try:
+        with forge_errors(self, give_up, noted):
+            router.process(delivery_id)
+    except ForgeError:
+        raise  # retried by Celery
     except SoftTimeLimitExceeded:
         limit = self.soft_time_limit or settings.CELERY_TASK_SOFT_TIME_LIMIT
         log.warning("delivery %s: gave up after %s s", delivery_id, limit)
-        dispatch.fail(
+        router.fail(
             delivery_id,
             f"gave up: handling it took longer than {limit:g} s (BATON_TASK_SOFT_TIME_LIMIT); "
             "process it again from the admin once the cause is fixed",
         )
-    except ForgeError as exc:
-        if exc.permanent or self.request.retries >= settings.BATON_MAX_FORGE_RETRIES:
-            dispatch.fail(delivery_id, exc.message)
-            return
-        dispatch.note(delivery_id, f"will try again: {exc.message}")
-        raise self.retry(countdown=_countdown(exc, self.request.retries)) from None
     except Exception as exc:
         log.exception("delivery %s could not be handled", delivery_id)
-        dispatch.fail(delivery_id, f"internal error: {type(exc).__name__}")
+        router.fail(delivery_id, f"internal error: {type(exc).__name__}")
 
 
 @shared_task(soft_time_limit=TRIGGER_SOFT_LIMIT, time_limit=TRIGGER_HARD_LIMIT)
 def trigger_run(run_id: int) -> None:
+    # Not a ForgeTask: a run counts its own sends (BATON_MAX_RUN_ATTEMPTS) and is re-sent by
+    # triggering.trigger itself, which looks before sending again when an earlier try may have
+    # reached the forge.
     try:
-        sending.trigger(run_id)
+        triggering.trigger(run_id)
     except SoftTimeLimitExceeded:
         # The claim runs out and the sweeper tries again, up to BATON_MAX_RUN_ATTEMPTS sends.
         log.warning("run %s: sending took longer than %s s", run_id, TRIGGER_SOFT_LIMIT)
@@ -75,25 +134,21 @@ def trigger_run(run_id: int) -> None:
         )
 
 
-@shared_task(bind=True, max_retries=None)
+@shared_task(bind=True, base=ForgeTask)
 def mirror_chain(self, chain_id: int) -> None:  # type: ignore[no-untyped-def]
-    try:
-        done = mirroring.mirror(chain_id)
-    except ForgeError as exc:
-        log.warning("chain %s: mirroring failed: %s", chain_id, exc.message)
-        capped = self.request.retries >= settings.BATON_MAX_FORGE_RETRIES
-        if exc.permanent or (capped and not exc.rate_limited):
-            # Given up; the chain's next change asks for a mirror again.
-            return
-        # Wait as long as the forge asked (Retry-After), else back off; rate limits always
-        # wait their turn, other errors count towards BATON_MAX_FORGE_RETRIES.
-        raise self.retry(countdown=_countdown(exc, self.request.retries)) from None
-    if not done:
-        raise self.retry(countdown=1.0)
+    def give_up(exc: ForgeError) -> None:
+        # The chain's next change asks for a mirror again.
+        log.warning("chain %s: mirroring failed, given up: %s", chain_id, exc.message)
+
+    with forge_errors(self, give_up):
+        if not mirroring.mirror(chain_id):
+            # Another worker is mirroring it: come back in a moment (not a forge error).
+            raise self.retry(countdown=1.0, max_retries=RATE_LIMITED_RETRIES)
 
 
 @shared_task(bind=True, max_retries=None)
 def poll_run(self, run_id: int) -> None:  # type: ignore[no-untyped-def]
+    # Not retried: the sweeper polls a quiet run again (BATON_POLL_AFTER).
     try:
         tracking.poll(run_id)
     except ForgeError as exc:
@@ -120,72 +175,62 @@ def _remote_action(run_id: int, action: str) -> None:
     )
 
 
-@shared_task(bind=True, max_retries=None)
+@shared_task(bind=True, base=ForgeTask)
 def cancel_remote(self, run_id: int) -> None:  # type: ignore[no-untyped-def]
-    try:
+    def give_up(exc: ForgeError) -> None:
+        Run.objects.filter(pk=run_id).update(error=f"could not cancel: {exc.message}")
+
+    with forge_errors(self, give_up):
         _remote_action(run_id, "cancel")
-    except ForgeError as exc:
-        if exc.permanent or self.request.retries >= settings.BATON_MAX_FORGE_RETRIES:
-            Run.objects.filter(pk=run_id).update(error=f"could not cancel: {exc.message}")
+
+
+def _retry_failed(run_id: int, exc: ForgeError) -> None:
+    """The forge would not run the pipeline again: the new attempt fails, in words."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update(of=("self",)).filter(pk=run_id).first()
+        if run is None:
             return
-        raise self.retry(countdown=_countdown(exc, self.request.retries)) from None
+        if runstate.move(run, Status.FAILED, error=f"could not retry: {exc.message}"):
+            run.save(update_fields=["status", "finished_at", "error"])
+            tracking.settle_later(run.chain_id)
+        mirroring.request_mirror(run.chain_id)
 
 
-@shared_task(bind=True, max_retries=None)
+@shared_task(bind=True, base=ForgeTask)
 def retry_remote(self, run_id: int) -> None:  # type: ignore[no-untyped-def]
-    try:
+    with forge_errors(self, lambda exc: _retry_failed(run_id, exc)):
         _remote_action(run_id, "retry")
-    except ForgeError as exc:
-        if exc.permanent or self.request.retries >= settings.BATON_MAX_FORGE_RETRIES:
-            Run.objects.filter(pk=run_id).update(
-                status=Status.FAILED,
-                finished_at=timezone.now(),
-                error=f"could not retry: {exc.message}",
-            )
-            chain_id = Run.objects.get(pk=run_id).chain_id
-            mirroring.request_mirror(chain_id)
-            tracking.release(chain_id)
-            return
-        raise self.retry(countdown=_countdown(exc, self.request.retries)) from None
 
 
-@shared_task(bind=True, max_retries=None)
+@shared_task(bind=True, base=ForgeTask)
 def rerun_chain(self, chain_id: int, actor: str, user_id: int | None = None) -> None:  # type: ignore[no-untyped-def]
-    try:
+    def give_up(exc: ForgeError) -> None:
+        log.warning("chain %s could not be re-run: %s", chain_id, exc.message)
+
+    with forge_errors(self, give_up):
         planning.rerun_change(chain_id, actor, user_id=user_id)
-    except ForgeError as exc:
-        if exc.permanent or self.request.retries >= settings.BATON_MAX_FORGE_RETRIES:
-            log.warning("chain %s could not be re-run: %s", chain_id, exc.message)
-            return
-        raise self.retry(countdown=_countdown(exc, self.request.retries)) from None
 
 
-@shared_task(bind=True, max_retries=None)
+@shared_task(bind=True, base=ForgeTask)
 def expand_run(self, run_id: int) -> None:  # type: ignore[no-untyped-def]
-    try:
+    def give_up(exc: ForgeError) -> None:
+        log.warning("run %s: could not read its downstream config: %s", run_id, exc.message)
+
+    with forge_errors(self, give_up):
         planning.expand_run(run_id)
-    except ForgeError as exc:
-        if self.request.retries >= settings.BATON_MAX_FORGE_RETRIES:
-            log.warning("run %s: could not read its downstream config: %s", run_id, exc.message)
-            return
-        raise self.retry(countdown=_countdown(exc, self.request.retries)) from None
 
 
-@shared_task(bind=True, max_retries=None)
+@shared_task(bind=True, base=ForgeTask)
 def start_for_comment(  # type: ignore[no-untyped-def]
     self, forge_id: int, project: str, number: int, person: str, only: list[str] | None
 ) -> None:
-    from chains.models import Forge
+    def give_up(exc: ForgeError) -> None:
+        log.warning("could not start %s!%s for %s: %s", project, number, person, exc.message)
 
     forge = Forge.objects.get(pk=forge_id)
-    try:
+    with forge_errors(self, give_up):
         event = planning.current_change(forge, project, number, person)
         planning.handle_change(forge, event, None, only=frozenset(only) if only else None)
-    except ForgeError as exc:
-        if exc.permanent or self.request.retries >= settings.BATON_MAX_FORGE_RETRIES:
-            log.warning("could not start %s!%s for %s: %s", project, number, person, exc.message)
-            return
-        raise self.retry(countdown=_countdown(exc, self.request.retries)) from None
 
 
 @shared_task

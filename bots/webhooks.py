@@ -16,9 +16,9 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from bots import caching, logcontext, metrics, tasks
-from bots.dispatch import INBOUND
+from bots import caching, kicks, logcontext, metrics
 from bots.inbound import bounds
+from bots.inbound.table import INBOUND
 from bots.scrubbing import scrub_payload
 from chains.models import Delivery, Forge
 from config.celery import app as celery_app
@@ -131,14 +131,14 @@ def _enqueue(delivery_id: int) -> None:
     the database and the sweeper enqueues it later: the forge still gets its 202, so it never
     counts a failure toward disabling the hook."""
     if celery_app.conf.task_always_eager:  # no broker involved: run it here
-        tasks.process_delivery.delay(delivery_id)
+        kicks.deliver(delivery_id)
         return
     try:
         pool: Any = celery_app.pool  # kombu connections, one per thread at a time
         with pool.acquire(block=True, timeout=ENQUEUE_TIMEOUT) as connection:
             connection.ensure_connection(max_retries=1, interval_start=0, timeout=ENQUEUE_TIMEOUT)
             options: dict[str, Any] = {"connection": connection, "retry": False}
-            tasks.process_delivery.apply_async((delivery_id,), **options)
+            kicks.deliver(delivery_id, **options)
     except Exception as exc:  # any broker failure: the sweeper takes over
         log.warning(
             "delivery %s stored but not enqueued (%s); the sweeper will pick it up",

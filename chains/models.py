@@ -353,6 +353,9 @@ class Run(models.Model):
         ASYNC = "async", "async"
 
     class Dispatch(models.TextChoices):
+        # Where Baton's send of the run stands (the `dispatch` field; not GitHub's
+        # workflow_dispatch or repository_dispatch, which are how a send reaches a workflow).
+        # Kept under this name: renaming the column would buy nothing but a migration.
         IDLE = "idle", "not sent"
         SENDING = "sending", "sending"  # a worker holds the lease; the forge may have it already
         SENT = "sent", "sent"

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from bots import services
+from bots import kicks, services
 from bots.commands.parser import HELP, Command, Mistake, parse_comment
 from bots.engine.planning import dry_run, seen_repository
 from bots.events import CommentEvent
@@ -238,14 +238,8 @@ def _start(
     actor: services.Actor,
 ) -> str:
     _check(forge, event.author, "view", repository)
-    from bots import tasks
-
     only = sorted(args) if args else None
-    transaction.on_commit(
-        lambda: tasks.start_for_comment.delay(
-            forge.pk, event.project, event.number, event.author, only
-        )
-    )
+    kicks.start_for_comment(forge.pk, event.project, event.number, event.author, only)
     what = ", ".join(text(a) for a in args) if args else "every target"
     return (
         f"Starting {what} on the latest commit, for the change's author and with "

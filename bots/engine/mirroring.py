@@ -12,28 +12,30 @@ import hashlib
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from bots import summary, throttle
+from bots import kicks, summary, throttle
 from bots.forges.base import Forge
 from bots.forges.registry import forge_for
+from chains import runstate
 from chains.models import Chain, Run
 from chains.redaction import PRIVATE, hidden_runs, private_names, scrub
+from chains.runstate import chain_status
 from chains.safe_url import safe_url
-from chains.status import FINISHED, NOT_YET_SENT, Status, fold, upstream_view
+from chains.status import NOT_YET_SENT, Status, upstream_view
 
 
 def request_mirror(chain_id: int, *, after: float = 0.2) -> None:
-    """Ask for the upstream change to be brought up to date; many asks become one mirror."""
+    """The chain's runs changed: write the chain's own status and finished_at now, in the
+    caller's transaction (chains/runstate.py), and ask for the upstream change to be brought up
+    to date after commit; many asks become one mirror."""
+    runstate.settle_chain(chain_id)
     asked = Chain.objects.filter(pk=chain_id, mirror_requested_at__isnull=True).update(
         mirror_requested_at=timezone.now()
     )
     if asked:
-        from bots import tasks
-
-        transaction.on_commit(lambda: tasks.mirror_chain.apply_async((chain_id,), countdown=after))
+        kicks.mirror(chain_id, after=after)
 
 
 def mirror(chain_id: int) -> bool:
@@ -82,13 +84,9 @@ def _mirror(chain: Chain) -> None:
             target_url=safe_url(link),  # never a javascript: link on the forge
         )
         Run.objects.filter(pk=run.pk).update(mirrored_status=view)
-    aggregate = Status.FAILED if chain.error else fold(views.values())
-    finished = sum(run.status in FINISHED for run in runs)
-    all_done = finished == len(runs)
-    Chain.objects.filter(pk=chain.pk).update(
-        status=aggregate, finished_at=timezone.now() if all_done else None
-    )
-    chain.status = aggregate
+    # The chain's own row was settled when its runs changed (request_mirror); the forge is told
+    # the same fold of the same runs.
+    aggregate = chain_status(chain.error, views.values())
     if _shown(forge, chain.mirrored_status) != forge.commit_state(aggregate):
         throttle.wait(writes)
         forge.set_commit_status(

@@ -10,10 +10,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
-from bots import caching, logcontext
+from bots import caching, kicks, logcontext, services
 from bots.engine.mirroring import request_mirror
 from bots.engine.principals import (
     allowed,
@@ -29,14 +29,14 @@ from bots.events import ChangeAction, ChangeEvent
 from bots.forges.base import Forge as ForgeClient
 from bots.forges.base import ForgeError
 from bots.forges.registry import forge_for
-from chains import audit, deadline
+from chains import audit, deadline, runstate
 from chains.conditions import Context
 from chains.config import BatonConfig, ConfigError, merge, parse_config
 from chains.dotenv import parse_dotenv
 from chains.models import Chain, Delivery, Forge, Repository, Rule, Run
 from chains.planner import Change, Plan, PlannedRun, change_context, plan
 from chains.policy import Principal, UserPrincipal, Verdict
-from chains.status import FINISHED, Status
+from chains.status import Status
 
 log = logging.getLogger(__name__)
 
@@ -208,8 +208,6 @@ def handle_change(
         public=event.public,
     )
     if event.action == ChangeAction.CLOSED:
-        from bots import services
-
         if delivery is not None and (refused := still_open(forge_for(forge), event)):
             return refused
 
@@ -306,7 +304,7 @@ def handle_change(
             for old in previous:
                 transaction.on_commit(functools.partial(_cancel_superseded, old))
             queued = [run.pk for run in created if run.status == Status.QUEUED]
-            transaction.on_commit(lambda: _enqueue_triggers(queued))
+            kicks.trigger_all(queued)
             transaction.on_commit(lambda: release(chain.pk))
             request_mirror(chain.pk)
     except IntegrityError:
@@ -428,11 +426,6 @@ def new_run(
     parent: Run | None = None,
     reuse: dict[tuple[object, ...], Run] | None = None,
 ) -> Run:
-    status = Status.WAITING if planned.depends_on or parent is not None else Status.QUEUED
-    if error:
-        status = Status.FAILED
-    elif planned.skip:
-        status, error = Status.SKIPPED, planned.skip
     run = Run(
         chain=chain,
         parent=parent,
@@ -454,29 +447,20 @@ def new_run(
         mode=planned.mode,
         wait_timeout=planned.wait_timeout,
         deploy_environment=planned.deploy or "",
-        status=status,
-        error=error,
-        finished_at=timezone.now() if status in FINISHED else None,
     )
+    waits = bool(planned.depends_on) or parent is not None
+    runstate.initial(run, waits=waits, error=error, skip=planned.skip or "")
     green = (reuse or {}).get(_fingerprint(repository.pk, run.ref, run.variables))
-    if green is not None and status in (Status.QUEUED, Status.WAITING):
-        run.status, run.reused_from = Status.SUCCESS, green
+    if green is not None and run.status in (Status.QUEUED, Status.WAITING):
+        runstate.reuse(run)
+        run.reused_from = green
         run.remote_id, run.web_url, run.dispatch = green.remote_id, green.web_url, Run.Dispatch.SENT
         run.started_at, run.finished_at = green.started_at, green.finished_at
         run.error = f"reused: the same pipeline already passed in chain {green.chain_id}"
     return run
 
 
-def _enqueue_triggers(run_ids: list[int]) -> None:
-    from bots import tasks
-
-    for run_id in run_ids:
-        tasks.trigger_run.delay(run_id)
-
-
 def _cancel_superseded(chain: Chain) -> None:
-    from bots import services
-
     services.cancel_chain(
         chain, actor=services.BATON, reason="superseded by a newer commit", only_interruptible=True
     )
@@ -561,8 +545,6 @@ def rerun_change(
     if old.change_number is None:
         return "not a change"
     if user_id is not None:
-        from django.contrib.auth import get_user_model
-
         user = get_user_model().objects.filter(pk=user_id).first()
         principal = UserPrincipal(user)
         event = current_change(

@@ -12,27 +12,22 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
-from bots import logcontext
+from bots import kicks, logcontext, metrics
 from bots.engine.mirroring import request_mirror
-from bots.events import PipelineEvent
+from bots.events import NONCE_VARIABLE, RUN_ID_VARIABLE, PipelineEvent
 from bots.forges.base import Forge as BaseForge
 from bots.forges.base import ForgeError, RemotePipeline
 from bots.forges.registry import forge_for
+from chains import audit, runstate
 from chains.models import Delivery, Forge, Run
 from chains.redaction import PRIVATE, hidden_runs
+from chains.runstate import blockers, ready, waits_on_others
 from chains.status import ACTIVE, FINISHED, Status
 
-RUN_ID_VARIABLE = "BATON_RUN_ID"
-NONCE_VARIABLE = "BATON_RUN_NONCE"  # the secret part of the marker: see docs/security.md
+__all__ = ["NONCE_VARIABLE", "RUN_ID_VARIABLE", "ready", "waits_on_others"]
+
 MAX_UNMATCHED = 200  # sent runs of one project awaiting their pipeline, checked per event
 _PIPELINE_ID = re.compile(r"[0-9]{1,20}")
-_RANK = {
-    Status.QUEUED: 0,
-    Status.WAITING: 0,
-    Status.PENDING: 1,
-    Status.RUNNING: 2,
-    Status.MANUAL: 2,
-}
 
 
 def apply_status(
@@ -42,28 +37,14 @@ def apply_status(
     started_at: datetime | None = None,
     finished_at: datetime | None = None,
 ) -> bool:
-    """Move a run to what the forge says, never backwards within one attempt. The caller saves
-    the run; when it finished, runs waiting for it are released after commit."""
-    current = Status(run.status)
-    if current in FINISHED and status in FINISHED:
-        changed = current != status
-    elif current in FINISHED:
-        return False  # a late event from before the end
-    elif status not in FINISHED and _RANK.get(status, 0) < _RANK.get(current, 0):
-        return False
-    else:
-        changed = current != status
-    run.status = status
-    now = timezone.now()
-    if status in (Status.RUNNING, Status.MANUAL) and run.started_at is None:
-        run.started_at = started_at or now
-    if status in FINISHED:
-        run.finished_at = finished_at or now
-        run.started_at = run.started_at or run.finished_at
-        if changed:
-            settle_later(run.chain_id)
-    if status == Status.SUCCESS:
-        run.error = ""  # e.g. a cancel that came too late: the run is simply green
+    """Move a run to what the forge says, never backwards within one attempt
+    (chains/runstate.py). The caller saves the run; when it finished, runs waiting for it are
+    released after commit."""
+    changed, ended = runstate.apply_report(
+        run, status, started_at=started_at, finished_at=finished_at
+    )
+    if ended:
+        settle_later(run.chain_id)
     return changed
 
 
@@ -226,8 +207,6 @@ def find_sent(forge: BaseForge, run: Run, ref: str) -> RemotePipeline | None:
 
 def poll(run_id: int) -> None:
     """The fallback for lost webhooks: ask the forge where an active run stands."""
-    from bots.engine.sending import record_triggered
-
     run = Run.objects.select_related("repository__forge").filter(pk=run_id).first()
     if run is None or run.status not in ACTIVE or run.dispatch != Run.Dispatch.SENT:
         return
@@ -248,35 +227,45 @@ def poll(run_id: int) -> None:
             request_mirror(run.chain_id)
 
 
+def record_triggered(run_id: int, remote: RemotePipeline, ref: str) -> None:
+    """The forge has the run (a create call answered, or a look-up found the pipeline)."""
+    now = timezone.now()
+    with transaction.atomic():
+        run = Run.objects.select_for_update(of=("self",)).get(pk=run_id)
+        run.remote_id = remote.id  # "" until the forge's run is identified by its marker
+        run.web_url = remote.web_url
+        run.ref = ref
+        run.undelivered = list(remote.undelivered)
+        run.dispatch = Run.Dispatch.SENT
+        run.lease_until = None
+        run.reserved_at = None
+        run.not_before = None
+        run.error = ""
+        runstate.sent(run)
+        run.triggered_at = run.triggered_at or now
+        run.last_seen_at = now
+        apply_status(
+            run, remote.status, started_at=remote.started_at, finished_at=remote.finished_at
+        )
+        run.save()
+        audit.record(
+            "run.trigger",
+            actor="baton",
+            surface="system",
+            run=run,
+            target=f"{run.repository.path}@{ref}",
+            detail={"pipeline": remote.id},
+        )
+        metrics.trigger(run.repository.forge.slug, "triggered")
+        if run.cancel_requested and run.status in ACTIVE and run.remote_id:
+            kicks.cancel_remote(run_id)
+        elif run.reused_from_id is None:
+            # What the target's own .baton.yml triggers in turn (nested chains).
+            kicks.expand(run_id)
+        request_mirror(run.chain_id)
+
+
 # --- dependencies ------------------------------------------------------------------------------
-
-
-def passed(run: Run) -> bool:
-    return run.status == Status.SUCCESS or (run.status == Status.FAILED and run.soft_fail)
-
-
-def blockers(run: Run, family: list[Run]) -> tuple[list[Run], list[Run]]:
-    """(unfinished, unsuccessful) among what ``run`` waits for: the runs of the same level it
-    names in depends_on, and the run that triggered it (its parent)."""
-    waits_for = [r for r in family if r.parent_id == run.parent_id and r.key in run.depends_on]
-    parent = next((r for r in family if r.pk == run.parent_id), None)
-    unfinished = [r for r in waits_for if r.status not in FINISHED]
-    failed = [r for r in waits_for if r.status in FINISHED and not passed(r)]
-    if parent is not None:
-        if parent.status not in FINISHED:
-            unfinished.append(parent)
-        elif not passed(parent):
-            failed.append(parent)
-    return unfinished, failed
-
-
-def ready(run: Run, family: list[Run]) -> bool:
-    """Whether everything ``run`` waits for has finished in a way that lets it go."""
-    unfinished, failed = blockers(run, family)
-    if unfinished:
-        return False
-    parent_failed = any(f.pk == run.parent_id for f in failed)
-    return not failed or (run.allow_dependency_failure and not parent_failed)
 
 
 def settle_later(chain_id: int) -> None:
@@ -284,15 +273,9 @@ def settle_later(chain_id: int) -> None:
     transaction.on_commit(lambda: release(chain_id))
 
 
-def waits_on_others(run: Run) -> bool:
-    return bool(run.depends_on) or run.parent_id is not None
-
-
 def release(chain_id: int) -> list[int]:
-    """Start the runs whose dependencies have all finished; skip those whose did not pass.
-    Returns the runs now queued."""
-    from bots import tasks
-
+    """Start the runs whose dependencies have all finished; skip those whose did not pass
+    (chains/runstate.py decides which). Returns the runs now queued."""
     queued: list[int] = []
     with transaction.atomic():
         family = list(
@@ -301,29 +284,23 @@ def release(chain_id: int) -> list[int]:
             .filter(chain_id=chain_id)
             .order_by("pk")
         )
-        changed = True
-        while changed:  # a skipped run may in turn settle runs that wait for it
-            changed = False
-            for run in family:
-                if run.status != Status.WAITING or not waits_on_others(run) or run.not_before:
-                    continue
-                unfinished, failed = blockers(run, family)
-                if unfinished:
-                    continue
-                if not ready(run, family):
-                    names = ", ".join(dict.fromkeys(_name(f, family) for f in failed))
-                    run.status = Status.SKIPPED
-                    run.error = f"not run: {names} did not succeed"
-                    run.finished_at = timezone.now()
-                    changed = True
-                else:
-                    run.status = Status.QUEUED
-                    run.error = ""
-                    queued.append(run.pk)
-                run.save(update_fields=["status", "error", "finished_at"])
-        if queued or changed:
+        now = timezone.now()
+        settled = runstate.releases(family)
+        for step in settled:
+            run = step.run
+            assert isinstance(run, Run)
+            if step.status == Status.SKIPPED:
+                names = ", ".join(dict.fromkeys(_name(f, family) for f in step.failed))  # type: ignore[arg-type]
+                runstate.move(
+                    run, Status.SKIPPED, error=f"not run: {names} did not succeed", now=now
+                )
+            else:
+                runstate.move(run, Status.QUEUED, error="")
+                queued.append(run.pk)
+            run.save(update_fields=["status", "error", "finished_at"])
+        if settled:
             request_mirror(chain_id)
-        transaction.on_commit(lambda: [tasks.trigger_run.delay(pk) for pk in queued])
+        kicks.trigger_all(queued)
     return queued
 
 
@@ -336,4 +313,5 @@ def _name(run: Run, family: list[Run]) -> str:
 
 def waiting_reason(run: Run, family: list[Run]) -> str:
     unfinished, _ = blockers(run, family)
-    return "waiting for " + ", ".join(r.label or r.key for r in unfinished) if unfinished else ""
+    names = (getattr(r, "label", "") or r.key for r in unfinished)
+    return "waiting for " + ", ".join(names) if unfinished else ""

@@ -41,28 +41,10 @@ from bots.forges.base import (
     project_segments,
     quoted_file_path,
 )
+from bots.forges.github_words import RUN_CONCLUSION, RUN_STATUS, parse_time, run_status  # noqa: F401
 from chains import deadline, limits
 from chains.status import Status
 
-# GitHub workflow run (status, conclusion) -> Baton status.
-RUN_STATUS: dict[str, Status] = {
-    "requested": Status.PENDING,
-    "queued": Status.PENDING,
-    "pending": Status.PENDING,
-    "waiting": Status.MANUAL,
-    "in_progress": Status.RUNNING,
-}
-RUN_CONCLUSION: dict[str, Status] = {
-    "success": Status.SUCCESS,
-    "neutral": Status.SUCCESS,
-    "failure": Status.FAILED,
-    "timed_out": Status.FAILED,
-    "startup_failure": Status.FAILED,
-    "stale": Status.FAILED,
-    "cancelled": Status.CANCELED,
-    "skipped": Status.SKIPPED,
-    "action_required": Status.MANUAL,
-}
 # Baton status -> GitHub commit status state (GitHub has no running or canceled state).
 COMMIT_STATE: dict[Status, str] = {
     Status.QUEUED: "pending",
@@ -94,21 +76,6 @@ MAX_PAYLOAD_BYTES = 64 * 1024
 DISPATCH_EVENT_TYPE = "baton"
 SECONDARY_LIMIT_WAIT = 60.0
 INPUTS_CACHE_SECONDS = 60.0
-
-
-def run_status(status: str, conclusion: str | None) -> Status:
-    if status == "completed":
-        return RUN_CONCLUSION.get(conclusion or "", Status.FAILED)
-    return RUN_STATUS.get(status, Status.PENDING)
-
-
-def parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def marker_in(text: str, value: str) -> bool:

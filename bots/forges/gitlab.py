@@ -37,24 +37,9 @@ from bots.forges.base import (
     project_segments,
     quoted_file_path,
 )
+from bots.forges.gitlab_words import PIPELINE_STATUS, parse_time, pipeline_status  # noqa: F401
 from chains import deadline
 from chains.status import Status
-
-# GitLab pipeline status -> Baton status.
-PIPELINE_STATUS: dict[str, Status] = {
-    "created": Status.PENDING,
-    "waiting_for_resource": Status.PENDING,
-    "preparing": Status.PENDING,
-    "pending": Status.PENDING,
-    "scheduled": Status.PENDING,
-    "running": Status.RUNNING,
-    "canceling": Status.RUNNING,
-    "manual": Status.MANUAL,
-    "success": Status.SUCCESS,
-    "failed": Status.FAILED,
-    "canceled": Status.CANCELED,
-    "skipped": Status.SKIPPED,
-}
 
 # Baton status -> GitLab commit status state.
 COMMIT_STATE: dict[Status, str] = {
@@ -74,21 +59,6 @@ CANNOT_TRANSITION = "Cannot transition status via"
 
 PERMANENT_CODES = {400, 401, 403, 404, 405, 409, 410, 422}
 DEVELOPER = 30  # GitLab access level
-
-
-def pipeline_status(raw: str) -> Status:
-    return PIPELINE_STATUS.get(raw, Status.PENDING)
-
-
-def parse_time(value: str | None) -> datetime | None:
-    """GitLab writes ISO 8601 in the API and ``2026-01-16 05:56:25 UTC`` in webhooks."""
-    if not value:
-        return None
-    text = value.strip().replace(" UTC", "+00:00").replace("Z", "+00:00")
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
 
 
 _last_wait = threading.local()

@@ -7,6 +7,7 @@ import threading
 
 from django.conf import settings
 
+from bots.forges.app_tokens import DatabaseTokens
 from bots.forges.base import Forge
 from chains.models import Forge as ForgeRecord
 
@@ -34,13 +35,14 @@ def forge_for(record: ForgeRecord) -> Forge:
 
 def _build(record: ForgeRecord) -> Forge:
     timeout = settings.BATON_FORGE_TIMEOUT
+    # Each adapter is imported when a forge of its kind is first used, so that a process loads
+    # only the SDKs (python-gitlab, PyGithub) of the forges it talks to.
     if record.kind == ForgeRecord.Kind.GITLAB:
-        from bots.forges.gitlab import GitLabForge
+        from bots.forges.gitlab import GitLabForge  # lazy: see above
 
         return GitLabForge(record.api_url, record.token or "", timeout=timeout, name=record.slug)
     if record.kind == ForgeRecord.Kind.GITHUB:
-        from bots.forges.app_tokens import DatabaseTokens
-        from bots.forges.github import AppCredentials, GitHubForge
+        from bots.forges.github import AppCredentials, GitHubForge  # lazy: see above
 
         app = None
         if record.is_github_app and record.app_id:

@@ -16,7 +16,7 @@ from bots.events import (
     Event,
     PipelineEvent,
 )
-from bots.forges.github import parse_time, run_status
+from bots.forges.github_words import parse_time, run_status
 from bots.inbound import Parser, get, parse_with, project_path, ref_name, sha
 from chains.planner import Change
 

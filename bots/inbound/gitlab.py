@@ -17,7 +17,7 @@ from bots.events import (
     MalformedPayload,
     PipelineEvent,
 )
-from bots.forges.gitlab import parse_time, pipeline_status
+from bots.forges.gitlab_words import parse_time, pipeline_status
 from bots.inbound import Parser, get, parse_with, project_path, ref_name
 from bots.inbound import sha as inbound_sha
 from chains.planner import Change

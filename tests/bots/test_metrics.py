@@ -13,8 +13,9 @@ from django.utils import timezone
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from bots import logcontext, metrics
-from bots.forges.base import ForgeError
+from bots import logcontext, metrics, router
+from bots.engine import tracking, triggering
+from bots.forges.base import ForgeError, RemotePipeline
 from bots.forges.github import GitHubForge
 from bots.forges.gitlab import GitLabForge
 from chains.models import Chain, Delivery, Forge, Repository, Run
@@ -148,13 +149,11 @@ def test_unknown_slugs_do_not_become_labels(client: Client) -> None:
 
 
 def test_deliveries_handled_are_counted_by_outcome(forge: Forge) -> None:
-    from bots import dispatch
-
     delivery_id, _ = Delivery.objects.record(forge, "Push Hook", "p-1", {}, handled=True)
     assert delivery_id is not None
     before = value("baton_deliveries_total", forge="gl", event="Push Hook", outcome="failed")
-    dispatch.fail(delivery_id, "broken")
-    dispatch.fail(delivery_id, "broken again")  # already finished: not counted twice
+    router.fail(delivery_id, "broken")
+    router.fail(delivery_id, "broken again")  # already finished: not counted twice
     after = value("baton_deliveries_total", forge="gl", event="Push Hook", outcome="failed")
     assert after == before + 1
 
@@ -257,20 +256,17 @@ def test_runs_chains_open_and_polled_runs_come_from_the_database(
 
 
 def test_triggers_are_counted_by_forge_and_result(forge: Forge) -> None:
-    from bots.engine import sending
-    from bots.forges.base import RemotePipeline
-
     repo = Repository.objects.create(forge=forge, path="acme/api")
     chain = Chain.objects.create(forge=forge, repository=repo, head_sha="b" * 40, upstream_ref="m")
     run = Run.objects.create(chain=chain, repository=repo, key="api")
     before = value("baton_triggers_total", forge="gl", result="triggered")
-    sending.record_triggered(
+    tracking.record_triggered(
         run.pk, RemotePipeline(id="9", status=Status.PENDING, web_url=""), "main"
     )
     assert value("baton_triggers_total", forge="gl", result="triggered") == before + 1
     run = Run.objects.select_related("repository__forge").get(pk=run.pk)
     failed = value("baton_triggers_total", forge="gl", result="failed")
-    sending._trigger_failed(run, ForgeError("no such project", permanent=True))
+    triggering._trigger_failed(run, ForgeError("no such project", permanent=True))
     assert value("baton_triggers_total", forge="gl", result="failed") == failed + 1
 
 

@@ -1,10 +1,14 @@
-"""The mirror task waits as long as the forge asks and gives up after the retry cap."""
+"""The mirror task waits as long as the forge asks and gives up after the retry cap.
+
+The retry itself is Celery's (``autoretry_for``); what is pinned here is the countdown and the cap
+Baton hands it (bots/tasks.py ``ForgeTask``, bots/backoff.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from celery.app.task import Task
 from celery.exceptions import Retry
 from django.conf import settings
 
@@ -17,11 +21,14 @@ def failing(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """mirroring.mirror raises the error set by the test; retries are recorded, not queued."""
     retries: list[dict[str, Any]] = []
 
-    def retry(**kw: Any) -> Retry:
-        retries.append(kw)
-        return Retry()
+    def retry(self: Task, *args: Any, countdown: float | None = None, **kw: Any) -> Retry:
+        # Celery's Task.retry, as Baton's ForgeTask.retry calls it: (args, kwargs, exc, throw,
+        # eta, countdown, max_retries)
+        retries.append({"countdown": args[5] if len(args) > 5 else countdown})
+        raise Retry()
 
-    monkeypatch.setattr(tasks.mirror_chain, "retry", retry)
+    monkeypatch.setattr(Task, "retry", retry)
+    monkeypatch.setattr(tasks.mirror_chain, "retry_jitter", False)
     monkeypatch.setattr(
         tasks.mirroring, "request_mirror", lambda *a, **k: retries.append({"re": a})
     )
@@ -50,6 +57,15 @@ def test_other_errors_back_off(monkeypatch: pytest.MonkeyPatch, failing: list) -
     with pytest.raises(Retry):
         _run(monkeypatch, ForgeError("502"), 3)
     assert failing == [{"countdown": 8.0}]  # not every 0.2 s
+
+
+def test_backoff_is_jittered(monkeypatch: pytest.MonkeyPatch, failing: list) -> None:
+    monkeypatch.setattr(tasks.mirror_chain, "retry_jitter", True)
+    for _ in range(20):
+        with pytest.raises(Retry):
+            _run(monkeypatch, ForgeError("502"), 3)
+    assert all(8 * 0.8 <= r["countdown"] <= 8 * 1.2 for r in failing)  # 2³ s, ±20 %
+    assert len({r["countdown"] for r in failing}) > 1  # not all at once
 
 
 def test_the_cap_ends_retries(monkeypatch: pytest.MonkeyPatch, failing: list) -> None:

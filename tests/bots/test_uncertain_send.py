@@ -9,7 +9,7 @@ import pytest
 import responses
 from django.utils import timezone
 
-from bots.engine.sending import trigger
+from bots.engine.triggering import trigger
 from chains.models import Chain, Forge, Repository, Run
 from chains.status import Status
 

@@ -14,7 +14,7 @@ import pytest
 import responses
 from django.test import Client
 
-from bots import dispatch
+from bots import router
 from chains.models import Chain, Repository
 from tests.security.change_fakes import (
     API,
@@ -39,7 +39,7 @@ def forge(db: None) -> Any:
 
 def _process(client: Client, payload: dict[str, Any], key: str = "k1") -> Chain | None:
     delivery = deliver(client, payload, key, "Merge Request Hook")
-    dispatch.process(delivery.pk)
+    router.process(delivery.pk)
     return Chain.objects.filter(delivery=delivery).first()
 
 

@@ -14,7 +14,7 @@ import pytest
 import responses
 from django.utils import timezone
 
-from bots import dispatch
+from bots import router
 from bots.engine import tracking
 from bots.forges.registry import forge_for
 from chains.models import Chain, Delivery, Forge, Repository, Run
@@ -83,7 +83,7 @@ def deliver(forge: Forge, event: str, payload: dict[str, Any]) -> Delivery:
     delivery = Delivery.objects.create(
         forge=forge, event=event, dedupe_key=f"d-{next(_ids)}", payload=payload
     )
-    dispatch.process(delivery.pk)
+    router.process(delivery.pk)
     delivery.refresh_from_db()
     return delivery
 
@@ -161,7 +161,7 @@ def test_the_runs_own_pipeline_with_its_nonce_is_adopted(gitlab: Forge) -> None:
 
 
 def test_every_send_carries_a_fresh_unguessable_nonce(gitlab: Forge) -> None:
-    from bots.engine.sending import run_variables
+    from bots.engine.triggering import run_variables
 
     first, second = make_run(gitlab, "acme/api"), make_run(gitlab, "acme/web")
     assert len(first.nonce) >= 32 and first.nonce != second.nonce
@@ -379,7 +379,7 @@ def test_a_claimed_end_that_cannot_be_read_back_yet_is_retried_not_applied(
         payload=pipeline_hook("acme/api", 37, "success"),
     )
     with pytest.raises(ForgeError):  # the delivery task retries it later
-        dispatch.process(delivery.pk)
+        router.process(delivery.pk)
     run.refresh_from_db()
     assert run.status == Status.RUNNING
     assert run.hooked is False  # and the poller may find the end first

@@ -14,7 +14,7 @@ import pytest
 import responses
 from django.test import Client
 
-from bots import dispatch
+from bots import router
 from chains.models import Delivery
 from tests.conftest import load_fixture
 from tests.security.change_fakes import API, deliver, gitlab_forge, person
@@ -48,7 +48,7 @@ def test_a_comment_the_forge_says_someone_else_wrote_is_not_carried_out(
     )
     replies = responses.post(NOTES, json={"id": 9})
     delivery = deliver(client, _note_hook("rita", "/baton cancel"), "n1", "Note Hook")
-    dispatch.process(delivery.pk)
+    router.process(delivery.pk)
     assert replies.call_count == 0
     assert "not carried out" in Delivery.objects.get(pk=delivery.pk).detail
 
@@ -58,7 +58,7 @@ def test_a_comment_the_forge_does_not_have_is_not_carried_out(forge: Any, client
     responses.get(f"{NOTES}/1244", status=404, json={"message": "404 Not found"})
     replies = responses.post(NOTES, json={"id": 9})
     delivery = deliver(client, _note_hook("rita", "/baton cancel"), "n2", "Note Hook")
-    dispatch.process(delivery.pk)
+    router.process(delivery.pk)
     assert replies.call_count == 0
 
 
@@ -80,7 +80,7 @@ def test_the_words_carried_out_are_the_forges(forge: Any, client: Client) -> Non
         },
     )
     delivery = deliver(client, _note_hook("rita", "/baton cancel"), "n3", "Note Hook")
-    dispatch.process(delivery.pk)
+    router.process(delivery.pk)
     assert replies.call_count == 1
     body = responses.calls[-1].request.body
     reply = body.decode() if isinstance(body, bytes) else str(body)

@@ -10,7 +10,7 @@ import pytest
 import responses
 from django.test import Client
 
-from bots import dispatch
+from bots import router
 from chains.models import Chain
 from tests.security.change_fakes import PEOPLE, deliver, fake_change, gitlab_forge, mr_hook, person
 
@@ -30,13 +30,13 @@ def test_a_close_the_forge_does_not_confirm_cancels_nothing(forge: Any, client: 
     opened = deliver(
         client, mr_hook("open", actor="rita", author_id=PEOPLE["rita"]), "o", "Merge Request Hook"
     )
-    dispatch.process(opened.pk)
+    router.process(opened.pk)
     chain = Chain.objects.get(delivery=opened)
     assert chain.runs.get().status == "queued"
     closed = deliver(
         client, mr_hook("close", actor="rita", author_id=PEOPLE["rita"]), "c", "Merge Request Hook"
     )
-    dispatch.process(closed.pk)
+    router.process(closed.pk)
     run = chain.runs.get()
     assert run.status == "queued" and not run.cancel_requested, run.error
 
@@ -54,9 +54,9 @@ def test_an_opened_event_replayed_after_the_window_starts_nothing(
     fake_change("rita", config=PROD)
     hook = mr_hook("open", actor="rita", author_id=PEOPLE["rita"])
     first = deliver(client, hook, "first", "Merge Request Hook")
-    dispatch.process(first.pk)
+    router.process(first.pk)
     assert Chain.objects.count() == 1
     Chain.objects.update(created_at=timezone.now() - timedelta(hours=2))
     replay = deliver(client, hook, "replayed-later", "Merge Request Hook")
-    dispatch.process(replay.pk)
+    router.process(replay.pk)
     assert Chain.objects.count() == 1

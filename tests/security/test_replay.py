@@ -17,7 +17,7 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from bots import dispatch
+from bots import router
 from bots.engine import planning
 from chains.models import Chain, Delivery
 from tests.security.change_fakes import PEOPLE, deliver, fake_change, gitlab_forge, mr_hook, person
@@ -38,8 +38,8 @@ def test_a_second_hook_with_the_same_event_starts_no_second_chain(client: Client
     payload = mr_hook("open", actor="rita", author_id=PEOPLE["rita"])
     first = deliver(client, payload, "project-hook-key", "Merge Request Hook")
     second = deliver(client, payload, "group-hook-key", "Merge Request Hook")
-    dispatch.process(first.pk)
-    dispatch.process(second.pk)
+    router.process(first.pk)
+    router.process(second.pk)
     chain = Chain.objects.get()
     assert chain.delivery_id == first.pk
     second.refresh_from_db()
@@ -59,15 +59,15 @@ def test_another_action_or_a_later_repeat_does_start_a_chain(client: Client, set
     _setup()
     fake_change("rita", config=PROD)
     payload = mr_hook("open", actor="rita", author_id=PEOPLE["rita"])
-    dispatch.process(deliver(client, payload, "k1", "Merge Request Hook").pk)
+    router.process(deliver(client, payload, "k1", "Merge Request Hook").pk)
     reopened = mr_hook("reopen", actor="rita", author_id=PEOPLE["rita"])
-    dispatch.process(deliver(client, reopened, "k2", "Merge Request Hook").pk)
+    router.process(deliver(client, reopened, "k2", "Merge Request Hook").pk)
     assert Chain.objects.count() == 2
     settings.BATON_REPEAT_WINDOW = 600
     Chain.objects.update(created_at=timezone.now() - timedelta(minutes=11))
     # A reopen after the window is a new event (a change is opened only once: an "opened"
     # replayed later is always a repeat, tests/security/test_redteam_replay.py).
-    dispatch.process(deliver(client, reopened, "k3", "Merge Request Hook").pk)
+    router.process(deliver(client, reopened, "k3", "Merge Request Hook").pk)
     assert Chain.objects.count() == 3
 
 
@@ -89,7 +89,7 @@ def test_repeats_processed_at_once_in_two_workers_make_one_chain(client: Client)
 
     def work(delivery: Delivery) -> None:
         try:
-            dispatch.process(delivery.pk)
+            router.process(delivery.pk)
         except BaseException as exc:
             errors.append(exc)
         finally:

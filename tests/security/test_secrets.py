@@ -17,7 +17,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from bots import dispatch
+from bots import router
 from bots.engine.planning import with_rules
 from chains.config import parse_config
 from chains.models import AuditEvent, Chain, Delivery, Repository, Rule, Run
@@ -95,7 +95,7 @@ def test_masked_values_sent_to_a_run_are_not_stored_from_its_pipeline_hook(
     }
     assert delivery.payload["object_attributes"]["name"] == "deploy with ••••"
     # What Baton needs from it still works: the pipeline is matched to its run.
-    dispatch.process(delivery.pk)
+    router.process(delivery.pk)
     run.refresh_from_db()
     assert (run.remote_id, run.status) == ("900", "running")
 
@@ -141,7 +141,7 @@ def test_a_delivery_stored_in_clear_is_scrubbed_when_processed(run: Run) -> None
     delivery = Delivery.objects.create(
         forge=run.chain.forge, event="Pipeline Hook", dedupe_key="old", payload=hook
     )
-    dispatch.process(delivery.pk)
+    router.process(delivery.pk)
     assert SENT not in _raw("chains_delivery", "payload")
 
 

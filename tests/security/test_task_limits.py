@@ -15,8 +15,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
-from bots import dispatch, tasks
-from bots.engine import sending
+from bots import router, tasks
+from bots.engine import triggering
 from bots.events import ChangeEvent
 from chains.models import Delivery, Forge, Run
 from chains.status import Status
@@ -78,7 +78,7 @@ def test_a_poison_delivery_is_tried_at_most_the_cap_then_parked(
         handled.append(delivery.pk)
         raise WorkerKilled
 
-    monkeypatch.setitem(dispatch.HANDLERS, ChangeEvent, poison)
+    monkeypatch.setitem(router.HANDLERS, ChangeEvent, poison)
     queued: list[int] = []
     monkeypatch.setattr(tasks.process_delivery, "delay", queued.append)
     for _ in range(10):  # ten sweeps, as after ten restarts
@@ -86,7 +86,7 @@ def test_a_poison_delivery_is_tried_at_most_the_cap_then_parked(
         tasks.sweep()
         for queued_id in list(queued):
             with contextlib.suppress(WorkerKilled):
-                dispatch.process(queued_id)
+                router.process(queued_id)
     assert handled == [delivery_id] * 3
     delivery = Delivery.objects.get(pk=delivery_id)
     assert delivery.outcome == Delivery.Outcome.FAILED and delivery.processed_at is not None
@@ -105,7 +105,7 @@ def test_a_delivery_past_its_soft_time_limit_is_failed_with_the_reason(
     def slow(forge: Forge, event: Any, delivery: Any) -> str:
         raise SoftTimeLimitExceeded  # what Celery raises in the task at the soft limit
 
-    monkeypatch.setitem(dispatch.HANDLERS, ChangeEvent, slow)
+    monkeypatch.setitem(router.HANDLERS, ChangeEvent, slow)
     tasks.process_delivery.apply(args=(delivery_id,))
     delivery = Delivery.objects.get(pk=delivery_id)
     assert delivery.outcome == Delivery.Outcome.FAILED
@@ -120,7 +120,7 @@ def test_the_parking_reason_is_shown_in_the_admin(
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     delivery_id = _delivery(gitlab)
     Delivery.objects.filter(pk=delivery_id).update(attempts=1)
-    dispatch.process(delivery_id)
+    router.process(delivery_id)
     admin = User.objects.create_superuser("root", "root@example.com", "pw")
     client = Client()
     client.force_login(admin)
@@ -154,15 +154,15 @@ def test_a_run_whose_send_never_finishes_is_parked_after_the_cap(
 
             return call
 
-    monkeypatch.setattr(sending, "forge_for", lambda record: Frozen())
+    monkeypatch.setattr(triggering, "forge_for", lambda record: Frozen())
     for _ in range(10):  # the sweeper hands it out again once its claim has run out
         Run.objects.filter(pk=run.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
         with contextlib.suppress(WorkerKilled):
-            sending.trigger(run.pk)
+            triggering.trigger(run.pk)
     run.refresh_from_db()
     assert run.status == Status.FAILED
     assert "gave up after 4 attempts" in run.error and "BATON_MAX_RUN_ATTEMPTS" in run.error
     assert len(sends) <= 4 * 2  # at most a couple of forge calls per attempt, then no more
     before = len(sends)
-    sending.trigger(run.pk)
+    triggering.trigger(run.pk)
     assert len(sends) == before

@@ -1,10 +1,10 @@
-"""Route a stored delivery through the table of handlers."""
+"""The worker's router: parse a stored delivery into a neutral event and hand it to the handler
+for its kind (a table of handlers)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from types import ModuleType
 from typing import Any
 
 from django.conf import settings
@@ -16,17 +16,13 @@ from bots.commands.handlers import handle_comment
 from bots.engine.planning import handle_change
 from bots.engine.tracking import handle_pipeline
 from bots.events import ChangeEvent, CommentEvent, MalformedPayload, PipelineEvent
-from bots.inbound import github as github_inbound
-from bots.inbound import gitlab as gitlab_inbound
+from bots.inbound.table import INBOUND
+from bots.scrubbing import scrub_payload
 from chains.models import Delivery, Forge
 
 log = logging.getLogger(__name__)
 
-INBOUND: dict[str, ModuleType] = {
-    Forge.Kind.GITLAB: gitlab_inbound,
-    Forge.Kind.GITHUB: github_inbound,
-}
-
+__all__ = ["HANDLERS", "INBOUND", "fail", "note", "process"]
 
 HANDLERS: dict[type, Callable[[Forge, Any, Delivery | None], str]] = {
     ChangeEvent: handle_change,
@@ -83,8 +79,6 @@ def process(delivery_id: int) -> None:
 def _scrub_again(delivery: Delivery) -> None:
     """Now that the pipeline is matched to its run, take out what intake could not tell was
     masked (and what deliveries stored before intake scrubbed still hold)."""
-    from bots.scrubbing import scrub_payload
-
     clean = scrub_payload(delivery.forge, delivery.event, delivery.payload)
     if clean != delivery.payload:
         Delivery.objects.filter(pk=delivery.pk).update(payload=clean)

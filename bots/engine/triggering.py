@@ -4,7 +4,6 @@ retried on transient errors, and failed in words on permanent ones."""
 from __future__ import annotations
 
 import logging
-import random
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -12,30 +11,20 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from bots import metrics, throttle
+from bots import backoff, kicks, metrics, throttle
 from bots.engine.mirroring import request_mirror
-from bots.engine.tracking import (
-    NONCE_VARIABLE,
-    RUN_ID_VARIABLE,
-    apply_status,
-    find_sent,
-    ready,
-    settle_later,
-    waits_on_others,
-)
+from bots.engine.tracking import find_sent, record_triggered, settle_later
+from bots.events import NONCE_VARIABLE, RUN_ID_VARIABLE
 from bots.forges.base import Forge, ForgeError, RemotePipeline
 from bots.forges.registry import forge_for
-from chains import audit
+from chains import runstate
 from chains.models import Run, new_run_nonce
+from chains.runstate import ready, waits_on_others
 from chains.status import ACTIVE, NOT_YET_SENT, Status
 
 log = logging.getLogger(__name__)
 
 INLINE_WAIT = 0.5  # a rate-limit wait this short is slept; a longer one is rescheduled
-
-
-def _backoff(attempt: int) -> float:
-    return min(300.0, 2.0 ** min(attempt, 8)) * random.uniform(0.8, 1.2)
 
 
 POLL_WHILE_WAITING = 2.0  # seconds between looks at a pipeline that `wait: true` waits for
@@ -177,7 +166,7 @@ def _keep_waiting(forge: Forge, run: Run, ref: str) -> bool:
         )
     with transaction.atomic():
         locked = Run.objects.select_for_update(of=("self",)).get(pk=run.pk)
-        locked.status = Status.WAITING
+        runstate.move(locked, Status.WAITING)
         locked.dispatch = Run.Dispatch.IDLE
         locked.lease_until = None
         locked.wait_until = deadline
@@ -199,7 +188,7 @@ def _wait_for_turn(run_id: int, at: float, *, uncertain: bool) -> None:
     when = datetime.fromtimestamp(at, tz=UTC)
     with transaction.atomic():
         run = Run.objects.select_for_update(of=("self",)).get(pk=run_id)
-        run.status = Status.WAITING
+        runstate.move(run, Status.WAITING)
         run.dispatch = Run.Dispatch.SENDING if uncertain else Run.Dispatch.IDLE
         run.lease_until = None
         run.reserved_at = at
@@ -227,17 +216,11 @@ def _default_branch(run: Run) -> str:
 
 
 def _schedule_trigger(run_id: int, delay: float) -> None:
-    from bots import tasks
-
-    transaction.on_commit(
-        lambda: tasks.trigger_run.apply_async((run_id,), countdown=max(0.0, delay))
-    )
+    kicks.trigger(run_id, after=delay)
 
 
 def _retry_delay(exc: ForgeError, run: Run) -> float:
-    if exc.retry_after is not None:
-        return exc.retry_after
-    return _backoff(run.send_attempts)
+    return backoff.wait_for(exc, run.send_attempts)
 
 
 def _park(run: Run, now: datetime) -> None:
@@ -245,13 +228,12 @@ def _park(run: Run, now: datetime) -> None:
     failed with the reason in words, instead of being handed to the workers forever. An
     uncertain last send stays SENDING, so a manual retry looks before resending."""
     last = f" Last: {run.error}" if run.error else ""
-    run.status = Status.FAILED
-    run.error = (
+    why = (
         f"gave up after {run.send_attempts} attempts to send it "
         f"(BATON_MAX_RUN_ATTEMPTS={settings.BATON_MAX_RUN_ATTEMPTS}); retry it once the cause "
         f"is fixed.{last}"
     )[:2000]
-    run.finished_at = now
+    runstate.move(run, Status.FAILED, error=why, now=now)
     run.lease_until = None
     run.reserved_at = None
     run.save(update_fields=["status", "error", "finished_at", "lease_until", "reserved_at"])
@@ -273,9 +255,7 @@ def _trigger_failed(run: Run, exc: ForgeError, *, uncertain: bool = False) -> No
         run.lease_until = None
         run.reserved_at = None
         if give_up:
-            run.status = Status.FAILED
-            run.error = exc.message
-            run.finished_at = timezone.now()
+            runstate.move(run, Status.FAILED, error=exc.message)
             # An uncertain last try stays SENDING so a manual retry looks before resending.
             run.save(update_fields=["status", "error", "finished_at", "lease_until", "reserved_at"])
             request_mirror(run.chain_id)
@@ -286,11 +266,11 @@ def _trigger_failed(run: Run, exc: ForgeError, *, uncertain: bool = False) -> No
         run.dispatch = Run.Dispatch.SENDING if exc.uncertain or uncertain else Run.Dispatch.IDLE
         run.not_before = timezone.now() + timedelta(seconds=delay)
         if exc.rate_limited:
-            run.status = Status.WAITING
-            run.error = f"waiting for rate limit until {run.not_before:%H:%M:%S} UTC"
+            why = f"waiting for rate limit until {run.not_before:%H:%M:%S} UTC"
+            runstate.move(run, Status.WAITING, error=why)
         else:
-            run.status = Status.QUEUED
-            run.error = f"will retry at {run.not_before:%H:%M:%S} UTC: {exc.message}"
+            why = f"will retry at {run.not_before:%H:%M:%S} UTC: {exc.message}"
+            runstate.move(run, Status.QUEUED, error=why)
         run.save(
             update_fields=[
                 "status",
@@ -304,43 +284,3 @@ def _trigger_failed(run: Run, exc: ForgeError, *, uncertain: bool = False) -> No
         _schedule_trigger(run.pk, delay)
         request_mirror(run.chain_id)
     log.info("run %s: %s (%s)", run.pk, run.error, exc.message)
-
-
-def record_triggered(run_id: int, remote: RemotePipeline, ref: str) -> None:
-    now = timezone.now()
-    with transaction.atomic():
-        run = Run.objects.select_for_update(of=("self",)).get(pk=run_id)
-        run.remote_id = remote.id  # "" until the forge's run is identified by its marker
-        run.web_url = remote.web_url
-        run.ref = ref
-        run.undelivered = list(remote.undelivered)
-        run.dispatch = Run.Dispatch.SENT
-        run.lease_until = None
-        run.reserved_at = None
-        run.not_before = None
-        run.error = ""
-        if run.status == Status.WAITING:
-            run.status = Status.QUEUED
-        run.triggered_at = run.triggered_at or now
-        run.last_seen_at = now
-        apply_status(
-            run, remote.status, started_at=remote.started_at, finished_at=remote.finished_at
-        )
-        run.save()
-        audit.record(
-            "run.trigger",
-            actor="baton",
-            surface="system",
-            run=run,
-            target=f"{run.repository.path}@{ref}",
-            detail={"pipeline": remote.id},
-        )
-        metrics.trigger(run.repository.forge.slug, "triggered")
-        from bots import tasks
-
-        if run.cancel_requested and run.status in ACTIVE and run.remote_id:
-            transaction.on_commit(lambda: tasks.cancel_remote.delay(run_id))
-        elif run.reused_from_id is None:
-            # What the target's own .baton.yml triggers in turn (nested chains).
-            transaction.on_commit(lambda: tasks.expand_run.delay(run_id))
-        request_mirror(run.chain_id)

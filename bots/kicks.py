@@ -1,0 +1,81 @@
+"""After-commit task kicks: the one place the engine asks for Celery work.
+
+The engine (``bots/engine``), the domain verbs (``bots/services.py``), the comment commands and the
+webhook view call these; the tasks (``bots/tasks.py``) call the engine. So that the import graph
+stays ``tasks → engine → chains`` with no cycle, this module never imports ``bots.tasks``: it
+finds each task by its registered name (``bots/apps.py`` registers them when Django starts), so
+that eager mode, and tests that patch ``bots.tasks.<task>.delay``, behave as before.
+
+Every kick but ``deliver`` runs after the current transaction commits (at once outside one): a
+worker must never see a run or chain before the row that asks for the work is visible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from celery import current_app
+from django.db import transaction
+
+TASKS = "bots.tasks."
+
+
+def _task(name: str) -> Any:
+    return current_app.tasks[TASKS + name]
+
+
+def _later(name: str, *args: Any, countdown: float | None = None) -> None:
+    if countdown is None:
+        transaction.on_commit(lambda: _task(name).delay(*args))
+    else:
+        delay = max(0.0, countdown)
+        transaction.on_commit(lambda: _task(name).apply_async(args, countdown=delay))
+
+
+def trigger(run_id: int, *, after: float | None = None) -> None:
+    """Send the run to its forge (``after`` seconds from now)."""
+    _later("trigger_run", run_id, countdown=after)
+
+
+def trigger_all(run_ids: Iterable[int]) -> None:
+    for run_id in list(run_ids):
+        trigger(run_id)
+
+
+def mirror(chain_id: int, *, after: float) -> None:
+    """Bring the upstream change up to date (statuses, summary comment)."""
+    _later("mirror_chain", chain_id, countdown=after)
+
+
+def cancel_remote(run_id: int) -> None:
+    _later("cancel_remote", run_id)
+
+
+def retry_remote(run_id: int) -> None:
+    _later("retry_remote", run_id)
+
+
+def expand(run_id: int) -> None:
+    """Read what the triggered project's own `.baton.yml` sets off in turn."""
+    _later("expand_run", run_id)
+
+
+def rerun_chain(chain_id: int, actor: str, user_id: int | None) -> None:
+    _later("rerun_chain", chain_id, actor, user_id)
+
+
+def start_for_comment(
+    forge_id: int, project: str, number: int, person: str, only: list[str] | None
+) -> None:
+    _later("start_for_comment", forge_id, project, number, person, only)
+
+
+def deliver(delivery_id: int, **options: Any) -> None:
+    """Hand a stored delivery to a worker now (the caller has committed it); ``options`` go to
+    ``apply_async`` (the webhook view's own broker connection)."""
+    task = _task("process_delivery")
+    if options:
+        task.apply_async((delivery_id,), **options)
+    else:
+        task.delay(delivery_id)
