@@ -65,7 +65,9 @@ def main() -> int:
     for problem in found:
         print(f"lock out of date: {problem}", file=sys.stderr)
     if found:
-        print("run `make lock` to regenerate requirements/*.txt from pyproject.toml", file=sys.stderr)
+        print(
+            "run `make lock` to regenerate requirements/*.txt from pyproject.toml", file=sys.stderr
+        )
         return 1
     return 0
 

@@ -130,9 +130,7 @@ def _split(code: str, sep: str | None) -> list[str]:
 
 
 def truthy(value: Any) -> bool:
-    return value not in (None, False, 0, "") and not (
-        isinstance(value, (list, dict)) and not value
-    )
+    return value not in (None, False, 0, "") and not (isinstance(value, (list, dict)) and not value)
 
 
 def to_text(value: Any) -> str:
@@ -171,12 +169,14 @@ class Chart:
             "quote": lambda value: json.dumps(to_text(value)),
             "printf": lambda fmt, *args: re.sub(r"%[sdv]", "%s", fmt) % tuple(args),
             "trunc": lambda n, text: str(text)[: int(n)],
-            "trimSuffix": lambda suffix, text: text[: -len(suffix)]
-            if suffix and text.endswith(suffix)
-            else text,
-            "toYaml": lambda value: yaml.safe_dump(value, default_flow_style=False, sort_keys=False)
-            .rstrip("\n")
-            .removesuffix("\n..."),
+            "trimSuffix": lambda suffix, text: (
+                text[: -len(suffix)] if suffix and text.endswith(suffix) else text
+            ),
+            "toYaml": lambda value: (
+                yaml.safe_dump(value, default_flow_style=False, sort_keys=False)
+                .rstrip("\n")
+                .removesuffix("\n...")
+            ),
             "indent": _indent,
             "nindent": lambda width, text: "\n" + _indent(width, text),
         }
@@ -212,7 +212,9 @@ class Chart:
                 for condition, body in node.branches:
                     value = self._pipeline(condition, dot, variables)
                     if truthy(value):
-                        out.append(self._run(body, value if node.kind == "with" else dot, variables))
+                        out.append(
+                            self._run(body, value if node.kind == "with" else dot, variables)
+                        )
                         break
                 else:
                     out.append(self._run(node.otherwise, dot, variables))

@@ -72,7 +72,9 @@ def test_chart_renders_to_valid_kubernetes_objects(chart: Chart, overrides) -> N
         expected.insert(3, "Ingress/rel-baton")
     assert kinds == expected
     for doc in docs:
-        assert doc["apiVersion"] and doc["metadata"]["labels"]["app.kubernetes.io/instance"] == "rel"
+        assert (
+            doc["apiVersion"] and doc["metadata"]["labels"]["app.kubernetes.io/instance"] == "rel"
+        )
 
 
 def test_the_strict_renderer_refuses_a_value_missing_from_values_yaml(tmp_path: Path) -> None:
