@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 from pathlib import Path
 
@@ -197,7 +198,9 @@ BATON_API_DOCS_REQUIRE_LOGIN = env_bool("BATON_API_DOCS_REQUIRE_LOGIN", not DEBU
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT = VAR_DIR / "static"  # `collectstatic` fills it (the image does at build time)
+with contextlib.suppress(OSError):  # whitenoise warns at every start when it does not exist
+    STATIC_ROOT.mkdir(exist_ok=True)
 
 # --- Celery -------------------------------------------------------------------------------------
 _BROKER_DIR = VAR_DIR / "broker"
