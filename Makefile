@@ -31,9 +31,9 @@ $(STAMP): pyproject.toml $(LOCKS) requirements/check_lock.py
 lock:
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@test -x $(BIN)/pip-compile || $(BIN)/pip install --quiet pip-tools
-	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile $(LOCK_FLAGS) $(UPGRADE) \
+	$(BIN)/pip-compile $(LOCK_FLAGS) $(UPGRADE) \
 		--output-file requirements/runtime.txt pyproject.toml
-	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile $(LOCK_FLAGS) $(UPGRADE) --extra dev \
+	$(BIN)/pip-compile $(LOCK_FLAGS) $(UPGRADE) --extra dev \
 		--constraint requirements/runtime.txt --output-file requirements/dev.txt pyproject.toml
 
 upgrade:
