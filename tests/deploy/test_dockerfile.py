@@ -85,10 +85,18 @@ def test_no_remote_adds_and_dependencies_only_from_the_hashed_lock() -> None:
     assert "collectstatic" in runs
 
 
-def test_every_copied_path_exists() -> None:
+def test_every_copied_path_exists_and_is_in_the_build_context() -> None:
+    ignored = [
+        line.strip().rstrip("/")
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert {".git", ".venv", "node_modules", "deploy/secrets"} <= set(ignored)
     for word, args in _instructions():
         if word != "COPY" or "--from=" in args:
             continue
         *sources, _target = [a for a in args.split() if not a.startswith("--")]
         for source in sources:
             assert (ROOT / source).exists(), f"COPY {source}: no such path"
+            path = source.rstrip("/")
+            assert not any(path == i or path.startswith(i + "/") for i in ignored), source
