@@ -8,13 +8,36 @@ STAMP  := $(VENV)/.installed-stamp
 
 NODE_STAMP := node_modules/.installed-stamp
 
-.PHONY: run test test-engine setup lint bench bench-smoke screenshots clean
+.PHONY: run test test-engine setup lock upgrade lint bench bench-smoke screenshots clean
 
-$(STAMP): pyproject.toml
+# Installs come from the lock files only (exact versions, every file's hash checked): runtime.txt
+# for the image (deploy/Dockerfile), dev.txt (runtime + tools) here and in CI. After a change to
+# pyproject.toml's dependencies run `make lock`; `make upgrade` moves every pin to its newest
+# release. requirements/check_lock.py stops the install when the lock misses a dependency.
+LOCKS := requirements/runtime.txt requirements/dev.txt
+LOCK_FLAGS := --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
+	--no-emit-trusted-host --no-emit-find-links
+
+$(STAMP): pyproject.toml $(LOCKS) requirements/check_lock.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements/dev.txt
+	$(BIN)/python requirements/check_lock.py
+	$(BIN)/pip install --quiet --no-deps -e .
 	@touch $(STAMP)
+
+# Regenerate both locks from pyproject.toml, keeping every pin that still fits (UPGRADE=--upgrade
+# moves them all; `make upgrade`). The dev lock is constrained by the runtime one, so tests run on
+# the versions the image ships.
+lock:
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/pip-compile || $(BIN)/pip install --quiet pip-tools
+	$(BIN)/pip-compile $(LOCK_FLAGS) $(UPGRADE) \
+		--output-file requirements/runtime.txt pyproject.toml
+	$(BIN)/pip-compile $(LOCK_FLAGS) $(UPGRADE) --extra dev \
+		--constraint requirements/runtime.txt --output-file requirements/dev.txt pyproject.toml
+
+upgrade:
+	$(MAKE) lock UPGRADE=--upgrade
 
 # GitHub's OpenAPI description and webhook schemas, to check the sandbox against (tests only).
 $(NODE_STAMP): package.json package-lock.json

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 from datetime import timedelta
 from pathlib import Path
@@ -58,6 +59,8 @@ if DEBUG:
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files straight from gunicorn (the image runs no separate file server; deploy/).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "bots.logcontext.LogContextMiddleware",  # each request starts with no log ids
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -203,7 +206,9 @@ BATON_API_DOCS_REQUIRE_LOGIN = env_bool("BATON_API_DOCS_REQUIRE_LOGIN", not DEBU
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT = VAR_DIR / "static"  # `collectstatic` fills it (the image does at build time)
+with contextlib.suppress(OSError):  # whitenoise warns at every start when it does not exist
+    STATIC_ROOT.mkdir(exist_ok=True)
 
 # --- Cache --------------------------------------------------------------------------------------
 # Short-lived answers Baton remembers (forge lookups, a project's .baton.yml, a workflow's inputs).
