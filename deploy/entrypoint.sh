@@ -15,7 +15,12 @@ role="${1:-web}"
 
 case "$role" in
   web)
+    # Metrics from every gunicorn worker (docs/operations.md): a fresh multiprocess directory.
+    if [ -n "${PROMETHEUS_MULTIPROC_DIR:-}" ]; then
+      rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+    fi
     exec gunicorn config.wsgi:application \
+      --config config/gunicorn_prometheus.py \
       --bind "${BATON_BIND:-0.0.0.0:${PORT:-8000}}" \
       --workers "${WEB_CONCURRENCY:-2}" \
       --threads "${GUNICORN_THREADS:-4}" \
