@@ -30,7 +30,6 @@ from bots.permissions import Person
 from chains.models import Chain, Forge, Repository
 from chains.policy import Principal, UserPrincipal, Verdict
 
-OPEN_STATES = ("opened", "open")  # GitLab, GitHub
 LOCK_CLASS = 0x6261746F  # "bato": the first key of Baton's advisory locks
 
 
@@ -75,7 +74,7 @@ def confirm_change(client: ForgeClient, event: ChangeEvent) -> ChangeEvent | str
         return f"not started: the forge does not confirm {change.project} #{change.number}: " + (
             exc.message
         )
-    if remote.state not in OPEN_STATES:
+    if not remote.open:
         return f"not started: {change.project} #{change.number} is {remote.state} on the forge"
     if change.head_sha and remote.head_sha and remote.head_sha != change.head_sha:
         return (
@@ -103,7 +102,7 @@ def still_open(client: ForgeClient, event: ChangeEvent) -> str:
         if not exc.permanent:
             raise
         return ""  # the forge no longer has the change: it is closed for good
-    if remote.state in OPEN_STATES:
+    if remote.open:
         return f"not canceled: {change.project} #{change.number} is still open on the forge"
     return ""
 

@@ -84,7 +84,8 @@ class RemoteChange:
     target_branch: str
     head_sha: str
     from_fork: bool
-    state: str
+    state: str  # the forge's own word (opened, open, closed, merged), for messages
+    open: bool  # whether the change is still open: what Baton decides on
 
 
 @dataclass(frozen=True)

@@ -445,6 +445,7 @@ class GitHubForge:
             from_fork=(pr["head"].get("repo") or {}).get("full_name")
             != (pr["base"].get("repo") or {}).get("full_name"),
             state=pr.get("state") or "",
+            open=pr.get("state") == "open",
         )
 
     def changed_files(self, project: str, number: int) -> list[str]:

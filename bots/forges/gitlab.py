@@ -232,6 +232,7 @@ class GitLabForge:
             head_sha=mr.sha,
             from_fork=mr.source_project_id != mr.target_project_id,
             state=mr.state,
+            open=mr.state == "opened",
         )
 
     def changed_files(self, project: str, number: int) -> list[str]:

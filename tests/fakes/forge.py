@@ -164,6 +164,7 @@ class FakeForge:
             head_sha=head_sha,
             from_fork=from_fork,
             state=state,
+            open=state == "opened",  # GitLab's word for an open merge request
         )
         self.changes[(project, number)] = change
         return change

@@ -74,6 +74,7 @@ class FakeForge:
             head_sha="a" * 40,
             from_fork=False,
             state="opened",
+            open=True,
         )
 
     def get_project(self, project: str) -> RemoteProject:

@@ -267,6 +267,7 @@ class ChangeForge(FakeForge):
             head_sha="c0ffee" * 6 + "abcd",
             from_fork=False,
             state="opened",
+            open=True,
         )
 
     def change_ref(self, number: int) -> str:
