@@ -16,7 +16,7 @@ from bots import kicks, logcontext, metrics
 from bots.engine.mirroring import request_mirror
 from bots.events import NONCE_VARIABLE, RUN_ID_VARIABLE, PipelineEvent
 from bots.forges.base import Forge as BaseForge
-from bots.forges.base import ForgeError, RemotePipeline
+from bots.forges.base import ForgeError, RemotePipeline, marker_in
 from bots.forges.registry import forge_for
 from chains import audit, runstate
 from chains.models import Delivery, Forge, Run
@@ -178,13 +178,6 @@ def created_after_send(run: Run, created_at: datetime | None) -> bool:
     if created_at is None or since is None:
         return True
     return created_at >= since - timedelta(seconds=settings.BATON_MARKER_CLOCK_SKEW)
-
-
-def marker_in(text: str, value: str) -> bool:
-    """Whether ``value`` appears in ``text`` as a whole word."""
-    if not value:
-        return False
-    return re.search(rf"(?<![\w-]){re.escape(value)}(?![\w-])", text) is not None
 
 
 def marker(run: Run) -> tuple[str, str]:

@@ -5,6 +5,7 @@ Callers speak in neutral words (change, pipeline, status); each adapter maps the
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -298,3 +299,11 @@ def assert_names_repository(path: str, root: str, project: str | None, *, joined
         raise ForgeError(
             f"refused request path {bare[:120]!r}: it does not name {project!r}", permanent=True
         )
+
+
+def marker_in(text: str, value: str) -> bool:
+    """Whether ``value`` (a run's BATON_RUN_NONCE) appears in ``text`` (a run's title) as a whole
+    word; the value is escaped, never a pattern."""
+    if not value:
+        return False
+    return re.search(rf"(?<![\w-]){re.escape(value)}(?![\w-])", text) is not None

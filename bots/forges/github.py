@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import re
 import threading
 import time
 from collections import OrderedDict
@@ -38,6 +37,7 @@ from bots.forges.base import (
     checked_ref,
     checked_sha,
     checked_username,
+    marker_in,
     project_segments,
     quoted_file_path,
 )
@@ -76,13 +76,6 @@ MAX_PAYLOAD_BYTES = 64 * 1024
 DISPATCH_EVENT_TYPE = "baton"
 SECONDARY_LIMIT_WAIT = 60.0
 INPUTS_CACHE_SECONDS = 60.0
-
-
-def marker_in(text: str, value: str) -> bool:
-    """Whether ``value`` (a run's BATON_RUN_NONCE) appears in ``text`` as a whole word."""
-    if not value:
-        return False
-    return re.search(rf"(?<![\w-]){re.escape(value)}(?![\w-])", text) is not None
 
 
 def _marked_payload(variables: dict[str, str]) -> dict[str, Any]:
