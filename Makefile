@@ -46,8 +46,12 @@ $(NODE_STAMP): package.json package-lock.json
 
 setup: $(STAMP)
 
+# `make run PORT=8001 SANDBOX_PORT=8091` when the defaults are taken.
+PORT ?= 8000
+SANDBOX_PORT ?= 8090
+
 run: setup
-	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py demo
+	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py demo --port $(PORT) --sandbox-port $(SANDBOX_PORT)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -11,6 +11,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_float, env_int, env_list, env_str
+from config.preflight import without_password
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("BATON_VAR_DIR", str(BASE_DIR / "var")))
@@ -100,7 +101,8 @@ def _database() -> dict[str, object]:
     try:
         config = dj_database_url.parse(url, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60))
     except Exception as exc:  # dj-database-url raises several kinds
-        raise ImproperlyConfigured(f"DATABASE_URL={url!r} cannot be used: {exc}") from exc
+        shown = without_password(url)  # the message is printed; the password is not
+        raise ImproperlyConfigured(f"DATABASE_URL={shown!r} cannot be used: {exc}") from exc
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # WAL lets the web process read while the worker writes; IMMEDIATE avoids lock upgrades.
         config["OPTIONS"] = {
@@ -225,7 +227,9 @@ if _CACHE_SCHEME in {"redis", "rediss"}:
 elif _CACHE_SCHEME == "locmem":
     _DEFAULT_CACHE = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 else:
-    raise ImproperlyConfigured(f"CACHE_URL={CACHE_URL!r}: use locmem:// or redis://host:port/db")
+    raise ImproperlyConfigured(
+        f"CACHE_URL={without_password(CACHE_URL)!r}: use locmem:// or redis://host:port/db"
+    )
 CACHES = {
     "default": {**_DEFAULT_CACHE, "KEY_PREFIX": "baton"},
     "local": {
@@ -239,7 +243,8 @@ _BROKER_DIR = VAR_DIR / "broker"
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.split("://", 1)[0] not in {"filesystem", "redis", "rediss", "amqp", "memory"}:
     raise ImproperlyConfigured(
-        f"CELERY_BROKER_URL={CELERY_BROKER_URL!r}: use redis://, amqp:// or filesystem://"
+        f"CELERY_BROKER_URL={without_password(CELERY_BROKER_URL)!r}: "
+        "use redis://, amqp:// or filesystem://"
     )
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 3600}
 if CELERY_BROKER_URL.startswith("filesystem://"):

@@ -23,6 +23,13 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 from chains.models import Forge, Grant, Identity, Team
+from config.preflight import (
+    PREFIX,
+    broker_problem,
+    database_problem,
+    fail,
+    port_problem,
+)
 from sandbox.client import SandboxClient
 
 FORGE_SLUG = "sandbox-gitlab"
@@ -59,40 +66,30 @@ class Command(BaseCommand):
     def handle(
         self, *args: Any, port: int, sandbox_port: int, interval: float, **options: Any
     ) -> None:
-        call_command("migrate", interactive=False, verbosity=0)
-        baton_url = f"http://127.0.0.1:{port}"
-        sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-        env = {**os.environ, "DEBUG": os.environ.get("DEBUG", "true"), "BATON_BASE_URL": baton_url}
-        manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
-        children = [
-            self._spawn("sandbox", [*manage, "sandbox", "--port", str(sandbox_port)], env),
-            self._spawn("web", [*manage, "runserver", f"127.0.0.1:{port}", "--noreload"], env),
-            self._spawn(
-                "worker",
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "config",
-                    "worker",
-                    "-B",
-                    "-s",
-                    str(settings.VAR_DIR / "beat-schedule"),
-                    "-P",
-                    "threads",
-                    "-c",
-                    "8",
-                    "-l",
-                    "WARNING",
-                ],
-                env,
-            ),
-        ]
-        stop = _Stopper()
+        # Ctrl-C or SIGTERM at any point stops everything at once (KeyboardInterrupt below).
+        signal.signal(signal.SIGTERM, _interrupt)
+        children: list[_Child] = []
         try:
-            _wait_for(f"{sandbox_url}/_sandbox", "the sandbox forge")
-            _wait_for(f"{baton_url}/healthz", "the web server")
+            self._preflight(port, sandbox_port)
+            call_command("migrate", interactive=False, verbosity=0)
+            baton_url = f"http://127.0.0.1:{port}"
+            sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+            env = {
+                **os.environ,
+                "DEBUG": os.environ.get("DEBUG", "true"),
+                "BATON_BASE_URL": baton_url,
+            }
+            manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
+            worker = [sys.executable, "-m", "celery", "-A", "config", "worker", "-B"]
+            worker += ["-s", str(settings.VAR_DIR / "beat-schedule"), "-P", "threads"]
+            worker += ["-c", "8", "-l", "WARNING"]
+            sandbox = [*manage, "sandbox", "--port", str(sandbox_port)]
+            web = [*manage, "runserver", f"127.0.0.1:{port}", "--noreload"]
+            children.append(self._spawn("sandbox", sandbox, env))
+            children.append(self._spawn("web", web, env))
+            children.append(self._spawn("worker", worker, env))
+            _wait_for(f"{sandbox_url}/_sandbox", "the sandbox forge", children)
+            _wait_for(f"{baton_url}/healthz", "the web server", children)
             password = self._seed(baton_url, sandbox_url)
             self.stdout.write(
                 self.style.SUCCESS(
@@ -108,23 +105,43 @@ class Command(BaseCommand):
                 f"{sandbox_url}/_sandbox/projects/acme%2Fapp/merge_requests/1/push\n"
                 "Ctrl-C stops everything.\n"
             )
-            self._loop(SandboxClient(sandbox_url), interval, stop, children)
+            self._loop(SandboxClient(sandbox_url), interval, children)
+        except KeyboardInterrupt:
+            self.stdout.write("\nstopping…")
+        except _ChildDied as died:
+            self.stderr.write(str(died))
+            raise SystemExit(1) from None
         finally:
-            for child in children:
-                if child.poll() is None:
-                    child.terminate()
-            for child in children:
-                try:
-                    child.wait(10)
-                except subprocess.TimeoutExpired:
-                    child.kill()
+            _stop(children)
 
-    def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        log = open(settings.VAR_DIR / f"{name}.log", "ab")  # noqa: SIM115
-        self.stdout.write(f"starting {name} (log: var/{name}.log)")
-        return subprocess.Popen(
-            command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=settings.BASE_DIR
+    def _preflight(self, port: int, sandbox_port: int) -> None:
+        """Every reason not to start, as one line each, before anything is started."""
+        problems = [
+            port_problem(port, setting="PORT"),
+            port_problem(sandbox_port, setting="SANDBOX_PORT"),
+            database_problem(),
+            broker_problem(),
+        ]
+        found = [problem for problem in problems if problem]
+        if found:
+            for problem in found[:-1]:
+                self.stderr.write(f"{PREFIX}{problem}")
+            fail(found[-1])
+
+    def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> _Child:
+        log_path = settings.VAR_DIR / f"{name}.log"
+        log = open(log_path, "ab")  # noqa: SIM115 - the child writes it until it stops
+        start = log.tell()
+        self.stdout.write(f"starting {name} (log: {_shown(log_path)})")
+        process = subprocess.Popen(
+            command,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=settings.BASE_DIR,
+            start_new_session=True,  # Ctrl-C reaches us only; we stop the children in order
         )
+        return _Child(name, process, log_path, start)
 
     def _seed(self, baton_url: str, sandbox_url: str) -> str:
         hook_secret = secrets.token_urlsafe(24)
@@ -177,21 +194,11 @@ class Command(BaseCommand):
         )
         return password
 
-    def _loop(
-        self,
-        sandbox: SandboxClient,
-        interval: float,
-        stop: _Stopper,
-        children: list[subprocess.Popen[bytes]],
-    ) -> None:
+    def _loop(self, sandbox: SandboxClient, interval: float, children: list[_Child]) -> None:
         next_push = time.monotonic() + interval if interval > 0 else float("inf")
         number = 2
-        while not stop.requested:
-            for child in children:
-                if child.poll() is not None:
-                    raise SystemExit(
-                        f"a process stopped unexpectedly (see var/*.log): {child.args!r}"
-                    )
+        while True:
+            _check_alive(children)
             if time.monotonic() >= next_push:
                 sandbox.push(
                     "acme/app", 1, {"app.py": f"v = {number}\n"}, message=f"Iteration {number}"
@@ -201,23 +208,72 @@ class Command(BaseCommand):
             time.sleep(0.5)
 
 
-class _Stopper:
-    def __init__(self) -> None:
-        self.requested = False
-        signal.signal(signal.SIGINT, self._stop)
-        signal.signal(signal.SIGTERM, self._stop)
-
-    def _stop(self, *args: Any) -> None:
-        self.requested = True
+class _ChildDied(Exception):
+    pass
 
 
-def _wait_for(url: str, what: str, timeout: float = 60.0) -> None:
+class _Child:
+    """A process `make run` started, with the part of its log written since it started."""
+
+    def __init__(
+        self, name: str, process: subprocess.Popen[bytes], log_path: Path, start: int
+    ) -> None:
+        self.name, self.process, self.log_path, self.start = name, process, log_path, start
+
+    def tail(self, lines: int = 15) -> str:
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(self.start)
+                text = log.read()[-64_000:].decode("utf-8", "replace")
+        except OSError:
+            return ""
+        return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(settings.BASE_DIR))
+    except ValueError:
+        return str(path)
+
+
+def _interrupt(*args: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _check_alive(children: list[_Child]) -> None:
+    for child in children:
+        code = child.process.poll()
+        if code is not None:
+            tail = child.tail()
+            raise _ChildDied(
+                f"{PREFIX}the {child.name} process stopped (exit status {code}); "
+                f"last lines of {_shown(child.log_path)}:\n{tail or '(empty)'}"
+            )
+
+
+def _stop(children: list[_Child]) -> None:
+    for child in children:
+        if child.process.poll() is None:
+            child.process.terminate()
+    deadline = time.monotonic() + 10
+    for child in children:
+        try:
+            child.process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.process.kill()
+        except KeyboardInterrupt:  # a second Ctrl-C: no more waiting
+            child.process.kill()
+
+
+def _wait_for(url: str, what: str, children: list[_Child], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        _check_alive(children)
         try:
             if requests.get(url, timeout=2).status_code < 500:
                 return
         except requests.RequestException:
             pass
         time.sleep(0.3)
-    raise SystemExit(f"{what} did not start within {timeout:.0f} s (see var/*.log)")
+    raise _ChildDied(f"{PREFIX}{what} did not answer at {url} within {timeout:.0f} s")
