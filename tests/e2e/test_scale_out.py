@@ -28,7 +28,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
 from knox.models import AuthToken
-from kombu import Connection
+from kombu import Connection, Queue
 
 from chains.models import AuditEvent, Chain, Forge, Grant, Identity, Run, RunAttempt
 from sandbox.client import SandboxClient
@@ -67,12 +67,9 @@ def _empty(url: str) -> None:
         redis.Redis.from_url(url).flushdb()
         return
     with Connection(url) as conn:
-        channel = conn.default_channel
-        for queue in (settings.CELERY_TASK_DEFAULT_QUEUE,):
-            try:
-                channel.queue_purge(queue)
-            except Exception:
-                channel = conn.channel()
+        queue = Queue(settings.CELERY_TASK_DEFAULT_QUEUE).bind(conn.default_channel)
+        queue.declare()  # as the workers declare it (durable, no arguments)
+        queue.purge()
 
 
 class Cluster:
