@@ -19,10 +19,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("port", type=int)
     parser.add_argument("--nodelay", action="store_true", help="set TCP_NODELAY on connections")
+    parser.add_argument("--time-scale", type=float, default=1.0, help="sandbox clock speed-up")
     args = parser.parse_args()
     if args.nodelay:
         SandboxRequestHandler.disable_nagle_algorithm = True
-    server = SandboxServer("127.0.0.1", args.port)
+    server = SandboxServer("127.0.0.1", args.port, time_scale=args.time_scale)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
