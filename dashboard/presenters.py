@@ -18,6 +18,8 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
+from chains import failures
+from chains.failures import Failure
 from chains.models import Chain, Forge, Repository, Run, RunAttempt
 from chains.redaction import PRIVATE, scrub
 from chains.status import ACTIVE, FINISHED, NOT_YET_SENT, Status
@@ -161,6 +163,7 @@ class RunNode:
     can_retry_subtree: bool = False  # it set runs off, and none of them is still active
     soft_fail: bool = False  # its failure does not fail the chain
     waits_for: list[str] = field(default_factory=list)
+    failed_jobs: list[Failure] = field(default_factory=list)  # why it failed (chains/failures.py)
 
     @property
     def name(self) -> str:
@@ -236,6 +239,7 @@ def _node(
             for key in (getattr(run, "depends_on", None) or [])
             if run.status in NOT_YET_SENT
         ],
+        failed_jobs=failures.shown(run),
     )
 
 
@@ -272,6 +276,7 @@ def redacted(run: Run) -> Run:
     hidden.label = hidden.key = PRIVATE
     hidden.ref = hidden.web_url = hidden.remote_id = hidden.error = hidden.workflow = ""
     hidden.variables, hidden.masked_variables, hidden.undelivered = {}, {}, []
+    hidden.failed_jobs = {}
     hidden.depends_on = []
     hidden._prefetched_objects_cache = {"attempts": []}  # type: ignore[attr-defined]
     return hidden
