@@ -71,7 +71,8 @@ class Sandbox:
             GitHubAPI(self.github, self.github_runner, self.github_limits),
         ]
         # The web pages the APIs link to (web_url, html_url): pipelines, jobs, workflow runs.
-        self.pages: list[Pages] = [GitLabPages(self.state), GitHubPages(self.github, self.github_runner)]
+        self.pages: list[Pages] = [
+            GitLabPages(self.state), GitHubPages(self.github, self.github_runner)]
         self.control = ControlAPI(self)
         GitHubControl(self).register(self.control)
         # None: the world lives in memory only (tests, benchmarks); else kept in that file.

@@ -18,21 +18,46 @@ from sandbox.web import Response
 
 # GitLab's CommitStatus failure_reason enum (GL app/models/concerns/enums/ci/commit_status.rb),
 # as the Jobs API and Pipeline Hooks show it (docs.gitlab.com/api/jobs/).
-FAILURE_REASONS = frozenset({
-    "unknown_failure", "script_failure", "api_failure", "stuck_or_timeout_failure",
-    "runner_system_failure", "missing_dependency_failure", "runner_unsupported",
-    "stale_schedule", "job_execution_timeout", "archived_failure", "unmet_prerequisites",
-    "scheduler_failure", "data_integrity_failure", "forward_deployment_failure",
-    "user_blocked", "project_deleted", "ci_quota_exceeded", "pipeline_loop_detected",
-    "no_matching_runner", "trace_size_exceeded", "builds_disabled",
-    "environment_creation_failure", "deployment_rejected", "failed_outdated_deployment_job",
-    "protected_environment_failure", "insufficient_bridge_permissions",
-    "downstream_bridge_project_not_found", "invalid_bridge_trigger",
-    "upstream_bridge_project_not_found", "insufficient_upstream_permissions",
-    "bridge_pipeline_is_child_pipeline", "downstream_pipeline_creation_failed",
-    "secrets_provider_not_found", "reached_max_descendant_pipelines_depth",
-    "ip_restriction_failure", "reached_max_pipeline_hierarchy_size",
-})
+FAILURE_REASONS = frozenset(
+    {
+        "unknown_failure",
+        "script_failure",
+        "api_failure",
+        "stuck_or_timeout_failure",
+        "runner_system_failure",
+        "missing_dependency_failure",
+        "runner_unsupported",
+        "stale_schedule",
+        "job_execution_timeout",
+        "archived_failure",
+        "unmet_prerequisites",
+        "scheduler_failure",
+        "data_integrity_failure",
+        "forward_deployment_failure",
+        "user_blocked",
+        "project_deleted",
+        "ci_quota_exceeded",
+        "pipeline_loop_detected",
+        "no_matching_runner",
+        "trace_size_exceeded",
+        "builds_disabled",
+        "environment_creation_failure",
+        "deployment_rejected",
+        "failed_outdated_deployment_job",
+        "protected_environment_failure",
+        "insufficient_bridge_permissions",
+        "downstream_bridge_project_not_found",
+        "invalid_bridge_trigger",
+        "upstream_bridge_project_not_found",
+        "insufficient_upstream_permissions",
+        "bridge_pipeline_is_child_pipeline",
+        "downstream_pipeline_creation_failed",
+        "secrets_provider_not_found",
+        "reached_max_descendant_pipelines_depth",
+        "ip_restriction_failure",
+        "reached_max_pipeline_hierarchy_size",
+    }
+)
 MAX_NAME = 255  # GitLab's job name limit
 MAX_LOG = 64 * 1024  # the tail a page shows
 HTML_TYPE = "text/html; charset=utf-8"
@@ -73,11 +98,21 @@ def log_tail(script_log: str, status: str, reason: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def page(title: str, facts: list[tuple[str, str]], *, log: str | None = None,
-         links: list[tuple[str, str]] | None = None) -> Response:
+def page(
+    title: str,
+    facts: list[tuple[str, str]],
+    *,
+    log: str | None = None,
+    links: list[tuple[str, str]] | None = None,
+) -> Response:
     """A plain HTML page: a title, facts, links (label, href) and a log tail, all escaped."""
-    parts = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
-             f"<title>{escape(title)}</title></head><body>", f"<h1>{escape(title)}</h1>", "<dl>"]
+    parts = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{escape(title)}</title></head><body>",
+        f"<h1>{escape(title)}</h1>",
+        "<dl>",
+    ]
     for name, value in facts:
         parts.append(f"<dt>{escape(name)}</dt><dd>{escape(value)}</dd>")
     parts.append("</dl>")

@@ -48,11 +48,14 @@ class GitHubPages:
         jobs = ent.workflow_jobs(self.github, repo, run)
         return page(
             f"{run.display_title} · {run.name} #{run.run_number} · {repo.full_name}",
-            [("status", run.status), ("conclusion", run.conclusion or ""),
-             ("attempt", str(run.run_attempt)), ("branch", run.head_branch),
-             ("event", run.event)],
-            links=[(f"{j['name']}: {j['conclusion'] or j['status']}", j["html_url"])
-                   for j in jobs],
+            [
+                ("status", run.status),
+                ("conclusion", run.conclusion or ""),
+                ("attempt", str(run.run_attempt)),
+                ("branch", run.head_branch),
+                ("event", run.event),
+            ],
+            links=[(f"{j['name']}: {j['conclusion'] or j['status']}", j["html_url"]) for j in jobs],
         )
 
     def _job(self, repo: GitHubRepo, run: WorkflowRun) -> Response:
@@ -60,8 +63,11 @@ class GitHubPages:
         job = jobs[0] if jobs else None
         conclusion = run.conclusion or ""
         facts = [("status", run.status), ("conclusion", conclusion)]
-        failed = [s["name"] for s in (job or {}).get("steps", [])
-                  if s["conclusion"] not in (None, "success", "skipped")]
+        failed = [
+            s["name"]
+            for s in (job or {}).get("steps", [])
+            if s["conclusion"] not in (None, "success", "skipped")
+        ]
         if failed:
             facts.append(("failed step", failed[0]))
         run_url = f"{ent.html_url(self.github, repo)}/actions/runs/{run.id}"

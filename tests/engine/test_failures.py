@@ -38,7 +38,7 @@ def _last_status(engine: Engine, context: str) -> dict[str, object]:
 
 
 def test_a_failed_run_says_which_jobs_failed_and_why(engine: Engine) -> None:
-    chain, run = _fail(engine, RSPEC)
+    _, run = _fail(engine, RSPEC)
     assert run.status == Status.FAILED
     assert [j.as_dict() for j in failures.shown(run)] == [
         {
@@ -115,7 +115,7 @@ def test_a_permanent_error_is_given_up_quietly(engine: Engine) -> None:
 
 
 def test_reasons_of_an_earlier_attempt_are_not_shown_or_stored(engine: Engine) -> None:
-    chain, run = _fail(engine, RSPEC)
+    _, run = _fail(engine, RSPEC)
     kept = dict(run.failed_jobs)
     Run.objects.filter(pk=run.pk).update(attempt=2)  # retried: a new attempt
     run.refresh_from_db()
@@ -135,7 +135,7 @@ def test_hostile_and_endless_answers_are_bounded(engine: Engine) -> None:
         step="`rm -rf` | table",
     )
     many = [FailedJob(f"job-{n}", "test", "script_failure", "") for n in range(30)]
-    chain, run = _fail(engine, hostile, *many)
+    _, run = _fail(engine, hostile, *many)
     jobs = failures.shown(run)
     assert len(jobs) == failures.MAX_JOBS
     first = jobs[0]
@@ -151,7 +151,7 @@ def test_hostile_and_endless_answers_are_bounded(engine: Engine) -> None:
 
 def test_the_description_names_as_many_jobs_as_fit(engine: Engine) -> None:
     jobs = [FailedJob(f"job-{n}", "test", "stuck_or_timeout_failure", "") for n in range(10)]
-    chain, run = _fail(engine, *jobs)
+    _fail(engine, *jobs)
     description = str(_last_status(engine, "baton/api")["description"])
     assert description.startswith("failed: job-0 (stuck or timeout failure), job-1 (")
     assert description.endswith(" more") and len(description) <= failures.STATUS_LIMIT

@@ -74,7 +74,9 @@ def test_gitlab_pipeline_and_job_web_urls_are_pages_with_the_log_tail(
     gl: gitlab.Gitlab, control: SandboxClient
 ) -> None:
     control.create_project("acme/api")
-    control.set_script("acme/api", "failed", failure_reason="runner_system_failure", log=HOSTILE_LOG)
+    control.set_script(
+        "acme/api", "failed", failure_reason="runner_system_failure", log=HOSTILE_LOG
+    )
     _, pipeline = _finished_pipeline(gl, control)
     [job] = pipeline.jobs.list()
     page = _page(pipeline.web_url)
