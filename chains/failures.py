@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from chains.redaction import scrub
 from chains.safe_url import safe_url
 from chains.status import Status
 
@@ -138,3 +139,17 @@ def describe(run: Any, limit: int = STATUS_LIMIT) -> str:
             return f"{text}, +{len(jobs) - n} more"[:limit]
         text = longer
     return text
+
+
+def scrubbed(data: Any, names: set[str]) -> Any:
+    """``Run.failed_jobs`` with the names of projects the reader may not know replaced in every
+    job's words (a job may be named after another project of the chain)."""
+    if not names or not isinstance(data, dict) or not isinstance(data.get("jobs"), list):
+        return data
+    jobs = [
+        {k: scrub(v, names) if isinstance(v, str) and k != "url" else v for k, v in job.items()}
+        if isinstance(job, dict)
+        else job
+        for job in data["jobs"]
+    ]
+    return {**data, "jobs": jobs}

@@ -255,10 +255,13 @@ def scrubbed(run: Run, names: set[str]) -> Run:
     (its earlier attempts' errors too)."""
     cache = getattr(run, "_prefetched_objects_cache", {})
     attempts = list(cache.get("attempts", []))
-    if not names or not (run.error or run.depends_on or any(a.error for a in attempts)):
+    if not names or not (
+        run.error or run.depends_on or run.failed_jobs or any(a.error for a in attempts)
+    ):
         return run
     shown = copy.copy(run)
     shown.error = scrub(run.error, names)
+    shown.failed_jobs = failures.scrubbed(run.failed_jobs, names)
     shown.depends_on = [PRIVATE if key in names else key for key in run.depends_on or []]
     cleaned = []
     for attempt in attempts:

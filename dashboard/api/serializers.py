@@ -252,9 +252,12 @@ class RunSerializer(serializers.Serializer[Run]):
     def to_representation(self, instance: Run) -> dict[str, Any]:
         data: dict[str, Any] = super().to_representation(instance)
         if _access(self).sees(instance.repository_id):
-            if data.get("error") or data.get("depends_on"):
+            if data.get("error") or data.get("depends_on") or data.get("failed_jobs"):
                 names = _hidden_names(self, instance.chain_id)
                 data["error"] = scrub(data["error"] or "", names) or data["error"]
+                data["failed_jobs"] = failures.scrubbed({"jobs": data["failed_jobs"]}, names)[
+                    "jobs"
+                ]
                 data["depends_on"] = [
                     PRIVATE_WORDS if key in names else key for key in data["depends_on"] or []
                 ]
