@@ -94,7 +94,7 @@ def test_gitlab_puts_allowed_failures_last_and_keeps_the_limit() -> None:
         ("build", "runner_system_failure"),
         ("deploy", "script_failure"),
     ]
-    assert "per_page=2" in responses.calls[0].request.url
+    assert "per_page=2" in str(responses.calls[0].request.url)
 
 
 @responses.activate
