@@ -56,6 +56,11 @@ def retry_remote(run_id: int) -> None:
     _later("retry_remote", run_id)
 
 
+def failed_jobs(run_id: int, remote_id: str, attempt: int) -> None:
+    """Ask the forge which jobs of the run's failed pipeline failed, and why."""
+    _later("fetch_failed_jobs", run_id, remote_id, attempt)
+
+
 def expand(run_id: int) -> None:
     """Read what the triggered project's own `.baton.yml` sets off in turn."""
     _later("expand_run", run_id)

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from django.conf import settings
 
 from bots.markdown import code, link, text, truncate
+from chains import failures
+from chains.failures import Failure
 from chains.models import Chain, Repository, Run
 from chains.planner import Change, Plan, PlannedRun
 from chains.policy import Verdict
@@ -19,6 +21,7 @@ from chains.redaction import MASK, PRIVATE, hidden_runs, hides, private_names, s
 from chains.status import Status
 
 MARKER = "<!-- baton:summary -->"
+SUMMARY_JOBS = 3  # failed jobs named per run in the summary comment
 
 ICONS = {
     Status.QUEUED: "⏳",
@@ -71,6 +74,8 @@ def _run_row(run: Run, private: bool, names: set[str]) -> str:
         return f"| {indent}{PRIVATE} | — | — | {ICONS.get(status, '')} {status.label}{attempt} | |"
     pipeline = link("pipeline", run.web_url)
     note = f" — {_cell(scrub(run.error, names))}" if run.error else ""
+    if jobs := failures.shown(run):
+        note += " — " + _failed_jobs(jobs, names)
     if run.undelivered:
         inputs = ", ".join(code(name) for name in run.undelivered)
         note += f" — not delivered (no such input): {inputs}"
@@ -79,6 +84,17 @@ def _run_row(run: Run, private: bool, names: set[str]) -> str:
         f"{code(run.ref) if run.ref else 'default branch'} | {ICONS.get(status, '')} "
         f"{status.label}{attempt}{note} | {pipeline} |"
     )
+
+
+def _failed_jobs(jobs: Sequence[Failure], names: set[str]) -> str:
+    """``failed: rspec (script failure) [job](…), …``: each job's (and step's) name escaped,
+    the forge's link only when it is http(s)."""
+    shown = []
+    for job in jobs[:SUMMARY_JOBS]:
+        words = _cell(scrub(job.label, names))
+        shown.append(f"{words} {link('job', job.url)}".strip())
+    more = f", +{len(jobs) - SUMMARY_JOBS} more" if len(jobs) > SUMMARY_JOBS else ""
+    return "failed: " + ", ".join(shown) + more
 
 
 def render_plan(

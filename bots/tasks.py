@@ -16,7 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from bots import backoff, router
-from bots.engine import mirroring, planning, tracking, triggering
+from bots.engine import failures, mirroring, planning, tracking, triggering
 from bots.events import PipelineEvent
 from bots.forges.base import ForgeError
 from bots.forges.registry import forge_for
@@ -231,6 +231,16 @@ def start_for_comment(  # type: ignore[no-untyped-def]
     with forge_errors(self, give_up):
         event = planning.current_change(forge, project, number, person)
         planning.handle_change(forge, event, None, only=frozenset(only) if only else None)
+
+
+@shared_task(bind=True, base=ForgeTask)
+def fetch_failed_jobs(self, run_id: int, remote_id: str, attempt: int) -> None:  # type: ignore[no-untyped-def]
+    def give_up(exc: ForgeError) -> None:
+        # The run keeps its end; it just shows no reason.
+        log.warning("run %s: could not read its failed jobs: %s", run_id, exc.message)
+
+    with forge_errors(self, give_up):
+        failures.fetch(run_id, remote_id, attempt)
 
 
 @shared_task

@@ -409,6 +409,12 @@ class Run(models.Model):
         max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True
     )
     error = models.TextField(blank=True, help_text="What went wrong, in words")
+    failed_jobs = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Why its pipeline failed: {attempt, pipeline, jobs: [{name, stage, reason, "
+        "url, step}]} as the forge named them (chains/failures.py: at most 10, bounded)",
+    )
     attempt = models.PositiveSmallIntegerField(default=1)
     remote_id = models.CharField(max_length=64, blank=True, db_index=True)
     web_url = models.URLField(blank=True)

@@ -18,6 +18,8 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
+from chains import failures
+from chains.failures import Failure
 from chains.models import Chain, Forge, Repository, Run, RunAttempt
 from chains.redaction import PRIVATE, scrub
 from chains.status import ACTIVE, FINISHED, NOT_YET_SENT, Status
@@ -161,6 +163,7 @@ class RunNode:
     can_retry_subtree: bool = False  # it set runs off, and none of them is still active
     soft_fail: bool = False  # its failure does not fail the chain
     waits_for: list[str] = field(default_factory=list)
+    failed_jobs: list[Failure] = field(default_factory=list)  # why it failed (chains/failures.py)
 
     @property
     def name(self) -> str:
@@ -236,6 +239,7 @@ def _node(
             for key in (getattr(run, "depends_on", None) or [])
             if run.status in NOT_YET_SENT
         ],
+        failed_jobs=failures.shown(run),
     )
 
 
@@ -251,10 +255,13 @@ def scrubbed(run: Run, names: set[str]) -> Run:
     (its earlier attempts' errors too)."""
     cache = getattr(run, "_prefetched_objects_cache", {})
     attempts = list(cache.get("attempts", []))
-    if not names or not (run.error or run.depends_on or any(a.error for a in attempts)):
+    if not names or not (
+        run.error or run.depends_on or run.failed_jobs or any(a.error for a in attempts)
+    ):
         return run
     shown = copy.copy(run)
     shown.error = scrub(run.error, names)
+    shown.failed_jobs = failures.scrubbed(run.failed_jobs, names)
     shown.depends_on = [PRIVATE if key in names else key for key in run.depends_on or []]
     cleaned = []
     for attempt in attempts:
@@ -272,6 +279,7 @@ def redacted(run: Run) -> Run:
     hidden.label = hidden.key = PRIVATE
     hidden.ref = hidden.web_url = hidden.remote_id = hidden.error = hidden.workflow = ""
     hidden.variables, hidden.masked_variables, hidden.undelivered = {}, {}, []
+    hidden.failed_jobs = {}
     hidden.depends_on = []
     hidden._prefetched_objects_cache = {"attempts": []}  # type: ignore[attr-defined]
     return hidden

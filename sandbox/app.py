@@ -20,11 +20,13 @@ from sandbox.faults import Fault, Faults, rate_limit_headers
 from sandbox.github.api import GitHubAPI
 from sandbox.github.control import GitHubControl
 from sandbox.github.hooks import GitHubHooks
+from sandbox.github.pages import GitHubPages
 from sandbox.github.ratelimit import RateLimits
 from sandbox.github.runs import WorkflowRunner
 from sandbox.github.state import GitHubState
 from sandbox.gitlab.api import GitLabAPI
 from sandbox.gitlab.hooks import GitLabHooks
+from sandbox.gitlab.pages import GitLabPages
 from sandbox.gitlab.pipelines import PipelineRunner
 from sandbox.journal import Journal
 from sandbox.persistence import StateFile
@@ -38,6 +40,10 @@ log = logging.getLogger(__name__)
 
 class ForgeAPI(Protocol):
     router: Router
+
+
+class Pages(Protocol):
+    def handle(self, request: Request) -> Response | None: ...
 
 
 class Dispatcher(Protocol):
@@ -64,6 +70,9 @@ class Sandbox:
             GitLabAPI(self.state, self.runner),
             GitHubAPI(self.github, self.github_runner, self.github_limits),
         ]
+        # The web pages the APIs link to (web_url, html_url): pipelines, jobs, workflow runs.
+        self.pages: list[Pages] = [
+            GitLabPages(self.state), GitHubPages(self.github, self.github_runner)]
         self.control = ControlAPI(self)
         GitHubControl(self).register(self.control)
         # None: the world lives in memory only (tests, benchmarks); else kept in that file.
@@ -106,6 +115,10 @@ class Sandbox:
         for api in self.apis:
             if api.router.matches(request.path):
                 return self._handle_api(api, request)
+        for pages in self.pages:
+            answer = pages.handle(request)
+            if answer is not None:
+                return answer
         return Response.json({"error": "404 Not Found"}, 404)
 
     def _dispatch(self, router: Dispatcher, request: Request) -> Response:

@@ -116,9 +116,12 @@ class SandboxClient:
         created: float | None = None,
         ref: str | None = None,
         queue: list[str] | None = None,
+        **job: str,
     ) -> dict[str, Any]:
+        """``job``: what a failing job says — ``job``, ``stage``, ``failure_reason`` (one of
+        GitLab's), ``step`` (GitHub), ``log`` (its page's log tail); see sandbox/jobs.py."""
         body = {"outcome": outcome, "pending": pending, "running": running, "created": created,
-                "ref": ref, "queue": queue}
+                "ref": ref, "queue": queue, **job}
         return self._call("PUT", f"/projects/{_p(project)}/script", body)
 
     def pipelines(self, project: str | int) -> list[dict[str, Any]]:
@@ -329,11 +332,12 @@ class SandboxClient:
         created: float | None = None,
         ref: str | None = None,
         queue: list[str] | None = None,
+        **job: str,
     ) -> dict[str, Any]:
         """Like ``set_script``; outcomes in GitHub's words (``failure``, ``cancelled``…) or
         GitLab's; ``ref`` matches a run's head branch or its workflow file name."""
         body = {"outcome": outcome, "pending": pending, "running": running, "created": created,
-                "ref": ref, "queue": queue}
+                "ref": ref, "queue": queue, **job}
         return self._call("PUT", f"{_r(full_name)}/script", body)
 
     def workflow_runs(self, full_name: str) -> list[dict[str, Any]]:

@@ -210,6 +210,13 @@ class Script:
     running: float = 3.0
     ref: str | None = None
     queue: deque[str] = field(default_factory=deque)
+    # What a failing job says (sandbox/jobs.py): its name and stage, GitLab's failure_reason,
+    # GitHub's failing step, and the log tail its page shows ("" → a few default lines).
+    job: str = "test"
+    stage: str = "test"
+    failure_reason: str = "script_failure"
+    step: str = "Run tests"
+    log: str = ""
 
     def next_outcome(self) -> str:
         return self.queue.popleft() if self.queue else self.outcome
@@ -222,6 +229,11 @@ class Script:
             "running": self.running,
             "ref": self.ref,
             "queue": list(self.queue),
+            "job": self.job,
+            "stage": self.stage,
+            "failure_reason": self.failure_reason,
+            "step": self.step,
+            "log": self.log,
         }
 
 
@@ -231,6 +243,8 @@ class Job:
     name: str = "test"
     stage: str = "test"
     status: str = "created"
+    failure_reason: str = "script_failure"  # shown while it is failed (GitLab's word)
+    log: str = ""  # the log tail its page shows ("" → default lines)
     created_at: float = field(default_factory=now)
     started_at: float | None = None
     finished_at: float | None = None

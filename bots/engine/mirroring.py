@@ -18,7 +18,7 @@ from django.utils import timezone
 from bots import kicks, summary, throttle
 from bots.forges.base import Forge
 from bots.forges.registry import forge_for
-from chains import runstate
+from chains import failures, runstate
 from chains.models import Chain, Run
 from chains.redaction import PRIVATE, hidden_runs, private_names, scrub
 from chains.runstate import chain_status
@@ -131,6 +131,8 @@ def _shown(forge: Forge, mirrored: str) -> str | None:
 def _describe(run: Run, view: Status) -> str:
     if run.error:
         return run.error[:255]
+    if why := failures.describe(run):
+        return why  # which jobs failed, and why (at most GitHub's 140 characters)
     return f"{run.repository.path}: {view.label}"
 
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from bots import kicks, logcontext, metrics
+from bots.engine import failures
 from bots.engine.mirroring import request_mirror
 from bots.events import NONCE_VARIABLE, RUN_ID_VARIABLE, PipelineEvent
 from bots.forges.base import Forge as BaseForge
@@ -45,6 +46,7 @@ def apply_status(
     )
     if ended:
         settle_later(run.chain_id)
+        failures.fetch_later(run)  # why it failed, read by another task
     return changed
 
 

@@ -74,6 +74,21 @@ class RemotePipeline:
 
 
 @dataclass(frozen=True)
+class FailedJob:
+    """A job of a failed pipeline, in neutral words: why the pipeline failed.
+
+    ``reason``: the forge's word for why (GitLab's ``failure_reason``, e.g. ``script_failure``;
+    GitHub's job conclusion, e.g. ``timed_out``); ``step``: the failed step (GitHub) or "".
+    Every field is the forge's text: hostile, bounded by ``bots/engine/failures.py``."""
+
+    name: str
+    stage: str
+    reason: str
+    url: str
+    step: str = ""
+
+
+@dataclass(frozen=True)
 class RemoteChange:
     """An open change as the forge has it now."""
 
@@ -165,6 +180,10 @@ class Forge(Protocol):
         self, project: str, ref: str, *, workflow: str | None = None
     ) -> list[RemotePipeline]:
         """The newest pipelines on ``ref`` (up to 20), newest first."""
+        ...
+
+    def failed_jobs(self, project: str, pipeline_id: str, *, limit: int) -> list[FailedJob]:
+        """Up to ``limit`` failed jobs of a finished pipeline, with one request."""
         ...
 
     def cancel_pipeline(self, project: str, pipeline_id: str) -> RemotePipeline: ...

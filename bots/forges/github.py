@@ -27,6 +27,7 @@ from github import Auth, Github, GithubException, GithubIntegration
 from bots import caching, metrics
 from bots.forges.base import (
     Budget,
+    FailedJob,
     ForgeError,
     RemoteChange,
     RemoteComment,
@@ -70,6 +71,9 @@ CHECK_RUN: dict[Status, tuple[str, str | None]] = {
     Status.SKIPPED: ("completed", "skipped"),
 }
 
+# Job conclusions that say why a run failed, the most telling first.
+FAILED_JOB = ("failure", "timed_out", "startup_failure", "cancelled")
+
 MAX_INPUTS = 25  # workflow_dispatch accepts at most 25 inputs
 MAX_PAYLOAD_KEYS = 10  # repository_dispatch client_payload: at most 10 top-level keys
 MAX_PAYLOAD_BYTES = 64 * 1024
@@ -102,6 +106,14 @@ def _wait_from(status: int, headers: dict[str, str], message: str) -> float | No
     if status == 429 or "rate limit" in message.lower():
         return SECONDARY_LIMIT_WAIT  # a secondary limit without headers: at least a minute
     return None
+
+
+def _failed_step(steps: Any) -> str:
+    """The name of a job's first step that did not pass ("" when none says so)."""
+    for step in steps if isinstance(steps, list) else []:
+        if isinstance(step, dict) and step.get("conclusion") in FAILED_JOB:
+            return str(step.get("name") or "")
+    return ""
 
 
 class InstallationTokens(Protocol):
@@ -694,6 +706,34 @@ class GitHubForge:
                 while len(self._etags) > 2000:
                     self._etags.popitem(last=False)
         return self._pipeline(data)
+
+    def failed_jobs(self, project: str, pipeline_id: str, *, limit: int) -> list[FailedJob]:
+        """One request: the jobs of the run's latest attempt, keeping those that did not pass,
+        each with its first failed step; failures and time-outs before cancellations."""
+        _, _, data = self._send(
+            f"list the jobs of run {pipeline_id} in {project}",
+            "GET",
+            f"{self._repo(project)}/actions/runs/{checked_id(pipeline_id)}/jobs",
+            params={"filter": "latest", "per_page": 100},
+            project=project,
+        )
+        jobs = (data or {}).get("jobs") if isinstance(data, dict) else None
+        failed = [
+            job
+            for job in (jobs if isinstance(jobs, list) else [])
+            if isinstance(job, dict) and job.get("conclusion") in FAILED_JOB
+        ]
+        failed.sort(key=lambda job: FAILED_JOB.index(job["conclusion"]))
+        return [
+            FailedJob(
+                name=str(job.get("name") or ""),
+                stage="",
+                reason=str(job["conclusion"]),
+                url=str(job.get("html_url") or ""),
+                step=_failed_step(job.get("steps")),
+            )
+            for job in failed[:limit]
+        ]
 
     def cancel_pipeline(self, project: str, pipeline_id: str) -> RemotePipeline:
         self._send(

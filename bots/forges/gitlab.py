@@ -25,6 +25,7 @@ from gitlab.v4.objects import Project
 from bots import metrics
 from bots.forges.base import (
     Budget,
+    FailedJob,
     ForgeError,
     RemoteChange,
     RemoteComment,
@@ -351,6 +352,31 @@ class GitLabForge:
             project=project,
         )
         return self._pipeline(data)
+
+    def failed_jobs(self, project: str, pipeline_id: str, *, limit: int) -> list[FailedJob]:
+        """One request: the pipeline's failed jobs (``scope=failed``; retried ones left out),
+        those that fail the pipeline (not ``allow_failure``) first."""
+        pipeline = self._project(project).pipelines.get(int(checked_id(pipeline_id)), lazy=True)
+        items = self._call(
+            f"list the failed jobs of pipeline {pipeline_id} in {project}",
+            lambda: pipeline.jobs.list(
+                scope="failed", per_page=max(1, min(limit, 100)), get_all=False
+            ),
+            project=project,
+        )
+        jobs = sorted(
+            (item.attributes for item in items),
+            key=lambda job: bool(job.get("allow_failure")),
+        )
+        return [
+            FailedJob(
+                name=str(job.get("name") or ""),
+                stage=str(job.get("stage") or ""),
+                reason=str(job.get("failure_reason") or "unknown_failure"),
+                url=str(job.get("web_url") or ""),
+            )
+            for job in jobs[:limit]
+        ]
 
     def cancel_pipeline(self, project: str, pipeline_id: str) -> RemotePipeline:
         pipeline = self._project(project).pipelines.get(int(checked_id(pipeline_id)), lazy=True)

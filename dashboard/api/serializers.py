@@ -14,6 +14,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from chains import failures
 from chains.models import Chain, Repository, Run, RunAttempt
 from chains.redaction import MASK, scrub
 from chains.redaction import PRIVATE as PRIVATE_WORDS
@@ -38,6 +39,7 @@ PRIVATE_RUN_FIELDS = (
     "remote_id",
     "web_url",
     "error",
+    "failed_jobs",
 )
 PRIVATE_ATTEMPT_FIELDS = ("remote_id", "web_url", "error")
 
@@ -169,6 +171,20 @@ class RunAttemptSerializer(serializers.ModelSerializer[RunAttempt]):
         read_only_fields = fields
 
 
+class FailedJobSerializer(serializers.Serializer[Any]):
+    """A failed job of a run's pipeline (chains/failures.py)."""
+
+    name = serializers.CharField(read_only=True)
+    stage = serializers.CharField(read_only=True, help_text='GitLab\'s stage ("" on GitHub)')
+    reason = serializers.CharField(
+        read_only=True,
+        help_text="The forge's word: GitLab's failure_reason (script_failure, "
+        "stuck_or_timeout_failure, …) or GitHub's job conclusion (failure, timed_out, …)",
+    )
+    url = serializers.CharField(read_only=True, help_text='The job\'s web page ("" if none)')
+    step = serializers.CharField(read_only=True, help_text='GitHub\'s failed step ("" if none)')
+
+
 class RunSerializer(serializers.Serializer[Run]):
     """One downstream pipeline of a chain."""
 
@@ -207,6 +223,10 @@ class RunSerializer(serializers.Serializer[Run]):
     deploy_environment = serializers.CharField(allow_null=True, read_only=True)
     status = serializers.ChoiceField(choices=Status.choices, read_only=True)
     error = serializers.CharField(allow_null=True, read_only=True)
+    failed_jobs = serializers.SerializerMethodField(
+        help_text="Why its pipeline failed (a failed run's current attempt): up to 10 failed "
+        "jobs as the forge named them; stage is GitLab's, step GitHub's failed step"
+    )
     attempt = serializers.IntegerField(read_only=True)
     cancel_requested = serializers.BooleanField(read_only=True)
     remote_id = serializers.CharField(allow_null=True, read_only=True)
@@ -215,6 +235,10 @@ class RunSerializer(serializers.Serializer[Run]):
     triggered_at = serializers.DateTimeField(allow_null=True, read_only=True)
     started_at = serializers.DateTimeField(allow_null=True, read_only=True)
     finished_at = serializers.DateTimeField(allow_null=True, read_only=True)
+
+    @extend_schema_field(FailedJobSerializer(many=True, allow_null=True))
+    def get_failed_jobs(self, run: Run) -> list[dict[str, str]]:
+        return [job.as_dict() for job in failures.shown(run)]
 
     def get_private(self, run: Run) -> bool:
         return not _access(self).sees(run.repository_id)
@@ -228,9 +252,12 @@ class RunSerializer(serializers.Serializer[Run]):
     def to_representation(self, instance: Run) -> dict[str, Any]:
         data: dict[str, Any] = super().to_representation(instance)
         if _access(self).sees(instance.repository_id):
-            if data.get("error") or data.get("depends_on"):
+            if data.get("error") or data.get("depends_on") or data.get("failed_jobs"):
                 names = _hidden_names(self, instance.chain_id)
                 data["error"] = scrub(data["error"] or "", names) or data["error"]
+                data["failed_jobs"] = failures.scrubbed({"jobs": data["failed_jobs"]}, names)[
+                    "jobs"
+                ]
                 data["depends_on"] = [
                     PRIVATE_WORDS if key in names else key for key in data["depends_on"] or []
                 ]

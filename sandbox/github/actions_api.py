@@ -34,6 +34,7 @@ class ActionsRoutes:
         api.add("POST", r + "/dispatches", self.dispatch_repository)
         api.add("GET", r + "/actions/runs", self.list_runs)
         api.add("GET", run, self.get_run)
+        api.add("GET", run + "/jobs", self.list_jobs)
         api.add("POST", run + "/rerun", self.rerun)
         api.add("POST", run + "/rerun-failed-jobs", self.rerun_failed_jobs)
         api.add("POST", run + "/cancel", self.cancel)
@@ -163,6 +164,14 @@ class ActionsRoutes:
         if str(request.query.get("exclude_pull_requests", "")).lower() in ("1", "true"):
             data["pull_requests"] = []
         return Response.json(data)
+
+    def list_jobs(self, request: Request, owner: str, name: str, run_id: str) -> Response:
+        """The jobs of the run's latest attempt (``filter=latest``, the default) or of every
+        attempt (``filter=all``; earlier attempts' jobs are not kept here)."""
+        repo, run = self._run(owner, name, run_id)
+        if request.query.get("filter", "latest") not in ("latest", "all"):
+            raise error(422, "Invalid request.\n\nfilter must be one of latest, all.")
+        return paginate(request, ent.workflow_jobs(self.github, repo, run), wrap="jobs")
 
     def _rerun(self, request: Request, owner: str, name: str, run_id: str, failed_only: bool
                ) -> Response:

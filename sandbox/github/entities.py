@@ -381,6 +381,54 @@ def workflow_run(gh: GitHubState, repo: GitHubRepo, run: WorkflowRun) -> dict[st
     }
 
 
+# A run's conclusion → its job's (the job schema has no startup_failure or stale: such runs
+# have no jobs at all).
+_JOB_CONCLUSIONS = {"success", "failure", "neutral", "cancelled", "skipped", "timed_out",
+                    "action_required"}
+
+
+def job_html_url(gh: GitHubState, repo: GitHubRepo, run: WorkflowRun) -> str:
+    return f"{html_url(gh, repo)}/actions/runs/{run.id}/job/{run.job_id}"
+
+
+def workflow_jobs(gh: GitHubState, repo: GitHubRepo, run: WorkflowRun) -> list[dict[str, Any]]:
+    """The run's jobs (one per attempt here), in ``GET …/actions/runs/{id}/jobs``'s shape."""
+    if run.status == "completed" and run.conclusion not in _JOB_CONCLUSIONS:
+        return []
+    started, ended = run.run_started_at, run.updated_at
+    done = run.status == "completed"
+    conclusion = run.conclusion if done else None
+    steps: list[dict[str, Any]] = []
+    if run.status != "queued" and conclusion != "skipped":
+        failed = conclusion not in (None, "success", "neutral")
+        plan = [("Set up job", "success"), (run.step, conclusion),
+                ("Complete job", "success" if done else None)]
+        for number, (name, result) in enumerate(plan, start=1):
+            if not done and number > 2:
+                break
+            if failed and number == 3:
+                result = "success"
+            steps.append({
+                "name": name, "status": "completed" if result else "in_progress",
+                "conclusion": result, "number": number, "started_at": gh_time(started),
+                "completed_at": gh_time(ended) if result else None,
+            })
+    url = f"{repo_url(gh, repo)}/actions/jobs/{run.job_id}"
+    return [{
+        "id": run.job_id, "run_id": run.id, "run_attempt": run.run_attempt,
+        "run_url": f"{repo_url(gh, repo)}/actions/runs/{run.id}",
+        "node_id": node_id("CheckRun", run.job_id), "head_sha": run.head_sha,
+        "head_branch": run.head_branch, "workflow_name": run.name, "url": url,
+        "html_url": job_html_url(gh, repo, run), "status": run.status,
+        "conclusion": conclusion, "created_at": gh_time(started),
+        "started_at": gh_time(started), "completed_at": gh_time(ended) if done else None,
+        "name": run.job_name, "steps": steps,
+        "check_run_url": f"{repo_url(gh, repo)}/check-runs/{run.job_id}",
+        "labels": ["ubuntu-latest"], "runner_id": None, "runner_name": None,
+        "runner_group_id": None, "runner_group_name": None,
+    }]
+
+
 def status(gh: GitHubState, repo: GitHubRepo, s: GitHubStatus) -> dict[str, Any]:
     creator = user(gh, s.creator)
     return {

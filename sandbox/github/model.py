@@ -101,6 +101,11 @@ class WorkflowRun:
     updated_at: float = field(default_factory=now)
     run_started_at: float = field(default_factory=now)
     token: int = 0  # scheduling token of the step this run waits for
+    # Its one job (per attempt) as the script describes it (sandbox/jobs.py).
+    job_id: int = 0
+    job_name: str = "test"
+    step: str = "Run tests"
+    log: str = ""
 
 
 @dataclass

@@ -17,6 +17,7 @@ from sandbox.github import entities as ent
 from sandbox.github.model import CONCLUSIONS, Deployment, GitHubRepo, WorkflowRun
 from sandbox.github.state import GitHubState
 from sandbox.github.workflows import WorkflowFile, render
+from sandbox.jobs import set_job_fields
 from sandbox.model import Script, User
 from sandbox.model import next_token as new_token
 from sandbox.model import now as clock
@@ -58,6 +59,7 @@ class WorkflowRunner:
         for phase in ("created", "pending", "running"):
             if spec.get(phase) is not None:
                 setattr(script, phase, float(spec[phase]))
+        set_job_fields(script, spec)
         repo.scripts[script.ref] = script
         return script
 
@@ -103,6 +105,7 @@ class WorkflowRunner:
             deployment_id=deployment.id if deployment else None,
         )
         self.runs[run.id] = run
+        self._script_job(repo, run)
         run.outcome = self.script_for(repo, run).next_outcome()
         self._announce(repo, run, "requested")
         self._plan_next(repo, run)
@@ -125,6 +128,7 @@ class WorkflowRunner:
         run.run_attempt += 1
         run.status, run.conclusion, run.triggering_actor = "queued", None, actor
         run.run_started_at = run.updated_at = clock()
+        self._script_job(repo, run)
         run.outcome = self.script_for(repo, run).next_outcome()
         self._announce(repo, run, "requested")
         self._plan_next(repo, run)
@@ -143,6 +147,12 @@ class WorkflowRunner:
         else:
             self._set(repo, run, "completed", conclusion(status))
         return run
+
+    def _script_job(self, repo: GitHubRepo, run: WorkflowRun) -> None:
+        """A new job for the run's attempt, as the script describes it (name, step, log)."""
+        script = self.script_for(repo, run)
+        run.job_id = self.state.new_id("github_job")
+        run.job_name, run.step, run.log = script.job, script.step, script.log
 
     # -- the clock -----------------------------------------------------------------------------
 

@@ -224,7 +224,7 @@ def job(state: SandboxState, p: Project, pl: Pipeline, j: Job) -> dict[str, Any]
         "erased_at": None,
         "duration": duration,
         "queued_duration": None,
-        "failure_reason": "script_failure" if j.status == "failed" else None,
+        "failure_reason": j.failure_reason if j.status == "failed" else None,
         "web_url": f"{p.web_url}/-/jobs/{j.id}",
         "artifacts": [],
         "artifacts_expire_at": None,

@@ -304,7 +304,7 @@ def pipeline_payload(state: SandboxState, e: Event) -> dict[str, Any]:
             "duration": (round(job.finished_at - job.started_at, 3)
                          if job.finished_at and job.started_at else None),
             "queued_duration": None,
-            "failure_reason": "script_failure" if job.status == "failed" else None,
+            "failure_reason": job.failure_reason if job.status == "failed" else None,
             "when": "on_success",
             "manual": False,
             "allow_failure": False,

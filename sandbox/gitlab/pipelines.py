@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+from sandbox.jobs import set_job_fields
 from sandbox.model import ACTIVE, FINISHED, PIPELINE_STATUSES, Job, Pipeline, Project, Script, User
 from sandbox.model import next_token as new_token
 from sandbox.model import now as clock
@@ -40,6 +41,7 @@ class PipelineRunner:
         for phase in ("created", "pending", "running"):
             if spec.get(phase) is not None:
                 setattr(script, phase, float(spec[phase]))
+        set_job_fields(script, spec)
         project.scripts[script.ref] = script
         return script
 
@@ -89,6 +91,7 @@ class PipelineRunner:
             tag=tag,
         )
         self.state.pipelines[pipeline.id] = pipeline
+        self._script_job(project, pipeline)
         pipeline.outcome = self.script_for(project, pipeline).next_outcome()
         self._announce(project, pipeline)
         self._plan_next(project, pipeline)
@@ -109,6 +112,7 @@ class PipelineRunner:
         pipeline.outcome = self.script_for(project, pipeline).next_outcome()
         pipeline.started_at = pipeline.finished_at = None
         pipeline.job = Job(self.state.new_id("job"))
+        self._script_job(project, pipeline)
         self._set(project, pipeline, "pending")
         return pipeline
 
@@ -124,6 +128,13 @@ class PipelineRunner:
             pipeline.finished_at = None
         self._set(project, pipeline, status)
         return pipeline
+
+    def _script_job(self, project: Project, pipeline: Pipeline) -> None:
+        """The pipeline's job as its script describes it (name, stage, why it fails, log)."""
+        script = self.script_for(project, pipeline)
+        job = pipeline.job
+        job.name, job.stage = script.job, script.stage
+        job.failure_reason, job.log = script.failure_reason, script.log
 
     # -- the clock -----------------------------------------------------------------------------
 

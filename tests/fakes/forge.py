@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from bots.forges.base import (
     Budget,
+    FailedJob,
     ForgeError,
     RemoteChange,
     RemoteComment,
@@ -75,6 +76,7 @@ class Pipeline:
     workflow: str | None = None
     deploy: str | None = None
     created_at: datetime = field(default_factory=timezone.now)
+    failed_jobs: list[FailedJob] = field(default_factory=list)  # what failed_jobs() answers
 
     def remote(self) -> RemotePipeline:
         return RemotePipeline(
@@ -325,6 +327,13 @@ class FakeForge:
         self._enter("recent_pipelines", project, ref, workflow=workflow)
         mine = [p for p in self.pipelines.values() if p.project == project and p.ref == ref]
         return [p.remote() for p in sorted(mine, key=lambda p: -int(p.id))[:20]]
+
+    def failed_jobs(self, project: str, pipeline_id: str, *, limit: int) -> list[FailedJob]:
+        self._enter("failed_jobs", project, pipeline_id, limit=limit)
+        try:
+            return self.pipelines[(project, pipeline_id)].failed_jobs[:limit]
+        except KeyError:
+            raise permanent(f"404 pipeline {pipeline_id} Not Found") from None
 
     def cancel_pipeline(self, project: str, pipeline_id: str) -> RemotePipeline:
         self._enter("cancel_pipeline", project, pipeline_id)

@@ -183,7 +183,17 @@ class Command(BaseCommand):
         sandbox.create_project("acme/web", files={"web.js": ""}, hooks=hooks)
         sandbox.set_script("acme/app", "success", pending=1, running=5)
         sandbox.set_script("acme/api", "success", pending=2, running=12)
-        sandbox.set_script("acme/web", pending=1, running=8, queue=["failed", "success"])
+        sandbox.set_script(
+            "acme/web",
+            pending=1,
+            running=8,
+            queue=["failed", "success"],
+            job="e2e-chrome",
+            stage="test",
+            failure_reason="script_failure",
+            log="$ npm run e2e\n  1 failing: checkout shows the basket total\n"
+            "ERROR: Job failed: exit code 1\n",
+        )
         sandbox.open_merge_request(
             "acme/app",
             "feature/faster-search",
