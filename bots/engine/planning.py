@@ -681,6 +681,12 @@ def expand_run(run_id: int) -> str:
         children.append(new_run(chain, planned, repository, error, parent=run))
     try:
         with transaction.atomic():
+            # The parent's row first, as every writer of runs does before the chain's: its new
+            # children check their key against it at commit, and a pipeline event holding it
+            # while waiting for the chain would otherwise deadlock with us.
+            list(Run.objects.select_for_update(of=("self",)).filter(pk=run.pk).values_list("pk"))
+            if run.children.exists():
+                return "expanded already"
             Run.objects.bulk_create(children)
             audit.record(
                 "chain.expand",
