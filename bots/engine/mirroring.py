@@ -134,7 +134,8 @@ def status_contexts(runs: list[Run]) -> dict[int, str]:
     by_pk = {run.pk: run for run in runs}
     contexts: dict[int, str] = {}
     for run in runs:
-        keys, node = [], run
+        keys: list[str] = []
+        node: Run | None = run
         while node is not None and len(keys) <= len(runs):
             keys.append(node.key)
             node = by_pk.get(node.parent_id) if node.parent_id else None
