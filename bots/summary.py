@@ -18,6 +18,7 @@ from chains.models import Chain, Repository, Run
 from chains.planner import Change, Plan, PlannedRun
 from chains.policy import Verdict
 from chains.redaction import MASK, PRIVATE, hidden_runs, hides, private_names, scrub
+from chains.runstate import soft_failed
 from chains.status import Status
 
 MARKER = "<!-- baton:summary -->"
@@ -36,6 +37,9 @@ ICONS = {
 }
 
 
+SOFT_FAILED = "⚠️"
+
+
 def _cell(value: str) -> str:
     """Hostile text (labels, keys, paths, forge errors) in a table cell or a line: escaped."""
     return text(value)
@@ -49,10 +53,12 @@ def hidden(upstream: Repository, target: Repository) -> bool:
 def render(chain: Chain, runs: Sequence[Run]) -> str:
     names = private_names(chain.repository, runs)
     hidden = hidden_runs(chain.repository, runs)
+    soft = sum(soft_failed(run) for run in runs)
     lines = [
         MARKER,
-        f"**Baton** · {ICONS.get(Status(chain.status), '')} {chain.status} · "
-        f"commit {code(chain.head_sha[:8])} · {_cell(chain.reason)}",
+        f"**Baton** · {ICONS.get(Status(chain.status), '')} {chain.status}"
+        + (f" ({soft} soft-failed)" if soft else "")
+        + f" · commit {code(chain.head_sha[:8])} · {_cell(chain.reason)}",
         "",
     ]
     if chain.error:
@@ -70,19 +76,23 @@ def _run_row(run: Run, private: bool, names: set[str]) -> str:
     status = Status(run.status)
     attempt = f" (attempt {run.attempt})" if run.attempt > 1 else ""
     indent = "↳ " * (run.depth - 1)
+    shown = f"{ICONS.get(status, '')} {status.label}"
+    if soft_failed(run):
+        shown = f"{SOFT_FAILED} soft-failed (allowed to fail)"
     if private:
-        return f"| {indent}{PRIVATE} | — | — | {ICONS.get(status, '')} {status.label}{attempt} | |"
+        return f"| {indent}{PRIVATE} | — | — | {shown}{attempt} | |"
     pipeline = link("pipeline", run.web_url)
     note = f" — {_cell(scrub(run.error, names))}" if run.error else ""
     if jobs := failures.shown(run):
         note += " — " + _failed_jobs(jobs, names)
-    if run.undelivered:
+    if run.mode != "new" and run.dispatch == Run.Dispatch.SENT:
+        note += " — variables not sent: a re-run keeps the pipeline's own"
+    elif run.undelivered:
         inputs = ", ".join(code(name) for name in run.undelivered)
         note += f" — not delivered (no such input): {inputs}"
     return (
         f"| {indent}{_cell(run.label or run.key)} | {_cell(run.repository.path)} | "
-        f"{code(run.ref) if run.ref else 'default branch'} | {ICONS.get(status, '')} "
-        f"{status.label}{attempt}{note} | {pipeline} |"
+        f"{code(run.ref) if run.ref else 'default branch'} | {shown}{attempt}{note} | {pipeline} |"
     )
 
 

@@ -112,6 +112,12 @@ def passed(run: RunLike, status: str | None = None) -> bool:
     return status == Status.SUCCESS or (status == Status.FAILED and run.soft_fail)
 
 
+def soft_failed(run: RunLike) -> bool:
+    """Failed, and allowed to: it passes (upstream it shows as success), and every word Baton
+    writes about it says "soft-failed", never a plain success."""
+    return run.status == Status.FAILED and bool(run.soft_fail)
+
+
 def waits_on_others(run: RunLike) -> bool:
     """Whether the run waits for other runs (its depends_on, or the run that triggered it)."""
     return bool(run.depends_on) or run.parent_id is not None

@@ -227,6 +227,9 @@ def repository_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "dashboard/repository.html", context)
 
 
+MAX_CHANGE_NUMBER = 2**31 - 1  # GitLab's iids and GitHub's numbers are 32-bit integers
+
+
 @require_GET
 @viewer_required
 def change_plan(request: HttpRequest, pk: int, number: int) -> HttpResponse:
@@ -235,6 +238,9 @@ def change_plan(request: HttpRequest, pk: int, number: int) -> HttpResponse:
     if repository is None or not may_view(request.user, repository):
         raise Http404("No such repository.")
     context: dict[str, Any] = {"repository": repository, "number": number}
+    if not 0 < number <= MAX_CHANGE_NUMBER:  # no forge numbers a change so: no need to ask
+        context["error"] = f"The forge has no change {number} in {repository.path}."
+        return render(request, "dashboard/plan.html", context, status=404)
     limit = settings.BATON_PLAN_TIME_LIMIT
     try:
         forge = repository.forge

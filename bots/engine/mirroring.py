@@ -21,7 +21,7 @@ from bots.forges.registry import forge_for
 from chains import failures, runstate
 from chains.models import Chain, Run
 from chains.redaction import PRIVATE, hidden_runs, private_names, scrub
-from chains.runstate import chain_status
+from chains.runstate import chain_status, soft_failed
 from chains.safe_url import safe_url
 from chains.status import NOT_YET_SENT, Status, upstream_view
 
@@ -65,15 +65,16 @@ def _mirror(chain: Chain) -> None:
     views = {run.pk: view_of(run) for run in runs}
     names = private_names(chain.repository, runs)
     private = private_contexts(chain, runs)
+    contexts = status_contexts(runs)
     for run in runs:
         view = views[run.pk]
         if _shown(forge, run.mirrored_status) == forge.commit_state(view):
             continue  # the forge already shows this state under baton/<key>
         throttle.wait(writes)
         if run.pk in private:
-            context, description, link = private[run.pk], f"{PRIVATE}: {view.label}", ""
+            context, description, link = private[run.pk], f"{PRIVATE}: {_word(run, view)}", ""
         else:
-            context, description = f"baton/{run.key}", scrub(_describe(run, view), names)[:255]
+            context, description = contexts[run.pk], scrub(_describe(run, view), names)[:255]
             link = run.web_url
         forge.set_commit_status(
             project,
@@ -94,9 +95,7 @@ def _mirror(chain: Chain) -> None:
             chain.head_sha,
             context="baton",
             status=aggregate,
-            description=scrub(
-                chain.error or f"{sum(r.is_finished for r in runs)}/{len(runs)} finished", names
-            )[:255],
+            description=scrub(chain.error or _progress(runs), names)[:255],
             target_url=f"{settings.BATON_BASE_URL}/chains/{chain.pk}/",
         )
         Chain.objects.filter(pk=chain.pk).update(mirrored_status=aggregate)
@@ -123,12 +122,50 @@ def private_contexts(chain: Chain, runs: list[Run]) -> dict[int, str]:
     return {pk: f"baton/private-{n}" for n, pk in enumerate(hidden, start=1)}
 
 
+MAX_CONTEXT = 255  # GitLab's limit for a status name; GitHub's contexts are no longer
+
+
+def status_contexts(runs: list[Run]) -> dict[int, str]:
+    """The status context of each run, by run id: ``baton/<key>`` for what the change set off,
+    ``baton/<parent-key>/<key>`` (and so on down) for what a triggered project's own file set
+    off, so nested runs with the same key never overwrite each other's status. Keys hold no
+    "/" (chains/config.py), so no two runs share one. (Private runs get theirs from
+    ``private_contexts``; a run under a private run is private too.)"""
+    by_pk = {run.pk: run for run in runs}
+    contexts: dict[int, str] = {}
+    for run in runs:
+        keys: list[str] = []
+        node: Run | None = run
+        while node is not None and len(keys) <= len(runs):
+            keys.append(node.key)
+            node = by_pk.get(node.parent_id) if node.parent_id else None
+        name = "baton/" + "/".join(reversed(keys))
+        if len(name) > MAX_CONTEXT:
+            digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+            name = f"baton/{run.key}-{digest}"
+        contexts[run.pk] = name
+    return contexts
+
+
+def _word(run: Run, view: Status) -> str:
+    return "soft-failed (allowed to fail)" if soft_failed(run) else view.label
+
+
+def _progress(runs: list[Run]) -> str:
+    words = f"{sum(r.is_finished for r in runs)}/{len(runs)} finished"
+    soft = sum(soft_failed(r) for r in runs)
+    return f"{words}, {soft} soft-failed" if soft else words
+
+
 def _shown(forge: Forge, mirrored: str) -> str | None:
     """The forge's own state for what was last mirrored (None: nothing yet, or forgotten)."""
     return forge.commit_state(Status(mirrored)) if mirrored in Status.values else None
 
 
 def _describe(run: Run, view: Status) -> str:
+    if soft_failed(run):
+        why = f": {run.error}" if run.error else ""
+        return f"{run.repository.path}: {_word(run, view)}{why}"[:255]
     if run.error:
         return run.error[:255]
     if why := failures.describe(run):

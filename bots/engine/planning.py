@@ -559,15 +559,37 @@ def rerun_change(
 
 
 def lineage(run: Run) -> list[tuple[int, str, str]]:
-    """(forge, project, ref) from the upstream change down to ``run``."""
+    """(forge id, forge slug, project path) from the upstream change down to ``run``: the
+    projects a chain passed through, whatever ref each ran on. A run's ancestry is its chain's
+    upstream project and its parents (``Run.parent``), each in this same chain: Baton starts a
+    chain only from a change, a push or a tag, never from a pipeline it triggered."""
     chain = run.chain
     steps: list[tuple[int, str, str]] = []
     node: Run | None = run
     while node is not None:
-        steps.append((node.repository.forge_id, node.repository.path, node.ref))
-        node = node.parent
-    steps.append((chain.forge_id, chain.repository.path, chain.source_branch))
+        repository = node.repository
+        steps.append((repository.forge_id, repository.forge.slug, repository.path))
+        node = (
+            Run.objects.select_related("repository__forge").filter(pk=node.parent_id).first()
+            if node.parent_id
+            else None
+        )
+    steps.append((chain.forge_id, chain.forge.slug, chain.repository.path))
     return list(reversed(steps))
+
+
+def cycle_path(path: list[tuple[int, str, str]], forge_id: int, slug: str, project: str) -> str:
+    """The loop that triggering ``project`` would close, in words ("acme/app → acme/api →
+    acme/app"; each with its forge, "gitlab:acme/app", when the loop crosses forges), or ""
+    when ``project`` is not on ``path``. Projects compare by forge and path, not by ref:
+    forges spell paths case-insensitively."""
+    here = (forge_id, project.lower())
+    on_path = [(f, p.lower()) for f, _, p in path]
+    if here not in on_path:
+        return ""
+    loop = [*path[on_path.index(here) :], (forge_id, slug, project)]
+    across = len({f for f, _, _ in loop}) > 1
+    return " → ".join(f"{s}:{p}" if across else p for _, s, p in loop)
 
 
 def _downstream_config(client: ForgeClient, repository: Repository, ref: str) -> BatonConfig | None:
@@ -655,10 +677,16 @@ def expand_run(run_id: int) -> str:
     room = settings.BATON_MAX_RUNS - chain.runs.count()
     children: list[Run] = []
     for planned, repository, error in targets:
-        error = error or _refusal(run, planned, repository, path, client, room - len(children))
+        error = error or _refusal(run, planned, repository, path, room - len(children))
         children.append(new_run(chain, planned, repository, error, parent=run))
     try:
         with transaction.atomic():
+            # The parent's row first, as every writer of runs does before the chain's: its new
+            # children check their key against it at commit, and a pipeline event holding it
+            # while waiting for the chain would otherwise deadlock with us.
+            list(Run.objects.select_for_update(of=("self",)).filter(pk=run.pk).values_list("pk"))
+            if run.children.exists():
+                return "expanded already"
             Run.objects.bulk_create(children)
             audit.record(
                 "chain.expand",
@@ -680,7 +708,6 @@ def _refusal(
     planned: PlannedRun,
     repository: Repository,
     path: list[tuple[int, str, str]],
-    client: ForgeClient,
     room: int,
 ) -> str:
     if room <= 0:
@@ -689,21 +716,7 @@ def _refusal(
         return f"refused: chains nest at most {settings.BATON_MAX_DEPTH} levels deep"
     if planned.is_child and _child_depth(run) >= 2:
         return "refused: child pipelines (project: self) nest at most 2 levels"
-    ref = planned.ref or repository.default_branch
-    if not ref and repository.path != UNKNOWN_PROJECT:
-        target_client = (
-            client
-            if repository.forge_id == run.repository.forge_id
-            else forge_for(repository.forge)
-        )
-        try:
-            remote = target_client.get_project(repository.path)
-        except ForgeError:
-            return ""  # the trigger will say what is wrong with the project
-        repository.update_from(remote)
-        ref = remote.default_branch
-    here = (repository.forge_id, repository.path, ref)
-    if here in path:
-        names = [p for _, p, _ in path[path.index(here) :]] + [repository.path]
-        return f"refused: this would trigger a cycle {' → '.join(names)}"
-    return ""
+    if planned.is_child:
+        return ""  # a pipeline of the run's own project, bounded by the child limit above
+    loop = cycle_path(path, repository.forge_id, repository.forge.slug, repository.path)
+    return f"refused: this would trigger a cycle {loop}" if loop else ""

@@ -242,6 +242,7 @@ def record_triggered(run_id: int, remote: RemotePipeline, ref: str) -> None:
         apply_status(
             run, remote.status, started_at=remote.started_at, finished_at=remote.finished_at
         )
+        run.error = remote.note or run.error  # e.g. a re-run that reused a finished pipeline
         run.save()
         audit.record(
             "run.trigger",

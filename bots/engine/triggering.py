@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -20,7 +21,7 @@ from bots.forges.registry import forge_for
 from chains import runstate
 from chains.models import Run, new_run_nonce
 from chains.runstate import ready, waits_on_others
-from chains.status import ACTIVE, NOT_YET_SENT, Status
+from chains.status import ACTIVE, FINISHED, NOT_YET_SENT, Status
 
 log = logging.getLogger(__name__)
 
@@ -131,12 +132,21 @@ def _find_earlier_send(forge: Forge, run: Run, ref: str) -> RemotePipeline | Non
         return find_sent(forge, run, ref)
     # A re-run keeps the pipeline's id: if the newest one is active again, ours got through.
     recent = forge.recent_pipelines(run.repository.path, ref, workflow=run.workflow or None)
-    return next((p for p in recent[:1] if p.status in ACTIVE), None)
+    found = next((p for p in recent[:1] if p.status in ACTIVE), None)
+    return None if found is None else replace(found, undelivered=not_sent(run))
+
+
+def not_sent(run: Run) -> tuple[str, ...]:
+    """A re-run sends no variables: the pipeline runs again with those it was created with, so
+    none of the run's (the UPSTREAM_* ones included) is listed as delivered."""
+    return tuple(sorted({*run.variables, *run.masked_variables}))
 
 
 def _rerun_existing(forge: Forge, run: Run, ref: str) -> RemotePipeline:
     """Drone's modes: run the newest (or newest successful) pipeline of the ref again instead
-    of creating one."""
+    of creating one. A pipeline the forge had nothing to run again in (a forge that retries
+    only failed and canceled jobs leaves an all-green one as it was) is reported as reused:
+    nothing new was triggered."""
     recent = forge.recent_pipelines(run.repository.path, ref, workflow=run.workflow or None)
     if run.mode == "rerun-last-successful":
         recent = [p for p in recent if p.status == Status.SUCCESS]
@@ -145,7 +155,20 @@ def _rerun_existing(forge: Forge, run: Run, ref: str) -> RemotePipeline:
         raise _Refused(f"mode {run.mode}: no {which} on {ref} in {run.repository.path} to re-run")
     target = recent[0]
     again = forge.retry_pipeline(run.repository.path, target.id, everything=True)
-    return RemotePipeline(id=target.id, status=again.status, web_url=target.web_url)
+    note = ""
+    if again.status in FINISHED and target.status in FINISHED:
+        outcome = "passed" if again.status == Status.SUCCESS else Status(again.status).label
+        note = (
+            f"reused pipeline #{target.id}: it had {outcome} already and the forge had no failed "
+            f"or canceled job to run again, so nothing new was triggered (mode {run.mode})"
+        )
+    return RemotePipeline(
+        id=target.id,
+        status=again.status,
+        web_url=target.web_url,
+        undelivered=not_sent(run),
+        note=note,
+    )
 
 
 def _keep_waiting(forge: Forge, run: Run, ref: str) -> bool:

@@ -71,6 +71,7 @@ class RemotePipeline:
     finished_at: datetime | None = None
     undelivered: tuple[str, ...] = ()  # variables the target does not accept (GitHub inputs)
     created_at: datetime | None = None  # when the forge created it (None: not said)
+    note: str = ""  # what Baton did instead of what was asked, in words (a re-run that reused)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from chains.models import Chain, Repository, Run, RunAttempt
 from chains.redaction import MASK, scrub
 from chains.redaction import PRIVATE as PRIVATE_WORDS
 from chains.redaction import PRIVATE_NAME as PRIVATE
+from chains.runstate import soft_failed
 from chains.safe_url import safe_url
 from chains.status import Status
 from dashboard.api.permissions import Access
@@ -212,11 +213,25 @@ class RunSerializer(serializers.Serializer[Run]):
         help_text=f'Names of the masked variables sent, each mapped to "{MASK}"'
     )
     undelivered = serializers.ListField(
-        child=serializers.CharField(), allow_null=True, read_only=True
+        child=serializers.CharField(),
+        allow_null=True,
+        read_only=True,
+        help_text="Variables that did not reach the pipeline: inputs a GitHub workflow does not "
+        "declare, or all of them for a re-run mode (a re-run keeps the pipeline's own)",
+    )
+    mode = serializers.CharField(
+        read_only=True,
+        help_text="new (a pipeline is created), or a re-run mode (rerun-latest, "
+        "rerun-last-successful): the error then says when a finished pipeline was reused "
+        "and nothing new was triggered",
     )
     strategy = serializers.ChoiceField(choices=Run.Strategy.choices, read_only=True)
     interruptible = serializers.BooleanField(read_only=True)
     soft_fail = serializers.BooleanField(read_only=True)
+    soft_failed = serializers.SerializerMethodField(
+        help_text="True when the run failed and is allowed to (soft_fail): upstream it passes, "
+        "shown as soft-failed"
+    )
     depends_on = serializers.ListField(
         child=serializers.CharField(), allow_null=True, read_only=True
     )
@@ -239,6 +254,9 @@ class RunSerializer(serializers.Serializer[Run]):
     @extend_schema_field(FailedJobSerializer(many=True, allow_null=True))
     def get_failed_jobs(self, run: Run) -> list[dict[str, str]]:
         return [job.as_dict() for job in failures.shown(run)]
+
+    def get_soft_failed(self, run: Run) -> bool:
+        return soft_failed(run)
 
     def get_private(self, run: Run) -> bool:
         return not _access(self).sees(run.repository_id)

@@ -346,6 +346,8 @@ class FakeForge:
     ) -> RemotePipeline:
         self._enter("retry_pipeline", project, pipeline_id, everything=everything)
         pipeline = self.pipelines[(project, pipeline_id)]
+        if self.kind == "gitlab" and pipeline.status not in (Status.FAILED, Status.CANCELED):
+            return pipeline.remote()  # GitLab retries only failed and canceled jobs
         pipeline.status = Status.PENDING
         return pipeline.remote()
 

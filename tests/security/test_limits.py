@@ -252,3 +252,23 @@ def test_a_workflow_file_nested_too_deeply_is_a_forge_error_in_words() -> None:
     ):
         forge._read_workflow_inputs("acme/api", "ci.yml", "main")
     assert info.value.permanent
+
+
+@pytest.mark.parametrize("number", ["0", "2147483648", "999999999999999999999999"])
+def test_the_plan_page_for_a_change_no_forge_could_have_is_404_without_asking(
+    staff: Client, number: str
+) -> None:
+    # Over 20 digits the adapters refuse the number before asking (a 502 before); no forge
+    # numbers a change 0 or past 2^31 - 1 either.
+    repository = factories.repository("acme/api")
+    with responses.RequestsMock():  # any request to the forge would fail the test
+        response = staff.get(f"/repositories/{repository.pk}/changes/{number}/plan/")
+    assert response.status_code == 404
+    assert f"no change {number}".encode() in response.content
+
+
+@pytest.mark.parametrize("ref", ["%0A", "%FF", "%ED%A0%80", "%C0%80", "x" * 300, "a%7Fb"])
+def test_odd_refs_on_the_release_page_are_not_a_500(staff: Client, ref: str) -> None:
+    factories.chain("acme/app")
+    assert staff.get(f"/releases/?ref={ref}").status_code < 500
+    assert staff.get(f"/releases/?ref={ref}", headers={"HX-Request": "true"}).status_code < 500
