@@ -378,7 +378,10 @@ class GitLabAPI:
         variables = [{"key": k, "value": v, "variable_type": "env_var"} for k, v in raw.items()]
         # GitLab adds the request's parameters, without the token, as a file variable
         # (app/services/ci/pipeline_trigger_service.rb, PAYLOAD_VARIABLE_KEY).
-        payload = {"ref": ref, "variables": raw, "id": unquote(project)}
+        # Shape as in gitlab.com/gitlab-org/gitlab/-/merge_requests/146242: other parameters,
+        # then id, ref, variables.
+        payload = {k: v for k, v in params.items() if k not in ("token", "ref", "variables", "id")}
+        payload.update({"id": unquote(project), "ref": ref, "variables": raw})
         variables.append({"key": "TRIGGER_PAYLOAD", "value": json.dumps(payload),
                           "variable_type": "file"})
         trigger.last_used = now()

@@ -117,7 +117,7 @@ def test_trigger_pipelines_carry_trigger_payload_and_api_pipelines_do_not(
     url = f"{forge.url}/api/v4/projects/{project['id']}"
     r = requests.post(
         f"{url}/trigger/pipeline",
-        json={"ref": "main", "token": token, "variables": {"A": "1"}},
+        json={"ref": "main", "token": token, "variables": {"A": "1"}, "key1": "x"},
         timeout=5,
     )
     assert r.status_code == 201, r.text
@@ -126,7 +126,12 @@ def test_trigger_pipelines_carry_trigger_payload_and_api_pipelines_do_not(
     assert variables["A"].value == "1"
     assert variables["TRIGGER_PAYLOAD"].variable_type == "file"
     payload = json.loads(variables["TRIGGER_PAYLOAD"].value)
-    assert payload["ref"] == "main" and payload["variables"] == {"A": "1"}
+    assert payload == {
+        "key1": "x",
+        "id": str(project["id"]),
+        "ref": "main",
+        "variables": {"A": "1"},
+    }
     assert token not in variables["TRIGGER_PAYLOAD"].value  # the token is left out
     wait_until(lambda: _pipeline_hooks(receiver, triggered.id, "success"), timeout=10)
     hook_vars = _pipeline_hooks(receiver, triggered.id, "success")[0]["object_attributes"][
