@@ -66,3 +66,25 @@ def test_a_fork_mrs_self_target_runs_as_a_merge_request_pipeline(forges: Forges)
     (note,) = [n for n in forges.notes("acme/app", 1) if "baton:summary" in n["body"]]
     assert "refs/merge-requests/1/head" in note["body"]
     assert "not delivered" in note["body"] and "RELEASE_STREAM" in note["body"]
+
+
+def test_a_lost_answer_to_a_merge_request_pipeline_is_looked_up_not_resent(
+    forges: Forges,
+) -> None:
+    """The pipeline carries no marker; Baton finds it by its ref, source and account."""
+    forges.project("acme/app", {".baton.yml": BATON_YML, "README.md": "app"})
+    forges.sandbox.add_fault(
+        status=502, mode="after", count=1, method="POST", path=r"/merge_requests/1/pipelines$"
+    )
+    forges.sandbox.open_merge_request(
+        "acme/app", "feature/x", author="alice", files={"app.py": "print('x')"}
+    )
+    chain = eventually(chain_done, 60, "the chain to finish")
+    run = Run.objects.get(chain=chain, key="checks")
+    assert run.status == "success", describe_chains()
+    (pipeline,) = forges.sandbox.pipelines("acme/app")  # created once, adopted
+    assert run.remote_id == str(pipeline["id"])
+    posts = forges.sandbox.requests(method="POST", path="/merge_requests/1/pipelines")
+    assert [r["status"] for r in posts] == [502]
+    looked = forges.sandbox.requests(method="GET", path="/pipelines")
+    assert any(r["query"].get("source") == "merge_request_event" for r in looked), looked
