@@ -89,7 +89,7 @@ def _run_row(run: Run, private: bool, names: set[str]) -> str:
         note += " — variables not sent: a re-run keeps the pipeline's own"
     elif run.undelivered:
         inputs = ", ".join(code(name) for name in run.undelivered)
-        note += f" — not delivered (no such input): {inputs}"
+        note += f" — not delivered (the target takes no such variable): {inputs}"
     return (
         f"| {indent}{_cell(run.label or run.key)} | {_cell(run.repository.path)} | "
         f"{code(run.ref) if run.ref else 'default branch'} | {shown}{attempt}{note} | {pipeline} |"

@@ -38,6 +38,9 @@ class Change:
     author: str = ""
     message: str = ""
     labels: tuple[str, ...] = ()
+    # The ref a `project: self` target runs on unless it names one: the change's own ref where
+    # the forge runs pipelines of a change (GitLab merge request pipelines); "" = source_branch.
+    child_ref: str = ""
 
 
 @dataclass(frozen=True)
@@ -207,7 +210,7 @@ def _plan_target(
     is_child = target.project == "self"
     ref = expand(target.ref, plain_context) if target.ref else None
     if is_child and ref is None:
-        ref = change.source_branch
+        ref = change.child_ref or change.source_branch
     if ref is not None and not error:
         try:
             check_ref(ref)

@@ -265,6 +265,7 @@ class Pipeline:
     tag: bool = False
     status: str = "created"
     outcome: str = "success"
+    retried_jobs: tuple[Job, ...] = ()  # earlier attempts of the job, oldest first
     created_at: float = field(default_factory=now)
     updated_at: float = field(default_factory=now)
     started_at: float | None = None

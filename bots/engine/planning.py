@@ -486,6 +486,7 @@ def current_change(
         upstream_ref=client.change_ref(number),
         title=remote.title,
         author=remote.author,
+        child_ref=remote.child_ref,
     )
     return ChangeEvent(
         action=ChangeAction.RERUN,

@@ -105,7 +105,10 @@ def trigger(run_id: int) -> None:
             return
         time.sleep(max(0.0, at - time.time()))
         throttle.gate(forge.budgets("create", project, ref))
-        if run.mode == "new":
+        change = _change_pipeline(forge, run, ref)
+        if run.mode == "new" and change is not None:
+            remote = forge.create_change_pipeline(project, change, run_variables(run))
+        elif run.mode == "new":
             remote = forge.create_pipeline(
                 project,
                 ref,
@@ -125,6 +128,15 @@ def trigger(run_id: int) -> None:
         _trigger_failed(run, exc, uncertain=unknown)
         return
     record_triggered(run.pk, remote, ref)
+
+
+def _change_pipeline(forge: Forge, run: Run, ref: str) -> int | None:
+    """The change whose own pipeline a `project: self` run on that change's ref is (GitLab: a
+    merge request pipeline, which runs fork MRs in the target project); None for any other run."""
+    number = run.chain.change_number
+    if not run.is_child or number is None or run.repository_id != run.chain.repository_id:
+        return None
+    return number if ref == forge.change_ref(number) else None
 
 
 def _find_earlier_send(forge: Forge, run: Run, ref: str) -> RemotePipeline | None:

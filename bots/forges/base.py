@@ -103,6 +103,9 @@ class RemoteChange:
     from_fork: bool
     state: str  # the forge's own word (opened, open, closed, merged), for messages
     open: bool  # whether the change is still open: what Baton decides on
+    # Where a `project: self` target runs by default: the change's own ref on a forge that runs
+    # pipelines of a change (create_change_pipeline); "" for the source branch.
+    child_ref: str = ""
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,15 @@ class Forge(Protocol):
         """Start a pipeline (for ``deploy``: a deployment to that environment). Its id may be ""
         when the forge does not say which run it started (the engine then finds it by its
         BATON_RUN_ID)."""
+        ...
+
+    def create_change_pipeline(
+        self, project: str, number: int, variables: dict[str, str]
+    ) -> RemotePipeline:
+        """A pipeline of the change itself, in its (target) project on its change ref, fork
+        changes included (GitLab: a merge request pipeline). Such a pipeline takes no variables:
+        their names come back as ``undelivered``. A forge without change pipelines refuses
+        (permanent ForgeError)."""
         ...
 
     def find_pipeline(

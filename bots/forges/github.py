@@ -648,6 +648,16 @@ class GitHubForge:
         )
         return RemotePipeline(id="", status=Status.PENDING, web_url="")
 
+    def create_change_pipeline(
+        self, project: str, number: int, variables: dict[str, str]
+    ) -> RemotePipeline:
+        # GitHub dispatches workflows on branches and tags only; `self` runs on the PR's branch.
+        raise ForgeError(
+            f"GitHub runs no workflow on {self.change_ref(number)} of {project}: give the "
+            "`project: self` target a branch `ref:`",
+            permanent=True,
+        )
+
     def find_pipeline(
         self,
         project: str,

@@ -6,8 +6,10 @@ they are raised as ForgeError with retry_after and retried by the task queue.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +25,7 @@ from gitlab.exceptions import GitlabError
 from gitlab.v4.objects import Project
 
 from bots import metrics
+from bots.events import NONCE_VARIABLE
 from bots.forges.base import (
     Budget,
     FailedJob,
@@ -59,6 +62,7 @@ COMMIT_STATE: dict[Status, str] = {
 CANNOT_TRANSITION = "Cannot transition status via"
 
 PERMANENT_CODES = {400, 401, 403, 404, 405, 409, 410, 422}
+_MR_REF = re.compile(r"refs/merge-requests/[0-9]+/head")  # where merge request pipelines run
 DEVELOPER = 30  # GitLab access level
 
 
@@ -173,6 +177,7 @@ class GitLabForge:
             url, private_token=token, timeout=timeout, session=session, keep_base_url=True
         )
         self._gl.metrics_name = name
+        self._username: str | None = None  # the token's account, once asked
 
     def budgets(self, action: str, project: str, ref: str = "") -> list[Budget]:
         # GitLab.com: at most 25 pipeline creations a minute per project, commit and user.
@@ -234,6 +239,7 @@ class GitLabForge:
             from_fork=mr.source_project_id != mr.target_project_id,
             state=mr.state,
             open=mr.state == "opened",
+            child_ref=self.change_ref(number),  # `self`: a merge request pipeline
         )
 
     def changed_files(self, project: str, number: int) -> list[str]:
@@ -312,6 +318,27 @@ class GitLabForge:
         )
         return self._pipeline(created)
 
+    def create_change_pipeline(
+        self, project: str, number: int, variables: dict[str, str]
+    ) -> RemotePipeline:
+        """A merge request pipeline: GitLab runs it in the target project on
+        refs/merge-requests/<iid>/head, fork MRs included. The endpoint takes no variables (the
+        pipeline has GitLab's CI_MERGE_REQUEST_* instead), so none is delivered."""
+        mr = self._project(project).mergerequests.get(int(checked_id(number)), lazy=True)
+        created = self._call(
+            f"create a merge request pipeline for !{number} in {project}",
+            mr.pipelines.create,
+            creates=True,
+            project=project,
+        )
+        undelivered = tuple(sorted(set(variables) - {NONCE_VARIABLE}))
+        return dataclasses.replace(self._pipeline(created), undelivered=undelivered)
+
+    def _bot_username(self) -> str:
+        if self._username is None:
+            self._username = self.whoami()
+        return self._username
+
     def find_pipeline(
         self,
         project: str,
@@ -322,6 +349,8 @@ class GitLabForge:
         workflow: str | None = None,
     ) -> RemotePipeline | None:
         key, value = marker
+        if _MR_REF.fullmatch(ref):
+            return self._find_change_pipeline(project, ref, created_after)
         proj = self._project(project)
         candidates = self._call(
             f"list pipelines on {ref} in {project}",
@@ -344,6 +373,28 @@ class GitLabForge:
             if any(v.key == key and v.value == value for v in variables):
                 return self._pipeline(pipeline)
         return None
+
+    def _find_change_pipeline(
+        self, project: str, ref: str, created_after: datetime
+    ) -> RemotePipeline | None:
+        """A merge request pipeline carries no variables, so no marker: the first one on the
+        MR's ref created by this token's account after the time."""
+        username = self._bot_username()
+        candidates = self._call(
+            f"list pipelines on {ref} in {project}",
+            lambda: self._project(project).pipelines.list(
+                ref=ref,
+                source="merge_request_event",
+                username=username,
+                created_after=created_after.isoformat(),
+                order_by="id",
+                sort="asc",
+                per_page=1,
+                get_all=False,
+            ),
+            project=project,
+        )
+        return self._pipeline(candidates[0]) if candidates else None
 
     def get_pipeline(self, project: str, pipeline_id: str) -> RemotePipeline:
         data = self._call(

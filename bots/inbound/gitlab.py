@@ -70,6 +70,7 @@ def _change(payload: Mapping[str, Any], attrs: Mapping[str, Any]) -> Change:
         target_branch=ref_name(attrs, "target_branch"),
         head_sha=sha,
         upstream_ref=f"refs/merge-requests/{iid}/head",
+        child_ref=f"refs/merge-requests/{iid}/head",  # `self`: a merge request pipeline
         title=str(attrs.get("title") or ""),
         author=str(user.get("username") or "") if is_author else "",
         message=str(head.get("message") or "") if isinstance(head, Mapping) else "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -326,12 +327,12 @@ class GitLabAPI:
     def _pipeline_response(self, p: Project, pl: Pipeline, status: int = 200) -> Response:
         return Response.json(ent.pipeline(self.state, p, pl), status)
 
-    def _create(self, p: Project, ref: str, **kw: Any) -> Response:
+    def _create(self, p: Project, ref: str, status: int = 201, **kw: Any) -> Response:
         try:
             pl = self.runner.create(p, ref, **kw)
         except Invalid as exc:
             raise ApiError(400, {"message": {"base": [str(exc)]}}) from None
-        return self._pipeline_response(p, pl, 201)
+        return self._pipeline_response(p, pl, status)
 
     def create_pipeline(self, request: Request, project: str) -> Response:
         p = self._project(project)
@@ -343,9 +344,12 @@ class GitLabAPI:
                             variables=_variables(params.get("variables")))
 
     def create_mr_pipeline(self, request: Request, project: str, iid: str) -> Response:
+        # GitLab runs it in the target project on refs/merge-requests/<iid>/head, fork MRs
+        # included (a fork's commits are in the target's repository), without variables, and
+        # answers 200 (lib/api/merge_requests.rb: `status :ok`).
         p, mr = self._mr(project, iid)
-        return self._create(p, mr.head_ref, source="merge_request_event", user=self.state.bot,
-                            mr_iid=mr.iid)
+        return self._create(p, mr.head_ref, 200, source="merge_request_event",
+                            user=self.state.bot, mr_iid=mr.iid)
 
     def list_mr_pipelines(self, request: Request, project: str, iid: str) -> Response:
         p, mr = self._mr(project, iid)
@@ -372,6 +376,14 @@ class GitLabAPI:
         ):
             raise ApiError(400, {"message": "variables needs to be a map of key-valued strings"})
         variables = [{"key": k, "value": v, "variable_type": "env_var"} for k, v in raw.items()]
+        # GitLab adds the request's parameters, without the token, as a file variable
+        # (app/services/ci/pipeline_trigger_service.rb, PAYLOAD_VARIABLE_KEY).
+        # Shape as in gitlab.com/gitlab-org/gitlab/-/merge_requests/146242: other parameters,
+        # then id, ref, variables.
+        payload = {k: v for k, v in params.items() if k not in ("token", "ref", "variables", "id")}
+        payload.update({"id": unquote(project), "ref": ref, "variables": raw})
+        variables.append({"key": "TRIGGER_PAYLOAD", "value": json.dumps(payload),
+                          "variable_type": "file"})
         trigger.last_used = now()
         return self._create(p, str(ref), source="trigger", user=trigger.owner,
                             variables=variables)
@@ -454,7 +466,11 @@ class GitLabAPI:
         p, pl = self._pipeline(project, pipeline_id)
         scope = request.query.get("scope")
         scopes = [scope] if isinstance(scope, str) else list(scope or [])
-        jobs = [pl.job] if not scopes or pl.job.status in scopes else []
+        # Only the latest attempt of each job unless include_retried (newest first), as GitLab.
+        every = [pl.job]
+        if _truthy(request.query.get("include_retried")):
+            every += reversed(pl.retried_jobs)
+        jobs = [j for j in every if not scopes or j.status in scopes]
         return paginate(request, [ent.job(self.state, p, pl, j) for j in jobs])
 
     def pipeline_bridges(self, request: Request, project: str, pipeline_id: str) -> Response:

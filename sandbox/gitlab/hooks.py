@@ -249,6 +249,13 @@ def note_payload(state: SandboxState, e: Event) -> dict[str, Any]:
     }
 
 
+def _protected_ref(p: Project, pl: Pipeline) -> bool:
+    """Ci::Pipeline#protected_ref?: the default branch is the one protected branch (GitLab
+    protects it on creation); tags are unprotected; an MR pipeline is protected only when the
+    project protects MR pipelines (off by default)."""
+    return pl.mr_iid is None and not pl.tag and pl.ref == p.default_branch
+
+
 def pipeline_payload(state: SandboxState, e: Event) -> dict[str, Any]:
     pl: Pipeline = e.data["pipeline"]
     p = e.project
@@ -261,7 +268,9 @@ def pipeline_payload(state: SandboxState, e: Event) -> dict[str, Any]:
             "id": pl.id,
             "iid": pl.iid,
             "name": None,
-            "ref": pl.ref,
+            # GitLab's hook shows the pipeline's source_ref: an MR pipeline's source branch
+            # (the REST API's `ref` is refs/merge-requests/<iid>/head).
+            "ref": mr.source_branch if mr is not None else pl.ref,
             "tag": pl.tag,
             "sha": pl.sha,
             "before_sha": p.commits[pl.sha].parent or "0" * 40,
@@ -273,6 +282,7 @@ def pipeline_payload(state: SandboxState, e: Event) -> dict[str, Any]:
             "finished_at": hook_time(pl.finished_at),
             "duration": pl.duration,
             "queued_duration": pl.queued_duration,
+            "protected_ref": _protected_ref(p, pl),
             "variables": [{"key": v["key"], "value": v["value"]} for v in pl.variables],
             "url": f"{p.web_url}/-/pipelines/{pl.id}",
         },

@@ -111,6 +111,7 @@ class PipelineRunner:
             return pipeline  # "no failed or canceled jobs: no effect"
         pipeline.outcome = self.script_for(project, pipeline).next_outcome()
         pipeline.started_at = pipeline.finished_at = None
+        pipeline.retried_jobs = (*pipeline.retried_jobs, pipeline.job)  # listed on request
         pipeline.job = Job(self.state.new_id("job"))
         self._script_job(project, pipeline)
         self._set(project, pipeline, "pending")

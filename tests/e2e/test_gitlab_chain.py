@@ -122,8 +122,11 @@ def test_merge_request_triggers_tracks_and_mirrors(forges: Forges) -> None:
         assert cursor.fetchone()[0] > 0
         cursor.execute("SELECT count(*) FROM chains_delivery WHERE payload::text LIKE '%hunter2%'")
         assert cursor.fetchone()[0] == 0
+    # `project: self` is the MR's own merge request pipeline (tests/e2e/test_fork_mr_pipeline.py)
     child_pipelines = forges.sandbox.pipelines("acme/app")
-    assert [p["ref"] for p in child_pipelines] == ["feature/x"]
+    assert [(p["ref"], p["source"]) for p in child_pipelines] == [
+        ("refs/merge-requests/1/head", "merge_request_event")
+    ]
     assert runs["api"].web_url == forges.sandbox.pipelines("acme/api")[0]["web_url"]
 
     # Statuses and one summary note on the upstream change.

@@ -59,9 +59,16 @@ class Engine:
         author: str = "alice",
         from_fork: bool = False,
         target: str = "main",
+        child_ref: str = "",
     ) -> ChangeEvent:
         self.fake.add_change(
-            APP, number, author=author, head_sha=sha, from_fork=from_fork, target_branch=target
+            APP,
+            number,
+            author=author,
+            head_sha=sha,
+            from_fork=from_fork,
+            target_branch=target,
+            child_ref=child_ref,
         )
         change = Change(
             forge=self.forge.slug,
@@ -75,6 +82,7 @@ class Engine:
             upstream_ref=f"refs/merge-requests/{number}/head",
             title="A change",
             author=author,
+            child_ref=child_ref,
         )
         return ChangeEvent(
             action=action,

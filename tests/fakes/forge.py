@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -155,6 +155,7 @@ class FakeForge:
         from_fork: bool = False,
         state: str = "opened",
         title: str = "A change",
+        child_ref: str = "",
     ) -> RemoteChange:
         change = RemoteChange(
             number=number,
@@ -167,6 +168,7 @@ class FakeForge:
             from_fork=from_fork,
             state=state,
             open=state == "opened",  # GitLab's word for an open merge request
+            child_ref=child_ref,
         )
         self.changes[(project, number)] = change
         return change
@@ -203,7 +205,8 @@ class FakeForge:
 
     def created(self, project: str | None = None) -> list[Pipeline]:
         """Pipelines Baton created (through create_pipeline), oldest first."""
-        ids = [c.kwargs["_id"] for c in self.called("create_pipeline") if "_id" in c.kwargs]
+        calls = self.called("create_pipeline") + self.called("create_change_pipeline")
+        ids = [c.kwargs["_id"] for c in calls if "_id" in c.kwargs]
         found = [p for p in self.pipelines.values() if p.id in ids]
         return [p for p in found if project is None or p.project == project]
 
@@ -293,6 +296,25 @@ class FakeForge:
             raise fault.error  # it reached the forge, and the answer was lost
         return pipeline.remote()
 
+    def create_change_pipeline(
+        self, project: str, number: int, variables: dict[str, str]
+    ) -> RemotePipeline:
+        """Like GitLab's merge request pipeline: on the change's ref, without variables."""
+        call = Call("create_change_pipeline", (project, number, dict(variables)), {})
+        self.calls.append(call)
+        queue = self.faults.get("create_change_pipeline")
+        fault = queue.pop(0) if queue else None
+        if fault is not None and not fault.after_effect:
+            raise fault.error
+        if (project, number) not in self.changes:
+            raise permanent(f"404 {project} has no change {number}")
+        pipeline = self.add_pipeline(project, self.change_ref(number), status=Status.PENDING)
+        call.kwargs["_id"] = pipeline.id
+        if fault is not None:
+            raise fault.error
+        undelivered = tuple(sorted(set(variables) - {"BATON_RUN_NONCE"}))
+        return replace(pipeline.remote(), undelivered=undelivered)
+
     def find_pipeline(
         self,
         project: str,
@@ -304,6 +326,15 @@ class FakeForge:
     ) -> RemotePipeline | None:
         self._enter("find_pipeline", project, ref, marker, created_after, workflow=workflow)
         key, value = marker
+        if ref.startswith("refs/merge-requests/"):  # as the GitLab adapter: no variables there
+            return next(
+                (
+                    p.remote()
+                    for p in sorted(self.pipelines.values(), key=lambda p: int(p.id))
+                    if p.project == project and p.ref == ref and p.created_at >= created_after
+                ),
+                None,
+            )
         for pipeline in sorted(self.pipelines.values(), key=lambda p: -int(p.id)):
             if (
                 pipeline.project == project

@@ -185,6 +185,7 @@ def test_mr_pipeline_hook_carries_the_merge_request(
     ).pipelines.create()
     hooks = wait_until(lambda: receiver.events("Pipeline Hook"), 5, "a pipeline hook")
     payload = hooks[0]["payload"]
-    assert payload["object_attributes"]["ref"] == "refs/merge-requests/1/head"
+    # GitLab's hook shows source_ref, the MR's branch (the REST API says the MR ref)
+    assert payload["object_attributes"]["ref"] == "feature"
     assert payload["object_attributes"]["source"] == "merge_request_event"
     assert payload["merge_request"]["iid"] == mr["iid"]
