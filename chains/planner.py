@@ -206,8 +206,8 @@ def _plan_target(
     forge_name, _, path = target.project.rpartition(":")
     is_child = target.project == "self"
     ref = expand(target.ref, plain_context) if target.ref else None
-    if is_child and ref is None:
-        ref = change.source_branch
+    if is_child and ref is None:  # the upstream's own ref: the branch, or the tag pushed
+        ref = change.source_branch or change.upstream_ref.removeprefix("refs/tags/")
     if ref is not None and not error:
         try:
             check_ref(ref)
