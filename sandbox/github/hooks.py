@@ -1,5 +1,5 @@
-"""GitHub webhooks: ``ping``, ``push``, ``create``, ``pull_request`` (incl. ``labeled`` / ``unlabeled``),
-``issue_comment``, ``workflow_run``, ``repository_dispatch``, ``deployment`` and
+"""GitHub webhooks: ``ping``, ``push``, ``create``, ``pull_request`` (incl. ``labeled`` /
+``unlabeled``), ``issue_comment``, ``workflow_run``, ``repository_dispatch``, ``deployment`` and
 ``deployment_status`` payloads (shaped like
 ``/work/shared/fixtures/webhooks/github_*.json``), their delivery headers and HMAC signatures,
 and redelivery with the same ``X-GitHub-Delivery``.

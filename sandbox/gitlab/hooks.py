@@ -1,4 +1,5 @@
-"""GitLab webhook payloads (Push, Tag Push, Merge Request, Note, Pipeline Hook) and their delivery headers.
+"""GitLab webhook payloads (Push, Tag Push, Merge Request, Note, Pipeline Hook) and their delivery
+headers.
 
 ``GitLabHooks`` listens to state events and queues one delivery per subscribed project hook.
 Payload shapes follow the GitLab docs examples in ``/work/shared/fixtures/webhooks/gitlab_*.json``.
