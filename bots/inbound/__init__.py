@@ -47,6 +47,7 @@ def sha(payload: Any, *path: str) -> str:
 ZERO_SHA = "0" * 40
 MAX_CHANGED_FILES = 5_000  # paths a push may name for `changes:` (more: the rest are not seen)
 PUSH_KINDS = {"refs/heads/": "push", "refs/tags/": "tag"}
+MAX_USERNAME = 255  # what Chain.author / runs_for hold; forges allow fewer characters
 
 
 def changed_paths(commits: Any) -> tuple[str, ...]:
@@ -97,6 +98,8 @@ def push_event(
         commit = check_sha(str(head or after or ""))
     except PathError as exc:
         raise MalformedPayload(f"the pushed commit: {exc}") from None
+    if len(pusher) > MAX_USERNAME or not pusher.isprintable():
+        raise MalformedPayload("the pusher's name is not a forge username")
     before = str(previous or "")
     change = Change(
         forge=forge,

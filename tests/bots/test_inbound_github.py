@@ -190,6 +190,13 @@ def test_deleted_branch_is_ignored() -> None:
     assert isinstance(event, Ignored) and "branch master was deleted" in event.reason
 
 
+def test_a_pusher_that_is_no_username_is_malformed() -> None:
+    payload = load_fixture("github", "push__new_branch")
+    payload["sender"]["login"] = "x" * 256
+    with pytest.raises(MalformedPayload):
+        github.parse("push", payload)
+
+
 def test_every_fixture_has_a_test() -> None:
     names = {p.stem for p in (FIXTURES / "github").glob("*.json")}
     source = Path(__file__).read_text()
