@@ -43,6 +43,11 @@ downstream:
     label: Extra checks (child pipeline)
     project: self
     strategy: async
+  - key: release
+    label: Release build (tags)
+    project: acme/api
+    on: [tag]
+    branches: "v*"
 """
 
 
@@ -175,6 +180,8 @@ class Command(BaseCommand):
             author="alice",
             files={"app.py": "v = 2\n"},
         )
+        # A release tag on main: a tag chain, shown in the release view under v1.0.0.
+        sandbox.tag("acme/app", "v1.0.0", author="alice")
         return password
 
     def _loop(
