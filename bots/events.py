@@ -58,6 +58,28 @@ class PipelineEvent:
 
 
 @dataclass(frozen=True)
+class PushEvent:
+    """A branch pushed or a tag created: ``kind`` is the `.baton.yml` `on:` word (push, tag);
+    ``change`` carries no number, its ``upstream_ref`` is ``refs/heads/<b>`` or ``refs/tags/<t>``
+    and its ``head_sha`` the commit pushed."""
+
+    kind: str
+    change: Change
+    project_id: str
+    pusher: str  # the forge account that pushed
+    public: bool | None = None
+    previous_sha: str = ""
+    changed_files: tuple[str, ...] = ()  # named by the push's commits (the forge lists a few)
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """An authentic event Baton takes no action on, and why (kept on the delivery)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class CommentEvent:
     project: str
     number: int
@@ -66,7 +88,7 @@ class CommentEvent:
     comment_id: str
 
 
-Event = ChangeEvent | PipelineEvent | CommentEvent
+Event = ChangeEvent | PipelineEvent | CommentEvent | PushEvent | Ignored
 
 
 class MalformedPayload(ValueError):

@@ -14,8 +14,16 @@ from django.utils import timezone
 from bots import metrics
 from bots.commands.handlers import handle_comment
 from bots.engine.planning import handle_change
+from bots.engine.pushes import handle_push
 from bots.engine.tracking import handle_pipeline
-from bots.events import ChangeEvent, CommentEvent, MalformedPayload, PipelineEvent
+from bots.events import (
+    ChangeEvent,
+    CommentEvent,
+    Ignored,
+    MalformedPayload,
+    PipelineEvent,
+    PushEvent,
+)
 from bots.inbound.table import INBOUND
 from bots.scrubbing import scrub_payload
 from chains.models import Delivery, Forge
@@ -28,6 +36,7 @@ HANDLERS: dict[type, Callable[[Forge, Any, Delivery | None], str]] = {
     ChangeEvent: handle_change,
     PipelineEvent: handle_pipeline,
     CommentEvent: handle_comment,
+    PushEvent: handle_push,
 }
 
 
@@ -69,6 +78,9 @@ def process(delivery_id: int) -> None:
         return
     if event is None:
         _finish(delivery, Delivery.Outcome.IGNORED, f"{delivery.event}: nothing to do")
+        return
+    if isinstance(event, Ignored):
+        _finish(delivery, Delivery.Outcome.IGNORED, f"{delivery.event}: {event.reason}")
         return
     detail = HANDLERS[type(event)](delivery.forge, event, delivery)
     if isinstance(event, PipelineEvent):

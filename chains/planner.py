@@ -209,8 +209,12 @@ def _plan_target(
     forge_name, _, path = target.project.rpartition(":")
     is_child = target.project == "self"
     ref = expand(target.ref, plain_context) if target.ref else None
-    if is_child and ref is None:
-        ref = change.child_ref or change.source_branch
+    if is_child and ref is None:  # a merge request's pipeline ref, its branch, or the tag pushed
+        ref = (
+            change.child_ref
+            or change.source_branch
+            or change.upstream_ref.removeprefix("refs/tags/")
+        )
     if ref is not None and not error:
         try:
             check_ref(ref)

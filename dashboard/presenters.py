@@ -76,8 +76,12 @@ def change_noun(kind: str) -> str:
 
 
 def change_ref(chain: Chain) -> str:
-    """How the forge writes the change: ``!12`` (GitLab) or ``#12`` (GitHub)."""
+    """How the forge writes the change: ``!12`` (GitLab) or ``#12`` (GitHub); a push or tag
+    chain has no change: ``branch main``, ``tag v1.2.0``."""
     if chain.change_number is None:
+        for prefix, word in (("refs/heads/", "branch"), ("refs/tags/", "tag")):
+            if chain.upstream_ref.startswith(prefix):
+                return f"{word} {chain.upstream_ref.removeprefix(prefix)}"
         return ""
     return f"{_CHANGE_LABELS.get(chain.forge.kind, ('', '#'))[1]}{chain.change_number}"
 

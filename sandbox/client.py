@@ -85,8 +85,10 @@ class SandboxClient:
         body = {"branch": branch, "files": files, "message": message, "author": author}
         return self._call("POST", f"/projects/{_p(project)}/commits", body)["sha"]
 
-    def tag(self, project: str | int, name: str, ref: str | None = None) -> str:
-        body = {"name": name, "ref": ref}
+    def tag(self, project: str | int, name: str, ref: str | None = None,
+            author: str | None = None) -> str:
+        """Create a tag (a Tag Push Hook goes to hooks with ``tag_push_events``)."""
+        body = {"name": name, "ref": ref, "author": author}
         return self._call("POST", f"/projects/{_p(project)}/tags", body)["sha"]
 
     def set_members(self, project: str | int, members: dict[str, int]) -> dict[str, int]:
@@ -306,8 +308,11 @@ class SandboxClient:
         body = {"branch": branch, "files": files, "message": message, "author": author}
         return self._call("POST", f"{_r(full_name)}/commits", body)["sha"]
 
-    def github_tag(self, full_name: str, name: str, ref: str | None = None) -> str:
-        return self._call("POST", f"{_r(full_name)}/tags", {"name": name, "ref": ref})["sha"]
+    def github_tag(self, full_name: str, name: str, ref: str | None = None,
+                   author: str | None = None) -> str:
+        """Create (push) a tag: GitHub sends ``create`` and ``push`` (ref ``refs/tags/…``)."""
+        body = {"name": name, "ref": ref, "author": author}
+        return self._call("POST", f"{_r(full_name)}/tags", body)["sha"]
 
     def set_collaborators(self, full_name: str, collaborators: dict[str, str | None]
                           ) -> dict[str, str]:

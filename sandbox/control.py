@@ -185,7 +185,8 @@ class ControlAPI:
     def tag(self, request: Request, project: str) -> Response:
         p = self._project(project)
         body = request.json_body()
-        sha = self.state.create_tag(p, str(body["name"]), body.get("ref") or p.default_branch)
+        sha = self.state.create_tag(p, str(body["name"]), body.get("ref") or p.default_branch,
+                                    self.state.user(body.get("author")))
         return Response.json({"name": body["name"], "sha": sha}, 201)
 
     def members(self, request: Request, project: str) -> Response:

@@ -194,10 +194,27 @@ class SandboxState:
                       commits=[commit])
         return commit
 
-    def create_tag(self, project: Project, name: str, ref: str) -> str:
+    def create_tag(self, project: Project, name: str, ref: str, author: User | None = None,
+                   *, announce: bool = True) -> str:
+        """A lightweight tag ``name`` at ``ref``; sends a Tag Push Hook unless ``announce`` is
+        false (GitLab fires it for tags created by a push, the UI or the API alike)."""
         sha = self.resolve(project, ref)
+        before = project.tags.get(name, ZERO_SHA)
         project.tags[name] = sha
+        if announce:
+            self.emit("tag_push", project, author or self.bot, tag=name, before=before, after=sha)
         return sha
+
+    def changed_files(self, project: Project, commit: Commit) -> dict[str, list[str]]:
+        """``added`` / ``modified`` / ``removed`` paths of ``commit`` against its parent, as push
+        webhooks list them."""
+        parent = project.commits.get(commit.parent or "")
+        old = parent.files if parent else {}
+        return {
+            "added": sorted(set(commit.files) - set(old)),
+            "modified": sorted(p for p in commit.files if p in old and old[p] != commit.files[p]),
+            "removed": sorted(set(old) - set(commit.files)),
+        }
 
     def resolve(self, project: Project, ref: str | None) -> str:
         """A branch, tag, MR head ref, ``HEAD`` or (abbreviated) sha → full sha."""

@@ -17,7 +17,7 @@ from bots.events import (
     PipelineEvent,
 )
 from bots.forges.github_words import parse_time, run_status
-from bots.inbound import Parser, get, parse_with, project_path, ref_name, sha
+from bots.inbound import Parser, get, parse_with, project_path, push_event, ref_name, sha
 from chains.planner import Change
 
 
@@ -134,7 +134,31 @@ def _workflow_run(payload: Mapping[str, Any]) -> Event | None:
     )
 
 
+def _push(payload: Mapping[str, Any]) -> Event | None:
+    """`push`, for branches and tags alike (`ref` refs/heads/… or refs/tags/…). `create` is not
+    handled: a tag push sends both, and only `push` names the commit."""
+    repo = get(payload, "repository")
+    head = payload.get("head_commit")
+    head = head if isinstance(head, Mapping) else {}
+    sender = payload.get("sender")
+    return push_event(
+        forge="github",
+        ref=get(payload, "ref"),
+        after=get(payload, "after"),
+        head=head.get("id"),
+        project=project_path(repo, "full_name"),
+        project_url=str(repo.get("html_url") or ""),
+        project_id=str(repo.get("id") or ""),
+        pusher=str(sender.get("login") or "") if isinstance(sender, Mapping) else "",
+        public=repo.get("private") is False or repo.get("visibility") == "public",
+        previous=payload.get("before"),
+        message=str(head.get("message") or ""),
+        commits=payload.get("commits") or [],
+    )
+
+
 PARSERS: dict[str, Parser] = {
+    "push": _push,
     "pull_request": _pull_request,
     "issue_comment": _issue_comment,
     "workflow_run": _workflow_run,

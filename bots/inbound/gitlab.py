@@ -18,7 +18,7 @@ from bots.events import (
     PipelineEvent,
 )
 from bots.forges.gitlab_words import parse_time, pipeline_status
-from bots.inbound import Parser, get, parse_with, project_path, ref_name
+from bots.inbound import Parser, get, parse_with, project_path, push_event, ref_name
 from bots.inbound import sha as inbound_sha
 from chains.planner import Change
 
@@ -153,7 +153,31 @@ def _note(payload: Mapping[str, Any]) -> Event | None:
     )
 
 
+def _push(payload: Mapping[str, Any]) -> Event | None:
+    """Push Hook and Tag Push Hook (the same shape): ``checkout_sha`` is the commit (``after`` is
+    an annotated tag's own object), ``user_username`` who pushed."""
+    project = get(payload, "project")
+    commits = payload.get("commits") or []
+    last = commits[-1] if isinstance(commits, list) and commits else {}
+    return push_event(
+        forge="gitlab",
+        ref=get(payload, "ref"),
+        after=get(payload, "after"),
+        head=payload.get("checkout_sha"),
+        project=project_path(project, "path_with_namespace"),
+        project_url=str(project.get("web_url") or ""),
+        project_id=str(get(project, "id")),
+        pusher=str(payload.get("user_username") or ""),
+        public=project.get("visibility_level") == PUBLIC_LEVEL,
+        previous=payload.get("before"),
+        message=str(last.get("message") or "") if isinstance(last, Mapping) else "",
+        commits=commits,
+    )
+
+
 PARSERS: dict[str, Parser] = {
+    "Push Hook": _push,
+    "Tag Push Hook": _push,
     "Merge Request Hook": _merge_request,
     "Pipeline Hook": _pipeline,
     "Note Hook": _note,

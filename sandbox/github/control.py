@@ -210,8 +210,8 @@ class GitHubControl:
     def tag(self, request: Request, owner: str, name: str) -> Response:
         repo = self._repo(owner, name)
         body = request.json_body()
-        sha = self.github.resolve(repo, body.get("ref") or repo.default_branch)
-        repo.git.tags[str(body["name"])] = sha
+        sha = self.github.create_tag(repo, str(body["name"]), body.get("ref"),
+                                     self.state.user(body.get("author")))
         return Response.json({"name": body["name"], "sha": sha}, 201)
 
     def collaborators(self, request: Request, owner: str, name: str) -> Response:

@@ -1,5 +1,5 @@
-"""GitHub webhooks: ``ping``, ``pull_request`` (incl. ``labeled`` / ``unlabeled``),
-``issue_comment``, ``workflow_run``, ``repository_dispatch``, ``deployment`` and
+"""GitHub webhooks: ``ping``, ``push``, ``create``, ``pull_request`` (incl. ``labeled`` /
+``unlabeled``), ``issue_comment``, ``workflow_run``, ``repository_dispatch``, ``deployment`` and
 ``deployment_status`` payloads (shaped like
 ``/work/shared/fixtures/webhooks/github_*.json``), their delivery headers and HMAC signatures,
 and redelivery with the same ``X-GitHub-Delivery``.
@@ -27,6 +27,7 @@ from sandbox.github.model import (
 )
 from sandbox.github.state import GitHubState
 from sandbox.github.workflows import WorkflowFile
+from sandbox.model import ZERO_SHA, Commit, make_sha, now, offset_time
 from sandbox.state import Event
 from sandbox.webhooks import Delivery, WebhookSender
 
@@ -122,7 +123,66 @@ def repository_dispatch_payload(gh: GitHubState, e: Event, repo: GitHubRepo,
             "installation": {"id": 1, "node_id": ent.node_id("Installation", 1)}}
 
 
+def _push_commit(gh: GitHubState, repo: GitHubRepo, c: Commit) -> dict[str, Any]:
+    person = {"name": c.author.name, "email": c.author.email, "username": c.author.username}
+    return {"id": c.sha, "tree_id": make_sha("tree", c.sha), "distinct": True,
+            "message": c.message, "timestamp": offset_time(c.created_at),
+            "url": f"{ent.html_url(gh, repo)}/commit/{c.sha}", "author": person,
+            "committer": person, **gh.state.changed_files(repo.git, c)}
+
+
+def _push_repository(gh: GitHubState, repo: GitHubRepo) -> dict[str, Any]:
+    """A push's ``repository`` differs from other events': ``created_at`` / ``pushed_at`` are
+    Unix seconds, the owner carries ``name`` and ``email``, and ``master_branch`` is there."""
+    data = ent.repository(gh, repo)
+    data.pop("permissions", None)
+    owner = repo.owner
+    data.update(created_at=int(repo.created_at), pushed_at=int(now()),
+                master_branch=repo.default_branch, stargazers=0,
+                owner={"name": owner.username, "email": owner.email, **data["owner"]})
+    return data
+
+
+def push_payload(gh: GitHubState, e: Event, repo: GitHubRepo, sender: dict[str, Any]
+                 ) -> dict[str, Any]:
+    """octokit/webhooks ``push`` examples: for a new ref ``before`` is all zeros and
+    ``created`` true; a tag push has no commits and the tagged commit as ``head_commit``."""
+    ref, before, after = e.data["ref"], e.data["before"], e.data["after"]
+    commits: list[Commit] = e.data["commits"]
+    head = repo.git.commits.get(after)
+    html = ent.html_url(gh, repo)
+    created = before == ZERO_SHA
+    if created and ref.startswith("refs/tags/"):
+        compare = f"{html}/compare/{ref.removeprefix('refs/tags/')}"
+    elif created:
+        compare = f"{html}/commit/{after}"
+    else:
+        compare = f"{html}/compare/{before[:12]}...{after[:12]}"
+    branch_heads = [b for b, sha in repo.git.branches.items() if sha == after]
+    base_ref = (f"refs/heads/{branch_heads[0]}" if ref.startswith("refs/tags/") and branch_heads
+                else None)
+    return {
+        "ref": ref, "before": before, "after": after,
+        "repository": _push_repository(gh, repo),
+        "pusher": {"name": e.actor.username, "email": e.actor.email},
+        "sender": sender, "created": created, "deleted": False, "forced": False,
+        "base_ref": base_ref, "compare": compare,
+        "commits": [_push_commit(gh, repo, c) for c in commits],
+        "head_commit": _push_commit(gh, repo, head) if head else None,
+    }
+
+
+def create_payload(gh: GitHubState, e: Event, repo: GitHubRepo, sender: dict[str, Any]
+                   ) -> dict[str, Any]:
+    """octokit/webhooks ``create/payload.json``: ``ref`` is the short name."""
+    return {"ref": e.data["ref"], "ref_type": e.data["ref_type"],
+            "master_branch": repo.default_branch, "description": repo.description or None,
+            "pusher_type": "user", "repository": ent.repository(gh, repo), "sender": sender}
+
+
 BUILDERS = {
+    "push": push_payload,
+    "create": create_payload,
     "pull_request": pull_request_payload,
     "issue_comment": issue_comment_payload,
     "workflow_run": workflow_run_payload,

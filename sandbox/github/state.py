@@ -26,7 +26,7 @@ from sandbox.github.model import (
     WorkflowRun,
 )
 from sandbox.github.workflows import WorkflowFile, is_workflow_path, parse
-from sandbox.model import Commit, Project, User, now
+from sandbox.model import ZERO_SHA, Commit, Project, User, now
 from sandbox.state import Invalid, NotFound, SandboxState, label_names
 
 STATUS_STATES = ("error", "failure", "pending", "success")
@@ -103,7 +103,25 @@ class GitHubState:
 
     def commit(self, repo: GitHubRepo, branch: str, files: dict[str, str | None], message: str,
                author: User) -> Commit:
-        return self.state.commit(repo.git, branch, files, message, author, announce=False)
+        """Commit on ``branch`` as a push would: ``create`` (a new branch) and ``push``."""
+        before = repo.git.branches.get(branch, ZERO_SHA)
+        commit = self.state.commit(repo.git, branch, files, message, author, announce=False)
+        if before == ZERO_SHA:
+            self.emit("create", repo, author, ref=branch, ref_type="branch")
+        self.emit("push", repo, author, ref=f"refs/heads/{branch}", before=before,
+                  after=commit.sha, commits=[commit])
+        return commit
+
+    def create_tag(self, repo: GitHubRepo, name: str, ref: str | None, author: User) -> str:
+        """A lightweight tag pushed: GitHub sends ``create`` (ref_type tag) and ``push`` with
+        ``ref`` refs/tags/<name>, no commits and the tagged commit as ``head_commit``."""
+        sha = self.resolve(repo, ref or repo.default_branch)
+        before = repo.git.tags.get(name, ZERO_SHA)
+        repo.git.tags[name] = sha
+        self.emit("create", repo, author, ref=name, ref_type="tag")
+        self.emit("push", repo, author, ref=f"refs/tags/{name}", before=before, after=sha,
+                  commits=[])
+        return sha
 
     # -- workflows -----------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""GitLab webhook payloads (Push, Merge Request, Note, Pipeline Hook) and their delivery headers.
+"""GitLab webhook payloads (Push, Tag Push, Merge Request, Note, Pipeline Hook) and their delivery
+headers.
 
 ``GitLabHooks`` listens to state events and queues one delivery per subscribed project hook.
 Payload shapes follow the GitLab docs examples in ``/work/shared/fixtures/webhooks/gitlab_*.json``.
@@ -28,6 +29,7 @@ from sandbox.webhooks import Delivery, WebhookSender
 USER_AGENT = "GitLab/18.0.0"
 EVENTS = {  # state event kind -> (X-Gitlab-Event, hook flag)
     "push": ("Push Hook", "push_events"),
+    "tag_push": ("Tag Push Hook", "tag_push_events"),
     "merge_request": ("Merge Request Hook", "merge_requests_events"),
     "note": ("Note Hook", "note_events"),
     "pipeline": ("Pipeline Hook", "pipeline_events"),
@@ -122,10 +124,37 @@ def push_payload(state: SandboxState, e: Event) -> dict[str, Any]:
         "project_id": p.id,
         "project": hook_project(p),
         "commits": [
-            {**hook_commit(p, c), "added": sorted(c.files), "modified": [], "removed": []}
-            for c in commits
+            {**hook_commit(p, c), **state.changed_files(p, c)} for c in commits
         ],
         "total_commits_count": len(commits),
+        "push_options": {},
+        "repository": {**hook_repository(p), "git_http_url": f"{p.web_url}.git",
+                       "git_ssh_url": hook_project(p)["git_ssh_url"], "visibility_level": 0},
+    }
+
+
+def tag_push_payload(state: SandboxState, e: Event) -> dict[str, Any]:
+    """The docs' "Tag events" example: ``object_kind`` tag_push, ``ref`` refs/tags/<name>,
+    ``before`` all zeros for a new tag, ``checkout_sha`` the tagged commit, no commits."""
+    p, actor = e.project, e.actor
+    return {
+        "object_kind": "tag_push",
+        "event_name": "tag_push",
+        "before": e.data["before"],
+        "after": e.data["after"],
+        "ref": f"refs/tags/{e.data['tag']}",
+        "ref_protected": False,
+        "checkout_sha": e.data["after"],
+        "message": None,
+        "user_id": actor.id,
+        "user_name": actor.name,
+        "user_username": actor.username,
+        "user_email": "",
+        "user_avatar": hook_user(actor)["avatar_url"],
+        "project_id": p.id,
+        "project": hook_project(p),
+        "commits": [],
+        "total_commits_count": 0,
         "push_options": {},
         "repository": {**hook_repository(p), "git_http_url": f"{p.web_url}.git",
                        "git_ssh_url": hook_project(p)["git_ssh_url"], "visibility_level": 0},
@@ -328,6 +357,7 @@ def pipeline_payload(state: SandboxState, e: Event) -> dict[str, Any]:
 
 BUILDERS = {
     "push": push_payload,
+    "tag_push": tag_push_payload,
     "merge_request": merge_request_payload,
     "note": note_payload,
     "pipeline": pipeline_payload,

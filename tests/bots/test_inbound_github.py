@@ -10,7 +10,15 @@ from urllib.parse import urlencode
 
 import pytest
 
-from bots.events import ChangeAction, ChangeEvent, CommentEvent, MalformedPayload, PipelineEvent
+from bots.events import (
+    ChangeAction,
+    ChangeEvent,
+    CommentEvent,
+    Ignored,
+    MalformedPayload,
+    PipelineEvent,
+    PushEvent,
+)
 from bots.inbound import github
 from chains.status import Status
 from tests.conftest import FIXTURES, load_fixture
@@ -134,12 +142,59 @@ def test_workflow_run(name: str, status: Status) -> None:
         "status__default",
         "repository_dispatch__default",
         "workflow_dispatch__default",
+        # A tag push sends `create` too; Baton acts on the `push`, which names the commit.
+        "create__tag",
     ],
 )
 def test_events_baton_does_not_act_on(name: str) -> None:
     event = name.split("__")[0]
     assert not github.handles(event)
     assert github.parse(event, load_fixture("github", name)) is None
+
+
+def test_push_of_a_new_branch() -> None:
+    event = github.parse("push", load_fixture("github", "push__new_branch"))
+    assert isinstance(event, PushEvent)
+    assert event.kind == "push"
+    assert event.pusher == "Codertocat"
+    assert event.project_id == "186853002"
+    assert event.public is True
+    assert event.previous_sha == ""
+    assert event.changed_files == ("README.md",)
+    change = event.change
+    assert (change.project, change.number) == ("Codertocat/Hello-World", None)
+    assert change.upstream_ref == "refs/heads/master"
+    assert change.source_branch == "master"
+    assert change.head_sha == "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
+    assert change.title == "Initial commit"
+
+
+def test_push_of_a_tag() -> None:
+    event = github.parse("push", load_fixture("github", "push__tag_created"))
+    assert isinstance(event, PushEvent)
+    assert event.kind == "tag"
+    assert event.change.upstream_ref == "refs/tags/v1.0.0"
+    assert event.change.source_branch == ""
+    assert event.change.head_sha == "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
+
+
+def test_deleted_tag_is_ignored_with_a_reason() -> None:
+    event = github.parse("push", load_fixture("github", "push__tag_deleted"))
+    assert event == Ignored("tag simple-tag was deleted: nothing to trigger")
+
+
+def test_deleted_branch_is_ignored() -> None:
+    payload = load_fixture("github", "push__new_branch")
+    payload.update(after="0" * 40, deleted=True, head_commit=None, commits=[])
+    event = github.parse("push", payload)
+    assert isinstance(event, Ignored) and "branch master was deleted" in event.reason
+
+
+def test_a_pusher_that_is_no_username_is_malformed() -> None:
+    payload = load_fixture("github", "push__new_branch")
+    payload["sender"]["login"] = "x" * 256
+    with pytest.raises(MalformedPayload):
+        github.parse("push", payload)
 
 
 def test_every_fixture_has_a_test() -> None:
@@ -156,6 +211,8 @@ def test_every_fixture_has_a_test() -> None:
         ("workflow_run", {"workflow_run": {"id": 1}}),
         ("issue_comment", {"action": "created", "issue": {"pull_request": {}}}),
         ("workflow_run", "nope"),
+        ("push", {"ref": "refs/heads/main", "after": "a" * 40}),
+        ("push", {"ref": "refs/heads/x:y", "after": "a" * 40, "repository": {"full_name": "a/b"}}),
     ],
 )
 def test_malformed(event: str, payload: object) -> None:

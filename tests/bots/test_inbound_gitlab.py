@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from bots.events import ChangeAction, ChangeEvent, CommentEvent, MalformedPayload, PipelineEvent
+from bots.events import (
+    ChangeAction,
+    ChangeEvent,
+    CommentEvent,
+    Ignored,
+    MalformedPayload,
+    PipelineEvent,
+    PushEvent,
+)
 from bots.inbound import gitlab
 from chains.status import Status
 from tests.conftest import FIXTURES, load_fixture
@@ -87,6 +95,72 @@ def test_job_events_are_not_acted_on() -> None:
     assert gitlab.parse("Job Hook", load_fixture("gitlab", "job__build")) is None
 
 
+def test_push_to_a_branch() -> None:
+    event = gitlab.parse("Push Hook", load_fixture("gitlab", "push__branch"))
+    assert isinstance(event, PushEvent)
+    assert event.kind == "push"
+    assert event.pusher == "jsmith"
+    assert event.project_id == "15"
+    assert event.public is False
+    assert event.previous_sha == "95790bf891e76fee5e1747ab589903a6a1f80f22"
+    assert event.changed_files == ("CHANGELOG", "app/controller/application.rb")
+    change = event.change
+    assert change.project == "mike/diaspora"
+    assert change.number is None
+    assert change.upstream_ref == "refs/heads/master"
+    assert change.source_branch == "master"
+    assert change.target_branch == ""
+    assert change.head_sha == "da1560886d4f094c3e6c9ef40349f7d38b5d27d7"
+    assert change.title == "fixed readme"
+
+
+def test_tag_push() -> None:
+    event = gitlab.parse("Tag Push Hook", load_fixture("gitlab", "tag_push__created"))
+    assert isinstance(event, PushEvent)
+    assert event.kind == "tag"
+    assert event.change.upstream_ref == "refs/tags/v1.0.0"
+    assert event.change.source_branch == ""
+    assert event.change.head_sha == "82b3d5ae55f7080f1e6022629cdb57bfae7cccc7"
+    assert event.previous_sha == ""  # a new tag: before is all zeros
+    assert event.pusher == ""  # the docs' example leaves out user_username
+
+
+def test_annotated_tag_runs_on_the_commit_not_the_tag_object() -> None:
+    payload = load_fixture("gitlab", "tag_push__created")
+    payload["after"] = "1" * 40  # the tag object; checkout_sha is the commit it points at
+    event = gitlab.parse("Tag Push Hook", payload)
+    assert isinstance(event, PushEvent)
+    assert event.change.head_sha == "82b3d5ae55f7080f1e6022629cdb57bfae7cccc7"
+
+
+def test_branch_deletion_is_ignored_with_a_reason() -> None:
+    event = gitlab.parse("Push Hook", load_fixture("gitlab", "push__branch_deleted"))
+    assert event == Ignored("branch master was deleted: nothing to trigger")
+
+
+def test_tag_deletion_is_ignored() -> None:
+    payload = load_fixture("gitlab", "tag_push__created")
+    payload.update(before=payload["after"], after="0" * 40, checkout_sha=None)
+    event = gitlab.parse("Tag Push Hook", payload)
+    assert isinstance(event, Ignored) and "tag v1.0.0 was deleted" in event.reason
+
+
+@pytest.mark.parametrize(
+    "ref", ["refs/heads/a..b", "refs/heads/x y", "refs/tags/", "refs/heads/.hidden"]
+)
+def test_push_with_a_bad_ref_name_is_malformed(ref: str) -> None:
+    payload = load_fixture("gitlab", "push__branch")
+    payload["ref"] = ref
+    with pytest.raises(MalformedPayload):
+        gitlab.parse("Push Hook", payload)
+
+
+def test_push_to_another_kind_of_ref_is_ignored() -> None:
+    payload = load_fixture("gitlab", "push__branch")
+    payload["ref"] = "refs/notes/commits"
+    assert isinstance(gitlab.parse("Push Hook", payload), Ignored)
+
+
 def test_every_fixture_has_a_test() -> None:
     names = {p.stem for p in (FIXTURES / "gitlab").glob("*.json")}
     source = Path(__file__).read_text()
@@ -101,6 +175,15 @@ def test_every_fixture_has_a_test() -> None:
         ("Pipeline Hook", {"object_attributes": {"id": 1}, "project": {}}),
         ("Pipeline Hook", []),
         ("Note Hook", {"object_attributes": {"noteable_type": "MergeRequest", "id": 3}}),
+        ("Push Hook", {"ref": "refs/heads/main", "after": "a" * 40}),
+        (
+            "Push Hook",
+            {
+                "ref": "refs/heads/main",
+                "after": "nope",
+                "project": {"id": 1, "path_with_namespace": "a/b"},
+            },
+        ),
     ],
 )
 def test_malformed_payloads_are_rejected_in_words(event: str, payload: object) -> None:

@@ -218,6 +218,33 @@ def test_release_matrix(viewer_client: Client) -> None:
     assert "status-canceled" in html and "status-running" in html
 
 
+def test_push_and_tag_chains_show_their_ref_in_the_release_view_and_on_their_page(
+    viewer_client: Client,
+) -> None:
+    tag = f.chain(
+        "acme/app",
+        number=None,
+        target="v1.2.0",
+        upstream_ref="refs/tags/v1.2.0",
+        trigger_action="tag",
+    )
+    f.run(tag, "publish", project="acme/web", status="success", ref="main")
+    branch = f.chain(
+        "acme/lib",
+        number=None,
+        target="main",
+        upstream_ref="refs/heads/main",
+        trigger_action="push",
+        source="main",
+    )
+    html = viewer_client.get("/releases/?ref=v1.2.0").content.decode()
+    assert "acme/app tag v1.2.0" in html and "acme/lib" not in html
+    assert '<option value="v1.2.0">' in viewer_client.get("/releases/").content.decode()
+    page = viewer_client.get(f"/chains/{branch.pk}/").content.decode()
+    assert "acme/lib branch main" in page
+    assert "Merge request</dt>" not in page  # there is no change to link to
+
+
 def test_release_page_without_a_ref_and_with_an_unknown_one(viewer_client: Client) -> None:
     f.chain(target="release/2.0")
     html = viewer_client.get("/releases/").content.decode()

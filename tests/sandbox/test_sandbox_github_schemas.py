@@ -172,6 +172,8 @@ def test_rest_answers_match_the_openapi_description(
 
 WEBHOOK_NAMES = {  # (X-GitHub-Event, action) → webhook schema name
     ("ping", None): "ping",
+    ("push", None): "push",
+    ("create", None): "create",
     ("pull_request", "opened"): "pull-request-opened",
     ("pull_request", "synchronize"): "pull-request-synchronize",
     ("pull_request", "edited"): "pull-request-edited",
@@ -204,6 +206,7 @@ def test_webhook_payloads_match_the_webhook_schemas(
     control.close_pull_request("acme/api", 1)
     control.reopen_pull_request("acme/api", 1)
     control.merge_pull_request("acme/api", 1)
+    control.github_tag("acme/api", "v1.0.0", author="carol")
     requests.post(
         f"{forge.url}/api/v3/repos/acme/api/actions/workflows/preview.yml/dispatches",
         json={"ref": "main", "inputs": {"marker": "m"}},

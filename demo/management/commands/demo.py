@@ -50,6 +50,11 @@ downstream:
     label: Extra checks (child pipeline)
     project: self
     strategy: async
+  - key: release
+    label: Release build (tags)
+    project: acme/api
+    on: [tag]
+    branches: "v*"
 """
 
 
@@ -202,6 +207,8 @@ class Command(BaseCommand):
             author="alice",
             files={"app.py": "v = 2\n"},
         )
+        # A release tag on main: a tag chain, shown in the release view under v1.0.0.
+        sandbox.tag("acme/app", "v1.0.0", author="alice")
         return password
 
     def _loop(self, sandbox: SandboxClient, interval: float, children: list[_Child]) -> None:
