@@ -70,7 +70,7 @@ class Memberships:
 class OAuthServer:
     def __init__(self, state: SandboxState) -> None:
         self.state = state
-        self.router = _OAuthRouter()
+        self.router: Router = _OAuthRouter()
         self.reset()
         r = self.router
         r.add("GET", "/oauth/authorize", self.gitlab_authorize_page)
