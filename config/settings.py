@@ -214,6 +214,7 @@ AXES_VERBOSE = False
 # --- Sign in with GitLab / GitHub (django-allauth; docs/sign-in.md) -----------------------------
 SOCIALACCOUNT_PROVIDERS = signin.providers()
 BATON_SIGNIN_FORGES = signin.forge_slugs()
+CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"] += signin.origins(SOCIALACCOUNT_PROVIDERS)
 SOCIALACCOUNT_ADAPTER = "dashboard.signin.SocialAccountAdapter"
 SOCIALACCOUNT_STORE_TOKENS = False  # forge tokens are used once at sign-in, never kept
 SOCIALACCOUNT_QUERY_EMAIL = True

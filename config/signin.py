@@ -67,3 +67,16 @@ def forge_slugs() -> dict[str, str]:
         for kind in ("gitlab", "github")
         if (slug := env_str(f"BATON_SIGNIN_{kind.upper()}_FORGE", "").strip())
     }
+
+
+def origins(configured: dict[str, dict[str, Any]]) -> list[str]:
+    """The forges' origins the sign-in form is sent on to (CSP ``form-action``: the browser
+    follows Baton's redirect to the forge's authorize page after a form's POST)."""
+    found = []
+    for kind, config in configured.items():
+        url = config.get("GITLAB_URL" if kind == "gitlab" else "GITHUB_URL") or (
+            "https://github.com" if kind == "github" else "https://gitlab.com"
+        )
+        parts = urlsplit(url)
+        found.append(f"{parts.scheme}://{parts.netloc}")
+    return sorted(set(found))

@@ -12,7 +12,6 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 from allauth.socialaccount.models import SocialToken
-from allauth.socialaccount.providers.github.views import GitHubOAuth2Adapter
 from django.test import Client
 
 from bots.permissions import Person
@@ -21,6 +20,7 @@ from chains.policy import user_may
 from sandbox.client import SandboxClient
 from sandbox.server import SandboxServer, serve_in_thread
 from tests import factories as f
+from tests import signin_setup
 
 pytestmark = pytest.mark.django_db
 
@@ -41,41 +41,11 @@ def forge_site(
     url = server.url
     sandbox = SandboxClient(url)
     sandbox.reset()
-    callback = "http://testserver/accounts/{}/login/callback/"
-    apps = {
-        kind: requests.post(
-            f"{url}/_sandbox/oauth/applications",
-            json={"forge": kind, "redirect_uri": callback.format(kind)},
-            timeout=5,
-        ).json()
-        for kind in ("gitlab", "github")
-    }
+    apps = signin_setup.configure(sandbox, "http://testserver", settings, monkeypatch)
     for name in ("alice", "bob"):
         requests.put(f"{url}/_sandbox/users/{name}", json={}, timeout=5)
-    requests.put(f"{url}/_sandbox/groups/acme%2Fplatform/members/alice", json={}, timeout=5)
-    requests.put(f"{url}/_sandbox/github/orgs/acme/teams/release/members/alice", json={}, timeout=5)
-    providers = {
-        "gitlab": {
-            "GITLAB_URL": url,
-            "SCOPE": ["read_user", "read_api"],
-            "APPS": [{"client_id": apps["gitlab"]["client_id"], "secret": apps["gitlab"]["secret"],
-                      "settings": {"gitlab_url": url}}],
-        },
-        "github": {
-            "GITHUB_URL": url,
-            "SCOPE": ["user:email", "read:org"],
-            "APPS": [{"client_id": apps["github"]["client_id"], "secret": apps["github"]["secret"]}],
-        },
-    }
-    settings.SOCIALACCOUNT_PROVIDERS = providers
-    # allauth reads GITHUB_URL when it loads: point its GitHub adapter at the sandbox.
-    for name, path in (
-        ("authorize_url", "/login/oauth/authorize"),
-        ("access_token_url", "/login/oauth/access_token"),
-        ("profile_url", "/api/v3/user"),
-        ("emails_url", "/api/v3/user/emails"),
-    ):
-        monkeypatch.setattr(GitHubOAuth2Adapter, name, url + path)
+    sandbox.set_group_member("acme/platform", "alice")
+    sandbox.set_team_member("acme", "release", "alice")
     gitlab = Forge.objects.create(kind="gitlab", slug="gitlab", name="GitLab", api_url=url,
                                   token="t", webhook_secret="s")
     github = Forge.objects.create(kind="github", slug="github", name="GitHub",
