@@ -38,7 +38,9 @@ def configure(
         "github": {
             "GITHUB_URL": url,
             "SCOPE": signin.SCOPES["github"],
-            "APPS": [{"client_id": apps["github"]["client_id"], "secret": apps["github"]["secret"]}],
+            "APPS": [
+                {"client_id": apps["github"]["client_id"], "secret": apps["github"]["secret"]}
+            ],
         },
     }
     settings.SOCIALACCOUNT_PROVIDERS = providers

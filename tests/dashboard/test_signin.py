@@ -46,16 +46,29 @@ def forge_site(
         requests.put(f"{url}/_sandbox/users/{name}", json={}, timeout=5)
     sandbox.set_group_member("acme/platform", "alice")
     sandbox.set_team_member("acme", "release", "alice")
-    gitlab = Forge.objects.create(kind="gitlab", slug="gitlab", name="GitLab", api_url=url,
-                                  token="t", webhook_secret="s")
-    github = Forge.objects.create(kind="github", slug="github", name="GitHub",
-                                  api_url=f"{url}/api/v3", token="t", webhook_secret="s")
+    gitlab = Forge.objects.create(
+        kind="gitlab", slug="gitlab", name="GitLab", api_url=url, token="t", webhook_secret="s"
+    )
+    github = Forge.objects.create(
+        kind="github",
+        slug="github",
+        name="GitHub",
+        api_url=f"{url}/api/v3",
+        token="t",
+        webhook_secret="s",
+    )
     yield {"url": url, "gitlab": gitlab, "github": github, "apps": apps}
     sandbox.reset()
 
 
-def sign_in(client: Client, site: dict[str, Any], kind: str, username: str,
-            next_url: str = "/", tamper_state: bool = False) -> Any:
+def sign_in(
+    client: Client,
+    site: dict[str, Any],
+    kind: str,
+    username: str,
+    next_url: str = "/",
+    tamper_state: bool = False,
+) -> Any:
     """The whole dance: Baton's button, the forge's authorize page, the callback."""
     start = client.post(f"/accounts/{kind}/login/", {"process": "login", "next": next_url})
     assert start.status_code == 302, start
@@ -73,8 +86,11 @@ def sign_in(client: Client, site: dict[str, Any], kind: str, username: str,
     )
     assert answer.status_code == 302, answer.text
     back = urlsplit(answer.headers["Location"])
-    query = back.query.replace(f"state={params['state']}", "state=forged") if tamper_state else (
-        back.query)
+    query = (
+        back.query.replace(f"state={params['state']}", "state=forged")
+        if tamper_state
+        else (back.query)
+    )
     return client.get(f"{back.path}?{query}")
 
 
@@ -101,8 +117,12 @@ def test_a_grant_to_the_group_lets_the_forge_account_trigger_from_a_comment(
     forge_site: dict[str, Any],
 ) -> None:
     repo = f.repository("acme/app", on=forge_site["gitlab"])
-    Grant.objects.create(forge=forge_site["gitlab"], forge_group="ACME/Platform",
-                         projects="acme/*", actions=["view", "trigger"])
+    Grant.objects.create(
+        forge=forge_site["gitlab"],
+        forge_group="ACME/Platform",
+        projects="acme/*",
+        actions=["view", "trigger"],
+    )
     before = Person(forge_site["gitlab"], "alice").may("trigger", repo)
     assert not before and "not linked to a Baton user" in before.reason
     sign_in(Client(), forge_site, "gitlab", "alice")
@@ -157,8 +177,12 @@ def test_the_forge_redirect_uri_must_be_the_registered_one(forge_site: dict[str,
     app = forge_site["apps"]["gitlab"]
     answer = requests.get(
         f"{forge_site['url']}/oauth/authorize",
-        params={"client_id": app["client_id"], "redirect_uri": "https://evil.example/cb",
-                "response_type": "code", "state": "x"},
+        params={
+            "client_id": app["client_id"],
+            "redirect_uri": "https://evil.example/cb",
+            "response_type": "code",
+            "state": "x",
+        },
         allow_redirects=False,
         timeout=5,
     )
@@ -173,8 +197,12 @@ def test_the_login_page_offers_the_configured_forges(forge_site: dict[str, Any])
 
 def test_memberships_stop_counting_when_stale(forge_site: dict[str, Any], settings: Any) -> None:
     repo = f.repository("acme/app", on=forge_site["gitlab"])
-    Grant.objects.create(forge=forge_site["gitlab"], forge_group="acme/platform",
-                         projects="acme/*", actions=["trigger"])
+    Grant.objects.create(
+        forge=forge_site["gitlab"],
+        forge_group="acme/platform",
+        projects="acme/*",
+        actions=["trigger"],
+    )
     sign_in(Client(), forge_site, "gitlab", "alice")
     identity = Identity.objects.get(forge=forge_site["gitlab"], username="alice")
     assert user_may(identity.user, "trigger", repo)

@@ -92,7 +92,11 @@ def test_github_sign_in_then_a_baton_run_comment_triggers_through_the_team_grant
         {".baton.yml": "downstream: [{key: docs, project: acme/docs, workflow: preview.yml}]\n"},
     )
     forges.sandbox.open_pull_request(
-        "acme/app", "feature/g", base="main", title="Gus's change", author="gus",
+        "acme/app",
+        "feature/g",
+        base="main",
+        title="Gus's change",
+        author="gus",
         files={"g.py": "g = 1\n"},
     )
     # Not signed in yet: gus is nobody to Baton, so his pull request triggers nothing.
