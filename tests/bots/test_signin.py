@@ -146,7 +146,8 @@ def test_forge_of_picks_the_one_forge_of_that_kind_on_that_host(settings: Any) -
     assert signin.forge_of("gitlab", "https://git.example.com") == gitlab
     assert signin.forge_of("gitlab", "https://other.example.com") is None
     settings.BATON_SIGNIN_FORGES = {"github": "gh"}
-    assert signin.forge_of("github", "https://anything.example.com").slug == "gh"
+    named = signin.forge_of("github", "https://anything.example.com")
+    assert named is not None and named.slug == "gh"
 
 
 def test_clean_names_keeps_well_formed_names_lower_cased() -> None:
