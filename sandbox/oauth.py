@@ -270,8 +270,8 @@ class OAuthServer:
         if not username or username not in {u.username for u in self.state.users.values()}:
             raise _error_page(400, "Sign in as a sandbox user first (no such user).")
         code = secrets.token_urlsafe(24)
-        self.codes[code] = Code(app, self.state.user(username), redirect_uri,
-                                scopes or (("user:email",) if forge == "github" else app.scopes),
+        # GitHub: no scope asked, none given (public information only).
+        self.codes[code] = Code(app, self.state.user(username), redirect_uri, scopes,
                                 time.time() + CODE_LIFETIME)
         query = {"code": code}
         if state:
