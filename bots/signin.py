@@ -58,11 +58,18 @@ def user_of(forge: Forge, username: str, remote_id: str) -> Any:
 
 
 def user_with_email(email: str) -> Any:
-    """The one active Baton user with this (forge-verified) e-mail address, or None."""
+    """The one active Baton user with this (forge-verified) e-mail address, or None. Never an
+    administrator or staff member: their forge accounts are linked by an admin, not by e-mail."""
     if not email:
         return None
     users = list(get_user_model().objects.filter(email__iexact=email, is_active=True)[:2])
-    return users[0] if len(users) == 1 else None
+    if len(users) != 1 or users[0].is_superuser or users[0].is_staff:
+        return None
+    return users[0]
+
+
+def email_taken(email: str) -> bool:
+    return bool(email) and get_user_model().objects.filter(email__iexact=email).exists()
 
 
 @transaction.atomic

@@ -77,10 +77,20 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
         kind, username, remote_id = _account(sociallogin)
         forge = signin.forge_of(kind, _root_url(kind))
         user = signin.user_of(forge, username, remote_id) if forge is not None else None
+        email = verified_email(sociallogin)
+        sociallogin.baton_verified_email = email  # type: ignore[attr-defined]
         if user is None:
-            user = signin.user_with_email(verified_email(sociallogin))
+            user = signin.user_with_email(email)
         if user is not None:
             sociallogin.connect(request, user)
+            return
+        # A new user: the forge's e-mail addresses, but none another user has (an
+        # administrator, never matched by e-mail), so that the sign-up goes on.
+        if signin.email_taken(sociallogin.user.email or ""):
+            sociallogin.user.email = ""
+        sociallogin.email_addresses = [
+            a for a in sociallogin.email_addresses if not signin.email_taken(a.email)
+        ]
 
 
 def record(request: HttpRequest | None, sociallogin: SocialLogin, user: Any) -> None:
@@ -97,7 +107,7 @@ def record(request: HttpRequest | None, sociallogin: SocialLogin, user: Any) -> 
         user,
         username=username,
         remote_id=remote_id,
-        email=verified_email(sociallogin),
+        email=getattr(sociallogin, "baton_verified_email", None) or verified_email(sociallogin),
         groups=groups,
     )
     if identity is not None and request is not None and groups is None:

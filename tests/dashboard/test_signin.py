@@ -145,14 +145,27 @@ def test_an_account_an_admin_linked_signs_in_as_that_user(forge_site: dict[str, 
     assert client.session["_auth_user_id"] == str(rita.pk)
 
 
+@pytest.mark.parametrize("kind", ["gitlab", "github"])
 def test_a_local_user_with_the_verified_email_is_the_one_signed_in(
-    forge_site: dict[str, Any],
+    forge_site: dict[str, Any], kind: str
 ) -> None:
     local = f.user("alice.local", email="ALICE@example.com")
     client = Client()
-    sign_in(client, forge_site, "gitlab", "alice")
+    sign_in(client, forge_site, kind, "alice")
     assert client.session["_auth_user_id"] == str(local.pk)
-    assert Identity.objects.get(forge=forge_site["gitlab"], username="alice").user == local
+    assert Identity.objects.get(forge=forge_site[kind], username="alice").user == local
+
+
+@pytest.mark.parametrize("kind", ["gitlab", "github"])
+def test_an_administrator_is_never_matched_by_email(forge_site: dict[str, Any], kind: str) -> None:
+    admin = f.user("root", superuser=True, email="alice@example.com", is_staff=True)
+    client = Client()
+    sign_in(client, forge_site, kind, "alice")
+    signed_in = client.session["_auth_user_id"]
+    assert signed_in != str(admin.pk)
+    identity = Identity.objects.get(forge=forge_site[kind], username="alice")
+    assert identity.user.pk == int(signed_in) and not identity.user.is_superuser
+    assert identity.email == "alice@example.com"
 
 
 def test_a_callback_with_another_state_signs_nobody_in(forge_site: dict[str, Any]) -> None:
