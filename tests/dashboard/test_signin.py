@@ -225,3 +225,14 @@ def test_memberships_stop_counting_when_stale(forge_site: dict[str, Any], settin
     fresh_user = type(identity.user).objects.get(pk=identity.user.pk)
     assert not user_may(fresh_user, "trigger", repo)
     assert ForgeMembership.objects.filter(identity=identity).exists()
+
+
+def test_with_sign_up_closed_an_unknown_account_signs_nobody_in(
+    forge_site: dict[str, Any], settings: Any
+) -> None:
+    settings.BATON_SIGNIN_SIGNUP = False
+    client = Client()
+    answer = sign_in(client, forge_site, "gitlab", "alice")
+    assert "_auth_user_id" not in client.session
+    assert answer.status_code == 200 and b"closed" in answer.content.lower()
+    assert not Identity.objects.exists()
