@@ -4,6 +4,7 @@ person's identity there, with verified e-mail and groups, and grants naming a gr
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -57,7 +58,7 @@ def forge_site(
         token="t",
         webhook_secret="s",
     )
-    yield {"url": url, "gitlab": gitlab, "github": github, "apps": apps}
+    yield {"url": url, "gitlab": gitlab, "github": github, "apps": apps, "server": server}
     sandbox.reset()
 
 
@@ -236,3 +237,21 @@ def test_with_sign_up_closed_an_unknown_account_signs_nobody_in(
     assert "_auth_user_id" not in client.session
     assert answer.status_code == 200 and b"closed" in answer.content.lower()
     assert not Identity.objects.exists()
+
+
+@pytest.mark.parametrize("kind", ["gitlab", "github"])
+def test_forge_tokens_are_never_logged_stored_or_shown(
+    forge_site: dict[str, Any], kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    client = Client()
+    sign_in(client, forge_site, kind, "alice")
+    tokens = list(forge_site["server"].sandbox.oauth.tokens)
+    assert tokens
+    # Baton's own log lines (the sandbox forge's request log is the forge's, not Baton's).
+    ours = [r.getMessage() for r in caplog.records if not r.name.startswith("sandbox")]
+    page = client.get("/").content.decode()
+    for token in tokens:
+        assert not any(token in line for line in ours)
+        assert token not in page
+    assert not SocialToken.objects.exists()
