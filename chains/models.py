@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import secrets
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -21,6 +22,11 @@ from chains.status import ACTIVE, Status
 
 if TYPE_CHECKING:
     from chains.config import BatonConfig
+
+# A GitLab group path (acme, acme/platform) or a GitHub org/team slug: segments of letters, digits,
+# ".", "_", "-", split by "/" (each segment's characters exclude "/": no backtracking).
+_SEGMENT = r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,99}"
+FORGE_GROUP = re.compile(rf"{_SEGMENT}(?:/{_SEGMENT}){{0,19}}")
 
 
 class RepositoryQuerySet(models.QuerySet["Repository"]):
@@ -610,6 +616,12 @@ class Grant(models.Model):
         on_delete=models.CASCADE,
         help_text="Only on this forge (empty: every forge)",
     )
+    forge_group = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="Or to a GitLab group (acme/platform) or a GitHub team (acme/release-team) "
+        "of the forge named above: everyone who signed in with that forge and belongs to it",
+    )
     projects = models.CharField(
         max_length=255, help_text="Glob over project paths: acme/*, acme/**, * for all"
     )
@@ -620,15 +632,21 @@ class Grant(models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(
-                condition=Q(team__isnull=False, user__isnull=True)
-                | Q(team__isnull=True, user__isnull=False),
-                name="grant_to_a_team_or_a_user",
+                condition=Q(team__isnull=False, user__isnull=True, forge_group="")
+                | Q(team__isnull=True, user__isnull=False, forge_group="")
+                | Q(team__isnull=True, user__isnull=True, forge__isnull=False) & ~Q(forge_group=""),
+                name="grant_to_a_team_a_user_or_a_forge_group",
             )
         ]
 
     def __str__(self) -> str:
-        who = self.team or self.user
+        who = self.team or self.user or f"group {self.forge_group}"
         return f"{who}: {', '.join(self.actions)} on {self.projects}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # Forge group and team names compare without case, as the forges do.
+        self.forge_group = self.forge_group.strip().strip("/").lower()
+        super().save(*args, **kwargs)
 
     def clean(self) -> None:
         from django.core.exceptions import ValidationError
@@ -638,8 +656,15 @@ class Grant(models.Model):
             raise ValidationError({"actions": f"unknown actions: {', '.join(unknown)}"})
         if not self.actions:
             raise ValidationError({"actions": "name at least one action"})
-        if bool(self.team_id) == bool(self.user_id):
-            raise ValidationError("grant to a team or to a user (one of them)")
+        holders = [bool(self.team_id), bool(self.user_id), bool(self.forge_group.strip())]
+        if sum(holders) != 1:
+            raise ValidationError("grant to a team, to a user or to a forge group (one of them)")
+        if self.forge_group.strip() and not self.forge_id:
+            raise ValidationError({"forge": "a forge group's grant names its forge"})
+        if self.forge_group and not FORGE_GROUP.fullmatch(self.forge_group.strip().strip("/")):
+            raise ValidationError(
+                {"forge_group": "a group path (acme/platform) or org/team (acme/release-team)"}
+            )
 
 
 class Identity(models.Model):
@@ -648,6 +673,7 @@ class Identity(models.Model):
     class Link(models.TextChoices):
         ADMIN = "admin", "linked by an admin"
         EMAIL = "email", "verified e-mail"
+        SIGNIN = "signin", "signed in with the forge"
 
     forge = models.ForeignKey(Forge, on_delete=models.CASCADE, related_name="identities")
     username = models.CharField(max_length=255)
@@ -656,6 +682,10 @@ class Identity(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="identities"
     )
     linked_by = models.CharField(max_length=10, choices=Link.choices, default=Link.ADMIN)
+    email = models.EmailField(blank=True, help_text="Verified e-mail the forge gave at sign-in")
+    groups_read_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its groups or teams were read (at sign-in)"
+    )
 
     class Meta:
         verbose_name_plural = "identities"
@@ -665,6 +695,21 @@ class Identity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.username} on {self.forge.slug} → {self.user}"
+
+
+class ForgeMembership(models.Model):
+    """A GitLab group or GitHub team (``org/team``) an identity belonged to when its person last
+    signed in with the forge. Grants naming it count while the reading is fresh
+    (``BATON_SIGNIN_GROUPS_MAX_AGE``)."""
+
+    identity = models.ForeignKey(Identity, on_delete=models.CASCADE, related_name="memberships")
+    name = models.CharField(max_length=255, help_text="Lower-case group path or org/team")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["identity", "name"], name="membership_once")]
+
+    def __str__(self) -> str:
+        return f"{self.identity.username} in {self.name}"
 
 
 class CommentReply(models.Model):

@@ -1,19 +1,24 @@
 """Who may do what: one policy for the dashboard, the API, comment commands and the engine.
 
-A grant gives a team or a user some actions (view, trigger, retry, cancel, deploy; admin is all
-of them) on the projects a glob names, on one forge or all. Forge accounts act through the Baton
-user they are linked to (`Identity`). Every decision comes with its reason in words.
+A grant gives a team, a user or a forge group (a GitLab group or GitHub team whose members
+signed in with that forge) some actions (view, trigger, retry, cancel, deploy; admin is all of
+them) on the projects a glob names, on one forge or all. Forge accounts act through the Baton
+user they are linked to (`Identity`; signing in with the forge links it). Every decision comes
+with its reason in words.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Protocol
 
-from django.db.models import Q
+from django.conf import settings
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
 
 from chains.conditions import glob_match
-from chains.models import Chain, Forge, Grant, Identity, Repository, Run
+from chains.models import Chain, Forge, ForgeMembership, Grant, Identity, Repository, Run
 from chains.redaction import PRIVATE
 from chains.status import ACTIVE, Status
 
@@ -38,12 +43,27 @@ def _covers(grant: Grant, action: str, repository: Repository) -> bool:
     return pattern == "*" or glob_match(pattern, repository.path)
 
 
+def member_of_forge_group(user: Any) -> Exists:
+    """A grant's forge group is one the user belonged to on that forge when they last signed in
+    with it, read no longer than ``BATON_SIGNIN_GROUPS_MAX_AGE`` seconds ago."""
+    fresh_since = timezone.now() - timedelta(seconds=settings.BATON_SIGNIN_GROUPS_MAX_AGE)
+    return Exists(
+        ForgeMembership.objects.filter(
+            identity__user=user,
+            identity__forge_id=OuterRef("forge_id"),
+            identity__groups_read_at__gte=fresh_since,
+            name=OuterRef("forge_group"),
+        )
+    )
+
+
 def grants_of(user: Any) -> list[Grant]:
-    """The user's grants, read once per user object (one request sees one set of grants)."""
+    """The user's grants, read once per user object (one request sees one set of grants): their
+    own, their teams', and those of the forge groups they belong to (one query)."""
     cached: list[Grant] | None = getattr(user, "_baton_grants", None)
     if cached is None:
         cached = list(
-            Grant.objects.filter(Q(user=user) | Q(team__members=user))
+            Grant.objects.filter(Q(user=user) | Q(team__members=user) | member_of_forge_group(user))
             .select_related("team")
             .distinct()
         )
@@ -61,7 +81,13 @@ def user_may(
         return Verdict(True, f"{name} is an administrator")
     for grant in grants if grants is not None else grants_of(user):
         if _covers(grant, action, repository):
-            via = f"team {grant.team.name}" if grant.team else "a personal grant"
+            via = (
+                f"team {grant.team.name}"
+                if grant.team
+                else f"forge group {grant.forge_group}"
+                if grant.forge_group
+                else "a personal grant"
+            )
             return Verdict(True, f"{name} may {action} {repository.path} through {via}")
     return Verdict(False, f"no grant gives {name} {action} on {repository.path}")
 

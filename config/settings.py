@@ -10,6 +10,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from config import signin
 from config.env import env_bool, env_float, env_int, env_list, env_str
 from config.preflight import without_password
 
@@ -47,6 +48,12 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "axes",
     "csp",
+    # Sign in with GitLab / GitHub (docs/sign-in.md); local accounts keep working.
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.gitlab",
+    "allauth.socialaccount.providers.github",
     "chains",
     "bots",
     "dashboard",
@@ -68,6 +75,7 @@ MIDDLEWARE = [
     "config.middleware.RejectNulMiddleware",  # ?ref=%00 is a 400, not a database error
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -121,6 +129,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
+    # Signs in the user a forge account belongs to after the OAuth flow (allauth).
+    "allauth.account.auth_backends.AuthenticationBackend",
 ]
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -202,6 +212,28 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
+
+# --- Sign in with GitLab / GitHub (django-allauth; docs/sign-in.md) -----------------------------
+SOCIALACCOUNT_PROVIDERS = signin.providers()
+BATON_SIGNIN_FORGES = signin.forge_slugs()
+CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"] += signin.origins(SOCIALACCOUNT_PROVIDERS)
+SOCIALACCOUNT_ADAPTER = "dashboard.signin.SocialAccountAdapter"
+SOCIALACCOUNT_STORE_TOKENS = False  # forge tokens are used once at sign-in, never kept
+SOCIALACCOUNT_QUERY_EMAIL = True
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_LOGIN_ON_GET = False  # the flow starts with a POST (CSRF-checked), never a link
+# A forge account that matches no Baton user gets a new one (with no grants of its own);
+# false: only people an admin created (or linked) may sign in with a forge.
+BATON_SIGNIN_SIGNUP = env_bool("BATON_SIGNIN_SIGNUP", True)
+# Group / team memberships read at sign-in count for grants this long (seconds); signing in
+# again reads them anew.
+BATON_SIGNIN_GROUPS_MAX_AGE = env_float("BATON_SIGNIN_GROUPS_MAX_AGE", 8 * 3600.0, minimum=0.0)
+# GitLab groups count from this access level up (10 guest, 20 reporter, 30 developer, ...).
+BATON_SIGNIN_GITLAB_MIN_ACCESS_LEVEL = env_int("BATON_SIGNIN_GITLAB_MIN_ACCESS_LEVEL", 10)
+ACCOUNT_EMAIL_VERIFICATION = "none"  # the forge's verified e-mail is taken as it is
+ACCOUNT_LOGIN_METHODS = {"username"}
+ACCOUNT_SIGNUP_FIELDS = ["username*", "email", "password1*", "password2*"]
+ACCOUNT_LOGOUT_REDIRECT_URL = "/login/"
 
 # OpenAPI schema and docs page: only for signed-in people unless this says otherwise.
 BATON_API_DOCS_REQUIRE_LOGIN = env_bool("BATON_API_DOCS_REQUIRE_LOGIN", not DEBUG)

@@ -36,10 +36,13 @@ class GrantForm(forms.ModelForm):
 
     class Meta:
         model = Grant
-        fields = ["team", "user", "forge", "projects", "actions"]
+        fields = ["team", "user", "forge_group", "forge", "projects", "actions"]
         help_texts = {
             "team": "Grant to a team (all its members) …",
-            "user": "… or to one person. Fill in exactly one of the two.",
+            "user": "… or to one person …",
+            "forge_group": "… or to a GitLab group (acme/platform) or GitHub team "
+            "(acme/release-team) of the forge below: whoever signed in with that forge and "
+            "belongs to it. Fill in exactly one of the three.",
             "projects": PROJECTS_HELP,
         }
 
@@ -54,8 +57,14 @@ class GrantForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        if "team" in self.fields and bool(data.get("team")) == bool(data.get("user")):
-            raise forms.ValidationError("Grant to a team or to a user: fill in exactly one.")
+        if "team" in self.fields:
+            holders = [data.get("team"), data.get("user"), (data.get("forge_group") or "").strip()]
+            if sum(bool(h) for h in holders) != 1:
+                raise forms.ValidationError(
+                    "Grant to a team, to a user or to a forge group: fill in exactly one."
+                )
+            if holders[2] and not data.get("forge"):
+                raise forms.ValidationError("A forge group's grant names its forge.")
         return data
 
     def _post_clean(self) -> None:  # type: ignore[misc]  # Django's hook, not in the stubs
@@ -83,6 +92,8 @@ class ActionFilter(admin.SimpleListFilter):
 
 
 def _who(grant: Grant) -> str:
+    if grant.forge_group:
+        return f"forge group {grant.forge_group}"
     return f"team {grant.team}" if grant.team_id else f"user {grant.user}"
 
 
@@ -96,7 +107,7 @@ class GrantAdmin(AuditedAdmin):
         ActionFilter,
         "forge",
     ]
-    search_fields = ["projects", "team__name", "user__username"]
+    search_fields = ["projects", "team__name", "user__username", "forge_group"]
     autocomplete_fields = ["team", "user"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Grant]:
@@ -171,7 +182,7 @@ class TeamAdmin(AuditedAdmin):
 class IdentityForm(forms.ModelForm):
     class Meta:
         model = Identity
-        fields = ["forge", "username", "user", "remote_id", "linked_by"]
+        fields = ["forge", "username", "user", "remote_id", "linked_by", "email"]
         labels = {"username": "Forge account", "user": "Baton user"}
         help_texts = {
             "username": "The account's username on the forge, without @ (as in comments).",

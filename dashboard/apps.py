@@ -6,9 +6,11 @@ class DashboardConfig(AppConfig):
 
     def ready(self) -> None:
         # A user's API tokens end when their password changes.
+        from dashboard import signin
         from dashboard.api import tokens
 
         tokens.connect()
+        signin.connect()  # a forge sign-in links the account (docs/sign-in.md)
 
 
 class ApiTokensConfig(AppConfig):

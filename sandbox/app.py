@@ -29,6 +29,7 @@ from sandbox.gitlab.hooks import GitLabHooks
 from sandbox.gitlab.pages import GitLabPages
 from sandbox.gitlab.pipelines import PipelineRunner
 from sandbox.journal import Journal
+from sandbox.oauth import OAuthServer
 from sandbox.persistence import StateFile
 from sandbox.scheduler import Scheduler
 from sandbox.state import SandboxState
@@ -66,15 +67,17 @@ class Sandbox:
         self.github_runner = WorkflowRunner(self.github, self.scheduler)
         self.github_limits = RateLimits()
         self.github_hooks = GitHubHooks(self.github, self.sender)
-        self.apis: list[ForgeAPI] = [
-            GitLabAPI(self.state, self.runner),
-            GitHubAPI(self.github, self.github_runner, self.github_limits),
-        ]
+        self.oauth = OAuthServer(self.state)  # "Sign in with GitLab / GitHub" (sandbox/oauth.py)
+        gitlab_api = GitLabAPI(self.state, self.runner)
+        github_api = GitHubAPI(self.github, self.github_runner, self.github_limits)
+        gitlab_api.oauth = github_api.oauth = self.oauth
+        self.apis: list[ForgeAPI] = [gitlab_api, github_api, self.oauth]
         # The web pages the APIs link to (web_url, html_url): pipelines, jobs, workflow runs.
         self.pages: list[Pages] = [
             GitLabPages(self.state), GitHubPages(self.github, self.github_runner)]
         self.control = ControlAPI(self)
         GitHubControl(self).register(self.control)
+        self.oauth.register_control(self.control)
         # None: the world lives in memory only (tests, benchmarks); else kept in that file.
         self.state_file = StateFile(self, state_file) if state_file else None
         if self.state_file is not None:
@@ -101,6 +104,7 @@ class Sandbox:
             self.github_runner.reset()
             self.github_limits.reset()
             self.github_hooks.reset()
+            self.oauth.reset()
             self.faults.remove()
             self.requests.clear()
             self.webhooks.clear()

@@ -208,6 +208,23 @@ class SandboxClient:
                 ) -> dict[str, Any]:
         return self._mr_action(project, iid, "comments", {"body": body, "author": author})
 
+    # -- sign-in (OAuth 2) ----------------------------------------------------------------------
+
+    def register_oauth_app(self, forge: str, redirect_uri: str, **fields: Any) -> dict[str, Any]:
+        """An OAuth application on the sandbox ``forge`` (gitlab | github): client_id, secret."""
+        return self._call("POST", "/oauth/applications",
+                          {"forge": forge, "redirect_uri": redirect_uri, **fields})
+
+    def set_group_member(self, group: str, username: str, access_level: int = 30) -> None:
+        """GitLab: ``username`` in group ``group`` (a full path) at that level (0: removed)."""
+        self._call("PUT", f"/groups/{quote(group, safe='')}/members/{quote(username, safe='')}",
+                   {"access_level": access_level})
+
+    def set_team_member(self, org: str, team: str, username: str, member: bool = True) -> None:
+        """GitHub: ``username`` in team ``team`` of organization ``org``."""
+        self._call("PUT", f"/github/orgs/{quote(org, safe='')}/teams/{quote(team, safe='')}"
+                   f"/members/{quote(username, safe='')}", {"member": member})
+
     # -- faults, requests, webhooks ------------------------------------------------------------
 
     def add_fault(self, **spec: Any) -> dict[str, Any]:

@@ -24,6 +24,15 @@ MANAGE = Path(__file__).resolve().parent.parent / "manage.py"
         ({"BATON_PROXY_SSL_HEADER": "X Forwarded: https"}, "BATON_PROXY_SSL_HEADER"),
         ({"BATON_LOGIN_FAILURE_LIMIT": "0"}, "BATON_LOGIN_FAILURE_LIMIT"),
         ({"BATON_HTTPS": "sometimes"}, "BATON_HTTPS"),
+        ({"BATON_SIGNIN_GITLAB_CLIENT_ID": "x"}, "BATON_SIGNIN_GITLAB_SECRET"),
+        (
+            {
+                "BATON_SIGNIN_GITHUB_CLIENT_ID": "x",
+                "BATON_SIGNIN_GITHUB_SECRET": "y",
+                "BATON_SIGNIN_GITHUB_URL": "github.example.com",
+            },
+            "BATON_SIGNIN_GITHUB_URL",
+        ),
     ],
 )
 def test_bad_values_fail_loudly(env: dict[str, str], named: str) -> None:
@@ -54,3 +63,22 @@ def test_the_demo_command_is_only_there_for_local_work(debug: str, has_demo: boo
     commands = result.stdout.split()
     assert ("demo" in commands) is has_demo
     assert "sandbox" in commands  # the stand-in forge itself stays runnable (e2e, benchmarks)
+
+
+def test_sign_in_providers_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from config import signin
+
+    for name in list(os.environ):
+        if name.startswith("BATON_SIGNIN_"):
+            monkeypatch.delenv(name)
+    assert signin.providers() == {}
+    monkeypatch.setenv("BATON_SIGNIN_GITLAB_CLIENT_ID", "id")
+    monkeypatch.setenv("BATON_SIGNIN_GITLAB_SECRET", "secret")
+    monkeypatch.setenv("BATON_SIGNIN_GITHUB_CLIENT_ID", "id2")
+    monkeypatch.setenv("BATON_SIGNIN_GITHUB_SECRET", "secret2")
+    monkeypatch.setenv("BATON_SIGNIN_GITHUB_URL", "https://ghe.example.com/")
+    found = signin.providers()
+    assert found["gitlab"]["GITLAB_URL"] == "https://gitlab.com"
+    assert found["gitlab"]["SCOPE"] == ["read_user", "read_api"]
+    assert found["github"]["GITHUB_URL"] == "https://ghe.example.com"
+    assert signin.origins(found) == ["https://ghe.example.com", "https://gitlab.com"]

@@ -34,6 +34,7 @@ from sandbox.github.ratelimit import RateLimits, fault_response, primary_exceede
 from sandbox.github.runs import WorkflowRunner
 from sandbox.github.state import GitHubState
 from sandbox.model import User, now
+from sandbox.oauth import OAuthServer, Token
 from sandbox.state import Invalid, NotFound
 from sandbox.web import JSON_TYPE, ApiError, Request, Response, Router
 
@@ -44,6 +45,8 @@ CHECK_STATUSES = ("queued", "in_progress", "completed", "waiting", "requested", 
 
 
 class GitHubAPI:
+    oauth: OAuthServer | None = None  # set by the Sandbox: tokens of "Sign in with GitHub"
+
     def __init__(self, github: GitHubState, runner: WorkflowRunner, limits: RateLimits) -> None:
         self.github = github
         self.state = github.state
@@ -123,7 +126,45 @@ class GitHubAPI:
 
     def actor(self, request: Request) -> User:
         app = self.github.app_tokens.get(token_of(request))
-        return app.bot if app else self.state.bot
+        if app:
+            return app.bot
+        token = self.oauth_token(request)
+        return token.user if token is not None else self.state.bot
+
+    def oauth_token(self, request: Request, *scopes: str) -> Token | None:
+        """The OAuth token the request carries (None: another kind of token); 401 for an
+        unknown one; 403 (or 404, ``hide``) when it has none of ``scopes``."""
+        credential = token_of(request)
+        if self.oauth is None or not self.oauth.looks_like_oauth(credential, "github"):
+            return None
+        token = self.oauth.token(credential, "github")
+        if token is None:
+            raise error(401, "Bad credentials")
+        if scopes and not any(s in token.scopes for s in scopes):
+            raise error(403, "Resource not accessible by integration",
+                        ) if "read:org" in scopes else not_found()
+        return token
+
+    def list_my_emails(self, request: Request) -> Response:
+        """``GET /user/emails``: needs the ``user:email`` (or ``user``) scope, else 404."""
+        token = self.oauth_token(request, "user:email", "user")
+        u = token.user if token is not None else self.state.bot
+        return paginate(request, [{"email": u.email, "primary": True, "verified": True,
+                                   "visibility": "private"}])
+
+    def list_my_teams(self, request: Request) -> Response:
+        """``GET /user/teams``: the teams the user belongs to, with their organization; needs
+        ``read:org`` (or ``user``, ``repo``)."""
+        token = self.oauth_token(request, "read:org", "user", "repo")
+        u = token.user if token is not None else self.state.bot
+        teams = self.oauth.members.teams if self.oauth is not None else {}
+        mine = []
+        for org_index, (org, by_slug) in enumerate(sorted(teams.items()), start=1):
+            for team_index, (slug, ids) in enumerate(sorted(by_slug.items()), start=1):
+                if u.id in ids:
+                    mine.append(ent.team(self.github, org, org_index, slug,
+                                         org_index * 1000 + team_index))
+        return paginate(request, mine)
 
     def repo(self, owner: str, name: str) -> GitHubRepo:
         return self.github.repo(owner, name)
@@ -133,6 +174,8 @@ class GitHubAPI:
     def _routes(self) -> None:
         add, r = self.add, "/repos/<owner>/<name>"
         add("GET", "/user", self.get_user)
+        add("GET", "/user/emails", self.list_my_emails)
+        add("GET", "/user/teams", self.list_my_teams)
         add("GET", "/users/<login>", self.get_named_user)
         add("GET", "/rate_limit", self.rate_limit)
         add("GET", r, self.get_repo)

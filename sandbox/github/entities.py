@@ -75,6 +75,35 @@ def public_user(gh: GitHubState, u: User) -> dict[str, Any]:
     }
 
 
+def team(gh: GitHubState, org: str, org_id: int, slug: str, team_id: int) -> dict[str, Any]:
+    """A team as ``GET /user/teams`` lists it: with its organization."""
+    a = api(gh)
+    return {
+        "id": team_id,
+        "node_id": node_id("Team", team_id),
+        "url": f"{a}/teams/{team_id}",
+        "html_url": f"{gh.state.base_url}/orgs/{org}/teams/{slug}",
+        "name": slug.replace("-", " ").title(),
+        "slug": slug,
+        "description": "",
+        "privacy": "closed",
+        "permission": "pull",
+        "members_url": f"{a}/teams/{team_id}/members{{/member}}",
+        "repositories_url": f"{a}/teams/{team_id}/repos",
+        "parent": None,
+        "members_count": 1,
+        "repos_count": 0,
+        "organization": {
+            "login": org,
+            "id": org_id,
+            "node_id": node_id("Organization", org_id),
+            "url": f"{a}/orgs/{org}",
+            "avatar_url": f"{gh.state.base_url}/avatars/o/{org_id}?v=4",
+            "description": "",
+        },
+    }
+
+
 def private_user(gh: GitHubState, u: User) -> dict[str, Any]:
     return {
         **public_user(gh, u), "email": u.email,

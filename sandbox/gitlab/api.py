@@ -11,8 +11,9 @@ from urllib.parse import unquote
 from sandbox.gitlab import entities as ent
 from sandbox.gitlab.pipelines import PipelineRunner
 from sandbox.model import FINISHED, Commit, MergeRequest, Pipeline, Project, now
+from sandbox.oauth import OAuthServer, Token
 from sandbox.state import Invalid, NotFound, SandboxState
-from sandbox.web import ApiError, Request, Response, Router, paginate
+from sandbox.web import ApiError, Request, Response, Router, as_int, paginate
 
 PREFIX = "/api/v4"
 NO_AUTH = {"trigger_pipeline"}
@@ -59,6 +60,8 @@ def _parse_time(value: str) -> float:
 
 
 class GitLabAPI:
+    oauth: OAuthServer | None = None  # set by the Sandbox: tokens of "Sign in with GitLab"
+
     def __init__(self, state: SandboxState, runner: PipelineRunner) -> None:
         self.state = state
         self.runner = runner
@@ -71,6 +74,7 @@ class GitLabAPI:
         mr = proj + "/merge_requests/<iid>"
         pl = proj + "/pipelines/<pipeline_id>"
         add("GET", "/user", self.get_current_user)
+        add("GET", "/groups", self.list_groups)
         add("GET", "/users", self.list_users)
         add("GET", "/users/<user_id>", self.get_user)
         add("GET", "/projects", self.list_projects)
@@ -119,7 +123,8 @@ class GitLabAPI:
 
         def wrapped(request: Request, **kw: str) -> Response:
             if needs_auth and not (
-                request.header("private-token")
+                request.query.get("access_token")  # OAuth tokens may come as a parameter
+                or request.header("private-token")
                 or request.header("job-token")
                 or request.header("authorization").startswith(("Bearer ", "Basic "))
             ):
@@ -142,8 +147,45 @@ class GitLabAPI:
 
     # -- users ---------------------------------------------------------------------------------
 
+    def _oauth_token(self, request: Request, *scopes: str) -> Token | None:
+        """The OAuth token the request carries (None: a personal or job token); 401 for an
+        unknown or expired OAuth token, 403 when it lacks every one of ``scopes``."""
+        bearer = request.header("authorization")
+        credential = str(request.query.get("access_token") or "") or (
+            bearer[7:].strip() if bearer.startswith("Bearer ") else "")
+        if self.oauth is None or not self.oauth.looks_like_oauth(credential, "gitlab"):
+            return None
+        token = self.oauth.token(credential, "gitlab")
+        if token is None:
+            raise ApiError(401, {"error": "invalid_token",
+                                 "error_description": "Token is expired. You can either do "
+                                 "re-authorization or token refresh."})
+        if not any(s in token.scopes for s in scopes):
+            raise ApiError(403, {"error": "insufficient_scope", "error_description": "The "
+                                 "request requires higher privileges than provided by the "
+                                 "access token.", "scope": " ".join(scopes)})
+        return token
+
     def get_current_user(self, request: Request) -> Response:
-        return Response.json(ent.current_user(self.state, self.state.bot))
+        token = self._oauth_token(request, "read_user", "read_api", "api")
+        found = token.user if token is not None else self.state.bot
+        # The authenticated user's own record: e-mail and when it was confirmed.
+        return Response.json({**ent.current_user(self.state, found),
+                              "confirmed_at": "2024-01-01T00:00:00.000Z"})
+
+    def list_groups(self, request: Request) -> Response:
+        """Groups the caller is a member of, at ``min_access_level`` or above (every group it
+        is a member of without it: the sandbox has no public groups to show besides)."""
+        token = self._oauth_token(request, "read_api", "api")
+        user = token.user if token is not None else self.state.bot
+        minimum = as_int(request.query.get("min_access_level"), 0)
+        groups = self.oauth.members.groups if self.oauth is not None else {}
+        mine = [
+            ent.group(self.state, path, index)
+            for index, (path, members) in enumerate(sorted(groups.items()), start=1)
+            if members.get(user.id, 0) >= max(minimum, 1)
+        ]
+        return paginate(request, mine)
 
     def list_users(self, request: Request) -> Response:
         users = sorted(self.state.users.values(), key=lambda u: u.id)

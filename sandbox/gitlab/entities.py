@@ -44,6 +44,24 @@ def current_user(state: SandboxState, u: User) -> dict[str, Any]:
             "is_admin": False, "created_at": "2024-01-01T00:00:00.000Z"}
 
 
+def group(state: SandboxState, full_path: str, group_id: int) -> dict[str, Any]:
+    """A group as ``GET /groups`` lists it."""
+    path = full_path.rsplit("/", 1)[-1]
+    return {
+        "id": group_id,
+        "name": path.replace("-", " ").title(),
+        "path": path,
+        "full_name": " / ".join(p.replace("-", " ").title() for p in full_path.split("/")),
+        "full_path": full_path,
+        "description": "",
+        "visibility": "private",
+        "parent_id": None,
+        "avatar_url": None,
+        "web_url": f"{state.base_url}/groups/{full_path}",
+        "created_at": "2024-01-01T00:00:00.000Z",
+    }
+
+
 def member(state: SandboxState, u: User, access_level: int) -> dict[str, Any]:
     return {**user(state, u), "access_level": access_level, "email": u.email,
             "expires_at": None, "group_saml_identity": None, "created_at": None}

@@ -58,7 +58,8 @@ def test_a_grant_needs_one_grantee_and_an_action(admin_client: Client, world: Wo
     )
     form = both.context["adminform"].form
     assert form.errors["actions"] == ["Tick at least one action."]
-    assert "Grant to a team or to a user: fill in exactly one." in form.non_field_errors()
+    exactly_one = "Grant to a team, to a user or to a forge group: fill in exactly one."
+    assert exactly_one in form.non_field_errors()
     unknown = admin_client.post(add, {"user": world.member.pk, "projects": "*", "actions": ["x"]})
     assert "Select a valid choice" in unknown.context["adminform"].form.errors["actions"][0]
     assert Grant.objects.count() == 1 and not admin_events("grant.add")

@@ -63,7 +63,7 @@ def sign_in(page: Any, base_url: str, username: str, password: str, next_path: s
     page.goto(f"{base_url}{next_path}")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.wait_for_url(f"{base_url}{next_path}")
 
 

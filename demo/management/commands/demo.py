@@ -84,6 +84,7 @@ class Command(BaseCommand):
                 "DEBUG": os.environ.get("DEBUG", "true"),
                 "BATON_BASE_URL": baton_url,
             }
+            env.update(_signin_env(sandbox_url))  # the sign-in buttons, against the sandbox
             manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
             worker = [sys.executable, "-m", "celery", "-A", "config", "worker", "-B"]
             worker += ["-s", str(settings.VAR_DIR / "beat-schedule"), "-P", "threads"]
@@ -96,6 +97,7 @@ class Command(BaseCommand):
             _wait_for(f"{sandbox_url}/_sandbox", "the sandbox forge", children)
             _wait_for(f"{baton_url}/healthz", "the web server", children)
             password = self._seed(baton_url, sandbox_url)
+            _seed_signin(SandboxClient(sandbox_url), baton_url, env)
             self.stdout.write(
                 self.style.SUCCESS(
                     f"\nBaton is running at {baton_url}/  (sign in as admin / {password})\n"
@@ -108,6 +110,8 @@ class Command(BaseCommand):
                 f"Push one now:\n  curl -X POST -H 'Content-Type: application/json' "
                 f'-d \'{{"files": {{"now.txt": "x"}}}}\' '
                 f"{sandbox_url}/_sandbox/projects/acme%2Fapp/merge_requests/1/push\n"
+                "Or sign in with the sandbox's GitLab as dora (group acme/platform) or its GitHub "
+                "as gus (team acme/release): docs/sign-in.md.\n"
                 "Ctrl-C stops everything.\n"
             )
             self._loop(SandboxClient(sandbox_url), interval, children)
@@ -223,6 +227,52 @@ class Command(BaseCommand):
                 number += 1
                 next_push = time.monotonic() + interval
             time.sleep(0.5)
+
+
+def _signin_env(sandbox_url: str) -> dict[str, str]:
+    """Sign in with GitLab and GitHub against the sandbox: an application per forge, made up
+    for this run (registered on the sandbox by ``_seed_signin``)."""
+    env = {}
+    for kind in ("gitlab", "github"):
+        prefix = f"BATON_SIGNIN_{kind.upper()}"
+        env[f"{prefix}_CLIENT_ID"] = f"demo-{kind}-{secrets.token_hex(8)}"
+        env[f"{prefix}_SECRET"] = secrets.token_urlsafe(32)
+        env[f"{prefix}_URL"] = sandbox_url
+        env[f"{prefix}_FORGE"] = f"sandbox-{kind}"
+    return env
+
+
+def _seed_signin(sandbox: SandboxClient, baton_url: str, env: dict[str, str]) -> None:
+    """The sandbox's OAuth applications, dora in GitLab group acme/platform and gus in GitHub
+    team acme/release, and a grant to each group on acme/*."""
+    gitlab = Forge.objects.get(slug=FORGE_SLUG)
+    github, _ = Forge.objects.update_or_create(
+        slug="sandbox-github",
+        defaults={
+            "kind": "github",
+            "name": "Sandbox GitHub",
+            "api_url": f"{gitlab.api_url}/api/v3",
+            "token": secrets.token_urlsafe(24),
+            "webhook_secret": secrets.token_urlsafe(24),
+        },
+    )
+    for kind in ("gitlab", "github"):
+        prefix = f"BATON_SIGNIN_{kind.upper()}"
+        sandbox.register_oauth_app(
+            kind,
+            f"{baton_url}/accounts/{kind}/login/callback/",
+            client_id=env[f"{prefix}_CLIENT_ID"],
+            secret=env[f"{prefix}_SECRET"],
+        )
+    sandbox.set_group_member("acme/platform", "dora", 30)
+    sandbox.set_team_member("acme", "release", "gus")
+    for forge, group in ((gitlab, "acme/platform"), (github, "acme/release")):
+        Grant.objects.get_or_create(
+            forge=forge,
+            forge_group=group,
+            projects="acme/*",
+            defaults={"actions": ["view", "trigger", "retry", "cancel"]},
+        )
 
 
 class _ChildDied(Exception):
