@@ -68,8 +68,8 @@ def _mirror(chain: Chain) -> None:
     contexts = status_contexts(runs)
     for run in runs:
         view = views[run.pk]
-        if _shown(forge, run.mirrored_status) == forge.commit_state(view):
-            continue  # the forge already shows this state under baton/<key>
+        if forge.already_shows(_shown(forge, run.mirrored_status), forge.commit_state(view)):
+            continue  # the forge already shows this state under baton/<key> (or cannot go back)
         throttle.wait(writes)
         if run.pk in private:
             context, description, link = private[run.pk], f"{PRIVATE}: {_word(run, view)}", ""
@@ -88,7 +88,7 @@ def _mirror(chain: Chain) -> None:
     # The chain's own row was settled when its runs changed (request_mirror); the forge is told
     # the same fold of the same runs.
     aggregate = chain_status(chain.error, views.values())
-    if _shown(forge, chain.mirrored_status) != forge.commit_state(aggregate):
+    if not forge.already_shows(_shown(forge, chain.mirrored_status), forge.commit_state(aggregate)):
         throttle.wait(writes)
         forge.set_commit_status(
             project,

@@ -212,6 +212,12 @@ class Forge(Protocol):
         same on the forge, so posting the second one changes nothing (GitLab refuses it)."""
         ...
 
+    def already_shows(self, shown: str | None, wanted: str) -> bool:
+        """Whether a commit status the forge shows as ``shown`` (a ``commit_state``; None: none
+        yet) already says ``wanted`` as far as this forge allows: posting it would change
+        nothing, or be refused."""
+        ...
+
     def set_commit_status(
         self,
         project: str,

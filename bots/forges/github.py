@@ -792,6 +792,9 @@ class GitHubForge:
             return f"{state}/{conclusion or ''}"
         return COMMIT_STATE[status]
 
+    def already_shows(self, shown: str | None, wanted: str) -> bool:
+        return shown == wanted  # any state may follow any other on GitHub
+
     def set_commit_status(
         self,
         project: str,

@@ -461,6 +461,12 @@ class GitLabForge:
     def commit_state(self, status: Status) -> str:
         return COMMIT_STATE[status]
 
+    def already_shows(self, shown: str | None, wanted: str) -> bool:
+        # A commit status is a state machine (GL app/models/commit_status.rb): running cannot
+        # go back to pending ("Cannot transition status via :enqueue from :running"), so a
+        # chain waiting on its next run keeps showing running until it ends.
+        return shown == wanted or (shown == "running" and wanted == "pending")
+
     def set_commit_status(
         self,
         project: str,

@@ -111,3 +111,23 @@ def test_a_private_target_is_not_named_on_a_public_change(engine: Engine) -> Non
         assert "acme/api" not in status["description"]
     body = next(iter(engine.fake.comments.values()))
     assert "acme/api" not in body and "acme/docs" not in body
+
+
+def test_a_chain_waiting_for_its_next_run_keeps_showing_running(engine: Engine) -> None:
+    """GitLab refuses running → pending for one status name ("Cannot transition status via
+    :enqueue from :running"): when the first run ends and the one that depends on it is not
+    running yet, the chain's status stays running instead of being posted as pending."""
+    engine.config(
+        "downstream:\n"
+        "  - {key: web, project: acme/web}\n"
+        "  - {key: api, project: acme/api, depends_on: [web]}\n"
+    )
+    chain = engine.open_change()
+    runs = engine.runs(chain)
+    engine.pipeline(runs["web"], Status.RUNNING)
+    engine.pipeline(runs["web"], Status.SUCCESS)
+    states = [state for context, state in engine.fake.contexts() if context == "baton"]
+    assert "running" in states
+    after_running = states[states.index("running") :]
+    assert "pending" not in after_running, states
+    assert len(states) == len(set(states)), states  # no state posted twice for one name

@@ -385,6 +385,11 @@ class FakeForge:
     def commit_state(self, status: Status) -> str:
         return COMMIT_STATE[Status(status)]
 
+    def already_shows(self, shown: str | None, wanted: str) -> bool:
+        # As GitLab's state machine: running does not go back to pending.
+        going_back = self.kind == "gitlab" and (shown, wanted) == ("running", "pending")
+        return shown == wanted or going_back
+
     def set_commit_status(
         self,
         project: str,
