@@ -307,7 +307,8 @@ def report(data: dict[str, Any], args: argparse.Namespace) -> int:
     newest = Chain.objects.order_by("-created_at").first()
     shows("/", f'href="/chains/{newest.pk}/"' if newest else "")
     shows(chain_url, *{run.repository.path for run in runs}, hidden="you may not view")
-    released = Chain.objects.filter(target_branch=ref).order_by("-created_at").first()
+    # The matrix shows each project's latest chain (the highest id) for the ref.
+    released = Chain.objects.filter(target_branch=ref).order_by("-pk").first()
     if released:
         shows(release_url, f'href="/chains/{released.pk}/"')
     shows(f"/repositories/{repo.pk}/", repo.path)

@@ -11,23 +11,44 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.cache import caches
 from django.db.models import Q
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 
+from bots import caching
 from bots.events import RUN_ID_VARIABLE, MalformedPayload, PipelineEvent
 from bots.inbound.table import INBOUND
 from chains.masking import hide_variables, mask_named, scrub, secret_values
 from chains.models import Forge, Rule, Run
 
+RULE_SECRETS_SECONDS = 10.0  # a rule's new masked value is taken out everywhere within this long
+LOCAL = "local"  # per process: the values are held decrypted, never in a shared cache
+_RULE_SECRETS_KEY = "rule-secrets"
 
-def rule_secrets() -> tuple[set[str], set[str]]:
-    """(values, names) of every admin rule's masked variables."""
+
+def rule_secrets() -> tuple[frozenset[str], frozenset[str]]:
+    """(values, names) of every admin rule's masked variables: decrypted once per process and
+    RULE_SECRETS_SECONDS, not on every delivery (the process that saves a rule forgets them at
+    once; the others within RULE_SECRETS_SECONDS)."""
+    return caching.remembered(
+        _RULE_SECRETS_KEY, RULE_SECRETS_SECONDS, _load_rule_secrets, alias=LOCAL
+    )
+
+
+@receiver([post_save, post_delete], sender=Rule)
+def _forget_rule_secrets(sender: type[Rule], instance: Rule, **kwargs: object) -> None:
+    caches[LOCAL].delete(_RULE_SECRETS_KEY)
+
+
+def _load_rule_secrets() -> tuple[frozenset[str], frozenset[str]]:
     values: set[str] = set()
     names: set[str] = set()
     for secrets in Rule.objects.values_list("secrets", flat=True):
         for where, value in (secrets or {}).items():
             values |= secret_values([value])
             names.add(str(where).rsplit(".", 1)[-1])
-    return values, names
+    return frozenset(values), frozenset(names)
 
 
 def _runs_of(forge: Forge, event: PipelineEvent) -> list[int]:
@@ -57,7 +78,7 @@ def chain_secrets(forge: Forge, event: PipelineEvent) -> tuple[set[str], set[str
 
 def scrub_payload(forge: Forge, event_name: str, payload: Any) -> Any:
     """The payload as it may be stored: known masked values replaced by ••••."""
-    values, names = rule_secrets()
+    values, names = rule_secrets()  # shared, never changed in place
     inbound = INBOUND.get(forge.kind)
     if inbound is None or not inbound.handles(event_name):
         # Baton never reads these (a GitHub repository_dispatch echoes the client_payload Baton
@@ -69,6 +90,5 @@ def scrub_payload(forge: Forge, event_name: str, payload: Any) -> Any:
         event = None
     if isinstance(event, PipelineEvent):
         sent_values, sent_names = chain_secrets(forge, event)
-        values |= sent_values
-        names |= sent_names
+        values, names = values | sent_values, names | sent_names
     return mask_named(scrub(payload, values), names)
