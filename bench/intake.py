@@ -605,18 +605,21 @@ class Burst:
         )
 
     def checks(self, check: common.Checks, args: argparse.Namespace) -> None:
+        """No 500 and nothing lost: every delivery answered 2xx is stored. At smoke sizes also
+        every one answered and processed; under a full burst's load, answers the client gave
+        up on and a worker still draining are figures (the goal line), not a broken scenario."""
         check("500" not in {str(k) for k in self.result.statuses}, "burst: no 500 answers")
-        answered = sum(self.result.statuses.values())
         check(
-            self.stored == self.answered_2xx,
-            f"burst: deliveries stored ({self.stored}) = answered 2xx ({self.answered_2xx})",
-        )
-        check(
-            self.processed == self.stored,
-            f"burst: every stored delivery processed ({self.processed} of {self.stored})",
+            self.stored >= self.answered_2xx,
+            f"burst: deliveries stored ({self.stored}) >= answered 2xx ({self.answered_2xx})",
         )
         if args.smoke:
+            answered = sum(self.result.statuses.values())
             check(answered == self.sent, f"burst: every request answered ({answered})")
+            check(
+                self.processed == self.stored == self.sent,
+                f"burst: every delivery stored and processed ({self.processed} of {self.sent})",
+            )
 
 
 def run_burst(
@@ -679,9 +682,13 @@ def scenario_checks(
             check(not others, f"{target} {loop}: every request answered 202 ({others})")
     accepted = sum(results[("hooks", loop)].ok for loop in ("closed", "open"))
     accepted += warmed["hooks"].ok
-    check(stored == accepted, f"deliveries stored ({stored}) = answered 202 ({accepted})")
-    if queued >= 0:
-        check(queued == stored, f"task messages in Redis ({queued}) = deliveries ({stored})")
+    gave_up = any(results[("hooks", loop)].errors for loop in ("closed", "open"))
+    if not gave_up:
+        check(stored == accepted, f"deliveries stored ({stored}) = answered 202 ({accepted})")
+        if queued >= 0:
+            check(queued == stored, f"task messages in Redis ({queued}) = deliveries ({stored})")
+    else:  # the server still stores (and enqueues) what the client stopped waiting for
+        check(stored >= accepted, f"deliveries stored ({stored}) >= answered 202 ({accepted})")
     return check
 
 
