@@ -395,12 +395,28 @@ def timed(label: str) -> Iterator[None]:
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_by_group(groups: dict[str, int]) -> dict[str, float]:
+_PG_SHARED = ("walwriter", "checkpointer", "background writer")  # work for every database
+
+
+def _postgres_of(pid: str, database: str | None) -> bool:
+    """Whether a ``postgres`` process works for ``database`` (None: any): a backend connected
+    to it, or one of the server's shared writers. Other engineers' backends are left out."""
+    if database is None:
+        return True
+    try:
+        title = Path("/proc", pid, "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return False
+    return f" {database} " in title or title.strip().removeprefix("postgres: ") in _PG_SHARED
+
+
+def cpu_by_group(groups: dict[str, int], *, database: str | None = None) -> dict[str, float]:
     """CPU seconds (user + system) used so far by live processes, summed per group.
 
     ``groups`` maps a label to a process-group id (our children); processes named ``postgres``
     and ``redis-server`` are counted as "postgres" and "redis", this process as "client".
-    Other processes on the machine (and exited ones) are not counted.
+    With ``database``, only the PostgreSQL backends connected to it (and the server's shared
+    writers) are counted. Other processes on the machine (and exited ones) are not counted.
     """
     by_pgid = {pgid: label for label, pgid in groups.items()}
     totals: dict[str, float] = dict.fromkeys([*groups, "postgres", "redis", "client"], 0.0)
@@ -419,7 +435,7 @@ def cpu_by_group(groups: dict[str, int]) -> dict[str, float]:
             label = "client"
         elif pgid in by_pgid:
             label = by_pgid[pgid]
-        elif comm == "postgres":
+        elif comm == "postgres" and _postgres_of(entry.name, database):
             label = "postgres"
         elif comm.startswith("redis-server"):
             label = "redis"

@@ -9,25 +9,47 @@ of the admin rules (by value anywhere, and by name where the payload lists varia
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from django.core.cache import caches
 from django.db.models import Q
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 
+from bots import caching
 from bots.events import RUN_ID_VARIABLE, MalformedPayload, PipelineEvent
 from bots.inbound.table import INBOUND
-from chains.masking import hide_variables, mask_named, scrub, secret_values
+from chains.masking import VARIABLE_KEYS, hide_variables, mask_named, scrub, secret_values
 from chains.models import Forge, Rule, Run
 
+RULE_SECRETS_SECONDS = 10.0  # a rule's new masked value is taken out everywhere within this long
+LOCAL = "local"  # per process: the values are held decrypted, never in a shared cache
+_RULE_SECRETS_KEY = "rule-secrets"
 
-def rule_secrets() -> tuple[set[str], set[str]]:
-    """(values, names) of every admin rule's masked variables."""
+
+def rule_secrets() -> tuple[frozenset[str], frozenset[str]]:
+    """(values, names) of every admin rule's masked variables: decrypted once per process and
+    RULE_SECRETS_SECONDS, not on every delivery (the process that saves a rule forgets them at
+    once; the others within RULE_SECRETS_SECONDS)."""
+    return caching.remembered(
+        _RULE_SECRETS_KEY, RULE_SECRETS_SECONDS, _load_rule_secrets, alias=LOCAL
+    )
+
+
+@receiver([post_save, post_delete], sender=Rule)
+def _forget_rule_secrets(sender: type[Rule], instance: Rule, **kwargs: object) -> None:
+    caches[LOCAL].delete(_RULE_SECRETS_KEY)
+
+
+def _load_rule_secrets() -> tuple[frozenset[str], frozenset[str]]:
     values: set[str] = set()
     names: set[str] = set()
     for secrets in Rule.objects.values_list("secrets", flat=True):
         for where, value in (secrets or {}).items():
             values |= secret_values([value])
             names.add(str(where).rsplit(".", 1)[-1])
-    return values, names
+    return frozenset(values), frozenset(names)
 
 
 def _runs_of(forge: Forge, event: PipelineEvent) -> list[int]:
@@ -55,20 +77,46 @@ def chain_secrets(forge: Forge, event: PipelineEvent) -> tuple[set[str], set[str
     return values, names
 
 
+def _verbatim(text: str) -> bool:
+    """Whether ``text`` shows unchanged inside JSON written with ``ensure_ascii=False`` (JSON
+    escapes only quotes, backslashes and control characters) and cannot be made by a MASK."""
+    return not any(c in text for c in '"\\•') and all(ord(c) >= 0x20 for c in text)
+
+
+def _occurring(words: frozenset[str], text: str) -> frozenset[str]:
+    """The ``words`` that may occur in the JSON ``text``: all but those it surely lacks."""
+    return frozenset(w for w in words if w in text or not _verbatim(w))
+
+
 def scrub_payload(forge: Forge, event_name: str, payload: Any) -> Any:
-    """The payload as it may be stored: known masked values replaced by ••••."""
-    values, names = rule_secrets()
+    """The payload as it may be stored: known masked values replaced by ••••.
+
+    One look at the payload as JSON text first: only the masked values and names it may hold
+    are looked for, and the walks are skipped when none may (the usual case)."""
+    values, names = rule_secrets()  # shared, never changed in place
+    text = json.dumps(payload, ensure_ascii=False)
     inbound = INBOUND.get(forge.kind)
     if inbound is None or not inbound.handles(event_name):
         # Baton never reads these (a GitHub repository_dispatch echoes the client_payload Baton
         # sent, a workflow_dispatch its inputs): no variable value of them is kept.
-        return hide_variables(mask_named(scrub(payload, values), names))
+        return _scrubbed(payload, text, values, names, hide=True)
     try:
         event = inbound.parse(event_name, payload)
     except MalformedPayload:
         event = None
     if isinstance(event, PipelineEvent):
         sent_values, sent_names = chain_secrets(forge, event)
-        values |= sent_values
-        names |= sent_names
-    return mask_named(scrub(payload, values), names)
+        values, names = values | sent_values, names | sent_names
+    return _scrubbed(payload, text, values, names, hide=False)
+
+
+def _scrubbed(
+    payload: Any, text: str, values: frozenset[str], names: frozenset[str], *, hide: bool
+) -> Any:
+    values = _occurring(values, text)
+    if values:
+        payload = scrub(payload, values)
+    if not any(f'"{key}"' in text for key in VARIABLE_KEYS):
+        return payload  # no variables echoed: nothing to mask by name or to hide
+    payload = mask_named(payload, _occurring(names, text))
+    return hide_variables(payload) if hide else payload

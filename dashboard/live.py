@@ -32,7 +32,11 @@ def polled(version: Version) -> Callable[[View], View]:
             # A session that holds a signed-in user (one query); the full check of the user
             # happens in the view, which runs whenever there is anything new to show.
             if (since or tags) and request.session.get(SESSION_KEY):
-                current = version(request, *args, **kwargs)
+                request.polling = True  # type: ignore[attr-defined]  # dashboard.access.scope
+                try:
+                    current = version(request, *args, **kwargs)
+                finally:
+                    request.polling = False  # type: ignore[attr-defined]
                 if since == current:
                     return HttpResponse(status=204)
                 if f'"{current}"' in [t.strip().removeprefix("W/") for t in tags.split(",")]:

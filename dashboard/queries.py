@@ -259,17 +259,23 @@ SELECT c.*, r.* FROM
     (SELECT {_RUN_TERMS} FROM {RUN_TABLE} r WHERE r.chain_id IN (SELECT * FROM w)) r"""  # noqa: S608
 
 # The release matrix: what is new for the ref (a chain that targets it, a run on it) ...
-# ({chains}, {runs}: the reader's visibility, "" for an administrator) ...
+# ({chains}: the reader's visibility on a chain's ``repository_id``, "" for an administrator;
+# {runs}: the same for the runs on the ref, through the few chains that ran on it: by primary
+# key, never a scan of every chain) ...
 _RELEASE_HEAD_SQL = f"""
-SELECT (SELECT MAX(id) FROM {CHAIN_TABLE} WHERE target_branch = %s{{chains}}),
-    (SELECT MAX(chain_id) FROM {RUN_TABLE} WHERE ref = %s{{runs}}),
-    (SELECT COUNT(*) FROM {RUN_TABLE} WHERE ref = %s{{runs}})"""  # noqa: S608
+SELECT (SELECT MAX(id) FROM {CHAIN_TABLE} WHERE target_branch = %s{{chains}}) AS newest, q.*
+FROM (SELECT MAX(r.chain_id), COUNT(*) FROM {RUN_TABLE} r WHERE r.ref = %s{{runs}}) q"""  # noqa: S608
+_RUNS_ON_REF_VISIBLE = f"""
+    AND r.chain_id IN (SELECT v.id FROM {CHAIN_TABLE} v
+        WHERE v.id IN (SELECT chain_id FROM {RUN_TABLE} WHERE ref = %s){{chains}})"""  # noqa: S608
 
-# ... and how the chains on the page stand ({ids}: one placeholder per chain).
+# ... and how the chains on the page stand ({ids}: the chains' ids; the runs counted are those of
+# the shown chains the reader may view, found by primary key).
 _SHOWN_SQL = f"""
 SELECT c.*, r.* FROM
-    (SELECT {_CHAIN_TERMS} FROM {CHAIN_TABLE} c WHERE c.id IN ({{ids}}){{chains}}) c,
-    (SELECT {_RUN_TERMS} FROM {RUN_TABLE} r WHERE r.chain_id IN ({{ids}}){{runs}}) r"""  # noqa: S608
+    (SELECT {_CHAIN_TERMS} FROM {CHAIN_TABLE} c WHERE {{ids}}{{chains}}) c,
+    (SELECT {_RUN_TERMS} FROM {RUN_TABLE} r
+        WHERE r.chain_id IN (SELECT id FROM {CHAIN_TABLE} WHERE {{ids}}{{chains}})) r"""  # noqa: S608
 MAX_SHOWN = 500
 
 
@@ -281,9 +287,9 @@ def chain_version(pk: int, repositories: frozenset[int] | None = None) -> str:
     """A cursor for everything the chain page shows: one query. A chain outside
     ``repositories`` (what the reader may view; None: everything) has the cursor of a chain
     that does not exist, so a poll can neither tell it exists nor follow it."""
-    chains, _, ids = _visibility(repositories)
+    chains, visible = _visibility(repositories)
     with connection.cursor() as cursor:
-        cursor.execute(CHAIN_VERSION_SQL.format(chains=chains), [pk, pk, *ids])
+        cursor.execute(CHAIN_VERSION_SQL.format(chains=chains), [pk, pk, *visible])
         return _digest(cursor.fetchone())
 
 
@@ -311,22 +317,28 @@ def _placeholders(ids: list[int]) -> str:
     return ", ".join(["%s"] * len(ids)) or "NULL"
 
 
-def _visibility(repositories: frozenset[int] | None) -> tuple[str, str, list[int]]:
-    """SQL conditions narrowing chains (``id``/``repository_id``) and runs (``chain_id``) to
-    what the reader may view, and their parameters (each condition takes them once)."""
+def _among(column: str, values: list[int]) -> tuple[str, list[Any]]:
+    """``column`` is one of ``values``: one array parameter on PostgreSQL (planned once, however
+    many values), a list of placeholders elsewhere."""
+    if connection.vendor == "postgresql":
+        return f"{column} = ANY(%s)", [values]
+    return f"{column} IN ({_placeholders(values)})", list(values)
+
+
+def _visibility(repositories: frozenset[int] | None) -> tuple[str, list[Any]]:
+    """The SQL condition narrowing chains (by ``repository_id``) to what the reader may view,
+    and its parameters ("" for an administrator)."""
     if repositories is None:
-        return "", "", []
-    ids = sorted(repositories)
-    holders = _placeholders(ids)
-    chains = f" AND repository_id IN ({holders})"
-    runs = f" AND chain_id IN (SELECT id FROM {CHAIN_TABLE} WHERE repository_id IN ({holders}))"  # noqa: S608
-    return chains, runs, ids
+        return "", []
+    condition, params = _among("repository_id", sorted(repositories))
+    return f" AND {condition}", params
 
 
 def _release_head_sql(ref: str, repositories: frozenset[int] | None) -> tuple[str, list[Any]]:
-    chains, runs, ids = _visibility(repositories)
+    chains, visible = _visibility(repositories)
+    runs = _RUNS_ON_REF_VISIBLE.format(chains=chains) if repositories is not None else ""
     sql = _RELEASE_HEAD_SQL.format(chains=chains, runs=runs)
-    return sql, [ref, *ids, ref, *ids, ref, *ids]
+    return sql, [ref, *visible, ref, *([ref, *visible] if runs else [])]
 
 
 def _release_head(ref: str, repositories: frozenset[int] | None) -> tuple[Any, ...]:
@@ -338,9 +350,10 @@ def _release_head(ref: str, repositories: frozenset[int] | None) -> tuple[Any, .
 def _shown_sql(ids: list[int], repositories: frozenset[int] | None) -> tuple[str, list[Any]]:
     """How the chains ``ids`` stand, counting only those the reader may view (``?shown=`` is
     the reader's to write: it must not report on a hidden chain)."""
-    chains, runs, visible = _visibility(repositories)
-    sql = _SHOWN_SQL.format(ids=_placeholders(ids), chains=chains, runs=runs)
-    return sql, [*ids, *visible, *ids, *visible]
+    chains, visible = _visibility(repositories)
+    among, shown = _among("id", ids)
+    sql = _SHOWN_SQL.format(ids=among, chains=chains)
+    return sql, [*shown, *visible, *shown, *visible]
 
 
 def _shown_signature(ids: list[int], repositories: frozenset[int] | None) -> tuple[Any, ...]:
