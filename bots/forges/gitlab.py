@@ -6,6 +6,7 @@ they are raised as ForgeError with retry_after and retried by the task queue.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import threading
@@ -26,6 +27,7 @@ from bots import metrics
 from bots.forges.base import (
     Budget,
     ForgeError,
+    PipelineListing,
     RemoteChange,
     RemoteComment,
     RemotePipeline,
@@ -39,7 +41,7 @@ from bots.forges.base import (
 )
 from bots.forges.gitlab_words import PIPELINE_STATUS, parse_time, pipeline_status  # noqa: F401
 from chains import deadline
-from chains.status import Status
+from chains.status import FINISHED, Status
 
 # Baton status -> GitLab commit status state.
 COMMIT_STATE: dict[Status, str] = {
@@ -57,6 +59,7 @@ COMMIT_STATE: dict[Status, str] = {
 # GitLab's answer to a commit status that is already in the posted state (or past it).
 CANNOT_TRANSITION = "Cannot transition status via"
 
+LISTED = 100  # pipelines per list call when polling (GitLab's largest page)
 PERMANENT_CODES = {400, 401, 403, 404, 405, 409, 410, 422}
 DEVELOPER = 30  # GitLab access level
 
@@ -351,6 +354,33 @@ class GitLabForge:
             project=project,
         )
         return self._pipeline(data)
+
+    def changed_pipelines(
+        self, project: str, *, updated_after: datetime, created_after: datetime
+    ) -> PipelineListing:
+        # GitLab filters on the time a pipeline last changed: an answer with nothing in it says
+        # every open run stands where it stood
+        # (docs.gitlab.com/api/pipelines/#list-project-pipelines, updated_after).
+        items = self._call(
+            f"list pipelines updated in {project}",
+            lambda: self._project(project).pipelines.list(
+                updated_after=updated_after.isoformat(),
+                order_by="updated_at",
+                sort="desc",
+                per_page=LISTED,
+                get_all=False,
+            ),
+            project=project,
+        )
+        found = []
+        for item in items:
+            pipeline = self._pipeline(item)
+            if pipeline.finished_at is None and pipeline.status in FINISHED:
+                # The list shows no finish time; a finished pipeline last changed when it ended.
+                ended = parse_time(item.attributes.get("updated_at"))
+                pipeline = dataclasses.replace(pipeline, finished_at=ended)
+            found.append(pipeline)
+        return PipelineListing(tuple(found), complete=len(found) < LISTED)
 
     def cancel_pipeline(self, project: str, pipeline_id: str) -> RemotePipeline:
         pipeline = self._project(project).pipelines.get(int(checked_id(pipeline_id)), lazy=True)

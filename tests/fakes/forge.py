@@ -24,6 +24,7 @@ from django.utils import timezone
 from bots.forges.base import (
     Budget,
     ForgeError,
+    PipelineListing,
     RemoteChange,
     RemoteComment,
     RemotePipeline,
@@ -75,6 +76,8 @@ class Pipeline:
     workflow: str | None = None
     deploy: str | None = None
     created_at: datetime = field(default_factory=timezone.now)
+    updated_at: datetime = field(default_factory=timezone.now)
+    finished_at: datetime | None = None
 
     def remote(self) -> RemotePipeline:
         return RemotePipeline(
@@ -82,6 +85,7 @@ class Pipeline:
             status=self.status,
             web_url=f"https://forge.test/{self.project}/-/pipelines/{self.id}",
             created_at=self.created_at,
+            finished_at=self.finished_at,
         )
 
 
@@ -118,6 +122,7 @@ class FakeForge:
         self.posted: dict[str, RemoteComment] = {}  # comments people wrote, by id
         self.write_budgets: list[Budget] = []
         self._ids = itertools.count(101)
+        self.page = 100  # pipelines per list call (changed_pipelines)
 
     # -- scripting -----------------------------------------------------------------------------
 
@@ -191,8 +196,14 @@ class FakeForge:
         self.pipelines[(project, pipeline.id)] = pipeline
         return pipeline
 
-    def set_status(self, project: str, pipeline_id: str, status: Status) -> None:
-        self.pipelines[(project, pipeline_id)].status = status
+    def set_status(
+        self, project: str, pipeline_id: str, status: Status, *, finished_at: datetime | None = None
+    ) -> None:
+        pipeline = self.pipelines[(project, pipeline_id)]
+        pipeline.status = status
+        pipeline.updated_at = timezone.now()
+        if finished_at is not None:
+            pipeline.finished_at = finished_at
 
     # -- what tests read back ------------------------------------------------------------------
 
@@ -326,10 +337,27 @@ class FakeForge:
         mine = [p for p in self.pipelines.values() if p.project == project and p.ref == ref]
         return [p.remote() for p in sorted(mine, key=lambda p: -int(p.id))[:20]]
 
+    def changed_pipelines(
+        self, project: str, *, updated_after: datetime, created_after: datetime
+    ) -> PipelineListing:
+        """GitLab's way: the pipelines of the project updated since then, newest first."""
+        self._enter(
+            "changed_pipelines", project, updated_after=updated_after, created_after=created_after
+        )
+        mine = [
+            p
+            for p in self.pipelines.values()
+            if p.project == project and p.updated_at > updated_after
+        ]
+        mine.sort(key=lambda p: p.updated_at, reverse=True)
+        return PipelineListing(
+            tuple(p.remote() for p in mine[: self.page]), complete=len(mine) <= self.page
+        )
+
     def cancel_pipeline(self, project: str, pipeline_id: str) -> RemotePipeline:
         self._enter("cancel_pipeline", project, pipeline_id)
         pipeline = self.pipelines[(project, pipeline_id)]
-        pipeline.status = Status.CANCELED
+        pipeline.status, pipeline.updated_at = Status.CANCELED, timezone.now()
         return pipeline.remote()
 
     def retry_pipeline(
@@ -337,7 +365,7 @@ class FakeForge:
     ) -> RemotePipeline:
         self._enter("retry_pipeline", project, pipeline_id, everything=everything)
         pipeline = self.pipelines[(project, pipeline_id)]
-        pipeline.status = Status.PENDING
+        pipeline.status, pipeline.updated_at = Status.PENDING, timezone.now()
         return pipeline.remote()
 
     def commit_state(self, status: Status) -> str:
