@@ -136,8 +136,8 @@ def test_a_silent_forge_has_its_hooked_runs_polled_within_a_minute(
     assert polling.due() == ([], [])
 
 
-def test_a_forge_without_open_runs_is_never_silent(engine: Engine, settings: Any) -> None:
-    chain, runs = _open(engine)
+def test_a_forge_without_open_runs_is_never_silent(engine: Engine) -> None:
+    _, runs = _open(engine)
     for run in runs.values():
         engine.pipeline(run, Status.SUCCESS)
     Forge.objects.filter(pk=engine.forge.pk).update(hooks_seen_at=None)
