@@ -68,14 +68,17 @@ def _open_runs() -> QuerySet[Run]:
     return Run.objects.filter(status__in=sorted(ACTIVE), dispatch=Run.Dispatch.SENT)
 
 
-def silent_forges(now: datetime | None = None) -> QuerySet[Forge]:
-    """The forges whose webhooks have gone quiet while they have open runs (see above)."""
+def silent(now: datetime | None = None) -> Q:
+    """The condition on a Forge row that its webhooks have gone quiet while it has open runs."""
     now = now or timezone.now()
     quiet = now - timedelta(seconds=settings.BATON_HOOK_SILENCE)
     expecting = _open_runs().filter(repository__forge=OuterRef("pk"), triggered_at__lt=quiet)
-    return Forge.objects.filter(Q(hooks_seen_at__isnull=True) | Q(hooks_seen_at__lt=quiet)).filter(
-        Exists(expecting)
-    )
+    return (Q(hooks_seen_at__isnull=True) | Q(hooks_seen_at__lt=quiet)) & Q(Exists(expecting))
+
+
+def silent_forges(now: datetime | None = None) -> QuerySet[Forge]:
+    """The forges whose webhooks have gone quiet while they have open runs (see above)."""
+    return Forge.objects.filter(silent(now))
 
 
 @dataclass(frozen=True)
@@ -118,14 +121,18 @@ def _due_filter(now: datetime, silent: list[int]) -> Q:
     return due
 
 
+def due_filter(now: datetime | None = None) -> Q:
+    """The condition on an open Run row that it is due for polling."""
+    now = now or timezone.now()
+    return _due_filter(now, list(silent_forges(now).values_list("pk", flat=True)))
+
+
 def due(now: datetime | None = None) -> tuple[list[int], list[int]]:
     """(repositories to poll, runs to look for one by one): the open runs quiet long enough,
     grouped by repository when the forge's id of their pipeline is known."""
-    now = now or timezone.now()
-    silent = list(silent_forges(now).values_list("pk", flat=True))
     rows = list(
         _open_runs()
-        .filter(_due_filter(now, silent))
+        .filter(due_filter(now))
         .values_list("pk", "repository_id", "remote_id")[:MAX_DUE]
     )
     repositories = sorted({repository for _, repository, remote in rows if remote})
