@@ -133,7 +133,7 @@ def _as_they_arrive(engine: Engine, scenario: dict[str, Any]) -> Chain:
     return chain
 
 
-def _outcome(engine: Engine, chain: Chain) -> tuple[object, ...]:
+def _outcome(engine: Engine, chain: Chain) -> tuple[str, dict[str, str], dict[str, int]]:
     chain.refresh_from_db()
     runs = engine.runs(chain)
     sent = {

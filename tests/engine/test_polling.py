@@ -78,6 +78,7 @@ def test_the_list_asks_from_the_oldest_news_of_the_open_runs(engine: Engine, set
     polling.poll_repository(runs["a1"].repository_id)
     (call,) = engine.fake.called("changed_pipelines")
     oldest = Run.objects.get(pk=runs["a1"].pk).triggered_at
+    assert oldest is not None
     skew = timedelta(seconds=settings.BATON_MARKER_CLOCK_SKEW)
     assert call.kwargs["updated_after"] == oldest - skew
 
