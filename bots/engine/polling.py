@@ -86,12 +86,14 @@ class Silence:
     forge: Forge
     since: datetime  # the last delivery, or (none ever) the oldest open run's trigger
 
-    def minutes(self, now: datetime | None = None) -> int:
-        return max(1, int(((now or timezone.now()) - self.since).total_seconds() // 60))
+    def seconds(self, now: datetime | None = None) -> int:
+        return max(0, int(((now or timezone.now()) - self.since).total_seconds()))
 
     def message(self, now: datetime | None = None) -> str:
-        n = self.minutes(now)
-        return f"no webhooks from {self.forge.name} for {n} minute{'s' if n != 1 else ''}"
+        """ "no webhooks from GitLab for 7 minutes" (in seconds under a minute)."""
+        seconds = self.seconds(now)
+        n, unit = (seconds, "second") if seconds < 60 else (seconds // 60, "minute")
+        return f"no webhooks from {self.forge.name} for {n} {unit}{'s' if n != 1 else ''}"
 
 
 def silence_of(forge: Forge, now: datetime | None = None) -> Silence | None:
