@@ -264,12 +264,16 @@ def apply_report(
     *,
     started_at: datetime | None = None,
     finished_at: datetime | None = None,
+    earlier_end: datetime | None = None,
 ) -> tuple[bool, bool]:
     """Move the run to what the forge says, never backwards within one attempt. Returns
     (changed, newly finished): the caller saves it and, when it newly finished, releases the
-    runs waiting for it."""
+    runs waiting for it. ``earlier_end``: when the run's previous attempt ended (a retry); an
+    end no later than that is the previous attempt's, late news that this attempt ignores."""
     current = Status(run.status)
     if not reported(current, status, ended_at=run.finished_at, news_ended_at=finished_at):
+        return False, False
+    if status in FINISHED and earlier_end and finished_at and finished_at <= earlier_end:
         return False, False
     changed = current != status
     run.status = status

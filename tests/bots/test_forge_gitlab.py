@@ -173,7 +173,9 @@ def test_polling_a_project_lists_the_pipelines_updated_since(forge: GitLabForge)
     # The list shows no finish time: a finished pipeline last changed when it ended.
     assert listing.pipelines[1].finished_at == datetime(2026, 1, 1, 12, 3, tzinfo=UTC)
     assert listing.pipelines[0].finished_at is None
-    query = responses.calls[0].request.params
+    from urllib.parse import parse_qsl, urlsplit
+
+    query = dict(parse_qsl(urlsplit(responses.calls[0].request.url or "").query))
     assert query["updated_after"] == since.isoformat()
     assert (query["order_by"], query["sort"], query["per_page"]) == ("updated_at", "desc", "100")
     assert len(responses.calls) == 1

@@ -161,3 +161,32 @@ def test_events_shuffled_repeated_and_delayed_end_where_in_order_ones_do(
     assert runs["api"] == ends["api"] and runs["docs"] == ends["docs"]
     assert runs["web"] == (ends["web"] if ends["api"] == Status.SUCCESS else Status.SKIPPED)
     assert status in ENDS
+
+
+def test_a_late_end_of_the_attempt_before_a_retry_leaves_the_retry_alone(engine: Engine) -> None:
+    from bots import services
+
+    engine.config("downstream:\n  - {key: api, project: acme/api}\n")
+    chain = engine.open_change(number=next(_numbers))
+    api = engine.runs(chain)["api"]
+    path = api.repository.path
+    ended = timezone.now() - timedelta(minutes=1)
+    engine.fake.set_status(path, api.remote_id, Status.FAILED, finished_at=ended)
+    _event(engine, api, Status.FAILED)
+    api.refresh_from_db()
+    assert api.status == Status.FAILED
+
+    services.retry_run(api, actor=services.BATON)  # the forge re-runs the same pipeline next
+    api.refresh_from_db()
+    assert (api.status, api.attempt) == (Status.PENDING, 2)
+    # The first attempt's end comes again (a late duplicate) before the forge has re-run it:
+    # read back, the forge still says failed, as of the first attempt's end.
+    _event(engine, api, Status.FAILED)
+    api.refresh_from_db()
+    assert api.status == Status.PENDING, "the retry was undone by the end of the attempt before"
+
+    engine.drain()  # retry_remote: the forge re-runs it
+    engine.fake.set_status(path, api.remote_id, Status.SUCCESS, finished_at=timezone.now())
+    _event(engine, api, Status.SUCCESS)
+    api.refresh_from_db()
+    assert api.status == Status.SUCCESS
