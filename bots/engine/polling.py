@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, Max, Min, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, Max, Min, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from bots.engine.mirroring import request_mirror
@@ -159,7 +159,9 @@ def poll_repository(repository_id: int) -> int:
     open_runs = _open_runs().filter(repository=repository).exclude(remote_id="")
     if not open_runs.filter(_due_filter(started, list(silent))).exists():
         return 0  # another poll got there first
-    runs = list(open_runs.order_by("pk")[:MAX_POLLED])
+    # The longest unheard first: past MAX_POLLED, the rest are covered by the next poll.
+    order = (F("last_seen_at").asc(nulls_first=True), "pk")
+    runs = list(open_runs.order_by(*order)[:MAX_POLLED])
     skew = timedelta(seconds=settings.BATON_MARKER_CLOCK_SKEW)
     heard = min(r.last_seen_at or r.triggered_at or r.created_at for r in runs)
     sent = min(r.sent_at or r.triggered_at or r.created_at for r in runs)

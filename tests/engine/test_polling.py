@@ -144,3 +144,20 @@ def test_a_forge_without_open_runs_is_never_silent(engine: Engine) -> None:
     Forge.objects.filter(pk=engine.forge.pk).update(hooks_seen_at=None)
     Delivery.objects.all().delete()
     assert not polling.silent_forges().exists()
+
+
+def test_a_repository_with_more_open_runs_than_one_poll_covers_is_polled_in_turns(
+    engine: Engine, settings: Any, monkeypatch: Any
+) -> None:
+    chain, runs = _open(engine)
+    monkeypatch.setattr(polling, "MAX_POLLED", 2)
+    _quiet(chain, settings.BATON_POLL_AFTER_HOOKED + 5)
+    a3 = runs["a3"]
+    Run.objects.filter(pk=a3.pk).update(
+        last_seen_at=timezone.now() - timedelta(seconds=settings.BATON_POLL_AFTER_HOOKED + 1)
+    )  # heard of last of the three, but still due
+    polling.poll_repository(a3.repository_id)
+    seen = dict(Run.objects.filter(chain=chain).values_list("key", "last_seen_at"))
+    assert seen["a1"] > seen["a3"] and seen["a2"] > seen["a3"]  # the two longest unheard
+    polling.poll_repository(a3.repository_id)
+    assert Run.objects.get(pk=a3.pk).last_seen_at > seen["a3"]  # its turn came
