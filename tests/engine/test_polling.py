@@ -157,7 +157,11 @@ def test_a_repository_with_more_open_runs_than_one_poll_covers_is_polled_in_turn
         last_seen_at=timezone.now() - timedelta(seconds=settings.BATON_POLL_AFTER_HOOKED + 1)
     )  # heard of last of the three, but still due
     polling.poll_repository(a3.repository_id)
-    seen = dict(Run.objects.filter(chain=chain).values_list("key", "last_seen_at"))
+    seen = {
+        key: at.timestamp() if at else 0.0
+        for key, at in Run.objects.filter(chain=chain).values_list("key", "last_seen_at")
+    }
     assert seen["a1"] > seen["a3"] and seen["a2"] > seen["a3"]  # the two longest unheard
     polling.poll_repository(a3.repository_id)
-    assert Run.objects.get(pk=a3.pk).last_seen_at > seen["a3"]  # its turn came
+    after = Run.objects.get(pk=a3.pk).last_seen_at
+    assert after is not None and after.timestamp() > seen["a3"]  # its turn came
