@@ -84,7 +84,12 @@ SMOKE_SCRIPTS: dict[str, dict[str, float]] = {
 }
 CHANGE_EVERY = 60.0  # simulated seconds between changes
 # Baton's defaults (config/settings.py), in simulated seconds; divided by the scale.
-BATON_CLOCKS = {"BATON_POLL_AFTER": 60.0, "BATON_SWEEP_INTERVAL": 5.0, "BATON_STALE_AFTER": 30.0}
+BATON_CLOCKS = {
+    "BATON_POLL_AFTER": 60.0,
+    "BATON_SWEEP_INTERVAL": 5.0,
+    "BATON_STALE_AFTER": 30.0,
+    "BATON_HOOK_SILENCE": 60.0,
+}
 PTRIG_SLEEP = 5.0  # pipeline-trigger's --sleep default
 TAW_INTERVAL = 10.0  # trigger-workflow-and-wait's wait_interval default
 GITLAB_DONE = {"success", "failed", "canceled", "skipped", "manual"}
@@ -92,6 +97,10 @@ GITLAB_DONE = {"success", "failed", "canceled", "skipped", "manual"}
 GOAL_CALLS_PER_RUN = 2.0
 GOAL_304_SHARE = 0.90
 GOAL_FANOUT_OVER_FLOOR = 0.05
+# F6 (issue 12): polling is one list call per repository per poll interval for all its open
+# runs, not one call per run. Allowance over one: a run joining a repository's open runs may
+# bring that repository's next poll forward once (its first poll interval starts at its send).
+GOAL_F6_LISTS_PER_INTERVAL = 1.25
 WRITE_SPACING = 1.0  # GitHub: at least 1 s between writes per token (bots/forges/github.py)
 
 # Baton forges: slug -> (kind, scenario prefix, token)
@@ -415,8 +424,10 @@ class Row:
     groups: Counter[str] = field(default_factory=Counter)
     kinds: Counter[str] = field(default_factory=Counter)
     counted: int = 0  # GitHub: calls that counted against the rate limit (trigger+track)
-    polls: int = 0
+    polls: int = 0  # track calls: list calls and per-run reads
     polls_304: int = 0
+    lists: int = 0  # list calls ("list runs", "list pipelines")
+    reads: int = 0  # per-run reads ("get run", "get pipeline")
     mirror_writes: int = 0
     errors: Counter[str] = field(default_factory=Counter)  # trigger+track answers >= 400
 
@@ -437,9 +448,11 @@ def tally(label: str, forge: str, calls: list[Call], runs: int, changes: int) ->
             row.counted += bool(call.record.get("rate_limit_counted", forge == "gitlab"))
             if status >= 400 or status == 0:
                 row.errors[f"{kind} {status}"] += 1
-            if kind in ("get run", "get pipeline"):
+            if kind in ("get run", "get pipeline", "list runs", "list pipelines"):
                 row.polls += 1
                 row.polls_304 += status == 304
+                row.lists += kind.startswith("list")
+                row.reads += kind.startswith("get")
         if group == "mirror":
             row.mirror_writes += 1
     return row
@@ -777,6 +790,7 @@ def main() -> int:
     load_before = os.getloadavg()
     runs_by_slug: dict[str, dict[str, int]] = {}
     changes_by_slug: dict[str, int] = {}
+    open_by_slug: dict[str, OpenTime] = {}
     try:
         with common.Children() as children:
             print(f"logs: {children.log_dir}")
@@ -822,6 +836,11 @@ def main() -> int:
                 changes_by_slug[slug] = Chain.objects.filter(forge__slug=slug).aggregate(
                     n=Count("change_number", distinct=True)
                 )["n"]
+                open_by_slug[slug] = open_time(
+                    Run.objects.filter(chain__forge__slug=slug).values_list(
+                        "repository__path", "triggered_at", "finished_at"
+                    )
+                )
             children.check("worker")
     finally:
         bench.stop.set()
@@ -835,7 +854,71 @@ def main() -> int:
     busy_after = common.machine_ticks()
     busy = (busy_after[0] - busy_before[0]) / max(1e-9, busy_after[1] - busy_before[1])
     rows, fan = report(args, bench, records, ids, runs_by_slug, changes_by_slug, busy, load_before)
+    f6_report(args, rows, open_by_slug)
     return scenario_checks(args, bench, rows, fan, runs_by_slug).exit_code()
+
+
+@dataclass
+class OpenTime:
+    """Real seconds Baton's runs were open: summed over runs, and per repository the union of
+    its runs' open spans (the time the repository had something to poll)."""
+
+    run_seconds: float = 0.0
+    repository_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def open_time(rows: Any) -> OpenTime:
+    spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    out = OpenTime()
+    for path, triggered, finished in rows:
+        if triggered is None or finished is None:
+            continue
+        start, end = triggered.timestamp(), finished.timestamp()
+        out.run_seconds += max(0.0, end - start)
+        spans[path].append((start, end))
+    for path, items in spans.items():
+        total, reach = 0.0, float("-inf")
+        for start, end in sorted(items):
+            if end > reach:
+                total += end - max(start, reach)
+                reach = end
+        out.repository_seconds[path] = total
+    return out
+
+
+def f6_report(args: argparse.Namespace, rows: list[Row], open_by_slug: dict[str, OpenTime]) -> None:
+    """F6: the webhooks-lost rows' track calls per run-hour and per repository poll interval."""
+    interval = BATON_CLOCKS["BATON_POLL_AFTER"] / args.scale  # real seconds
+    print()
+    print(
+        "F6 polling when webhooks are lost (simulated hours; a poll interval is"
+        f" BATON_POLL_AFTER = {BATON_CLOCKS['BATON_POLL_AFTER']:g} s):"
+    )
+    for row, slug in zip(rows[2:4], ("gh-lost", "gl-lost"), strict=True):
+        spent = open_by_slug.get(slug, OpenTime())
+        run_hours = spent.run_seconds * args.scale / 3600
+        intervals = sum(max(1.0, t / interval) for t in spent.repository_seconds.values())
+        per_interval = row.lists / intervals if intervals else float("nan")
+        per_run_hour = row.polls / run_hours if run_hours else float("nan")
+        met = row.reads == 0 and per_interval <= GOAL_F6_LISTS_PER_INTERVAL
+        extra = (
+            f"; {row.polls_304} of {row.polls} answered 304 (not counted by GitHub)"
+            if row.forge == "github"
+            else ""
+        )
+        print(
+            f"  {row.forge}: {row.polls} track calls for {row.runs} runs open {run_hours:.2f}"
+            f" run-hours in {len(spent.repository_seconds)} repositories"
+            f" ({intervals:.1f} repository poll intervals): {per_run_hour:.1f} calls per"
+            f" run-hour; {row.lists} list calls ({per_interval:.2f} per repository interval),"
+            f" {row.reads} per-run reads{extra}"
+        )
+        print(
+            f"F6 [{row.forge}] one conditional list call per repository per interval, not one per"
+            f" run: {per_interval:.2f} list calls per repository interval (goal <="
+            f" {GOAL_F6_LISTS_PER_INTERVAL:g}), {row.reads} per-run reads (goal 0),"
+            f" {per_run_hour:.1f} calls per run-hour -> {'MET' if met else 'MISSED'}"
+        )
 
 
 def scenario_checks(

@@ -188,8 +188,7 @@ class DatabaseCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         # Imported at scrape time: this module loads with the Celery app, before Django's apps.
-        from django.conf import settings  # (see above)
-        from django.db.models import Count, Max, Min, Q  # (see above)
+        from django.db.models import Count, Max, Min  # (see above)
         from django.utils import timezone  # (see above)
 
         from chains.models import Chain, Delivery, Run  # (see above)
@@ -205,19 +204,11 @@ class DatabaseCollector(Collector):
             chains.add_metric([status], count)
         yield chains
 
+        from bots.engine.polling import due_filter, silent_forges  # (see above)
+
         now = timezone.now()
-        quiet = now - timedelta(seconds=settings.BATON_POLL_AFTER)
-        quiet_hooked = now - timedelta(seconds=settings.BATON_POLL_AFTER_HOOKED)
         open_runs = Run.objects.filter(status__in=sorted(ACTIVE), dispatch=Run.Dispatch.SENT)
-        totals = open_runs.aggregate(
-            open=Count("pk"),
-            polled=Count(
-                "pk",
-                filter=Q(last_seen_at__isnull=True)
-                | Q(hooked=False, last_seen_at__lt=quiet)
-                | Q(hooked=True, last_seen_at__lt=quiet_hooked),
-            ),
-        )
+        totals = open_runs.aggregate(open=Count("pk"), polled=Count("pk", filter=due_filter(now)))
         yield GaugeMetricFamily(
             "baton_runs_open",
             "Runs the forge has and that have not finished (followed by webhooks or polling).",
@@ -225,7 +216,8 @@ class DatabaseCollector(Collector):
         )
         yield GaugeMetricFamily(
             "baton_runs_polled",
-            "Open runs quiet long enough to be polled (BATON_POLL_AFTER, BATON_POLL_AFTER_HOOKED).",
+            "Open runs quiet long enough to be polled (BATON_POLL_AFTER, BATON_POLL_AFTER_HOOKED, "
+            "BATON_HOOK_SILENCE).",
             value=totals["polled"] or 0,
         )
 
@@ -254,6 +246,16 @@ class DatabaseCollector(Collector):
             if at is not None:
                 last.add_metric([slug], at.timestamp())
         yield last
+
+        silence = GaugeMetricFamily(
+            "baton_forge_hook_silence_seconds",
+            "Seconds since a forge with open runs last delivered a webhook, when longer than "
+            "BATON_HOOK_SILENCE (its open runs are polled); absent otherwise.",
+            labels=["forge"],
+        )
+        for slug, seen in silent_forges(now).values_list("slug", "hooks_seen_at"):
+            silence.add_metric([slug], (now - seen).total_seconds() if seen else float("inf"))
+        yield silence
 
     def describe(self) -> Iterable[Metric]:
         return []  # collected at scrape time only, never at registration

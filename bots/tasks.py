@@ -16,13 +16,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from bots import backoff, router
-from bots.engine import failures, mirroring, planning, tracking, triggering
+from bots.engine import failures, mirroring, planning, polling, tracking, triggering
 from bots.events import PipelineEvent
 from bots.forges.base import ForgeError
 from bots.forges.registry import forge_for
 from chains import runstate
 from chains.models import Chain, Delivery, Forge, Run
-from chains.status import ACTIVE, NOT_YET_SENT, Status
+from chains.status import NOT_YET_SENT, Status
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +155,15 @@ def poll_run(self, run_id: int) -> None:  # type: ignore[no-untyped-def]
         log.warning("run %s: polling failed: %s", run_id, exc.message)
 
 
+@shared_task
+def poll_repository(repository_id: int) -> None:
+    # Not retried: the sweeper polls the repository again while its runs are due.
+    try:
+        polling.poll_repository(repository_id)
+    except ForgeError as exc:
+        log.warning("repository %s: polling failed: %s", repository_id, exc.message)
+
+
 def _remote_action(run_id: int, action: str) -> None:
     run = Run.objects.select_related("repository__forge").filter(pk=run_id).first()
     if run is None or not run.remote_id:
@@ -270,18 +279,12 @@ def sweep() -> dict[str, int]:
     )
     for run_id in runs:
         trigger_run.delay(run_id)
-    quiet = now - timedelta(seconds=settings.BATON_POLL_AFTER)
-    quiet_hooked = now - timedelta(seconds=settings.BATON_POLL_AFTER_HOOKED)
-    polls = list(
-        Run.objects.filter(status__in=sorted(ACTIVE), dispatch=Run.Dispatch.SENT)
-        .filter(
-            Q(last_seen_at__isnull=True)
-            | Q(hooked=False, last_seen_at__lt=quiet)
-            | Q(hooked=True, last_seen_at__lt=quiet_hooked)
-        )
-        .values_list("pk", flat=True)[:500]
-    )
-    for run_id in polls:
+    # Lost webhooks: one list call per repository for all its open runs (bots/engine/polling.py).
+    polling.note_hooks(now)
+    repositories, polls = polling.due(now)
+    for repository_id in repositories:
+        poll_repository.delay(repository_id)
+    for run_id in polls[:500]:
         poll_run.delay(run_id)
     waiting = list(
         Run.objects.filter(status=Status.WAITING, not_before__isnull=True, created_at__lt=stale)
@@ -298,6 +301,6 @@ def sweep() -> dict[str, int]:
     return {
         "deliveries": len(deliveries),
         "runs": len(runs),
-        "polls": len(polls),
+        "polls": len(polls) + len(repositories),
         "mirrors": len(mirrors),
     }

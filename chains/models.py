@@ -103,6 +103,9 @@ class Forge(models.Model):
         max_length=255, blank=True, help_text="Baton's own account here (its comments are ignored)"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    hooks_seen_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When its last webhook delivery arrived"
+    )
 
     class Meta:
         permissions = [

@@ -60,13 +60,23 @@ def allowed(current: str, new: str) -> bool:
     return current == new or Status(new) in TRANSITIONS[Status(current)]
 
 
-def reported(current: str, news: str) -> bool:
+def reported(
+    current: str,
+    news: str,
+    *,
+    ended_at: datetime | None = None,
+    news_ended_at: datetime | None = None,
+) -> bool:
     """Whether the forge's news ``news`` moves a run that is ``current``: never backwards within
-    one attempt (a late "running" after "success" is old news), though a finished pipeline may
-    end differently (the forge retried it)."""
+    one attempt (a late "running" after "success" is old news, and so is a repeat), though a
+    finished pipeline may end differently (the forge retried it) — but only when the news ended
+    later than the end on record (``ended_at``, ``news_ended_at``: the forge's finish times,
+    when both are known), so that two ends delivered out of order settle on the newer."""
     now, new = Status(current), Status(news)
     if now in FINISHED:
-        return new in FINISHED
+        if new not in FINISHED or new == now:
+            return False
+        return ended_at is None or news_ended_at is None or news_ended_at > ended_at
     return new in FINISHED or RANK.get(new, 0) >= RANK.get(now, 0)
 
 
@@ -260,12 +270,16 @@ def apply_report(
     *,
     started_at: datetime | None = None,
     finished_at: datetime | None = None,
+    earlier_end: datetime | None = None,
 ) -> tuple[bool, bool]:
     """Move the run to what the forge says, never backwards within one attempt. Returns
     (changed, newly finished): the caller saves it and, when it newly finished, releases the
-    runs waiting for it."""
+    runs waiting for it. ``earlier_end``: when the run's previous attempt ended (a retry); an
+    end no later than that is the previous attempt's, late news that this attempt ignores."""
     current = Status(run.status)
-    if not reported(current, status):
+    if not reported(current, status, ended_at=run.finished_at, news_ended_at=finished_at):
+        return False, False
+    if status in FINISHED and earlier_end and finished_at and finished_at <= earlier_end:
         return False, False
     changed = current != status
     run.status = status

@@ -309,6 +309,9 @@ BATON_TRIGGER_LEASE = env_float("BATON_TRIGGER_LEASE", 60.0, minimum=1.0)
 BATON_POLL_AFTER = env_float("BATON_POLL_AFTER", 60.0, minimum=1.0)
 # ...and runs whose webhooks do arrive, only after this long without any.
 BATON_POLL_AFTER_HOOKED = env_float("BATON_POLL_AFTER_HOOKED", 900.0, minimum=1.0)
+# A forge with open runs and no webhook delivery for this long is "silent" (a disabled hook):
+# all its open runs are polled at BATON_POLL_AFTER, and the console says so.
+BATON_HOOK_SILENCE = env_float("BATON_HOOK_SILENCE", 60.0, minimum=1.0)
 # A pipeline is taken for a run only if the forge created it after the run was sent, give or take
 # this many seconds of clock difference between Baton and the forge.
 BATON_MARKER_CLOCK_SKEW = env_float("BATON_MARKER_CLOCK_SKEW", 60.0, minimum=0.0)

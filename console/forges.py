@@ -10,15 +10,17 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, QuerySet
+from django.db.models import BooleanField, Count, ExpressionWrapper, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.timesince import timesince
 from django.views.decorators.http import require_POST
 
+from bots.engine import polling
 from bots.forges.base import ForgeError
 from bots.forges.registry import forge_for
 from chains.models import Forge
@@ -314,14 +316,29 @@ def regenerate_secret(request: HttpRequest, forge: Forge) -> None:
 @admin.register(Forge)
 class ForgeAdmin(AuditedAdmin):
     form = ForgeForm
-    list_display = ["name", "kind", "slug", "api_url", "bot_username", "repository_count"]
+    list_display = [
+        "name",
+        "kind",
+        "slug",
+        "api_url",
+        "bot_username",
+        "repository_count",
+        "webhooks_display",
+    ]
     list_filter = ["kind"]
     search_fields = ["name", "slug", "api_url", "bot_username"]
     actions = ["test_connection_action"]
     change_form_template = "console/forge/change_form.html"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Forge]:
-        return super().get_queryset(request).annotate(repository_total=Count("repositories"))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                repository_total=Count("repositories"),
+                hooks_silent=ExpressionWrapper(polling.silent(), output_field=BooleanField()),
+            )
+        )
 
     # A forge holds a token that acts on every project Baton reaches: only superusers, or
     # people given "Can set up forges" (chains.manage_forge), may add, change or delete one,
@@ -345,9 +362,20 @@ class ForgeAdmin(AuditedAdmin):
     def repository_count(self, obj: Forge) -> int:
         return getattr(obj, "repository_total", 0)
 
+    @admin.display(description="webhooks")
+    def webhooks_display(self, obj: Forge) -> str:
+        """Whether the forge's webhooks arrive (bots/engine/polling.py says when it is silent)."""
+        if getattr(obj, "hooks_silent", False):
+            silence = polling.silence_of(obj)
+            if silence is not None:
+                return silence.message()
+        if obj.hooks_seen_at is None:
+            return "none received yet"
+        return f"last received {timesince(obj.hooks_seen_at)} ago"
+
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         secret = "webhook_secret_display" if request.user.is_superuser else "webhook_secret_note"
-        webhook = ["webhook_url_display", secret, "events_display"]
+        webhook = ["webhooks_display", "webhook_url_display", secret, "events_display"]
         return [
             (None, {"fields": ["name", "kind", "slug", "api_url"]}),
             (
@@ -389,6 +417,7 @@ class ForgeAdmin(AuditedAdmin):
             "webhook_secret_display",
             "webhook_secret_note",
             "events_display",
+            "webhooks_display",
         ]
 
     # -- the read-only webhook help --------------------------------------------------------
@@ -460,6 +489,13 @@ class ForgeAdmin(AuditedAdmin):
     ) -> HttpResponse:
         context["may_reveal_secret"] = request.user.is_superuser
         context["may_manage"] = self._may_manage(request)
+        silence = polling.silence_of(obj) if obj is not None and obj.pk else None
+        if silence is not None:
+            messages.warning(
+                request,
+                f"{silence.message()}: Baton polls its open runs instead. Check the webhook on "
+                "the forge (a hook that keeps failing is disabled there).",
+            )
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:

@@ -41,8 +41,13 @@ def apply_status(
     """Move a run to what the forge says, never backwards within one attempt
     (chains/runstate.py). The caller saves the run; when it finished, runs waiting for it are
     released after commit."""
+    earlier_end = None
+    if run.attempt > 1 and status in FINISHED and finished_at is not None:
+        # A retry of the same pipeline: its earlier end, read late, is not this attempt's.
+        previous = run.attempts.filter(number=run.attempt - 1)
+        earlier_end = previous.values_list("finished_at", flat=True).first()
     changed, ended = runstate.apply_report(
-        run, status, started_at=started_at, finished_at=finished_at
+        run, status, started_at=started_at, finished_at=finished_at, earlier_end=earlier_end
     )
     if ended:
         settle_later(run.chain_id)

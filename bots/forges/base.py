@@ -90,6 +90,14 @@ class FailedJob:
 
 
 @dataclass(frozen=True)
+class PipelineListing:
+    """One list call's answer for a project's open runs (``Forge.changed_pipelines``)."""
+
+    pipelines: tuple[RemotePipeline, ...]
+    complete: bool  # every pipeline the question covers is listed (else: more pages were left)
+
+
+@dataclass(frozen=True)
 class RemoteChange:
     """An open change as the forge has it now."""
 
@@ -197,6 +205,15 @@ class Forge(Protocol):
 
     def failed_jobs(self, project: str, pipeline_id: str, *, limit: int) -> list[FailedJob]:
         """Up to ``limit`` failed jobs of a finished pipeline, with one request."""
+        ...
+
+    def changed_pipelines(
+        self, project: str, *, updated_after: datetime, created_after: datetime
+    ) -> PipelineListing:
+        """One conditional list call standing for every open run of ``project`` (polling when
+        webhooks are lost): the pipelines updated since ``updated_after`` where the forge can
+        filter on it, else those created since ``created_after`` asked with the last answer's
+        ETag, so that an unchanged list costs a 304."""
         ...
 
     def cancel_pipeline(self, project: str, pipeline_id: str) -> RemotePipeline: ...

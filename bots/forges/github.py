@@ -29,6 +29,7 @@ from bots.forges.base import (
     Budget,
     FailedJob,
     ForgeError,
+    PipelineListing,
     RemoteChange,
     RemoteComment,
     RemotePipeline,
@@ -701,21 +702,52 @@ class GitHubForge:
     def get_pipeline(self, project: str, pipeline_id: str) -> RemotePipeline:
         """A conditional GET: an unchanged run costs a 304, which GitHub does not count."""
         path = f"{self._repo(project)}/actions/runs/{checked_id(pipeline_id)}"
+        data = self._conditional_get(f"read run {pipeline_id} in {project}", path, None, project)
+        return self._pipeline(data)
+
+    def changed_pipelines(
+        self, project: str, *, updated_after: datetime, created_after: datetime
+    ) -> PipelineListing:
+        # GitHub cannot filter runs on when they changed: the runs created since the oldest open
+        # one was sent, asked with the last answer's ETag (a 304 when none changed, not counted
+        # against the rate limit: docs.github.com/en/rest/using-the-rest-api/
+        # best-practices-for-using-the-rest-api#use-conditional-requests-if-appropriate).
+        params = {
+            "created": f">={created_after.strftime('%Y-%m-%dT%H:%M:%SZ')}",
+            "per_page": 100,
+            "exclude_pull_requests": "true",
+        }
+        data = self._conditional_get(
+            f"list runs in {project}", f"{self._repo(project)}/actions/runs", params, project
+        )
+        runs = (data or {}).get("workflow_runs", []) if isinstance(data, dict) else []
+        total = (data or {}).get("total_count", len(runs)) if isinstance(data, dict) else 0
+        listed = tuple(self._pipeline(run) for run in runs)
+        return PipelineListing(listed, complete=not isinstance(total, int) or total <= len(runs))
+
+    def _conditional_get(
+        self, action: str, path: str, params: dict[str, Any] | None, project: str
+    ) -> Any:
+        """GET with If-None-Match from the last answer to the same question (kept in this
+        process, up to 2,000 questions): a 304 answers with what that answer said."""
+        key = path + (
+            "?" + "&".join(f"{k}={v}" for k, v in sorted(params.items())) if params else ""
+        )
         with self._lock:
-            cached = self._etags.get(path)
+            cached = self._etags.get(key)
         headers = {"If-None-Match": cached[0]} if cached else None
         status, response_headers, data = self._send(
-            f"read run {pipeline_id} in {project}", "GET", path, headers=headers, project=project
+            action, "GET", path, params=params, headers=headers, project=project
         )
         if status == 304 and cached:
-            data = cached[1]
-        elif response_headers.get("etag"):
+            return cached[1]
+        if response_headers.get("etag"):
             with self._lock:
-                self._etags[path] = (response_headers["etag"], data)
-                self._etags.move_to_end(path)
+                self._etags[key] = (response_headers["etag"], data)
+                self._etags.move_to_end(key)
                 while len(self._etags) > 2000:
                     self._etags.popitem(last=False)
-        return self._pipeline(data)
+        return data
 
     def failed_jobs(self, project: str, pipeline_id: str, *, limit: int) -> list[FailedJob]:
         """One request: the jobs of the run's latest attempt, keeping those that did not pass,

@@ -30,6 +30,7 @@ from bots.forges.base import (
     Budget,
     FailedJob,
     ForgeError,
+    PipelineListing,
     RemoteChange,
     RemoteComment,
     RemotePipeline,
@@ -43,7 +44,7 @@ from bots.forges.base import (
 )
 from bots.forges.gitlab_words import PIPELINE_STATUS, parse_time, pipeline_status  # noqa: F401
 from chains import deadline
-from chains.status import Status
+from chains.status import FINISHED, Status
 
 # Baton status -> GitLab commit status state.
 COMMIT_STATE: dict[Status, str] = {
@@ -61,6 +62,7 @@ COMMIT_STATE: dict[Status, str] = {
 # GitLab's answer to a commit status that is already in the posted state (or past it).
 CANNOT_TRANSITION = "Cannot transition status via"
 
+LISTED = 100  # pipelines per list call when polling (GitLab's largest page)
 PERMANENT_CODES = {400, 401, 403, 404, 405, 409, 410, 422}
 _MR_REF = re.compile(r"refs/merge-requests/[0-9]+/head")  # where merge request pipelines run
 DEVELOPER = 30  # GitLab access level
@@ -428,6 +430,33 @@ class GitLabForge:
             )
             for job in jobs[:limit]
         ]
+
+    def changed_pipelines(
+        self, project: str, *, updated_after: datetime, created_after: datetime
+    ) -> PipelineListing:
+        # GitLab filters on the time a pipeline last changed: an answer with nothing in it says
+        # every open run stands where it stood
+        # (docs.gitlab.com/api/pipelines/#list-project-pipelines, updated_after).
+        items = self._call(
+            f"list pipelines updated in {project}",
+            lambda: self._project(project).pipelines.list(
+                updated_after=updated_after.isoformat(),
+                order_by="updated_at",
+                sort="desc",
+                per_page=LISTED,
+                get_all=False,
+            ),
+            project=project,
+        )
+        found = []
+        for item in items:
+            pipeline = self._pipeline(item)
+            if pipeline.finished_at is None and pipeline.status in FINISHED:
+                # The list shows no finish time; a finished pipeline last changed when it ended.
+                ended = parse_time(item.attributes.get("updated_at"))
+                pipeline = dataclasses.replace(pipeline, finished_at=ended)
+            found.append(pipeline)
+        return PipelineListing(tuple(found), complete=len(found) < LISTED)
 
     def cancel_pipeline(self, project: str, pipeline_id: str) -> RemotePipeline:
         pipeline = self._project(project).pipelines.get(int(checked_id(pipeline_id)), lazy=True)

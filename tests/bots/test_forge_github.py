@@ -211,3 +211,43 @@ def test_check_runs_for_app_installations() -> None:
         "completed",
         "failure",
     )
+
+
+@responses.activate
+def test_polling_a_repository_is_one_conditional_list_call(forge: GitHubForge) -> None:
+    url = f"{API}/repos/acme/docs/actions/runs"
+    runs = {
+        "total_count": 2,
+        "workflow_runs": [
+            {"id": 8, "status": "in_progress", "html_url": "h8"},
+            {
+                "id": 9,
+                "status": "completed",
+                "conclusion": "failure",
+                "updated_at": "2026-01-01T12:05:00Z",
+            },
+        ],
+    }
+    responses.get(url, json=runs, headers={"ETag": '"L1"'})
+    since = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    listing = forge.changed_pipelines("acme/docs", updated_after=since, created_after=since)
+    assert listing.complete
+    assert [(p.id, p.status) for p in listing.pipelines] == [
+        ("8", Status.RUNNING),
+        ("9", Status.FAILED),
+    ]
+    assert listing.pipelines[1].finished_at == datetime(2026, 1, 1, 12, 5, tzinfo=UTC)
+    first = responses.calls[0].request
+    assert "created=%3E%3D2026-01-01T12%3A00%3A00Z" in (first.url or "")
+    assert "If-None-Match" not in first.headers
+
+    responses.replace(responses.GET, url, status=304)
+    again = forge.changed_pipelines("acme/docs", updated_after=since, created_after=since)
+    assert responses.calls[1].request.headers["If-None-Match"] == '"L1"'
+    assert again == listing  # a 304 answers with what the last list said
+
+    responses.replace(responses.GET, url, json={**runs, "total_count": 150})
+    later = datetime(2026, 1, 1, 12, 1, tzinfo=UTC)  # another question: asked afresh
+    cut = forge.changed_pipelines("acme/docs", updated_after=later, created_after=later)
+    assert "If-None-Match" not in responses.calls[2].request.headers
+    assert not cut.complete  # more pages: the caller reads the missing runs one by one

@@ -150,3 +150,32 @@ def test_queued_waiting_and_pending_are_one_state_on_gitlab(forge: GitLabForge) 
         "pending"
     }
     assert forge.commit_state(Status.RUNNING) != forge.commit_state(Status.PENDING)
+
+
+@responses.activate
+def test_polling_a_project_lists_the_pipelines_updated_since(forge: GitLabForge) -> None:
+    from datetime import UTC, datetime
+
+    responses.get(
+        f"{URL}/api/v4/projects/acme%2Fapi/pipelines",
+        json=[
+            {"id": 62, "status": "running", "updated_at": "2026-01-01T12:04:00.000Z"},
+            {"id": 61, "status": "success", "updated_at": "2026-01-01T12:03:00.000Z"},
+        ],
+    )
+    since = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    listing = forge.changed_pipelines("acme/api", updated_after=since, created_after=since)
+    assert listing.complete
+    assert [(p.id, p.status) for p in listing.pipelines] == [
+        ("62", Status.RUNNING),
+        ("61", Status.SUCCESS),
+    ]
+    # The list shows no finish time: a finished pipeline last changed when it ended.
+    assert listing.pipelines[1].finished_at == datetime(2026, 1, 1, 12, 3, tzinfo=UTC)
+    assert listing.pipelines[0].finished_at is None
+    from urllib.parse import parse_qsl, urlsplit
+
+    query = dict(parse_qsl(urlsplit(responses.calls[0].request.url or "").query))
+    assert query["updated_after"] == since.isoformat()
+    assert (query["order_by"], query["sort"], query["per_page"]) == ("updated_at", "desc", "100")
+    assert len(responses.calls) == 1

@@ -342,3 +342,33 @@ def test_status_class() -> None:
         "4xx",
         "5xx",
     ]
+
+
+def test_a_forge_whose_webhooks_went_quiet_shows_its_silence(client: Client, forge: Forge) -> None:
+    repo = Repository.objects.create(forge=forge, path="acme/app")
+    chain = Chain.objects.create(
+        forge=forge, repository=repo, head_sha="a" * 40, upstream_ref="main", status="running"
+    )
+    ten_minutes_ago = timezone.now() - timedelta(minutes=10)
+    Run.objects.create(
+        chain=chain,
+        repository=repo,
+        key="a",
+        status="running",
+        dispatch=Run.Dispatch.SENT,
+        remote_id="5",
+        hooked=True,
+        triggered_at=ten_minutes_ago,
+        last_seen_at=ten_minutes_ago,
+    )
+    Forge.objects.filter(pk=forge.pk).update(hooks_seen_at=ten_minutes_ago)
+    scraped = scrape(client)
+    (silence,) = scraped["baton_forge_hook_silence_seconds"].samples
+    assert silence.labels == {"forge": "gl"} and 590 < silence.value < 700
+    (polled,) = scraped["baton_runs_polled"].samples
+    assert polled.value == 1  # hooked, but its forge is silent: polled at BATON_POLL_AFTER
+
+    Forge.objects.filter(pk=forge.pk).update(hooks_seen_at=timezone.now())
+    scraped = scrape(client)
+    assert not scraped["baton_forge_hook_silence_seconds"].samples
+    assert scraped["baton_runs_polled"].samples[0].value == 0

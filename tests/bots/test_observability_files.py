@@ -37,7 +37,9 @@ def exported(db: None) -> dict[str, set[str]]:
     )
     Delivery.objects.record(forge, "Push Hook", "k", {}, handled=True)
     for family in metrics.DatabaseCollector().collect():
-        names[family.name] = {key for sample in family.samples for key in sample.labels}
+        # The labels a family declares (one with no sample now, e.g. no silent forge, too).
+        declared = set(getattr(family, "_labelnames", ()))
+        names[family.name] = declared | {key for sample in family.samples for key in sample.labels}
     return names
 
 

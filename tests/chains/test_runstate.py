@@ -43,6 +43,19 @@ def test_forge_news_never_moves_a_run_back(current: Status, news: Status, moves:
     assert reported(current, news) is moves
 
 
+def test_two_ends_out_of_order_settle_on_the_newer_one() -> None:
+    first, second = datetime(2026, 1, 1, 12, 0, 0), datetime(2026, 1, 1, 12, 5, 0)
+    # failed at 12:00, then the forge retried the pipeline and it succeeded at 12:05
+    assert reported(Status.FAILED, Status.SUCCESS, ended_at=first, news_ended_at=second)
+    assert not reported(Status.SUCCESS, Status.FAILED, ended_at=second, news_ended_at=first)
+    assert not reported(Status.SUCCESS, Status.SUCCESS, ended_at=first, news_ended_at=second)
+    run = Run(status=Status.PENDING)
+    assert runstate.apply_report(run, Status.SUCCESS, finished_at=second) == (True, True)
+    assert runstate.apply_report(run, Status.FAILED, finished_at=first) == (False, False)
+    assert runstate.apply_report(run, Status.SUCCESS, finished_at=first) == (False, False)
+    assert (run.status, run.finished_at) == (Status.SUCCESS, second)  # a repeat keeps the time
+
+
 def test_apply_report_sets_the_times_and_says_when_it_newly_finished() -> None:
     run = Run(status=Status.PENDING, error="canceled too late")
     assert runstate.apply_report(run, Status.RUNNING) == (True, False)

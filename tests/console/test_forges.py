@@ -160,3 +160,33 @@ def test_app_installation_is_for_github_only(admin_client: Client, world: World)
     assert response.context["adminform"].form.errors["app_installation"] == [
         "Only a GitHub forge uses an App installation."
     ]
+
+
+def test_a_forge_whose_webhooks_went_quiet_says_so_on_the_list_and_its_page(
+    admin_client: Client, world: World
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from chains.models import Run
+
+    long_ago = timezone.now() - timedelta(minutes=7, seconds=10)
+    Forge.objects.filter(pk=world.gitlab.pk).update(hooks_seen_at=long_ago)
+    changelist = reverse("admin:chains_forge_changelist")
+    page = reverse("admin:chains_forge_change", args=[world.gitlab.pk])
+    message = "no webhooks from GitLab for 7 minutes"
+    # No open run the forge has: quiet is no news.
+    assert message not in admin_client.get(changelist).content.decode()
+
+    Run.objects.filter(chain=world.chain).update(
+        status="running", dispatch=Run.Dispatch.SENT, remote_id="11", triggered_at=long_ago
+    )
+    assert message in admin_client.get(changelist).content.decode()
+    response = admin_client.get(page)
+    assert any(m.startswith(message) for m in _messages(response))
+    assert message in response.content.decode()
+
+    Forge.objects.filter(pk=world.gitlab.pk).update(hooks_seen_at=timezone.now())
+    assert message not in admin_client.get(changelist).content.decode()
+    assert not _messages(admin_client.get(page))

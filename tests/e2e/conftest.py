@@ -36,6 +36,7 @@ WORKER_ENV = {
     "BATON_STALE_AFTER": "2",
     "BATON_TRIGGER_LEASE": "3",
     "BATON_POLL_AFTER": "3",
+    "BATON_HOOK_SILENCE": "20",
     "BATON_FORGE_TIMEOUT": "5",
     # JSON lines carrying each chain's ids (tests/e2e/test_observability.py reads them).
     "LOG_FORMAT": "json",

@@ -4,6 +4,7 @@ tracks to the end and mirrors back, with a real worker, PostgreSQL and Redis."""
 from __future__ import annotations
 
 import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -296,7 +297,10 @@ def test_lost_pipeline_webhooks_are_made_up_by_polling(forges: Forges) -> None:
     open_mr(forges, "downstream: [{project: acme/api}]\n")
     chain = eventually(chain_done, 60, "the run to finish through polling")
     assert chain.runs.get().status == "success"
-    assert forges.sandbox.requests(method="GET", path="/pipelines/")
+    # Polled as a repository (one list of its pipelines), not pipeline by pipeline.
+    gets = [r["path"] for r in forges.sandbox.requests(method="GET", path="/pipelines")]
+    assert [p for p in gets if p.endswith("/pipelines")], gets
+    assert not [p for p in gets if re.search(r"/pipelines/[0-9]+$", p)], gets
 
 
 def test_invalid_config_fails_the_chain_with_line_and_field(forges: Forges) -> None:

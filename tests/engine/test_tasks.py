@@ -247,4 +247,6 @@ def test_the_sweeper_hands_out_what_was_left_behind(engine: Engine, settings: An
     long_ago = timezone.now() - timedelta(hours=1)
     Run.objects.filter(pk=api.pk).update(last_seen_at=long_ago, created_at=long_ago)
     engine.deliver("sweep")
-    assert ("poll_run", (api.pk,)) in [(k.name, k.args) for k in engine.kicks.pending]
+    # A run the forge has identified is polled with all of its repository's open runs.
+    pending = [(k.name, k.args) for k in engine.kicks.pending]
+    assert ("poll_repository", (api.repository_id,)) in pending

@@ -25,6 +25,7 @@ from bots.forges.base import (
     Budget,
     FailedJob,
     ForgeError,
+    PipelineListing,
     RemoteChange,
     RemoteComment,
     RemotePipeline,
@@ -77,6 +78,8 @@ class Pipeline:
     deploy: str | None = None
     created_at: datetime = field(default_factory=timezone.now)
     failed_jobs: list[FailedJob] = field(default_factory=list)  # what failed_jobs() answers
+    updated_at: datetime = field(default_factory=timezone.now)
+    finished_at: datetime | None = None
 
     def remote(self) -> RemotePipeline:
         return RemotePipeline(
@@ -84,6 +87,7 @@ class Pipeline:
             status=self.status,
             web_url=f"https://forge.test/{self.project}/-/pipelines/{self.id}",
             created_at=self.created_at,
+            finished_at=self.finished_at,
         )
 
 
@@ -120,6 +124,7 @@ class FakeForge:
         self.posted: dict[str, RemoteComment] = {}  # comments people wrote, by id
         self.write_budgets: list[Budget] = []
         self._ids = itertools.count(101)
+        self.page = 100  # pipelines per list call (changed_pipelines)
 
     # -- scripting -----------------------------------------------------------------------------
 
@@ -195,8 +200,14 @@ class FakeForge:
         self.pipelines[(project, pipeline.id)] = pipeline
         return pipeline
 
-    def set_status(self, project: str, pipeline_id: str, status: Status) -> None:
-        self.pipelines[(project, pipeline_id)].status = status
+    def set_status(
+        self, project: str, pipeline_id: str, status: Status, *, finished_at: datetime | None = None
+    ) -> None:
+        pipeline = self.pipelines[(project, pipeline_id)]
+        pipeline.status = status
+        pipeline.updated_at = timezone.now()
+        if finished_at is not None:
+            pipeline.finished_at = finished_at
 
     # -- what tests read back ------------------------------------------------------------------
 
@@ -366,10 +377,27 @@ class FakeForge:
         except KeyError:
             raise permanent(f"404 pipeline {pipeline_id} Not Found") from None
 
+    def changed_pipelines(
+        self, project: str, *, updated_after: datetime, created_after: datetime
+    ) -> PipelineListing:
+        """GitLab's way: the pipelines of the project updated since then, newest first."""
+        self._enter(
+            "changed_pipelines", project, updated_after=updated_after, created_after=created_after
+        )
+        mine = [
+            p
+            for p in self.pipelines.values()
+            if p.project == project and p.updated_at > updated_after
+        ]
+        mine.sort(key=lambda p: p.updated_at, reverse=True)
+        return PipelineListing(
+            tuple(p.remote() for p in mine[: self.page]), complete=len(mine) <= self.page
+        )
+
     def cancel_pipeline(self, project: str, pipeline_id: str) -> RemotePipeline:
         self._enter("cancel_pipeline", project, pipeline_id)
         pipeline = self.pipelines[(project, pipeline_id)]
-        pipeline.status = Status.CANCELED
+        pipeline.status, pipeline.updated_at = Status.CANCELED, timezone.now()
         return pipeline.remote()
 
     def retry_pipeline(
@@ -379,7 +407,7 @@ class FakeForge:
         pipeline = self.pipelines[(project, pipeline_id)]
         if self.kind == "gitlab" and pipeline.status not in (Status.FAILED, Status.CANCELED):
             return pipeline.remote()  # GitLab retries only failed and canceled jobs
-        pipeline.status = Status.PENDING
+        pipeline.status, pipeline.updated_at = Status.PENDING, timezone.now()
         return pipeline.remote()
 
     def commit_state(self, status: Status) -> str:

@@ -281,3 +281,21 @@ def test_hooks_crud(gl: gitlab.Gitlab, project: dict) -> None:
     assert [h.id for h in p.hooks.list()] == [hook.id]
     hook.delete()
     assert p.hooks.list() == []
+
+
+def test_pipelines_updated_after_a_time_newest_change_first(
+    gl: gitlab.Gitlab, control: SandboxClient, project: dict
+) -> None:
+    """What Baton's polling asks (bots/forges/gitlab.py: changed_pipelines): the pipelines
+    updated after a time (``updated_after``), the newest change first (``order_by=updated_at``)."""
+    control.set_script(project["id"], created=3600.0)  # nothing moves unless told to
+    p = gl.projects.get(project["id"], lazy=True)
+    first = p.pipelines.create({"ref": "main"})
+    second = p.pipelines.create({"ref": "main"})
+    control.finish_pipeline(project["id"], first.id, "failed")
+    listed = p.pipelines.list(order_by="updated_at", sort="desc", get_all=True)
+    assert [x.id for x in listed] == [first.id, second.id]  # the newest change first
+    assert [x.id for x in p.pipelines.list(order_by="id", get_all=True)] == [second.id, first.id]
+    changed = p.pipelines.get(first.id).updated_at
+    since = p.pipelines.list(updated_after=changed, order_by="updated_at", get_all=True)
+    assert second.id not in [x.id for x in since]  # not updated since then
