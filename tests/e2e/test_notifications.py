@@ -1,0 +1,109 @@
+"""Notifications, end to end: a chain fails on the sandbox (GitLab, then GitHub), and the sandbox's
+chat room — posted to by Apprise's ``json://`` through a real Celery worker — receives one message
+naming the failed job, why it failed, and the chain's link; a green chain on the same change then
+brings one "recovered" message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+from chains.models import Chain
+from notify.models import Channel, Notification
+from tests.e2e.conftest import Forges, eventually
+from tests.e2e.test_github_chain import WORKFLOW
+
+pytestmark = [pytest.mark.e2e]
+ROOM = "release"
+
+
+def _messages(forges: Forges, count: int) -> list[dict[str, Any]]:
+    def check() -> list[dict[str, Any]] | None:
+        found = forges.sandbox.chat_messages(ROOM)
+        return found if len(found) >= count else None
+
+    return eventually(check, 90, f"{count} message(s) in the sandbox chat")
+
+
+def _channel(forges: Forges) -> Channel:
+    return Channel.objects.create(name="release-chat", url=forges.sandbox.chat_url(ROOM))
+
+
+def _check_failure(message: dict[str, Any], title: str, reason: str) -> Chain:
+    chain = Chain.objects.get(status="failed")
+    assert message["title"] == title
+    assert reason in message["message"]
+    assert message["message"].endswith(f"{settings.BATON_BASE_URL}/chains/{chain.pk}/")
+    return chain
+
+
+def _check_recovery(forges: Forges, failed: Chain, title: str) -> None:
+    first, second = _messages(forges, 2)[:2]
+    green = Chain.objects.exclude(pk=failed.pk).get()
+    assert green.status == "success"
+    assert second["title"] == title
+    assert second["message"].endswith(f"/chains/{green.pk}/")
+    # One message per chain and event, each recorded as sent.
+    rows = Notification.objects.order_by("pk").values_list("chain", "event", "outcome")
+    assert list(rows) == [
+        (failed.pk, "chain_failed", "sent"),
+        (green.pk, "chain_recovered", "sent"),
+    ]
+    assert len(forges.sandbox.chat_messages(ROOM)) == 2
+
+
+def test_a_failed_gitlab_chain_posts_one_message_then_one_when_it_recovers(
+    forges: Forges,
+) -> None:
+    _channel(forges)
+    forges.project(
+        "acme/api", outcome="failed", job="rspec", stage="test", failure_reason="script_failure"
+    )
+    forges.project(
+        "acme/app",
+        {".baton.yml": "notify: [release-chat]\ndownstream: [{key: api, project: acme/api}]\n"},
+    )
+    mr = forges.sandbox.open_merge_request(
+        "acme/app", "feature/x", title="Add x", author="alice", files={"x.py": "1"}
+    )
+    [message] = _messages(forges, 1)
+    failed = _check_failure(
+        message, "Chain failed: acme/app !1 “Add x”", "api (acme/api): rspec (script failure)"
+    )
+
+    forges.sandbox.set_script("acme/api", outcome="success", pending=0.2, running=0.8)
+    forges.sandbox.push("acme/app", mr["iid"], {"x.py": "2"})
+    _check_recovery(forges, failed, "Chain recovered: acme/app !1 “Add x”")
+
+
+def test_a_failed_github_chain_posts_one_message_then_one_when_it_recovers(
+    forges: Forges,
+) -> None:
+    _channel(forges)
+    forges.repo(
+        "acme/docs",
+        {".github/workflows/preview.yml": WORKFLOW},
+        outcome="timed_out",
+        job="build-docs",
+        step="Run sphinx",
+    )
+    baton_yml = (
+        "notify:\n  - channel: release-chat\n    events: [chain_failed, chain_recovered]\n"
+        "downstream: [{key: docs, project: acme/docs, workflow: preview.yml}]\n"
+    )
+    forges.repo("acme/app", {".baton.yml": baton_yml})
+    pr = forges.sandbox.open_pull_request(
+        "acme/app", "feature/x", base="main", title="Add x", author="alice", files={"x": "1"}
+    )
+    [message] = _messages(forges, 1)
+    failed = _check_failure(
+        message,
+        "Chain failed: acme/app #1 “Add x”",
+        "docs (acme/docs): build-docs / Run sphinx (timed out)",
+    )
+
+    forges.sandbox.set_run_script("acme/docs", outcome="success", pending=0.2, running=0.8)
+    forges.sandbox.push_pull_request("acme/app", pr["number"], {"x": "2"})
+    _check_recovery(forges, failed, "Chain recovered: acme/app #1 “Add x”")
