@@ -197,6 +197,7 @@ def _notify(node: Node) -> tuple[NotifyEntry, ...]:
     entries = []
     for i, item in enumerate(node.value):
         where = f"notify[{i}]"
+        fields: dict[str, tuple[Node, Node]]
         if isinstance(item, ScalarNode):
             fields = {"channel": (item, item)}
         else:

@@ -155,7 +155,7 @@ class SubscriptionAdmin(AuditedAdmin):
 class NotificationAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "chain", "event", "channel", "outcome", "attempts", "error"]
     list_filter = ["outcome", "event", "channel"]
-    fields = [
+    fields = (
         "chain",
         "event",
         "channel",
@@ -166,7 +166,7 @@ class NotificationAdmin(ReadOnlyAdmin):
         "sent_at",
         "title",
         "body",
-    ]
+    )
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Notification]:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from chains.globs import PatternError, branch_matches, glob_match
-from chains.models import Chain, Grant
+from chains.models import Chain, Grant, Run
 from chains.status import Status
 from notify import events
 from notify.models import DEFAULT_EVENTS, ChainNotify, Channel, Event, Notification, Subscription
@@ -28,7 +29,7 @@ def anything_to_do() -> bool:
     return Channel.objects.filter(enabled=True).exists()
 
 
-def chain_settled(chain_id: int, deliver: Callable[[int], None]) -> float | None:
+def chain_settled(chain_id: int, deliver: Callable[[int], Any]) -> float | None:
     """Create the rows of the events ``chain_id`` reached and hand each new one to ``deliver``
     (after commit). Returns seconds to wait and look again when a failed run's reasons (fetched
     after it ended) have not come yet, for at most BATON_NOTIFY_REASON_WAIT seconds."""
@@ -55,9 +56,9 @@ def _create(
     chain: Chain,
     event: Event,
     channel: Channel,
-    runs: list,
-    concerned: list,
-    deliver: Callable[[int], None],
+    runs: list[Run],
+    concerned: list[Run],
+    deliver: Callable[[int], Any],
 ) -> None:
     if Notification.objects.filter(chain=chain, event=event, channel=channel).exists():
         return

@@ -47,7 +47,7 @@ def test_a_json_webhook_receives_title_and_message() -> None:
     responses.add(responses.POST, HOOK, json={}, status=200)
     result = channels.send(SECRET_URL, "Chain failed: acme/app !1", "line one\nline two")
     assert result.ok
-    sent = json.loads(responses.calls[0].request.body)
+    sent = json.loads(responses.calls[0].request.body or b"")
     assert (sent["title"], sent["message"]) == ("Chain failed: acme/app !1", "line one\nline two")
 
 
