@@ -9,8 +9,13 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import URLPattern, path, reverse
+from django.utils.decorators import method_decorator
+from django.views.decorators.http import require_POST
 
 from chains.globs import PatternError, check_patterns
 from chains.models import Repository
@@ -83,6 +88,21 @@ class ChannelAdmin(AuditedAdmin):
     list_filter = ["kind", "enabled"]
     search_fields = ["name"]
     actions = ["send_test"]
+    change_form_template = "console/channel/change_form.html"
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view
+        test = path("<path:object_id>/test/", view(self.test_view), name="notify_channel_test")
+        return [test, *super().get_urls()]
+
+    @method_decorator(require_POST)
+    def test_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The “Send a test” button of a channel's page."""
+        channel = get_object_or_404(Channel, pk=object_id)
+        if not self.has_change_permission(request, channel):
+            raise PermissionDenied
+        self.send_test(request, Channel.objects.filter(pk=channel.pk))
+        return HttpResponseRedirect(reverse("admin:notify_channel_change", args=[channel.pk]))
 
     @admin.display(description="service")
     def service(self, obj: Channel) -> str:

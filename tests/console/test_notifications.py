@@ -121,3 +121,23 @@ def test_deliveries_are_listed_with_their_outcome_and_reason(admin_client: Clien
     )
     page = admin_client.get(reverse("admin:notify_notification_changelist")).content.decode()
     assert "A Connection error occurred" in page and ">failed<" in page
+
+
+@responses.activate
+def test_the_channel_page_has_a_send_a_test_button(admin_client: Client) -> None:
+    channel = Channel.objects.create(name="chat", url=URL)
+    responses.add(responses.POST, HOOK, json={}, status=200)
+    page = admin_client.get(reverse("admin:notify_channel_change", args=[channel.pk]))
+    test = reverse("admin:notify_channel_test", args=[channel.pk])
+    assert f'action="{test}"' in page.content.decode()
+    assert admin_client.get(test).status_code == 405  # a POST only
+    response = admin_client.post(test, follow=True)
+    assert "chat: test message sent." in _messages(response)
+    assert len(responses.calls) == 1
+
+
+def test_only_those_who_may_change_a_channel_may_test_it(client: Client) -> None:
+    channel = Channel.objects.create(name="chat", url=URL)
+    client.force_login(f.user("viewer", is_staff=True))
+    response = client.post(reverse("admin:notify_channel_test", args=[channel.pk]))
+    assert response.status_code == 403
