@@ -62,7 +62,7 @@ def test_a_refusal_is_told_without_the_secrets() -> None:
 
 def _row() -> Notification:
     chain = f.chain("acme/app")
-    to = Channel.objects.create(name="chat", url=SECRET_URL)
+    to, _ = Channel.objects.get_or_create(name="chat", defaults={"url": SECRET_URL})
     return Notification.objects.create(
         chain=chain, event=Event.CHAIN_FAILED, channel=to, title="t", body="b"
     )
@@ -109,3 +109,19 @@ def test_the_task_retries_with_backoff_and_jitter() -> None:
     task: Any = deliver_notification
     assert task.autoretry_for == (Undelivered,)
     assert task.retry_backoff and task.retry_jitter and task.retry_backoff_max == 600
+
+
+@pytest.mark.django_db
+def test_the_sweep_hands_on_rows_never_tried(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from notify import tasks
+
+    handed: list[int] = []
+    monkeypatch.setattr(tasks.deliver_notification, "delay", handed.append)
+    old, new = _row(), _row()
+    Notification.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    assert tasks.sweep() == 1
+    assert handed == [old.pk] and new.pk not in handed
