@@ -15,6 +15,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from chains import failures
+from chains.models import Forge
 from chains.redaction import PRIVATE, hidden_runs, private_names, scrub
 from chains.status import FINISHED, Status
 from notify.models import Event
@@ -103,7 +104,7 @@ class Message:
 
 def chain_name(chain: Any) -> str:
     """``acme/app !12 “Fix the thing”`` (GitHub: ``#12``), or the branch for a push."""
-    mark = "#" if chain.forge.kind == "github" else "!"
+    mark = "!" if chain.forge.kind == Forge.Kind.GITLAB else "#"  # as dashboard/presenters.py
     where = f"{mark}{chain.change_number}" if chain.change_number else chain.source_branch
     title = f" “{chain.title}”" if chain.title else ""
     return _line(f"{chain.repository.path} {where}{title}")
