@@ -5,18 +5,23 @@ brings one "recovered" message."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.models import User
 
 from chains.models import Chain
 from notify.models import Channel, Notification
 from tests.e2e.conftest import Forges, eventually
+from tests.e2e.dashboard_browser import chromium, require_browser
 from tests.e2e.test_github_chain import WORKFLOW
 
 pytestmark = [pytest.mark.e2e]
 ROOM = "release"
+SHOTS = os.environ.get("BATON_SCREENSHOTS", "")
 
 
 def _messages(forges: Forges, count: int) -> list[dict[str, Any]]:
@@ -107,3 +112,51 @@ def test_a_failed_github_chain_posts_one_message_then_one_when_it_recovers(
     forges.sandbox.set_run_script("acme/docs", outcome="success", pending=0.2, running=0.8)
     forges.sandbox.push_pull_request("acme/app", pr["number"], {"x": "2"})
     _check_recovery(forges, failed, "Chain recovered: acme/app #1 “Add x”")
+
+
+@pytest.mark.skipif(not SHOTS, reason="writes screenshots only when BATON_SCREENSHOTS is set")
+def test_notification_screenshots(forges: Forges, live_server: Any) -> None:
+    """docs/screenshots: the sandbox chat room with a failure message, the admin's channel page
+    (no URL shown) and its list of notifications sent."""
+    require_browser()
+    out = Path(SHOTS)
+    out.mkdir(parents=True, exist_ok=True)
+    channel = _channel(forges)
+    forges.project(
+        "acme/api", outcome="failed", job="rspec", stage="test", failure_reason="script_failure"
+    )
+    forges.project(
+        "acme/web",
+        outcome="failed",
+        job="e2e-chrome",
+        stage="test",
+        failure_reason="job_execution_timeout",
+    )
+    yml = (
+        "notify: [release-chat]\ndownstream:\n  - {key: api, label: API tests, project: acme/api}\n"
+        "  - {key: web, label: Web front end, project: acme/web}\n"
+    )
+    forges.project("acme/app", {".baton.yml": yml})
+    forges.sandbox.open_merge_request(
+        "acme/app", "feature/search", title="Make search faster", author="alice", files={"x": "1"}
+    )
+    _messages(forges, 1)
+    eventually(
+        lambda: Notification.objects.filter(outcome="sent").exists(), 30, "the row to say sent"
+    )
+    User.objects.create_superuser("admin", "admin@example.com", "demo-password")
+    base = live_server.url
+    with chromium(viewport={"width": 1280, "height": 800}) as ctx:
+        page = ctx.new_page()
+        page.goto(f"{forges.sandbox.base_url}/_sandbox/chat/{ROOM}/page")
+        page.screenshot(path=out / "notification-chat.png", full_page=True)
+        page.goto(f"{base}/admin/login/")
+        page.get_by_label("Username").fill("admin")
+        page.get_by_label("Password").fill("demo-password")
+        page.get_by_role("button", name="Log in").click()
+        page.evaluate("localStorage.setItem('django.admin.navSidebarIsOpen', 'false')")
+        page.goto(f"{base}/admin/notify/channel/{channel.pk}/change/")
+        assert "_sandbox/chat" not in page.content()  # the URL is write-only
+        page.screenshot(path=out / "admin-channel.png", full_page=True)
+        page.goto(f"{base}/admin/notify/notification/")
+        page.screenshot(path=out / "admin-notifications.png", full_page=True)
