@@ -35,7 +35,7 @@ class Channel(models.Model):
     name = models.SlugField(
         max_length=100,
         unique=True,
-        help_text="What subscriptions and the notify: list of .baton.yml call it, e.g. release-chat",
+        help_text="What subscriptions and .baton.yml notify: lists call it, e.g. release-chat",
     )
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.CHAT)
     url = EncryptedTextField(help_text="Apprise URL; stored encrypted, never shown")

@@ -25,7 +25,7 @@ class Migration(migrations.Migration):
             name='Channel',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(help_text='What subscriptions and the notify: list of .baton.yml call it, e.g. release-chat', max_length=100, unique=True)),
+                ('name', models.SlugField(help_text='What subscriptions and .baton.yml notify: lists call it, e.g. release-chat', max_length=100, unique=True)),
                 ('kind', models.CharField(choices=[('chat', 'chat (Slack, Teams, Mattermost, Discord, Matrix, webhook)'), ('email', 'e-mail')], default='chat', max_length=10)),
                 ('url', encrypted_fields.fields.EncryptedTextField(help_text='Apprise URL; stored encrypted, never shown')),
                 ('enabled', models.BooleanField(default=True)),
