@@ -27,7 +27,12 @@ EVENTS = ("merge_request", "push", "tag", "upstream")
 CANCEL_POLICIES = ("propagate", "detach")
 MODES = ("new", "rerun-latest", "rerun-last-successful")
 DEFAULT_WAIT_TIMEOUT = 60
-TOP_LEVEL_FIELDS = ("variables", "downstream")
+TOP_LEVEL_FIELDS = ("variables", "downstream", "notify")
+# `notify:` (docs/notifications.md): the events a channel may be told of (notify/models.py Event).
+NOTIFY_EVENTS = ("chain_failed", "chain_recovered", "release_finished", "run_manual", "run_refused")
+NOTIFY_FIELDS = ("channel", "events", "branches")
+MAX_NOTIFY = 20
+CHANNEL_NAME = re.compile(r"^[-a-zA-Z0-9_]{1,100}$")
 TARGET_FIELDS = (
     "key",
     "label",
@@ -104,9 +109,27 @@ class Target:
 
 
 @dataclass(frozen=True)
+class NotifyEntry:
+    """One `notify:` item: a channel an admin set up, named (never its address), and when."""
+
+    channel: str
+    events: tuple[str, ...] = ()  # none: chain_failed and chain_recovered
+    branches: tuple[str, ...] = ()  # target branch (or tag) patterns; none: every chain
+    line: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "channel": self.channel,
+            "events": list(self.events),
+            "branches": list(self.branches),
+        }
+
+
+@dataclass(frozen=True)
 class BatonConfig:
     variables: tuple[Variable, ...] = ()
     downstream: tuple[Target, ...] = ()
+    notify: tuple[NotifyEntry, ...] = ()
 
 
 def parse_config(text: str, *, standalone: bool = True) -> BatonConfig:
@@ -160,7 +183,60 @@ def parse_config(text: str, *, standalone: bool = True) -> BatonConfig:
         seen[target.key] = target
     if standalone:
         _check_dependencies(seen)
-    return BatonConfig(variables=variables, downstream=tuple(targets))
+    notify = _notify(fields["notify"][1]) if "notify" in fields else ()
+    return BatonConfig(variables=variables, downstream=tuple(targets), notify=notify)
+
+
+def _notify(node: Node) -> tuple[NotifyEntry, ...]:
+    """`notify:` in the style of Buildkite's: a list of channel names, or of
+    ``{channel, events, branches}``."""
+    if not isinstance(node, SequenceNode):
+        raise ConfigError("must be a list of channels", line=_line(node), field="notify")
+    if len(node.value) > MAX_NOTIFY:
+        raise ConfigError(f"at most {MAX_NOTIFY} entries", line=_line(node), field="notify")
+    entries = []
+    for i, item in enumerate(node.value):
+        where = f"notify[{i}]"
+        fields: dict[str, tuple[Node, Node]]
+        if isinstance(item, ScalarNode):
+            fields = {"channel": (item, item)}
+        else:
+            fields = _mapping(item, where)
+        for name, (key_node, _) in fields.items():
+            if name not in NOTIFY_FIELDS:
+                raise ConfigError(
+                    f"unknown field; expected one of {', '.join(NOTIFY_FIELDS)}",
+                    line=_line(key_node),
+                    field=f"{where}.{name}",
+                )
+        if "channel" not in fields:
+            raise ConfigError("names no channel", line=_line(item), field=f"{where}.channel")
+        channel_node = fields["channel"][1]
+        channel = _string(channel_node, f"{where}.channel")
+        if not CHANNEL_NAME.match(channel):
+            raise ConfigError(
+                "must be the name of a channel an admin set up (letters, digits, - and _), "
+                "never its address",
+                line=_line(channel_node),
+                field=f"{where}.channel",
+            )
+        events = _string_list(fields, "events", where)
+        for n, event in enumerate(events):
+            if event not in NOTIFY_EVENTS:
+                raise ConfigError(
+                    f"must be one of {', '.join(NOTIFY_EVENTS)} (got {event!r})",
+                    line=_line(fields["events"][1]),
+                    field=f"{where}.events[{n}]",
+                )
+        entries.append(
+            NotifyEntry(
+                channel=channel,
+                events=events,
+                branches=_patterns(fields, where),
+                line=_line(item),
+            )
+        )
+    return tuple(entries)
 
 
 def _check_dependencies(targets: dict[str, Target]) -> None:
@@ -486,6 +562,8 @@ def merge(base: BatonConfig, *rules: BatonConfig) -> BatonConfig:
         targets.update(
             {t.key: dataclasses.replace(t, rule_variables=rule.variables) for t in rule.downstream}
         )
-    merged = BatonConfig(variables=base.variables, downstream=tuple(targets.values()))
+    merged = BatonConfig(
+        variables=base.variables, downstream=tuple(targets.values()), notify=base.notify
+    )
     _check_dependencies(targets)
     return merged

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from chains import deadline
 from chains.conditions import ConditionError, Context, branch_matches
-from chains.config import BatonConfig, Target, Variable
+from chains.config import BatonConfig, NotifyEntry, Target, Variable
 from chains.globs import PatternError
 from chains.paths import PathError, check_ref
 
@@ -71,6 +71,7 @@ class PlannedRun:
 class Plan:
     runs: tuple[PlannedRun, ...]
     excluded: tuple[tuple[str, str], ...] = ()  # (key, why the rules leave it out)
+    notify: tuple[NotifyEntry, ...] = ()  # the `notify:` list (notify/ sends the messages)
 
     def only(self, keys: frozenset[str]) -> Plan:
         """Just the named targets; dependencies on the others are dropped."""
@@ -80,7 +81,7 @@ class Plan:
             if run.key in keys
         )
         left_out = tuple((run.key, "not named") for run in self.runs if run.key not in keys)
-        return Plan(runs=kept, excluded=self.excluded + left_out)
+        return Plan(runs=kept, excluded=self.excluded + left_out, notify=self.notify)
 
 
 def upstream_variables(change: Change, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -146,7 +147,7 @@ def plan(
     kept = {run.key for run in runs}
     # A dependency the rules left out is no dependency.
     runs = [_replace(run, depends_on=tuple(k for k in run.depends_on if k in kept)) for run in runs]
-    return Plan(runs=tuple(runs), excluded=tuple(excluded))
+    return Plan(runs=tuple(runs), excluded=tuple(excluded), notify=config.notify)
 
 
 def _replace(run: PlannedRun, **changes: object) -> PlannedRun:

@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "bots",
     "dashboard",
     "console",
+    "notify",
     "sandbox",
 ]
 # `manage.py demo` (what `make run` starts): the one place where Baton's apps and the sandbox forge
@@ -317,6 +318,10 @@ BATON_HOOK_SILENCE = env_float("BATON_HOOK_SILENCE", 60.0, minimum=1.0)
 BATON_MARKER_CLOCK_SKEW = env_float("BATON_MARKER_CLOCK_SKEW", 60.0, minimum=0.0)
 BATON_FORGE_TIMEOUT = env_float("BATON_FORGE_TIMEOUT", 10.0, minimum=0.1)
 BATON_MAX_FORGE_RETRIES = env_int("BATON_MAX_FORGE_RETRIES", 12, minimum=0)
+# Notifications (docs/notifications.md): tries per message, and how long a "chain failed"
+# message waits for the failed jobs' reasons.
+BATON_NOTIFY_RETRIES = env_int("BATON_NOTIFY_RETRIES", 6, minimum=0)
+BATON_NOTIFY_REASON_WAIT = env_int("BATON_NOTIFY_REASON_WAIT", 20, minimum=0)
 # GitHub App forges: renew an installation token this many seconds before it expires (at the
 # latest in the last twelfth of its lifetime).
 BATON_GITHUB_APP_RENEW_BEFORE = env_float("BATON_GITHUB_APP_RENEW_BEFORE", 300.0, minimum=0.0)
@@ -435,6 +440,7 @@ BATON_PRUNE_INTERVAL = env_float("BATON_PRUNE_INTERVAL", 3600.0, minimum=60.0)
 CELERY_BEAT_SCHEDULE = {
     "sweep": {"task": "bots.tasks.sweep", "schedule": BATON_SWEEP_INTERVAL},
     "prune": {"task": "bots.pruning.prune", "schedule": BATON_PRUNE_INTERVAL},
+    "notify-sweep": {"task": "notify.tasks.sweep", "schedule": 60.0},  # docs/notifications.md
 }
 CELERY_IMPORTS = ("bots.pruning",)  # tasks outside bots/tasks.py
 

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol, cast
 
+from sandbox.chat import ChatRooms
 from sandbox.control import ControlAPI
 from sandbox.faults import Fault, Faults, rate_limit_headers
 from sandbox.github.api import GitHubAPI
@@ -78,6 +79,8 @@ class Sandbox:
         self.control = ControlAPI(self)
         GitHubControl(self).register(self.control)
         self.oauth.register_control(self.control)
+        self.chat = ChatRooms()  # a local chat that takes Baton's notifications
+        self.chat.register(self.control)
         # None: the world lives in memory only (tests, benchmarks); else kept in that file.
         self.state_file = StateFile(self, state_file) if state_file else None
         if self.state_file is not None:
@@ -108,6 +111,7 @@ class Sandbox:
             self.faults.remove()
             self.requests.clear()
             self.webhooks.clear()
+            self.chat.reset()
 
     # -- request handling ----------------------------------------------------------------------
 

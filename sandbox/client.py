@@ -255,6 +255,15 @@ class SandboxClient:
     def clear_webhooks(self) -> None:
         self._call("DELETE", "/webhooks")
 
+    # -- the local chat room (sandbox/chat.py) -------------------------------------------------
+
+    def chat_url(self, room: str) -> str:
+        """The Apprise URL that posts to ``room`` (json:// is Apprise's JSON webhook)."""
+        return f"json://{self.base_url.split('://', 1)[1]}/_sandbox/chat/{room}"
+
+    def chat_messages(self, room: str) -> list[dict[str, Any]]:
+        return self._call("GET", f"/chat/{room}")
+
     # -- GitHub: settings, tokens, rate limit, redelivery --------------------------------------
 
     def github_info(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 TOP = (
     "bots",
     "chains",
+    "notify",
     "dashboard",
     "console",
     "config",
@@ -35,7 +36,9 @@ TOP = (
 # `path`, `path/`, `path: NAME` (a name defined in that file), with an optional trailing `::test`.
 _TOPS = "|".join(re.escape(t) for t in TOP)
 PATH = re.compile(rf"^((?:{_TOPS})(?:/[\w.\-]+)*/?)(?:(?::|: )(\w+))?(?:::[\w\[\]-]+)*$")
-DOTTED = re.compile(r"^((?:bots|chains|dashboard|console|config|sandbox|demo)(?:\.\w+)+)(?:\(\))?$")
+DOTTED = re.compile(
+    r"^((?:bots|chains|notify|dashboard|console|config|sandbox|demo)(?:\.\w+)+)(?:\(\))?$"
+)
 FILE_NAME = re.compile(r"\.(py|md|html|json|ya?ml|toml|sh|txt|cfg)$")  # `config.py`: a file name
 PLACEHOLDER = re.compile(r"[<>*{}]|\.\.\.|…")
 

@@ -24,6 +24,7 @@ from chains.redaction import PRIVATE, hidden_runs, private_names, scrub
 from chains.runstate import chain_status, soft_failed
 from chains.safe_url import safe_url
 from chains.status import NOT_YET_SENT, Status, upstream_view
+from notify import hooks as notify_hooks
 
 
 def request_mirror(chain_id: int, *, after: float = 0.2) -> None:
@@ -46,6 +47,7 @@ def mirror(chain_id: int) -> bool:
     ).update(mirror_lease_until=now + timedelta(seconds=300), mirror_requested_at=None)
     if not claimed:
         return not Chain.objects.filter(pk=chain_id).exists()
+    notify_hooks.chain_settled(chain_id)  # the chain's state as mirrored: notify/ tells channels
     try:
         _mirror(Chain.objects.select_related("forge", "repository").get(pk=chain_id))
     finally:

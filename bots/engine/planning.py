@@ -37,6 +37,7 @@ from chains.models import Chain, Delivery, Forge, Repository, Rule, Run
 from chains.planner import Change, Plan, PlannedRun, change_context, plan
 from chains.policy import Principal, UserPrincipal, Verdict
 from chains.status import Status
+from notify import hooks as notify_hooks
 
 log = logging.getLogger(__name__)
 
@@ -279,6 +280,7 @@ def handle_change(
             )
             runs = [new_run(chain, *target, reuse=reusable) for target in targets]
             created = Run.objects.bulk_create(runs)
+            notify_hooks.chain_planned(chain.pk, the_plan.notify)  # its `notify:` channels
             log.info(
                 "chain %s started for %s!%s: %s runs",
                 chain.pk,

@@ -30,6 +30,7 @@ from config.preflight import (
     fail,
     port_problem,
 )
+from notify.models import Channel, Event, Subscription
 from sandbox.client import SandboxClient
 
 FORGE_SLUG = "sandbox-gitlab"
@@ -112,6 +113,8 @@ class Command(BaseCommand):
                 f"{sandbox_url}/_sandbox/projects/acme%2Fapp/merge_requests/1/push\n"
                 "Or sign in with the sandbox's GitLab as dora (group acme/platform) or its GitHub "
                 "as gus (team acme/release): docs/sign-in.md.\n"
+                f"Notifications (chain failed, recovered…) arrive in the sandbox chat: "
+                f"{sandbox_url}/_sandbox/chat/{CHAT_ROOM}/page\n"
                 "Ctrl-C stops everything.\n"
             )
             self._loop(SandboxClient(sandbox_url), interval, children)
@@ -184,6 +187,7 @@ class Command(BaseCommand):
 
         sandbox = SandboxClient(sandbox_url)
         sandbox.reset()
+        _notifications(sandbox)
         hooks = [{"url": f"{baton_url}/hooks/{FORGE_SLUG}/", "token": hook_secret}]
         sandbox.create_project(
             "acme/app", files={".baton.yml": BATON_YML, "app.py": "v = 1\n"}, hooks=hooks
@@ -273,6 +277,29 @@ def _seed_signin(sandbox: SandboxClient, baton_url: str, env: dict[str, str]) ->
             projects="acme/*",
             defaults={"actions": ["view", "trigger", "retry", "cancel"]},
         )
+
+
+CHAT_ROOM = "releases"
+
+
+def _notifications(sandbox: SandboxClient) -> None:
+    """A chat channel posting to the sandbox's chat room, told of every acme/* chain's events
+    (docs/notifications.md): its page is where the demo's notifications arrive."""
+    channel, _ = Channel.objects.update_or_create(
+        name="demo-chat", defaults={"url": sandbox.chat_url(CHAT_ROOM), "enabled": True}
+    )
+    Subscription.objects.get_or_create(
+        channel=channel,
+        projects="acme/*",
+        defaults={
+            "events": [
+                Event.CHAIN_FAILED,
+                Event.CHAIN_RECOVERED,
+                Event.RUN_MANUAL,
+                Event.RUN_REFUSED,
+            ]
+        },
+    )
 
 
 class _ChildDied(Exception):
