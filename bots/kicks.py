@@ -38,7 +38,23 @@ def trigger(run_id: int, *, after: float | None = None) -> None:
     _later("trigger_run", run_id, countdown=after)
 
 
+# Runs per fan-out task (bots/engine/fanout.py, one chunk of SEND_THREADS): a big fan-out is
+# several tasks, sent side by side on the worker's threads.
+BATCH = 32
+
+
 def trigger_all(run_ids: Iterable[int]) -> None:
+    """Send these runs: one task for one run, fan-out tasks of up to ``BATCH`` for more."""
+    ids = list(run_ids)
+    if len(ids) == 1:
+        trigger(ids[0])
+        return
+    for start in range(0, len(ids), BATCH):
+        _later("trigger_runs", ids[start : start + BATCH])
+
+
+def trigger_each(run_ids: Iterable[int]) -> None:
+    """One task per run (what a fan-out hands back for the one-at-a-time path)."""
     for run_id in list(run_ids):
         trigger(run_id)
 

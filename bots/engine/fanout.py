@@ -1,0 +1,174 @@
+"""Many runs sent at once (a fan-out): the same promises as ``triggering.trigger``, one run at a
+time, at a fraction of the cost per run.
+
+A chunk of runs is claimed in one transaction (each run's claim, nonce and lease as
+``trigger`` writes them), reserved against the rate budgets in one transaction, sent side by
+side (``SEND_THREADS`` create calls in flight; the threads do HTTP only, no database), and what
+the forge accepted is recorded in one transaction (``tracking.record_many``: one chain settle
+and one mirror request per chunk instead of one per run). A run that needs more than a plain
+send (it waits for others, a rate limit longer than ``INLINE_WAIT``, a forge that demands
+spacing between writes, an earlier send whose outcome is unknown, ``wait:``, a re-run mode, a
+target whose default branch Baton does not know yet) goes the one-at-a-time way.
+
+Nothing is lost and nothing is sent twice on a crash: a chunk's runs are claimed (``sending``,
+with a lease) only just before they are sent, exactly as ``trigger`` claims one run, so a worker
+that dies mid-chunk leaves runs the sweeper hands to ``trigger`` once their lease runs out, which
+looks for the pipeline before sending again; runs of later chunks are still queued and idle, and
+the sweeper sends them.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from bots import kicks, throttle
+from bots.engine.tracking import record_many
+from bots.engine.triggering import (
+    INLINE_WAIT,
+    _retry_delay,
+    _trigger_failed,
+    _wait_for_turn,
+    run_variables,
+)
+from bots.forges.base import Budget, Forge, ForgeError, RemotePipeline
+from bots.forges.registry import forge_for
+from chains.models import Run, new_run_nonce
+from chains.runstate import waits_on_others
+from chains.status import NOT_YET_SENT
+
+log = logging.getLogger(__name__)
+
+SEND_THREADS = 32  # create calls in flight at once per chunk (and a chunk's size)
+# Create calls in flight at once in this process, all fan-outs together: several fan-out tasks
+# run side by side on a worker's threads, and the forge sees at most this many at a time.
+SEND_LIMIT = 64
+_in_flight = threading.BoundedSemaphore(SEND_LIMIT)
+
+
+def send_now(run_ids: list[int]) -> None:
+    """Send a new chain's runs from the task that planned it (no second trip through the
+    queue); if that fails for a reason of Baton's own, they are queued for the workers."""
+    try:
+        trigger_many(run_ids)
+    except Exception:
+        log.exception("runs %s: sending them at once failed; queued instead", run_ids[:5])
+        kicks.trigger_all(run_ids)
+
+
+def trigger_many(run_ids: list[int]) -> None:
+    """Send these runs, ``SEND_THREADS`` at a time; each exactly once (see the module)."""
+    ids = sorted(set(run_ids))
+    for start in range(0, len(ids), SEND_THREADS):
+        _send_chunk(ids[start : start + SEND_THREADS])
+
+
+def _plain(run: Run, forge: Forge) -> bool:
+    """Whether a run is a plain send this path may make (else ``trigger`` makes it)."""
+    ref = run.ref or run.repository.default_branch
+    return bool(
+        ref
+        and run.mode == "new"
+        and not run.wait_timeout
+        and run.not_before is None
+        and run.reserved_at is None
+        and run.send_attempts < settings.BATON_MAX_RUN_ATTEMPTS
+        and not waits_on_others(run)
+        and not any(b.spacing for b in forge.budgets("create", run.repository.path, ref))
+    )
+
+
+def _send_chunk(ids: list[int]) -> None:
+    now = timezone.now()
+    alone: list[int] = []
+    claimed: list[Run] = []
+    forges: dict[int, Forge] = {}
+    with transaction.atomic():
+        runs = (
+            Run.objects.select_for_update(of=("self",))
+            .select_related("chain", "repository__forge")
+            .filter(pk__in=ids)
+            .order_by("pk")
+        )
+        for run in runs:
+            if run.status not in NOT_YET_SENT or run.dispatch != Run.Dispatch.IDLE:
+                continue  # sent, being sent, or no longer to be sent: ``trigger`` would skip it
+            record = run.repository.forge
+            forge = forges.get(record.pk) or forges.setdefault(record.pk, forge_for(record))
+            if not _plain(run, forge):
+                alone.append(run.pk)
+                continue
+            run.nonce = new_run_nonce()  # a new send: a new secret marker
+            run.sent_at = now
+            run.dispatch = Run.Dispatch.SENDING
+            run.lease_until = now + timedelta(seconds=settings.BATON_TRIGGER_LEASE)
+            run.send_attempts += 1
+            claimed.append(run)
+        Run.objects.bulk_update(
+            claimed, ["dispatch", "lease_until", "send_attempts", "nonce", "sent_at"]
+        )
+        kicks.trigger_each(alone)
+    if not claimed:
+        return
+
+    def budgets(run: Run) -> list[Budget]:
+        ref = run.ref or run.repository.default_branch
+        return forges[run.repository.forge_id].budgets("create", run.repository.path, ref)
+
+    times = throttle.reserve_many([budgets(run) for run in claimed])
+    ready: list[Run] = []
+    latest = time.time()
+    for run, at in zip(claimed, times, strict=True):
+        if at - time.time() > INLINE_WAIT:
+            _wait_for_turn(run.pk, at, uncertain=False)
+        else:
+            ready.append(run)
+            latest = max(latest, at)
+    time.sleep(max(0.0, latest - time.time()))
+    if not ready:
+        return
+
+    def send(run: Run) -> RemotePipeline:
+        ref = run.ref or run.repository.default_branch
+        with _in_flight:
+            return forges[run.repository.forge_id].create_pipeline(
+                run.repository.path,
+                ref,
+                run_variables(run),
+                workflow=run.workflow or None,
+                deploy=run.deploy_environment or None,
+            )
+
+    if len(ready) == 1:
+        answer: Future[RemotePipeline] = Future()
+        try:
+            answer.set_result(send(ready[0]))
+        except Exception as exc:
+            answer.set_exception(exc)
+        futures = [(ready[0], answer)]
+    else:
+        with ThreadPoolExecutor(min(SEND_THREADS, len(ready))) as pool:
+            copy = contextvars.copy_context
+            futures = [(run, pool.submit(copy().run, send, run)) for run in ready]
+    sent: list[tuple[int, RemotePipeline, str]] = []
+    for run, future in futures:
+        try:
+            sent.append((run.pk, future.result(), run.ref or run.repository.default_branch))
+        except ForgeError as exc:
+            if exc.rate_limited:
+                throttle.block(budgets(run), _retry_delay(exc, run))
+            _trigger_failed(run, exc, uncertain=False)
+        except Exception:
+            # Unknown whether it reached the forge: the claim runs out and ``trigger`` looks
+            # before sending again.
+            log.exception("run %s: sending failed", run.pk)
+    if sent:
+        record_many(sent)
