@@ -23,7 +23,7 @@ import contextvars
 import logging
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from django.conf import settings
@@ -147,28 +147,30 @@ def _send_chunk(ids: list[int]) -> None:
                 deploy=run.deploy_environment or None,
             )
 
+    outcomes: list[tuple[Run, RemotePipeline | BaseException]] = []
     if len(ready) == 1:
-        answer: Future[RemotePipeline] = Future()
-        try:
-            answer.set_result(send(ready[0]))
-        except Exception as exc:
-            answer.set_exception(exc)
-        futures = [(ready[0], answer)]
+        try:  # in this thread: anything but a forge error propagates, as in ``trigger``
+            outcomes.append((ready[0], send(ready[0])))
+        except ForgeError as exc:
+            outcomes.append((ready[0], exc))
     else:
         with ThreadPoolExecutor(min(SEND_THREADS, len(ready))) as pool:
             copy = contextvars.copy_context
             futures = [(run, pool.submit(copy().run, send, run)) for run in ready]
+        for run, future in futures:
+            error = future.exception()
+            outcomes.append((run, error if error is not None else future.result()))
     sent: list[tuple[int, RemotePipeline, str]] = []
-    for run, future in futures:
-        try:
-            sent.append((run.pk, future.result(), run.ref or run.repository.default_branch))
-        except ForgeError as exc:
-            if exc.rate_limited:
-                throttle.block(budgets(run), _retry_delay(exc, run))
-            _trigger_failed(run, exc, uncertain=False)
-        except Exception:
+    for run, outcome in outcomes:
+        if isinstance(outcome, RemotePipeline):
+            sent.append((run.pk, outcome, run.ref or run.repository.default_branch))
+        elif isinstance(outcome, ForgeError):
+            if outcome.rate_limited:
+                throttle.block(budgets(run), _retry_delay(outcome, run))
+            _trigger_failed(run, outcome, uncertain=False)
+        else:
             # Unknown whether it reached the forge: the claim runs out and ``trigger`` looks
             # before sending again.
-            log.exception("run %s: sending failed", run.pk)
+            log.error("run %s: sending failed: %r", run.pk, outcome)
     if sent:
         record_many(sent)

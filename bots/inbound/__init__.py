@@ -43,8 +43,9 @@ def optional_ref(payload: Any, *path: str) -> str:
     """A branch name a webhook may carry (a project's default branch): "" when it is missing or
     not a valid ref, never an error: nothing depends on it but a saved look-up."""
     try:
-        return ref_name(payload, *path)
-    except MalformedPayload:
+        value = get(payload, *path)
+        return check_ref(value) if isinstance(value, str) else ""
+    except (MalformedPayload, PathError):
         return ""
 
 
