@@ -383,7 +383,14 @@ class Round:
             self.children.log_dir / f"requests-c{self.c}-{group}-{'warm' if warm else 'cold'}.json"
         )
         dump.write_text(json.dumps({"hook_at": result.hook_at, "requests": calls}))
-        reads = [r["time"] for r in calls if "baton.yml" in r["path"] and r["method"] == "GET"]
+        upstream_api = f"/api/v4/projects/{group}%2Fapp/"
+        reads = [
+            r["time"]
+            for r in calls
+            if r["path"].startswith(upstream_api)
+            and "baton.yml" in r["path"]
+            and r["method"] == "GET"
+        ]
         result.config_at = min(reads) - result.hook_at if reads else None
         last = result.hook_at + result.last if result.creates else float("inf")
         window = [r for r in calls if r["time"] <= last]
@@ -438,7 +445,7 @@ def main() -> int:
     parser.add_argument(
         "--idle-timeout",
         type=float,
-        default=10.0,
+        default=60.0,
         help="wait this long for Baton to go idle between MRs, then go on with a warning",
     )
     parser.add_argument("--timeout", type=float, default=120.0, help="cap per fan-out, seconds")
@@ -458,7 +465,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.smoke:
         args.targets, args.latency, args.concurrency, args.singles = 5, 0.02, "4", 2
-        args.curve = "3"
+        args.curve, args.idle_timeout = "3", min(args.idle_timeout, 10.0)
         args.workers, args.processes, args.timeout = 2, 1, 60.0
         if args.db == "baton_bench_fanout":
             args.db = common.smoke_db(args.db)
