@@ -3,7 +3,7 @@ time, at a fraction of the cost per run.
 
 A chunk of runs is claimed in one transaction (each run's claim, nonce and lease as
 ``trigger`` writes them), reserved against the rate budgets in one transaction, sent side by
-side (``SEND_THREADS`` create calls in flight; the threads do HTTP only, no database), and what
+side (on threads shared by the process, ``SEND_LIMIT``; they do HTTP only, no database), and what
 the forge accepted is recorded in one transaction (``tracking.record_many``: one chain settle
 and one mirror request per chunk instead of one per run). A run that needs more than a plain
 send (it waits for others, a rate limit longer than ``INLINE_WAIT``, a forge that demands
@@ -23,7 +23,7 @@ import contextvars
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import timedelta
 
 from django.conf import settings
@@ -47,11 +47,21 @@ from chains.status import NOT_YET_SENT
 
 log = logging.getLogger(__name__)
 
-SEND_THREADS = 32  # create calls in flight at once per chunk (and a chunk's size)
+SEND_THREADS = 32  # runs per chunk: claimed together just before they are sent side by side
 # Create calls in flight at once in this process, all fan-outs together: several fan-out tasks
-# run side by side on a worker's threads, and the forge sees at most this many at a time.
+# run side by side on a worker's threads and share these threads (made once, kept), so the
+# forge sees at most this many at a time.
 SEND_LIMIT = 64
-_in_flight = threading.BoundedSemaphore(SEND_LIMIT)
+_senders: ThreadPoolExecutor | None = None
+_senders_lock = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _senders
+    with _senders_lock:
+        if _senders is None:
+            _senders = ThreadPoolExecutor(SEND_LIMIT, thread_name_prefix="baton-send")
+        return _senders
 
 
 def send_now(run_ids: list[int]) -> None:
@@ -138,14 +148,13 @@ def _send_chunk(ids: list[int]) -> None:
 
     def send(run: Run) -> RemotePipeline:
         ref = run.ref or run.repository.default_branch
-        with _in_flight:
-            return forges[run.repository.forge_id].create_pipeline(
-                run.repository.path,
-                ref,
-                run_variables(run),
-                workflow=run.workflow or None,
-                deploy=run.deploy_environment or None,
-            )
+        return forges[run.repository.forge_id].create_pipeline(
+            run.repository.path,
+            ref,
+            run_variables(run),
+            workflow=run.workflow or None,
+            deploy=run.deploy_environment or None,
+        )
 
     outcomes: list[tuple[Run, RemotePipeline | BaseException]] = []
     if len(ready) == 1:
@@ -154,9 +163,9 @@ def _send_chunk(ids: list[int]) -> None:
         except ForgeError as exc:
             outcomes.append((ready[0], exc))
     else:
-        with ThreadPoolExecutor(min(SEND_THREADS, len(ready))) as pool:
-            copy = contextvars.copy_context
-            futures = [(run, pool.submit(copy().run, send, run)) for run in ready]
+        pool, copy = _pool(), contextvars.copy_context
+        futures = [(run, pool.submit(copy().run, send, run)) for run in ready]
+        wait([future for _, future in futures])
         for run, future in futures:
             error = future.exception()
             outcomes.append((run, error if error is not None else future.result()))
