@@ -16,9 +16,8 @@ app.autodiscover_tasks()
 
 
 @signals.task_prerun.connect
-def _fresh_enough_connections(**extra: object) -> None:
-    close_old_connections()
-
-
-# Log ids, queue wait, task durations and retries (docs/operations.md).
-from config import observability  # noqa: E402, F401
+def _fresh_enough_connections(sender: object = None, **extra: object) -> None:
+    # Not for an eager task: it runs inside its caller, whose transaction may be open.
+    request = getattr(sender, "request", None)
+    if not getattr(request, "is_eager", False):
+        close_old_connections()
