@@ -353,7 +353,7 @@ class Round:
         )
         how = "known targets" if warm else "new targets"
         result = Fanout(f"Baton -c {self.c}, {n} {how}", n=n, warm=warm)
-        result.hook_at = self.mr_hook_time(upstream, mr["iid"], 30)
+        result.hook_at = self.mr_hook_time(upstream, mr["iid"], 120)
         prefix = f"/api/v4/projects/{group}%2Ft"
 
         def created() -> list[dict[str, Any]]:
@@ -522,20 +522,32 @@ def main() -> int:
                             if args.single_latency:
                                 sandbox.add_fault(latency=args.single_latency)
                             singles.append(run.singles(args.singles))
+                            lat = singles[-1].latencies
+                            print(
+                                f"  -> p50 {common.ms(common.percentile(lat, 50))}, p95 "
+                                f"{common.ms(common.percentile(lat, 95))} of {len(lat)}",
+                                flush=True,
+                            )
                             sandbox.clear_faults()
                     for size in [args.targets, *curve]:
                         group = run.group if size == args.targets else f"{run.group}-n{size}"
                         for warm in [False, True] if args.warm else [False]:
                             how = "known" if warm else "new"
                             with common.timed(f"c={c}: fan-out to {size} {how} targets"):
-                                runs.append(
-                                    run.fanout(
-                                        size,
-                                        args.latency,
-                                        args.timeout,
-                                        group=group,
-                                        warm=warm,
+                                try:
+                                    res = run.fanout(
+                                        size, args.latency, args.timeout, group=group, warm=warm
                                     )
+                                except TimeoutError as exc:
+                                    res = Fanout(f"Baton -c {c}, {size} {how} targets", n=size)
+                                    res.complete = False
+                                    warnings.append(f"c={c}, {size} {how} targets: {exc}")
+                                runs.append(res)
+                                print(
+                                    f"  -> last create {res.last:.2f} s, "
+                                    f"{len(res.creates)} of {size} created, worker CPU "
+                                    f"{per_target_cpu(res) * 1000:.1f} ms per target",
+                                    flush=True,
                                 )
                     warnings += run.warnings
     finally:

@@ -51,7 +51,7 @@ SEND_THREADS = 32  # runs per chunk: claimed together just before they are sent 
 # Create calls in flight at once in this process, all fan-outs together: several fan-out tasks
 # run side by side on a worker's threads and share these threads (made once, kept), so the
 # forge sees at most this many at a time.
-SEND_LIMIT = 64
+SEND_LIMIT = 32  # as many as the GitLab adapter keeps connections for (bots/forges/gitlab.py)
 _senders: ThreadPoolExecutor | None = None
 _senders_lock = threading.Lock()
 

@@ -398,7 +398,7 @@ def keep_targets(
     return kept
 
 
-CONFIRM_THREADS = 16  # forge reads about new targets in flight at once, per planning task
+CONFIRM_THREADS = 32  # forge reads about new targets in flight at once, per planning task
 
 
 def _ask_forges(candidates: list[Repository]) -> dict[int, RemoteProject | ForgeError]:
