@@ -38,9 +38,9 @@ def trigger(run_id: int, *, after: float | None = None) -> None:
     _later("trigger_run", run_id, countdown=after)
 
 
-# Runs per fan-out task (bots/engine/fanout.py, one chunk of SEND_THREADS): a big fan-out is
-# several tasks, sent side by side on the worker's threads.
-BATCH = 32
+# Runs per fan-out task (bots/engine/fanout.py sends them in chunks of 16, one after the
+# other): a big fan-out is several tasks, sent side by side on the worker's threads.
+BATCH = 50
 
 
 def trigger_all(run_ids: Iterable[int]) -> None:

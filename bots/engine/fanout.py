@@ -47,7 +47,7 @@ from chains.status import NOT_YET_SENT
 
 log = logging.getLogger(__name__)
 
-SEND_THREADS = 32  # runs per chunk: claimed together just before they are sent side by side
+SEND_THREADS = 16  # runs per chunk: claimed together just before they are sent side by side
 # Create calls in flight at once in this process, all fan-outs together: several fan-out tasks
 # run side by side on a worker's threads and share these threads (made once, kept), so the
 # forge sees at most this many at a time.
@@ -62,16 +62,6 @@ def _pool() -> ThreadPoolExecutor:
         if _senders is None:
             _senders = ThreadPoolExecutor(SEND_LIMIT, thread_name_prefix="baton-send")
         return _senders
-
-
-def send_now(run_ids: list[int]) -> None:
-    """Send a new chain's runs from the task that planned it (no second trip through the
-    queue); if that fails for a reason of Baton's own, they are queued for the workers."""
-    try:
-        trigger_many(run_ids)
-    except Exception:
-        log.exception("runs %s: sending them at once failed; queued instead", run_ids[:5])
-        kicks.trigger_all(run_ids)
 
 
 def trigger_many(run_ids: list[int]) -> None:

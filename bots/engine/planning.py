@@ -16,7 +16,6 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connections, transaction
 
 from bots import caching, kicks, logcontext, services
-from bots.engine import fanout
 from bots.engine.mirroring import request_mirror
 from bots.engine.principals import (
     allowed,
@@ -311,11 +310,7 @@ def handle_change(
             for old in previous:
                 transaction.on_commit(functools.partial(_cancel_superseded, old))
             queued = [run.pk for run in created if run.status == Status.QUEUED]
-            if delivery is not None and len(queued) <= fanout.SEND_THREADS:
-                # A worker handling a webhook sends a small fan-out itself, after commit.
-                transaction.on_commit(functools.partial(fanout.send_now, queued))
-            else:
-                kicks.trigger_all(queued)
+            kicks.trigger_all(queued)
             transaction.on_commit(lambda: release(chain.pk))
             request_mirror(chain.pk)
     except IntegrityError:

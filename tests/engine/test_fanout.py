@@ -11,7 +11,7 @@ from bots import throttle
 from bots.engine import fanout
 from bots.engine.planning import handle_change
 from bots.forges.base import Budget
-from chains.models import AuditEvent, Chain, Delivery, Repository, Run
+from chains.models import AuditEvent, Chain, Repository, Run
 from chains.status import Status
 from tests.engine.conftest import Engine
 from tests.fakes.forge import permanent, rate_limited, transient, uncertain
@@ -171,12 +171,3 @@ def test_chunks_are_no_bigger_than_the_send_threads(engine: Engine, monkeypatch:
     chain = engine.open_change()
     _sent_once_each(engine, chain)
 
-
-def test_a_webhook_worker_sends_a_small_fan_out_itself(engine: Engine) -> None:
-    engine.config(THREE)
-    delivery = Delivery.objects.create(
-        forge=engine.forge, event="Merge Request Hook", dedupe_key="mr-7", payload={}
-    )
-    engine.step(handle_change, engine.forge, engine.change_event(), delivery)
-    assert not [name for name in engine.kicks.names() if name.startswith("trigger")]
-    _sent_once_each(engine, Chain.objects.get())
