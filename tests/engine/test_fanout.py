@@ -7,7 +7,9 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from bots import throttle
+import pytest
+
+from bots import kicks, throttle
 from bots.engine import fanout
 from bots.engine.planning import handle_change
 from bots.forges.base import Budget
@@ -22,6 +24,12 @@ downstream:
   - {key: docs, project: acme/docs}
   - {key: web, project: acme/web}
 """
+
+
+@pytest.fixture(autouse=True)
+def _fan_out_from_two(monkeypatch: Any) -> None:
+    """Three targets make a fan-out here (in production, from ``kicks.BATCH_FROM``)."""
+    monkeypatch.setattr(kicks, "BATCH_FROM", 2)
 
 
 class WorkerKilled(BaseException):
@@ -170,4 +178,3 @@ def test_chunks_are_no_bigger_than_the_send_threads(engine: Engine, monkeypatch:
     engine.config(THREE)
     chain = engine.open_change()
     _sent_once_each(engine, chain)
-
