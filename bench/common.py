@@ -282,15 +282,18 @@ def start_worker(
     *,
     name: str = "worker",
     beat: bool = True,
+    profile: str | None = None,
 ) -> None:
-    """A `celery worker -P threads`; ``beat``: with the scheduler (one per deployment)."""
+    """A `celery worker -P threads`; ``beat``: with the scheduler (one per deployment);
+    ``profile``: a pstats file the worker writes at exit, all threads (bench/profiled_worker.py)."""
     schedule = ["-B", "-s", str(children.log_dir / f"{name}-beat-schedule")] if beat else []
+    runner = ["bench.profiled_worker", profile] if profile else ["celery"]
     children.start(
         name,
         [
             PYTHON,
             "-m",
-            "celery",
+            *runner,
             "-A",
             "config",
             "worker",

@@ -38,6 +38,9 @@ class ChangeEvent:
     public: bool | None = None
     actor: str = ""  # who acted (opened, pushed, reopened, asked); "" when it is the author
     confirmed: bool = False  # read from the forge's API, not taken from a webhook's word
+    # The upstream project's default branch, as the hook said ("" when it did not): kept on the
+    # repository so that a run targeting the project later needs no look-up for it.
+    default_branch: str = ""
 
 
 @dataclass(frozen=True)

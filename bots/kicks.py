@@ -38,7 +38,29 @@ def trigger(run_id: int, *, after: float | None = None) -> None:
     _later("trigger_run", run_id, countdown=after)
 
 
+# Runs per fan-out task (bots/engine/fanout.py sends them in chunks of 16, one after the
+# other): a big fan-out is several tasks, sent side by side on the worker's threads.
+BATCH = 32
+
+
+# From this many runs on, a fan-out goes in fan-out tasks; fewer get a task each (they spread
+# over the worker's threads as fast, and each run keeps its own task as before).
+BATCH_FROM = 50
+
+
 def trigger_all(run_ids: Iterable[int]) -> None:
+    """Send these runs: a task per run, or fan-out tasks of up to ``BATCH`` for ``BATCH_FROM``
+    runs or more."""
+    ids = list(run_ids)
+    if len(ids) < BATCH_FROM:
+        trigger_each(ids)
+        return
+    for start in range(0, len(ids), BATCH):
+        _later("trigger_runs", ids[start : start + BATCH])
+
+
+def trigger_each(run_ids: Iterable[int]) -> None:
+    """One task per run (what a fan-out hands back for the one-at-a-time path)."""
     for run_id in list(run_ids):
         trigger(run_id)
 

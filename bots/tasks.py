@@ -16,7 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from bots import backoff, router
-from bots.engine import failures, mirroring, planning, polling, tracking, triggering
+from bots.engine import failures, fanout, mirroring, planning, polling, tracking, triggering
 from bots.events import PipelineEvent
 from bots.forges.base import ForgeError
 from bots.forges.registry import forge_for
@@ -250,6 +250,17 @@ def fetch_failed_jobs(self, run_id: int, remote_id: str, attempt: int) -> None: 
 
     with forge_errors(self, give_up):
         failures.fetch(run_id, remote_id, attempt)
+
+
+@shared_task(soft_time_limit=TRIGGER_SOFT_LIMIT, time_limit=TRIGGER_HARD_LIMIT)
+def trigger_runs(run_ids: list[int]) -> None:
+    """A fan-out (bots/engine/fanout.py). Each chunk's runs are claimed just before they are
+    sent, so the limits stay below each claim's lease as for ``trigger_run``; runs a time limit
+    leaves unsent are still queued, and the sweeper sends them."""
+    try:
+        fanout.trigger_many([int(i) for i in run_ids])
+    except SoftTimeLimitExceeded:
+        log.warning("runs %s…: sending took longer than %s s", run_ids[:3], TRIGGER_SOFT_LIMIT)
 
 
 @shared_task

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from bots.forges.base import Budget
 from chains.models import RateBudget
@@ -18,13 +18,19 @@ WINDOW = 60.0
 
 
 def _rows(keys: list[str]) -> dict[str, RateBudget]:
-    for key in keys:
-        if not RateBudget.objects.filter(key=key).exists():
-            try:
-                with transaction.atomic():
-                    RateBudget.objects.create(key=key)
-            except IntegrityError:
-                pass  # created by someone else meanwhile
+    """The budgets' rows, locked (in key order); the missing ones are created first, in one
+    statement (``ON CONFLICT DO NOTHING``: created by someone else meanwhile is fine)."""
+    rows = _locked(keys)
+    missing = [key for key in keys if key not in rows]
+    if missing:
+        RateBudget.objects.bulk_create(
+            [RateBudget(key=key) for key in missing], ignore_conflicts=True
+        )
+        rows = _locked(keys)
+    return rows
+
+
+def _locked(keys: list[str]) -> dict[str, RateBudget]:
     rows = RateBudget.objects.select_for_update().filter(key__in=keys).order_by("key")
     return {row.key: row for row in rows}
 
@@ -62,6 +68,31 @@ def reserve(budgets: list[Budget], *, now: float | None = None) -> float:
             row.slots = [s for s in row.slots if s > now - WINDOW] + [at]
             row.save(update_fields=["slots"])
     return at
+
+
+def reserve_many(requests: list[list[Budget]], *, now: float | None = None) -> list[float]:
+    """``reserve`` for several requests in one transaction (a fan-out's chunk), in order: each
+    request's time as ``reserve`` would have given it after the ones before."""
+    now = time.time() if now is None else now
+    keys = sorted({b.key for budgets in requests for b in budgets})
+    if not keys:
+        return [now for _ in requests]
+    times: list[float] = []
+    with transaction.atomic():
+        rows = _rows(keys)
+        for budgets in requests:
+            at = now
+            for _ in range(len(budgets) + 1):
+                later = max((earliest(rows[b.key], b, at) for b in budgets), default=at)
+                if later == at:
+                    break
+                at = later
+            for key in {b.key for b in budgets}:
+                row = rows[key]
+                row.slots = [s for s in row.slots if s > now - WINDOW] + [at]
+            times.append(at)
+        RateBudget.objects.bulk_update(list(rows.values()), ["slots"])
+    return times
 
 
 def block(budgets: list[Budget], seconds: float) -> None:

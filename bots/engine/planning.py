@@ -4,14 +4,16 @@ Also the nested step: what a triggered project's own `.baton.yml` sets off in tu
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
 
 from bots import caching, kicks, logcontext, services
 from bots.engine.mirroring import request_mirror
@@ -27,7 +29,7 @@ from bots.engine.principals import (
 from bots.engine.tracking import release
 from bots.events import ChangeAction, ChangeEvent
 from bots.forges.base import Forge as ForgeClient
-from bots.forges.base import ForgeError
+from bots.forges.base import ForgeError, RemoteProject
 from bots.forges.registry import forge_for
 from chains import audit, deadline, runstate
 from chains.conditions import Context
@@ -61,9 +63,12 @@ def ensure_repository(
     remote_id: str = "",
     web_url: str = "",
     public: bool | None = None,
+    default_branch: str = "",
 ) -> Repository:
     repo, _ = Repository.objects.get_or_create(forge=forge, path=path)
     changed: list[str] = []
+    if default_branch and repo.default_branch != default_branch:
+        repo.default_branch, changed = default_branch, [*changed, "default_branch"]
     if public is not None:
         visibility = Repository.Visibility.PUBLIC if public else Repository.Visibility.PRIVATE
         if repo.visibility != visibility:
@@ -207,6 +212,7 @@ def handle_change(
         remote_id=event.project_id,
         web_url=change.project_url,
         public=event.public,
+        default_branch=event.default_branch,
     )
     if event.action == ChangeAction.CLOSED:
         if delivery is not None and (refused := still_open(forge_for(forge), event)):
@@ -369,31 +375,99 @@ def keep_targets(
     """Rows for the targets Baton has not seen yet: only for a target the policy permitted (no
     error) and the forge confirms exists, with the visibility the forge gives. Refused, skipped
     and missing targets point at ``unknown_repository``; a `.baton.yml` naming hundreds of
-    projects that do not exist adds no repository."""
+    projects that do not exist adds no repository. The forge is asked about the new targets
+    side by side (``CONFIRM_THREADS`` at a time); the rows are written here, in this thread."""
+    new = {
+        id(repository): repository
+        for planned, repository, error in targets
+        if repository.pk is None and not (error or planned.skip)
+    }
+    answers = _ask_forges(list(new.values()))
+    confirmed = _confirmed_rows(new, answers)
     kept = []
     for planned, repository, error in targets:
         if repository.pk is None:
             if error or planned.skip:
                 repository = unknown_repository(repository.forge)
             else:
-                repository, error = _confirmed(repository)
+                repository, error = confirmed[id(repository)]
         kept.append((planned, repository, error))
     return kept
 
 
-def _confirmed(candidate: Repository) -> tuple[Repository, str]:
-    forge = candidate.forge
-    try:
-        remote = forge_for(forge).get_project(candidate.path)
-    except ForgeError as exc:
-        if not exc.permanent:
-            raise
-        return unknown_repository(forge), (
-            f"{candidate.path} could not be found on {forge.name}: {exc.message}"
-        )
-    repo, _ = Repository.objects.get_or_create(forge=forge, path=candidate.path)
-    repo.update_from(remote)
-    return repo, ""
+CONFIRM_THREADS = 32  # forge reads about new targets in flight at once, per planning task
+
+
+def _ask_forges(candidates: list[Repository]) -> dict[int, RemoteProject | ForgeError]:
+    """Each new target's project on its forge (an answer, or the permanent error); a transient
+    error is raised (the delivery is retried). One at a time for one target; side by side for
+    many, so a fan-out to 100 new projects costs a few forge round trips, not 100."""
+
+    def ask(candidate: Repository) -> RemoteProject | ForgeError:
+        deadline.check()
+        try:
+            return forge_for(candidate.forge).get_project(candidate.path)
+        except ForgeError as exc:
+            if not exc.permanent:
+                raise
+            return exc
+
+    def ask_in_pool(candidate: Repository) -> RemoteProject | ForgeError:
+        try:
+            return ask(candidate)
+        finally:
+            connections.close_all()  # this thread's own, if an adapter read a token from the db
+
+    if len(candidates) <= 1:
+        return {id(c): ask(c) for c in candidates}
+    # The deadline (a context variable) goes with each call into the pool's threads.
+    with ThreadPoolExecutor(min(CONFIRM_THREADS, len(candidates))) as pool:
+        futures = {
+            id(c): pool.submit(contextvars.copy_context().run, ask_in_pool, c) for c in candidates
+        }
+        return {key: future.result() for key, future in futures.items()}
+
+
+def _confirmed_rows(
+    new: dict[int, Repository], answers: dict[int, RemoteProject | ForgeError]
+) -> dict[int, tuple[Repository, str]]:
+    """The rows of the targets the forge confirmed (created together: one INSERT for a fan-out
+    to new projects, a row someone else created meanwhile kept and brought up to date), and
+    the missing ones in words, pointing at ``unknown_repository``."""
+    out: dict[int, tuple[Repository, str]] = {}
+    found: dict[int, tuple[Repository, RemoteProject]] = {}
+    for key, candidate in new.items():
+        remote = answers[key]
+        if isinstance(remote, ForgeError):
+            forge = candidate.forge
+            out[key] = (
+                unknown_repository(forge),
+                (f"{candidate.path} could not be found on {forge.name}: {remote.message}"),
+            )
+        else:
+            found[key] = (candidate, remote)
+    if not found:
+        return out
+    fresh = []
+    for candidate, remote in found.values():
+        row = Repository(forge=candidate.forge, path=candidate.path)
+        row.update_from(remote)  # unsaved: sets the fields only
+        fresh.append(row)
+    Repository.objects.bulk_create(fresh, ignore_conflicts=True)
+    rows: dict[tuple[int, str], Repository] = {}
+    by_forge: dict[int, list[str]] = {}
+    for candidate, _ in found.values():
+        by_forge.setdefault(candidate.forge_id, []).append(candidate.path)
+    for forge_id, paths in by_forge.items():
+        for row in Repository.objects.filter(forge_id=forge_id, path__in=paths).select_related(
+            "forge"
+        ):
+            rows[(forge_id, row.path)] = row
+    for key, (candidate, remote) in found.items():
+        row = rows[(candidate.forge_id, candidate.path)]
+        row.update_from(remote)  # saves only what differs (a row created meanwhile)
+        out[key] = row, ""
+    return out
 
 
 def permitted(

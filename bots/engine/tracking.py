@@ -3,6 +3,7 @@ events to runs, polling quiet runs, and releasing runs whose dependencies have f
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import datetime, timedelta
 
@@ -24,6 +25,8 @@ from chains.models import Delivery, Forge, Run
 from chains.redaction import PRIVATE, hidden_runs
 from chains.runstate import blockers, ready, waits_on_others
 from chains.status import ACTIVE, FINISHED, Status
+
+log = logging.getLogger(__name__)
 
 __all__ = ["NONCE_VARIABLE", "RUN_ID_VARIABLE", "ready", "waits_on_others"]
 
@@ -229,41 +232,65 @@ def poll(run_id: int) -> None:
 
 def record_triggered(run_id: int, remote: RemotePipeline, ref: str) -> None:
     """The forge has the run (a create call answered, or a look-up found the pipeline)."""
+    record_many([(run_id, remote, ref)])
+
+
+def record_many(sent: list[tuple[int, RemotePipeline, str]]) -> None:
+    """``record_triggered`` for several runs in one transaction: the runs are locked (in id
+    order) and saved each as that would, and each chain is settled and mirrored once."""
     now = timezone.now()
     with transaction.atomic():
-        run = Run.objects.select_for_update(of=("self",)).get(pk=run_id)
-        run.remote_id = remote.id  # "" until the forge's run is identified by its marker
-        run.web_url = remote.web_url
-        run.ref = ref
-        run.undelivered = list(remote.undelivered)
-        run.dispatch = Run.Dispatch.SENT
-        run.lease_until = None
-        run.reserved_at = None
-        run.not_before = None
-        run.error = ""
-        runstate.sent(run)
-        run.triggered_at = run.triggered_at or now
-        run.last_seen_at = now
-        apply_status(
-            run, remote.status, started_at=remote.started_at, finished_at=remote.finished_at
-        )
-        run.error = remote.note or run.error  # e.g. a re-run that reused a finished pipeline
-        run.save()
-        audit.record(
-            "run.trigger",
-            actor="baton",
-            surface="system",
-            run=run,
-            target=f"{run.repository.path}@{ref}",
-            detail={"pipeline": remote.id},
-        )
-        metrics.trigger(run.repository.forge.slug, "triggered")
-        if run.cancel_requested and run.status in ACTIVE and run.remote_id:
-            kicks.cancel_remote(run_id)
-        elif run.reused_from_id is None:
-            # What the target's own .baton.yml triggers in turn (nested chains).
-            kicks.expand(run_id)
-        request_mirror(run.chain_id)
+        locked = {
+            run.pk: run
+            for run in Run.objects.select_for_update(of=("self",))
+            .select_related("chain", "repository__forge")
+            .filter(pk__in=[run_id for run_id, _, _ in sent])
+            .order_by("pk")
+        }
+        chains: set[int] = set()
+        for run_id, remote, ref in sent:
+            run = locked.get(run_id)
+            if run is None:
+                log.warning(
+                    "run %s was deleted before its pipeline %s was recorded", run_id, remote.id
+                )
+                continue
+            _record(run, remote, ref, now)
+            chains.add(run.chain_id)
+        for chain_id in sorted(chains):
+            request_mirror(chain_id)
+
+
+def _record(run: Run, remote: RemotePipeline, ref: str, now: datetime) -> None:
+    run.remote_id = remote.id  # "" until the forge's run is identified by its marker
+    run.web_url = remote.web_url
+    run.ref = ref
+    run.undelivered = list(remote.undelivered)
+    run.dispatch = Run.Dispatch.SENT
+    run.lease_until = None
+    run.reserved_at = None
+    run.not_before = None
+    run.error = ""
+    runstate.sent(run)
+    run.triggered_at = run.triggered_at or now
+    run.last_seen_at = now
+    apply_status(run, remote.status, started_at=remote.started_at, finished_at=remote.finished_at)
+    run.error = remote.note or run.error  # e.g. a re-run that reused a finished pipeline
+    run.save()
+    audit.record(
+        "run.trigger",
+        actor="baton",
+        surface="system",
+        run=run,
+        target=f"{run.repository.path}@{ref}",
+        detail={"pipeline": remote.id},
+    )
+    metrics.trigger(run.repository.forge.slug, "triggered")
+    if run.cancel_requested and run.status in ACTIVE and run.remote_id:
+        kicks.cancel_remote(run.pk)
+    elif run.reused_from_id is None:
+        # What the target's own .baton.yml triggers in turn (nested chains).
+        kicks.expand(run.pk)
 
 
 # --- dependencies ------------------------------------------------------------------------------

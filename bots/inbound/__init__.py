@@ -40,6 +40,16 @@ def ref_name(payload: Any, *path: str) -> str:
     return _checked(payload, path, check_ref)
 
 
+def optional_ref(payload: Any, *path: str) -> str:
+    """A branch name a webhook may carry (a project's default branch): "" when it is missing or
+    not a valid ref, never an error: nothing depends on it but a saved look-up."""
+    try:
+        value = get(payload, *path)
+        return check_ref(value) if isinstance(value, str) else ""
+    except (MalformedPayload, PathError):
+        return ""
+
+
 def sha(payload: Any, *path: str) -> str:
     return _checked(payload, path, check_sha)
 

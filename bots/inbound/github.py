@@ -17,7 +17,16 @@ from bots.events import (
     PipelineEvent,
 )
 from bots.forges.github_words import parse_time, run_status
-from bots.inbound import Parser, get, parse_with, project_path, push_event, ref_name, sha
+from bots.inbound import (
+    Parser,
+    get,
+    optional_ref,
+    parse_with,
+    project_path,
+    push_event,
+    ref_name,
+    sha,
+)
 from chains.planner import Change
 
 
@@ -98,6 +107,7 @@ def _pull_request(payload: Mapping[str, Any]) -> Event | None:
         from_fork=head_repo.get("full_name") != base_repo.get("full_name"),
         public=repo.get("private") is False or repo.get("visibility") == "public",
         previous_sha=str(payload.get("before") or ""),
+        default_branch=optional_ref(repo, "default_branch"),
     )
 
 

@@ -18,7 +18,15 @@ from bots.events import (
     PipelineEvent,
 )
 from bots.forges.gitlab_words import parse_time, pipeline_status
-from bots.inbound import Parser, get, parse_with, project_path, push_event, ref_name
+from bots.inbound import (
+    Parser,
+    get,
+    optional_ref,
+    parse_with,
+    project_path,
+    push_event,
+    ref_name,
+)
 from bots.inbound import sha as inbound_sha
 from chains.planner import Change
 
@@ -111,6 +119,7 @@ def _merge_request(payload: Mapping[str, Any]) -> Event | None:
         from_fork=source is not None and target is not None and source != target,
         public=get(payload, "project").get("visibility_level") == PUBLIC_LEVEL,
         previous_sha=str(attrs.get("oldrev") or ""),
+        default_branch=optional_ref(payload, "project", "default_branch"),
     )
 
 

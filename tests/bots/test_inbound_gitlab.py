@@ -35,6 +35,22 @@ def test_merge_request_opened() -> None:
     assert event.from_fork is False
 
 
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [("master", "master"), ("release/1.x", "release/1.x"), ("../x", ""), ("a b", ""), (None, "")],
+)
+def test_the_upstream_projects_default_branch_is_kept_when_it_is_a_valid_ref(
+    value: str | None, kept: str
+) -> None:
+    """Saves a `GET /projects/:id` when the project is later a target; a hostile or missing
+    value is dropped, never an error."""
+    payload = load_fixture("gitlab", "merge_request__open")
+    payload["project"]["default_branch"] = value
+    event = gitlab.parse("Merge Request Hook", payload)
+    assert isinstance(event, ChangeEvent)
+    assert event.default_branch == kept
+
+
 def test_merge_request_opened_current_docs() -> None:
     event = gitlab.parse(
         "Merge Request Hook", load_fixture("gitlab", "merge_request__open_current_docs")
