@@ -317,6 +317,17 @@ BATON_HOOK_SILENCE = env_float("BATON_HOOK_SILENCE", 60.0, minimum=1.0)
 # this many seconds of clock difference between Baton and the forge.
 BATON_MARKER_CLOCK_SKEW = env_float("BATON_MARKER_CLOCK_SKEW", 60.0, minimum=0.0)
 BATON_FORGE_TIMEOUT = env_float("BATON_FORGE_TIMEOUT", 10.0, minimum=0.1)
+if BATON_TRIGGER_LEASE <= BATON_FORGE_TIMEOUT:
+    # A worker renews its claim just before it sends; the send must end before the claim does,
+    # or another worker may take the run over while the first send is still on its way.
+    raise ImproperlyConfigured(
+        f"BATON_TRIGGER_LEASE={BATON_TRIGGER_LEASE:g} must be longer than "
+        f"BATON_FORGE_TIMEOUT={BATON_FORGE_TIMEOUT:g} (one send must fit in one claim)"
+    )
+# A send whose answer was lost is looked for before it is sent again; a forge that creates the
+# run after answering (GitHub's repository_dispatch) may list it only later, so an empty look-up
+# is believed only this long after the send.
+BATON_LOOKUP_GRACE = env_float("BATON_LOOKUP_GRACE", 30.0, minimum=0.0)
 BATON_MAX_FORGE_RETRIES = env_int("BATON_MAX_FORGE_RETRIES", 12, minimum=0)
 # Notifications (docs/notifications.md): tries per message, and how long a "chain failed"
 # message waits for the failed jobs' reasons.

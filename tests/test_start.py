@@ -59,6 +59,10 @@ def _assert_one_line(result: subprocess.CompletedProcess[str], *needles: str) ->
         ({"CELERY_BROKER_URL": "kafka://h:9092"}, ["CELERY_BROKER_URL", "redis://"]),
         ({"BATON_POLL_AFTER": "soon"}, ["BATON_POLL_AFTER='soon'", "not a number"]),
         ({"DATABASE_URL": "nosuch://u:hunter2@db/x"}, ["DATABASE_URL", "u:***@db"]),
+        (
+            {"BATON_TRIGGER_LEASE": "5", "BATON_FORGE_TIMEOUT": "10"},
+            ["BATON_TRIGGER_LEASE=5 must be longer than BATON_FORGE_TIMEOUT=10"],
+        ),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_it(

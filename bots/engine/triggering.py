@@ -96,6 +96,9 @@ def trigger(run_id: int) -> None:
             if found is not None:
                 record_triggered(run.pk, found, ref)
                 return
+            if _may_still_appear(run):
+                _look_again_later(run)
+                return
             unknown = False
         if run.wait_timeout and _keep_waiting(forge, run, ref):
             return
@@ -105,6 +108,8 @@ def trigger(run_id: int) -> None:
             return
         time.sleep(max(0.0, at - time.time()))
         throttle.gate(forge.budgets("create", project, ref))
+        if not _still_ours(run):
+            return  # the claim ran out while this worker waited: another one has the run now
         change = _change_pipeline(forge, run, ref)
         if run.mode == "new" and change is not None:
             remote = forge.create_change_pipeline(project, change, run_variables(run))
@@ -128,6 +133,34 @@ def trigger(run_id: int) -> None:
         _trigger_failed(run, exc, uncertain=unknown)
         return
     record_triggered(run.pk, remote, ref)
+
+
+def _still_ours(run: Run) -> bool:
+    """Renew this worker's claim just before it sends, only if no other worker has taken the run
+    over meanwhile (a fencing token: the claim's attempt number and lease). The send itself ends
+    within BATON_FORGE_TIMEOUT, which settings keep shorter than the lease."""
+    renewed = Run.objects.filter(
+        pk=run.pk,
+        dispatch=Run.Dispatch.SENDING,
+        send_attempts=run.send_attempts,
+        lease_until=run.lease_until,
+    ).update(lease_until=timezone.now() + timedelta(seconds=settings.BATON_TRIGGER_LEASE))
+    return bool(renewed)
+
+
+def _may_still_appear(run: Run) -> bool:
+    """Whether an earlier send may have reached the forge without its run being listed yet."""
+    if run.sent_at is None:
+        return False
+    return timezone.now() - run.sent_at < timedelta(seconds=settings.BATON_LOOKUP_GRACE)
+
+
+def _look_again_later(run: Run) -> None:
+    """Keep the send uncertain and look again once the grace after it has passed."""
+    assert run.sent_at is not None
+    again = run.sent_at + timedelta(seconds=settings.BATON_LOOKUP_GRACE)
+    Run.objects.filter(pk=run.pk, send_attempts=run.send_attempts).update(lease_until=again)
+    _schedule_trigger(run.pk, max(0.1, (again - timezone.now()).total_seconds() + 0.1))
 
 
 def _change_pipeline(forge: Forge, run: Run, ref: str) -> int | None:

@@ -34,10 +34,11 @@ HOOK_SECRET = "e2e-hook-secret"
 WORKER_ENV = {
     "BATON_SWEEP_INTERVAL": "1",
     "BATON_STALE_AFTER": "2",
-    "BATON_TRIGGER_LEASE": "3",
+    "BATON_TRIGGER_LEASE": "6",  # longer than one send (BATON_FORGE_TIMEOUT)
+    "BATON_LOOKUP_GRACE": "3",
     "BATON_POLL_AFTER": "3",
     "BATON_HOOK_SILENCE": "20",
-    "BATON_FORGE_TIMEOUT": "5",
+    "BATON_FORGE_TIMEOUT": "4",
     # JSON lines carrying each chain's ids (tests/e2e/test_observability.py reads them).
     "LOG_FORMAT": "json",
 }

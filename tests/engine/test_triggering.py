@@ -7,6 +7,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.conf import settings
+from django.db.models import F
 from django.utils import timezone
 
 from chains.models import Run
@@ -21,8 +23,12 @@ downstream:
 
 
 def _due_now(run: Run) -> None:
-    """Time passes: the run's retry is due (the test does not wait for it)."""
-    Run.objects.filter(pk=run.pk).update(not_before=None, lease_until=None)
+    """Time passes: the run's retry is due, and its last send is older than the look-up grace
+    (the test does not wait for either)."""
+    long_ago = timedelta(seconds=settings.BATON_LOOKUP_GRACE + 1)
+    Run.objects.filter(pk=run.pk).update(
+        not_before=None, lease_until=None, sent_at=F("sent_at") - long_ago
+    )
 
 
 def _trigger(engine: Engine, run: Run) -> Run:
@@ -91,6 +97,44 @@ def test_a_look_up_that_finds_nothing_sends_again_with_the_same_marker(engine: E
     [sent] = engine.fake.created()
     assert sent.variables["BATON_RUN_NONCE"] == nonce
     assert (api.remote_id, api.dispatch) == (sent.id, Run.Dispatch.SENT)
+
+
+def test_an_empty_look_up_soon_after_the_send_is_not_believed_yet(engine: Engine) -> None:
+    """A forge may list a run some time after it answered the send (GitHub creates a
+    repository_dispatch run afterwards): within BATON_LOOKUP_GRACE of the send an empty look-up
+    means "look again later", not "send again"."""
+    engine.config(ONE)
+    engine.fake.fail("create_pipeline", uncertain())
+    chain = engine.open_change()
+    api = engine.runs(chain)["api"]
+    Run.objects.filter(pk=api.pk).update(not_before=None, lease_until=None)  # sent just now
+    api = _trigger(engine, api)
+    assert len(engine.fake.called("find_pipeline")) == 1
+    assert engine.fake.created() == []  # not sent again
+    assert api.dispatch == Run.Dispatch.SENDING  # still uncertain
+    assert api.sent_at is not None and api.lease_until is not None
+    assert api.lease_until >= api.sent_at + timedelta(seconds=settings.BATON_LOOKUP_GRACE)
+    _due_now(api)  # the grace has passed: now an empty look-up is believed
+    api = _trigger(engine, api)
+    [sent] = engine.fake.created()
+    assert (api.remote_id, api.dispatch) == (sent.id, Run.Dispatch.SENT)
+
+
+def test_a_claim_taken_over_while_waiting_is_not_sent(engine: Engine) -> None:
+    """Fencing: a worker whose claim ran out while it waited (another worker has claimed the
+    run since) does not send; only the newer claim does."""
+    from bots.engine import triggering
+
+    engine.config(ONE)
+    chain = engine.open_change()
+    api = engine.runs(chain)["api"]
+    api.refresh_from_db()
+    Run.objects.filter(pk=api.pk).update(
+        dispatch=Run.Dispatch.SENDING, send_attempts=api.send_attempts + 1
+    )
+    assert triggering._still_ours(api) is False
+    api.refresh_from_db()
+    assert triggering._still_ours(api) is True
 
 
 def test_a_claim_held_by_another_worker_is_left_alone(engine: Engine) -> None:

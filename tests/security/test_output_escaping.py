@@ -245,6 +245,9 @@ class FakeForge:
     def commit_state(self, status: str) -> str:
         return COMMIT_STATE[Status(status)]  # as tests/fakes/forge.py (GitLab's states)
 
+    def already_shows(self, shown: str | None, wanted: str) -> bool:
+        return shown == wanted
+
     def set_commit_status(self, project: str, sha: str, **fields: Any) -> None:
         self.statuses.append(fields)
 
