@@ -105,7 +105,9 @@ def change_rows(grouped: GroupedPage, visible: frozenset[int] | None) -> list[Ch
                 segments=_segments(runs),
                 total=len(runs),
                 earlier_count=grouped.earlier_counts.get(key, 0),
-                earlier=[EarlierChain(c, status_view(c.status)) for c in grouped.earlier.get(key, [])],
+                earlier=[
+                    EarlierChain(c, status_view(c.status)) for c in grouped.earlier.get(key, [])
+                ],
             )
         )
     return rows

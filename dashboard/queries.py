@@ -432,9 +432,7 @@ def _same_changes(heads: list[Chain]) -> QuerySet[Chain]:
     )
 
 
-def grouped_page(
-    chains: QuerySet[Chain], page_number: Any, *, show_earlier: bool
-) -> GroupedPage:
+def grouped_page(chains: QuerySet[Chain], page_number: Any, *, show_earlier: bool) -> GroupedPage:
     """One page of the latest chain per change among ``chains``, each one's runs (for the mini
     status icons and the progress bar), how many earlier chains each change had, and (with
     ``show_earlier``) the newest EARLIER_SHOWN of them: four queries, five with the earlier."""

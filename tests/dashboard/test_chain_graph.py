@@ -44,7 +44,9 @@ def test_graph_columns_edges_and_words(viewer_client: Client) -> None:
     assert graph.count('class="edge edge-nest"') == 4
     assert graph.count('class="edge edge-needs"') == 1
     # Never colour alone: each node has its icon and its status word, and a link to its row.
-    deploy = re.search(r'<a class="gnode" href="#run-(\d+)" aria-label="deploy: failed[^"]*"', graph)
+    deploy = re.search(
+        r'<a class="gnode" href="#run-(\d+)" aria-label="deploy: failed[^"]*"', graph
+    )
     assert deploy is not None and f'id="run-{deploy.group(1)}"' in html
     assert '<text class="gword"' in graph and ">failed</text>" in graph and "✕" in graph
 

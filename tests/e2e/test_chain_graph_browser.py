@@ -17,7 +17,9 @@ PASSWORD = "e2e-password-1"
 
 
 @pytest.fixture
-def page(live_server: Any, transactional_db: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def page(
+    live_server: Any, transactional_db: None, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Any]:
     require_browser()
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     rita = User.objects.create_user("rita", password=PASSWORD)
@@ -51,7 +53,9 @@ def test_the_graph_shows_runs_in_words_and_follows_them_live(page: Any, live_ser
     # The node follows the run through the chain page's poll, without a reload.
     Run.objects.filter(pk=api.pk).update(status="success")
     page.locator(f"#gnode-{api.pk}[data-status='success']").wait_for()
-    assert "API tests: success" in (page.locator(f"#gnode-{api.pk}").get_attribute("aria-label") or "")
+    assert "API tests: success" in (
+        page.locator(f"#gnode-{api.pk}").get_attribute("aria-label") or ""
+    )
     # A node leads to its row in the tree.
     node = page.locator(f"#gnode-{api.pk}")
     node.click()
