@@ -144,6 +144,7 @@ def seed_demo() -> dict[str, Any]:
         remote_id="",
         web_url="",
         dispatch="idle",
+        triggered_at=None,
         started=None,
         seconds=None,
     )
