@@ -20,13 +20,13 @@ from typing import Any
 
 import django_filters
 from django import forms
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.forms import BoundField
 from django.utils import timezone
 from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import extend_schema_field
 
-from chains.models import Chain
+from chains.models import Chain, Run
 from chains.status import Status
 
 MAX_ID = 2**63 - 1  # the widest integer column; larger values would not reach the database
@@ -39,7 +39,10 @@ WITHIN = {
     "30d": ("last 30 days", timedelta(days=30)),
 }
 # The fields the dashboard's filter form shows, in order.
-DASHBOARD_FIELDS = ("q", "project", "number", "ref", "status", "forge", "within")
+DASHBOARD_FIELDS = ("q", "project", "number", "ref", "status", "forge", "within", "attention")
+# A chain needs attention when it failed (a refused run fails too: runstate.initial) or one of its
+# runs failed or waits for a manual action.
+ATTENTION_RUNS = (Status.FAILED, Status.MANUAL)
 
 
 @extend_schema_field({"type": "integer", "minimum": 0, "maximum": MAX_ID})
@@ -167,6 +170,13 @@ class ChainFilterSet(django_filters.FilterSet):
         method="started_within",
         help_text="1h, 24h, 7d or 30d",
     )
+    attention = django_filters.BooleanFilter(
+        label="Needs attention",
+        method="needs_attention",
+        widget=forms.CheckboxInput,
+        help_text="true: only chains that failed, or with a run that failed, was refused by "
+        "permissions or waits for a manual action",
+    )
     created_after = UtcDateTimeFilter(
         field_name="created_at", lookup_expr="gte", help_text="ISO 8601, inclusive"
     )
@@ -200,6 +210,14 @@ class ChainFilterSet(django_filters.FilterSet):
             | Q(target_branch=ref)
             | Q(upstream_ref__in=[ref, f"refs/heads/{ref}", f"refs/tags/{ref}"])
         )
+
+    def needs_attention(
+        self, queryset: QuerySet[Chain], name: str, value: bool | None
+    ) -> QuerySet[Chain]:
+        if not value:
+            return queryset
+        runs = Run.objects.filter(chain=OuterRef("pk"), status__in=ATTENTION_RUNS)
+        return queryset.filter(Q(status=Status.FAILED) | Exists(runs))
 
     def started_within(self, queryset: QuerySet[Chain], name: str, value: str) -> QuerySet[Chain]:
         return queryset.filter(created_at__gte=timezone.now() - WITHIN[value][1])

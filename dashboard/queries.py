@@ -15,7 +15,8 @@ from typing import Any
 from django.core.exceptions import EmptyResultSet
 from django.core.paginator import Page, Paginator
 from django.db import connection
-from django.db.models import Count, Max, Prefetch, Q, QuerySet
+from django.db.models import Count, F, Max, Prefetch, Q, QuerySet, Window
+from django.db.models.functions import RowNumber
 
 from chains.models import Chain, Forge, Repository, Run, RunAttempt
 from chains.status import FINISHED, Status
@@ -378,3 +379,108 @@ def shown_ids(text: str) -> list[int]:
     """The chain ids a release page says it shows (``?shown=3,7,12``), at most MAX_SHOWN."""
     ids = [int(part) for part in text.split(",")[:MAX_SHOWN] if part.strip().isdigit()]
     return sorted(set(ids))
+
+
+# --- the chain list, grouped by change ---------------------------------------------------------
+#
+# Every earlier chain of a change (or of a pushed branch or tag) is superseded by the next one
+# (bots/engine/planning.py, pushes.py), so the latest chain of each change is the one no chain
+# superseded, and a change's chains share (repository, change number, upstream ref).
+
+EARLIER_SHOWN = 10  # earlier chains listed under a change when superseded chains are shown
+
+
+def latest_chains(chains: QuerySet[Chain]) -> QuerySet[Chain]:
+    """The latest chain of each change among ``chains``."""
+    return chains.filter(superseded_by__isnull=True)
+
+
+def change_key(chain: Chain) -> tuple[int, int | None, str]:
+    return (chain.repository_id, chain.change_number, chain.upstream_ref)
+
+
+@dataclass(frozen=True)
+class RunDot:
+    """What a mini status icon needs of a run: no variables, no error text."""
+
+    pk: int
+    chain_id: int
+    parent_id: int | None
+    repository_id: int
+    key: str
+    label: str
+    status: str
+    depth: int
+
+
+@dataclass
+class GroupedPage:
+    page: Page[Chain]
+    runs: dict[int, list[RunDot]]  # by chain, in tree order (depth, id)
+    earlier_counts: dict[tuple[int, int | None, str], int]
+    earlier: dict[tuple[int, int | None, str], list[Chain]]  # only when asked for
+
+
+def _same_changes(heads: list[Chain]) -> QuerySet[Chain]:
+    """The superseded chains of the changes of ``heads`` (a superset, narrowed in Python)."""
+    numbers = sorted({c.change_number for c in heads if c.change_number is not None})
+    refs = sorted({c.upstream_ref for c in heads if c.change_number is None})
+    return Chain.objects.filter(
+        Q(change_number__in=numbers) | Q(change_number__isnull=True, upstream_ref__in=refs),
+        repository_id__in=sorted({c.repository_id for c in heads}),
+        superseded_by__isnull=False,
+    )
+
+
+def grouped_page(chains: QuerySet[Chain], page_number: Any, *, show_earlier: bool) -> GroupedPage:
+    """One page of the latest chain per change among ``chains``, each one's runs (for the mini
+    status icons and the progress bar), how many earlier chains each change had, and (with
+    ``show_earlier``) the newest EARLIER_SHOWN of them: four queries, five with the earlier."""
+    heads = latest_chains(chains).select_related("repository", "forge").defer(*_secrets("forge__"))
+    page = Paginator(heads, PAGE_SIZE).get_page(page_number)
+    page.object_list = list(page.object_list)
+    listed = page.object_list
+    runs: dict[int, list[RunDot]] = defaultdict(list)
+    if not listed:
+        return GroupedPage(page, {}, {}, {})
+    fields = ("pk", "chain_id", "parent_id", "repository_id", "key", "label", "status", "depth")
+    for row in (
+        Run.objects.filter(chain_id__in=[c.pk for c in listed])
+        .order_by("chain_id", "depth", "pk")
+        .values_list(*fields)
+    ):
+        runs[row[1]].append(RunDot(*row))
+    wanted = {change_key(c) for c in listed}
+    same = _same_changes(listed)
+    counts: dict[tuple[int, int | None, str], int] = {}
+    for row in (
+        same.values("repository_id", "change_number", "upstream_ref")
+        .annotate(n=Count("pk"))
+        .order_by()
+    ):
+        key = (row["repository_id"], row["change_number"], row["upstream_ref"])
+        if key in wanted:
+            counts[key] = row["n"]
+    earlier: dict[tuple[int, int | None, str], list[Chain]] = defaultdict(list)
+    if show_earlier and counts:
+        numbered = same.annotate(
+            n=Window(
+                RowNumber(),
+                partition_by=[F("repository_id"), F("change_number"), F("upstream_ref")],
+                order_by=[F("created_at").desc(), F("pk").desc()],
+            )
+        ).filter(n__lte=EARLIER_SHOWN)
+        for chain in numbered.only(
+            "pk",
+            "repository_id",
+            "change_number",
+            "upstream_ref",
+            "head_sha",
+            "status",
+            "created_at",
+            "superseded_by_id",
+            "title",
+        ).order_by("-created_at", "-pk"):
+            if change_key(chain) in wanted:
+                earlier[change_key(chain)].append(chain)
+    return GroupedPage(page, dict(runs), counts, dict(earlier))

@@ -25,7 +25,7 @@ from bots.permissions import may
 from chains import deadline
 from chains.models import Chain, Run
 from chains.redaction import scrub
-from dashboard import actions, live, presenters, queries
+from dashboard import actions, live, overview, presenters, queries
 from dashboard.access import (
     actor,
     decide,
@@ -48,8 +48,9 @@ log = logging.getLogger(__name__)
 
 def _list_chains(request: HttpRequest) -> QuerySet[Chain]:
     """What the reader asked for, among the chains they may view only: the list, its cursor and
-    its ETag are all computed over the same visible chains (never over hidden ones)."""
-    return queries.listed_chains(request.GET, scope(request))
+    its ETag are all computed over the same visible chains (never over hidden ones). The list
+    shows the latest chain of each change; earlier ones fold under it."""
+    return queries.latest_chains(queries.listed_chains(request.GET, scope(request)))
 
 
 def _list_version(request: HttpRequest) -> str:
@@ -62,11 +63,16 @@ def _list_version(request: HttpRequest) -> str:
 def chain_list(request: HttpRequest) -> HttpResponse:
     version = current_version(request, _list_version)
     filters = ChainFilterSet(request.GET)
-    page, progress = queries.chain_page(_list_chains(request), request.GET.get("page"))
+    visible = scope(request)
+    show_earlier = request.GET.get("superseded") == "show"
+    chains = queries.listed_chains(request.GET, visible)
+    grouped = queries.grouped_page(chains, request.GET.get("page"), show_earlier=show_earlier)
     context = {
         "filters": filters,
-        "page": page,
-        "rows": presenters.chain_rows(page.object_list, progress),
+        "page": grouped.page,
+        "rows": overview.change_rows(grouped, visible),
+        "grouped": True,
+        "show_earlier": show_earlier,
         "poll_url": live.poll_url(request.path, request.GET, version),
     }
     if live.partial(request):

@@ -95,7 +95,10 @@ def test_the_filter_form_shows_the_dashboards_fields_with_what_was_picked(
     html = viewer_client.get(f"/?status=failed&project={a.repository_id}&number=x").content.decode()
     form = html.split('<form class="filters"')[1].split("</form>")[0]
     names = re.findall(r'name="([a-z_]+)"', form)
-    assert names == ["q", "project", "number", "ref", "status", "forge", "within"]
+    assert names == [
+        *("q", "project", "number", "ref", "status", "forge", "within"),
+        *("attention", "superseded"),
+    ]
     assert '<option value="failed" selected>' in form
     assert f'<option value="{a.repository_id}" selected>acme/app</option>' in form
     assert '<option value="">any status</option>' in form and "any time" in form

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from chains.models import Chain
 from tests import factories as f
 
 CHROMIUM = os.environ.get("BATON_CHROMIUM", "/usr/bin/chromium")
@@ -132,6 +133,38 @@ def seed_demo() -> dict[str, Any]:
         seconds=40,
         started=build.finished_at,
     )
+    f.run(
+        release,
+        "smoke",
+        label="Smoke tests",
+        project="acme/smoke",
+        status="waiting",
+        ref="release/1.2",
+        depends_on=["build-images"],
+        remote_id="",
+        web_url="",
+        dispatch="idle",
+        triggered_at=None,
+        started=None,
+        seconds=None,
+    )
+    # Two earlier commits of the same merge request, superseded by the latest chain: folded
+    # under it in the chain list.
+    for i, (state, minutes) in enumerate((("failed", 40), ("canceled", 20))):
+        earlier = f.chain(
+            "acme/app",
+            on=gitlab,
+            number=412,
+            status=state,
+            source="fix/payment-timeout",
+            target="release/1.2",
+            title="Retry payment provider calls with backoff",
+            author="maria",
+            age=timedelta(minutes=minutes),
+            head_sha=f"{0xE1 + i:08x}" + "cd" * 16,
+        )
+        f.run(earlier, "build-images", label="Build images", status=state, seconds=80)
+        Chain.objects.filter(pk=earlier.pk).update(superseded_by=release)
     f.run(
         release,
         "child",

@@ -177,6 +177,8 @@ def test_screenshots(live_server: Any, transactional_db: None) -> None:
         "chain-invalid-config": f"/chains/{demo['broken'].pk}/",
         "release": "/releases/?ref=release/1.2",
         "repository": f"/repositories/{demo['repository'].pk}/",
+        "chains-grouped": "/?superseded=show",
+        "chains-attention": "/?attention=on",
     }
     with chromium(viewport={"width": 1280, "height": 800}, timezone_id="Europe/Berlin") as ctx:
         page = ctx.new_page()
@@ -187,6 +189,8 @@ def test_screenshots(live_server: Any, transactional_db: None) -> None:
             page.goto(f"{base}{path}")
             page.wait_for_load_state("networkidle")
             page.screenshot(path=out / f"{name}.png", full_page=True)
+        page.goto(f"{base}{pages['chain-detail']}")
+        page.locator(".chain-graph").screenshot(path=out / "chain-graph.png")
     with chromium(viewport={"width": 390, "height": 844}, is_mobile=True) as ctx:
         page = ctx.new_page()
         sign_in(page, base, "rita", "demo-password")
