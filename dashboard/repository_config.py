@@ -1,0 +1,202 @@
+"""A repository's current `.baton.yml` (read through its forge at the default branch, remembered
+for ``BATON_REPOSITORY_CONFIG_TTL`` seconds) and the admin rules that apply to it, as a reader may
+see them.
+
+What is hidden: masked values (the file's are replaced by ``••••`` as the admin's rules store
+them; a rule's stored values are never read here), and the names of target projects the reader
+may not view (written as "a private project", with their keys and labels). A file too broken to
+find its masked values in is shown only as its error when it mentions ``masked``."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from django.conf import settings
+
+from bots import caching
+from bots.forges.base import ForgeError
+from bots.forges.registry import forge_for
+from chains import deadline, policy
+from chains.config import BatonConfig, ConfigError, parse_config
+from chains.models import Repository, Rule
+from chains.redaction import scrub
+from chains.rule_secrets import seal
+
+log = logging.getLogger(__name__)
+
+MAX_SHOWN_LINES = 1000
+
+
+@dataclass(frozen=True)
+class Line:
+    number: int
+    text: str
+    error: bool = False
+
+
+@dataclass
+class RuleView:
+    name: str
+    projects: str
+    position: int
+    lines: list[Line]
+    error: str = ""
+
+
+@dataclass
+class ConfigView:
+    path: str
+    ref: str = ""
+    lines: list[Line] = field(default_factory=list)
+    missing: bool = False  # the repository has no such file at the ref
+    error: str = ""  # the file does not parse (with its line)
+    error_line: int | None = None
+    problem: str = ""  # the forge could not be asked (in words)
+    read_at: datetime | None = None
+    truncated: bool = False
+    rules: list[RuleView] = field(default_factory=list)
+    max_age: float = 0.0
+
+
+def _lines(text: str, error_line: int | None = None) -> tuple[list[Line], bool]:
+    raw = text.splitlines()
+    shown = [
+        Line(i, line, error=i == error_line) for i, line in enumerate(raw[:MAX_SHOWN_LINES], 1)
+    ]
+    return shown, len(raw) > MAX_SHOWN_LINES
+
+
+def _target_names(config: BatonConfig) -> list[tuple[str, str, str, str]]:
+    """(forge name or "", path, key, label) of each target, "self" left out."""
+    found = []
+    for target in config.downstream:
+        if target.project == "self":
+            continue
+        where, _, path = target.project.rpartition(":")
+        found.append((where, path, target.key, target.label))
+    return found
+
+
+def hidden_names(config: BatonConfig, repository: Repository, user: Any) -> set[str]:
+    """Names in ``config`` the reader may not see: the path, key and label of every target in a
+    project they may not view (or one Baton does not know): one query for the projects."""
+    if policy.visible_repository_ids(user) is None:
+        return set()
+    targets = _target_names(config)
+    if not targets:
+        return set()
+    known = list(
+        Repository.objects.filter(path__in={path for _, path, _, _ in targets}).select_related(
+            "forge"
+        )
+    )
+    seen = policy.visible(user, known)
+    names: set[str] = set()
+    for where, path, key, label in targets:
+        ok = any(
+            r.pk in seen
+            and r.path == path
+            and (where in (r.forge.slug, r.forge.kind) if where else r.forge_id == repository.forge_id)
+            for r in known
+        )
+        if not ok:
+            names.update(n for n in (f"{where}:{path}" if where else "", path, key, label) if n)
+    return names
+
+
+def _shown_text(text: str) -> tuple[str, str, int | None, BatonConfig | None]:
+    """(text to show with masked values as ••••, error, error line, parsed config)."""
+    try:
+        config = parse_config(text)
+    except ConfigError as exc:
+        try:
+            sealed, _ = seal(text, {})
+        except ConfigError:
+            sealed = "" if "masked" in text else text
+        except Exception:  # noqa: BLE001 - YAML a composer refuses: show nothing of it
+            sealed = ""
+        return sealed, str(exc), exc.line, None
+    try:
+        sealed, _ = seal(text, {})
+    except ConfigError:
+        sealed = "" if "masked" in text else text
+    return sealed, "", None, config
+
+
+def _read(repository: Repository, ref: str) -> tuple[str | None, str]:
+    client = forge_for(repository.forge)
+    text = client.read_file(repository.path, settings.BATON_CONFIG_PATH, ref)
+    return text, datetime.now(UTC).isoformat()
+
+
+def _default_branch(repository: Repository) -> str:
+    if not repository.default_branch:
+        repository.update_from(forge_for(repository.forge).get_project(repository.path))
+    return repository.default_branch
+
+
+def current_config(repository: Repository, user: Any) -> ConfigView:
+    """The file at the default branch and the rules that apply, as ``user`` may see them."""
+    ttl = settings.BATON_REPOSITORY_CONFIG_TTL
+    view = ConfigView(path=settings.BATON_CONFIG_PATH, max_age=ttl)
+    view.rules = applying_rules(repository, user)
+    limit = settings.BATON_PLAN_TIME_LIMIT
+    try:
+        with deadline.within(limit):
+            view.ref = _default_branch(repository)
+            key = caching.key("repository-config", repository.pk, view.ref)
+            text, read_at = caching.remembered(key, ttl, lambda: _read(repository, view.ref))
+    except ForgeError as exc:
+        log.warning("%s of %s: the forge could not say: %s", view.path, repository.path, exc)
+        view.problem = (
+            f"Baton could not read {view.path} from the forge just now"
+            f"{f' (it answered {exc.status_code})' if exc.status_code else ''}; "
+            "try again in a moment (the details are in Baton's log)."
+        )
+        return view
+    except deadline.TimeUp:
+        view.problem = (
+            f"The forge did not answer within {limit:g} seconds (BATON_PLAN_TIME_LIMIT); "
+            "try again in a moment."
+        )
+        return view
+    view.read_at = datetime.fromisoformat(read_at)
+    if text is None:
+        view.missing = True
+        return view
+    shown, error, line, config = _shown_text(text)
+    names = hidden_names(config, repository, user) if config else set()
+    if config is None and policy.visible_repository_ids(user) is not None:
+        # A broken file's targets cannot be known: show only the error and the line it names.
+        raw = text.splitlines()
+        near = raw[line - 1] if line and 0 < line <= len(raw) else ""
+        view.lines = [Line(line, near, error=True)] if line and "masked" not in text else []
+        view.error, view.error_line = error, line
+        return view
+    view.lines, view.truncated = _lines(scrub(shown, names), line)
+    view.error, view.error_line = scrub(error, names), line
+    return view
+
+
+def applying_rules(repository: Repository, user: Any) -> list[RuleView]:
+    """The enabled admin rules that apply to the repository, masked values as the rule stores
+    them (••••, never the encrypted values), names the reader may not view scrubbed: one query
+    for the rules, one for their targets' projects."""
+    enabled = Rule.objects.filter(enabled=True).defer("secrets")
+    rules = [rule for rule in enabled if rule.applies_to(repository.path)]
+    views = []
+    for rule in rules:
+        try:
+            config = parse_config(rule.config, standalone=False)
+            error, line = "", None
+        except ConfigError as exc:
+            config, error, line = BatonConfig(), str(exc), exc.line
+        names = hidden_names(config, repository, user)
+        lines, _ = _lines(scrub(rule.config, names), line)
+        if error and policy.visible_repository_ids(user) is not None:
+            lines = []  # a broken rule's targets cannot be known: its error only
+        views.append(RuleView(rule.name, rule.projects, rule.position, lines, scrub(error, names)))
+    return views
