@@ -105,9 +105,7 @@ class Percentile(Aggregate):
     template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
 
     def __init__(self, expression: Any, fraction: float, **extra: Any) -> None:
-        super().__init__(
-            expression, fraction=float(fraction), output_field=FloatField(), **extra
-        )
+        super().__init__(expression, fraction=float(fraction), output_field=FloatField(), **extra)
 
 
 def percentile(values: list[float], fraction: float) -> float | None:
@@ -164,7 +162,7 @@ def _aggregate_in_database(runs: QuerySet[Run]) -> list[dict[str, Any]]:
         )
         .order_by()
     )
-    return list(rows)
+    return [dict(row) for row in rows]
 
 
 def _durations(runs: QuerySet[Run]) -> list[tuple[int, date, str, float]]:
@@ -172,6 +170,8 @@ def _durations(runs: QuerySet[Run]) -> list[tuple[int, date, str, float]]:
     rows = runs.values_list("repository_id", "finished_at", "status", "started_at", "triggered_at")
     found = []
     for repository_id, finished, status, started, triggered in rows[:MAX_ROWS]:
+        if finished is None:  # the window's filter excludes it; for the type checker
+            continue
         begun = started or triggered or finished
         day = finished.astimezone(UTC).date()
         found.append((repository_id, day, status, max((finished - begun).total_seconds(), 0.0)))

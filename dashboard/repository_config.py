@@ -82,7 +82,8 @@ def _target_names(config: BatonConfig) -> list[tuple[str, str, str, str]]:
 
 def hidden_names(config: BatonConfig, repository: Repository, user: Any) -> set[str]:
     """Names in ``config`` the reader may not see: the path, key and label of every target in a
-    project they may not view (or one Baton does not know): one query for the projects."""
+    project they may not view (one Baton has not heard of yet: as their grants say on this
+    forge, hidden on another): one query for the projects."""
     if policy.visible_repository_ids(user) is None:
         return set()
     targets = _target_names(config)
@@ -94,14 +95,24 @@ def hidden_names(config: BatonConfig, repository: Repository, user: Any) -> set[
         )
     )
     seen = policy.visible(user, known)
+    grants = policy.grants_of(user)
     names: set[str] = set()
     for where, path, key, label in targets:
-        ok = any(
-            r.pk in seen
-            and r.path == path
-            and (where in (r.forge.slug, r.forge.kind) if where else r.forge_id == repository.forge_id)
+        matches = [
+            r
             for r in known
-        )
+            if r.path == path
+            and (
+                where in (r.forge.slug, r.forge.kind)
+                if where
+                else r.forge_id == repository.forge_id
+            )
+        ]
+        if matches:
+            ok = any(r.pk in seen for r in matches)
+        else:  # not heard of yet: on this forge, the reader's grants decide; elsewhere, hidden
+            unknown = Repository(forge_id=repository.forge_id, path=path)
+            ok = not where and bool(policy.user_may(user, "view", unknown, grants))
         if not ok:
             names.update(n for n in (f"{where}:{path}" if where else "", path, key, label) if n)
     return names
@@ -116,7 +127,7 @@ def _shown_text(text: str) -> tuple[str, str, int | None, BatonConfig | None]:
             sealed, _ = seal(text, {})
         except ConfigError:
             sealed = "" if "masked" in text else text
-        except Exception:  # noqa: BLE001 - YAML a composer refuses: show nothing of it
+        except Exception:
             sealed = ""
         return sealed, str(exc), exc.line, None
     try:

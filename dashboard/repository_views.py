@@ -26,8 +26,16 @@ def repositories(user: Any) -> QuerySet[Repository]:
     return (
         Repository.objects.visible_to(user)
         .select_related("forge")
-        .only("id", "path", "visibility", "default_branch", "web_url", "forge__name",
-              "forge__slug", "forge__kind")
+        .only(
+            "id",
+            "path",
+            "visibility",
+            "default_branch",
+            "web_url",
+            "forge__name",
+            "forge__slug",
+            "forge__kind",
+        )
         .annotate(
             latest_chain=Subquery(latest.values("pk")[:1]),
             latest_status=Subquery(latest.values("status")[:1]),

