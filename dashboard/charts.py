@@ -33,6 +33,16 @@ def duration_words(seconds: float | None) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
+def axis_words(seconds: float) -> str:
+    """An axis label: ``0 s``, ``30 s``, ``5 min``, ``2 h``, ``7 min 30 s``."""
+    whole = round(seconds)
+    if whole < 60 or whole % 60:
+        return duration_words(whole)
+    if whole % 3600 == 0:
+        return f"{whole // 3600} h"
+    return f"{whole // 60} min"
+
+
 def percent_words(rate: float | None) -> str:
     return "—" if rate is None else f"{rate * 100:.0f} %"
 
@@ -71,7 +81,7 @@ def duration_chart(name: str, points: Sequence[Point]) -> SafeString:
     """p50 and p90 of successful runs per day: p50 a solid line with round points, p90 a dashed
     line with square points; days without a successful run leave a gap."""
     width, height = 520, 190
-    left, right, top, bottom = 64, 12, 28, 36
+    left, right, top, bottom = 76, 12, 28, 36
     plot_w, plot_h = width - left - right, height - top - bottom
     values = [v for p in points for v in (p.p50, p.p90) if v is not None]
     top_value = _nice_top(max(values)) if values else 60.0
@@ -104,7 +114,7 @@ def duration_chart(name: str, points: Sequence[Point]) -> SafeString:
         body.append(
             f'<line class="grid" x1="{left}" x2="{width - right}" y1="{y(v):.1f}" y2="{y(v):.1f}"/>'
             f'<text class="axis" x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end">'
-            f"{escape(duration_words(v))}</text>"
+            f"{escape(axis_words(v))}</text>"
         )
     if points:
         for i in sorted({0, len(points) // 2, len(points) - 1}):
@@ -179,8 +189,8 @@ def failure_chart(bars: Sequence[Bar], days: int) -> SafeString:
         body.append(
             f'<text class="label" x="{label_w - 8}" y="{y0 + 15}" text-anchor="end">'
             f"{escape(name)}</text>"
-            f'<rect class="track" x="{label_w}" y="{y0 + 3}" width="{bar_w}" height="16"/>'
-            f'<rect class="bar{" high" if rate >= 0.25 else ""}" x="{label_w}" y="{y0 + 3}" '
+            f'<rect class="fail-track" x="{label_w}" y="{y0 + 3}" width="{bar_w}" height="16"/>'
+            f'<rect class="fail-bar{" high" if rate >= 0.25 else ""}" x="{label_w}" y="{y0 + 3}" '
             f'width="{bar_w * rate:.1f}" height="16"><title>{escape(bar.name)}: {escape(note)}'
             f"</title></rect>"
             f'<text class="value" x="{label_w + bar_w + 8}" y="{y0 + 15}">{escape(note)}</text>'

@@ -14,16 +14,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import yaml
 from django.conf import settings
+from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from bots import caching
 from bots.forges.base import ForgeError
 from bots.forges.registry import forge_for
-from chains import deadline, policy
+from chains import deadline, limits, policy
 from chains.config import BatonConfig, ConfigError, parse_config
+from chains.masking import MASK
 from chains.models import Repository, Rule
 from chains.redaction import scrub
-from chains.rule_secrets import seal
+from chains.rule_secrets import _all_variables, seal
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +72,7 @@ def _lines(text: str, error_line: int | None = None) -> tuple[list[Line], bool]:
     return shown, len(raw) > MAX_SHOWN_LINES
 
 
-def _target_names(config: BatonConfig) -> list[tuple[str, str, str, str]]:
+def _target_names(config: BatonConfig) -> list[Named]:
     """(forge name or "", path, key, label) of each target, "self" left out."""
     found = []
     for target in config.downstream:
@@ -80,13 +83,62 @@ def _target_names(config: BatonConfig) -> list[tuple[str, str, str, str]]:
     return found
 
 
+Named = tuple[str, str, str, str]  # (forge name or "", path, key, label) of a target
+
+
+def _lenient(text: str) -> tuple[str, list[Named]] | None:
+    """For a file that does not parse but is YAML: its text with masked values as ••••, and the
+    targets it names (``project``, ``key``, ``label`` wherever they are written); None when that
+    cannot be known (not YAML, or a masked value written as an anchor or alias)."""
+    try:
+        root = limits.compose(text)
+    except (limits.LimitError, yaml.YAMLError):
+        return None
+    if root is None:
+        return text, []
+    edits = []
+    for found in _all_variables(root):
+        if not found.masked:
+            continue
+        node = found.node
+        start, end = node.start_mark.index, node.end_mark.index
+        if not isinstance(node, ScalarNode) or text[start:end][:1] in ("&", "*"):
+            return None
+        edits.append((start, end, f'"{MASK}"' + ("\n" if text[start:end].endswith("\n") else "")))
+    shown = text
+    for start, end, replacement in sorted(edits, reverse=True):
+        shown = shown[:start] + replacement + shown[end:]
+    named: list[Named] = []
+    items = (
+        [v for k, v in root.value if getattr(k, "value", "") == "downstream"]
+        if isinstance(root, MappingNode)
+        else []
+    )
+    for sequence in items:
+        for item in sequence.value if isinstance(sequence, SequenceNode) else []:
+            fields = {
+                str(k.value): str(v.value)
+                for k, v in (item.value if isinstance(item, MappingNode) else [])
+                if isinstance(k, ScalarNode) and isinstance(v, ScalarNode)
+            }
+            project = fields.get("project", "").strip()
+            if project == "self":
+                continue
+            where, _, path = project.rpartition(":")
+            named.append((where, path, fields.get("key", ""), fields.get("label", "")))
+    return shown, named
+
+
 def hidden_names(config: BatonConfig, repository: Repository, user: Any) -> set[str]:
+    return hidden_target_names(_target_names(config), repository, user)
+
+
+def hidden_target_names(targets: list[Named], repository: Repository, user: Any) -> set[str]:
     """Names in ``config`` the reader may not see: the path, key and label of every target in a
     project they may not view (one Baton has not heard of yet: as their grants say on this
     forge, hidden on another): one query for the projects."""
     if policy.visible_repository_ids(user) is None:
         return set()
-    targets = _target_names(config)
     if not targets:
         return set()
     known = list(
@@ -123,17 +175,12 @@ def _shown_text(text: str) -> tuple[str, str, int | None, BatonConfig | None]:
     try:
         config = parse_config(text)
     except ConfigError as exc:
-        try:
-            sealed, _ = seal(text, {})
-        except ConfigError:
-            sealed = "" if "masked" in text else text
-        except Exception:
-            sealed = ""
-        return sealed, str(exc), exc.line, None
+        return "", str(exc), exc.line, None
     try:
         sealed, _ = seal(text, {})
-    except ConfigError:
-        sealed = "" if "masked" in text else text
+    except ConfigError:  # a masked value Baton cannot take out (an alias): show none of it
+        lenient = _lenient(text)
+        sealed = lenient[0] if lenient else ""
     return sealed, "", None, config
 
 
@@ -179,14 +226,21 @@ def current_config(repository: Repository, user: Any) -> ConfigView:
         view.missing = True
         return view
     shown, error, line, config = _shown_text(text)
-    names = hidden_names(config, repository, user) if config else set()
-    if config is None and policy.visible_repository_ids(user) is not None:
-        # A broken file's targets cannot be known: show only the error and the line it names.
-        raw = text.splitlines()
-        near = raw[line - 1] if line and 0 < line <= len(raw) else ""
-        view.lines = [Line(line, near, error=True)] if line and "masked" not in text else []
-        view.error, view.error_line = error, line
-        return view
+    if config is not None:
+        names = hidden_names(config, repository, user)
+    else:
+        lenient = _lenient(text)
+        if lenient is None:
+            # Not even YAML: what it names cannot be known, so only its error is shown (with
+            # the line it names when the file says nothing of masked values).
+            raw = text.splitlines()
+            near = raw[line - 1] if line and 0 < line <= len(raw) else ""
+            safe = "masked" not in text and policy.visible_repository_ids(user) is None
+            view.lines = [Line(line, near, error=True)] if line and safe else []
+            view.error, view.error_line = error, line
+            return view
+        shown, named = lenient
+        names = hidden_target_names(named, repository, user)
     view.lines, view.truncated = _lines(scrub(shown, names), line)
     view.error, view.error_line = scrub(error, names), line
     return view

@@ -88,7 +88,11 @@ def test_invalid_file_names_its_line(forge: FakeForge, viewer_client: Client) ->
     app = f.repository("acme/app")
     forge.add_file("acme/app", ".baton.yml", "main", BROKEN)
     html = viewer_client.get(f"/repositories/{app.pk}/config/").content.decode()
-    assert "This file is invalid" in html and "(line 4)" in html and "strategy" in html
+    assert (
+        "This file is invalid" in html
+        and "line 4: downstream[0].strategy" in html
+        and "strategy" in html
+    )
     assert "error-line" in html
 
 
@@ -156,3 +160,24 @@ def test_a_target_baton_does_not_know_counts_as_private(
     forge.add_file("acme/app", ".baton.yml", "main", GOOD.replace("acme/api", "acme/new"))
     html = viewer_client.get(f"/repositories/{app.pk}/config/").content.decode()
     assert "acme/new" in html
+
+
+def test_invalid_file_still_masks_and_hides(forge: FakeForge, viewer_client: Client) -> None:
+    app = f.repository("acme/app")
+    f.repository("secret/vault")
+    broken = GOOD + "    strategy: sometimes\n"
+    forge.add_file("acme/app", ".baton.yml", "main", broken)
+    html = viewer_client.get(f"/repositories/{app.pk}/config/").content.decode()
+    assert "This file is invalid" in html and "line 9:" in html and "error-line" in html
+    assert "s3cret-value" not in html and "••••" in html
+    assert "secret/vault" not in html and "Vault sync" not in html
+
+
+def test_text_that_is_not_yaml_shows_only_its_error(
+    forge: FakeForge, viewer_client: Client
+) -> None:
+    app = f.repository("acme/app")
+    forge.add_file("acme/app", ".baton.yml", "main", "downstream: [\n  project: secret/vault\n")
+    html = viewer_client.get(f"/repositories/{app.pk}/config/").content.decode()
+    assert "This file is invalid" in html and "not valid YAML" in html
+    assert "secret/vault" not in html
