@@ -253,3 +253,22 @@ def test_api_refuses_anonymous_and_hidden_repositories() -> None:
     assert (
         api("viewer").get(f"/api/v1/repositories/{vault.repository_id}/health/").status_code == 404
     )
+
+
+@pytest.mark.parametrize(("targets", "per_day"), [(1, 1), (6, 4)])
+def test_health_page_and_api_queries_are_pinned(
+    targets: int, per_day: int, django_assert_num_queries: Any
+) -> None:
+    seed(targets, per_day)
+    viewer = viewer_user()
+    client = Client()
+    client.force_login(viewer)
+    # session, user, repositories and grants (what the reader may view), then the health:
+    # per day, per window, the targets' names (SQLite: durations, names)
+    aggregates = 3 if connection.vendor == "postgresql" else 2
+    with django_assert_num_queries(4 + aggregates):
+        assert client.get("/health/").status_code == 200
+    token = APIClient()
+    token.force_authenticate(viewer)
+    with django_assert_num_queries(2 + aggregates):  # repositories and grants, then the health
+        assert token.get("/api/v1/health/").status_code == 200
