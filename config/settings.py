@@ -342,6 +342,9 @@ BATON_MAX_DEPTH = env_int("BATON_MAX_DEPTH", 5, minimum=1)
 BATON_MAX_RUNS = env_int("BATON_MAX_RUNS", 1000, minimum=1)
 # How long a triggered project's own .baton.yml is remembered (seconds; 0: read it every time).
 BATON_DOWNSTREAM_CONFIG_TTL = env_float("BATON_DOWNSTREAM_CONFIG_TTL", 60.0)
+# How stale the repository page's view of a project's .baton.yml may be (seconds; 0: read it
+# every time the page is opened).
+BATON_REPOSITORY_CONFIG_TTL = env_float("BATON_REPOSITORY_CONFIG_TTL", 60.0, minimum=0.0)
 # The same change, commit and action delivered again within this many seconds (another hook,
 # a replay under a new key) starts no second chain; 0 turns the check off.
 BATON_REPEAT_WINDOW = env_float("BATON_REPEAT_WINDOW", 600.0, minimum=0.0)

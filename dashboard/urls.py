@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from dashboard import signin, views
+from dashboard import repository_views, signin, views
 
 # Sign in with GitLab / GitHub: allauth's forge flows only (no second local sign-in, sign-up or
 # password reset of its own); the names its pages link to lead to Baton's sign-in page.
@@ -21,7 +21,14 @@ urlpatterns = [
     path("chains/<int:pk>/<slug:verb>/", views.chain_action, name="chain-action"),
     path("runs/<int:pk>/<slug:verb>/", views.run_action, name="run-action"),
     path("releases/", views.release, name="release"),
+    path("repositories/", repository_views.repository_index, name="repository-list"),
     path("repositories/<int:pk>/", views.repository_detail, name="repository-detail"),
+    path(
+        "repositories/<int:pk>/config/",
+        repository_views.repository_config,
+        name="repository-config",
+    ),
+    path("health/", repository_views.downstream_health, name="health"),
     path("repositories/<int:pk>/changes/<int:number>/plan/", views.change_plan, name="change-plan"),
     path(
         "login/",

@@ -25,7 +25,7 @@ from bots.permissions import may
 from chains import deadline
 from chains.models import Chain, Run
 from chains.redaction import scrub
-from dashboard import actions, live, overview, presenters, queries
+from dashboard import actions, live, overview, presenters, queries, repository_views
 from dashboard.access import (
     actor,
     decide,
@@ -231,6 +231,7 @@ def repository_detail(request: HttpRequest, pk: int) -> HttpResponse:
     runs = queries.runs_in_repository(repository)
     seen = visible_ids(request.user, [run.chain.repository for run in runs])
     context["runs"] = [presenters.with_upstream(r, r.chain.repository_id in seen) for r in runs]
+    context["health"] = repository_views.health_for(request, upstream=pk)
     return render(request, "dashboard/repository.html", context)
 
 

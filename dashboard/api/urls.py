@@ -7,7 +7,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
-from dashboard.api import docs, views
+from dashboard.api import docs, health, views
 
 
 class Router(DefaultRouter):
@@ -21,6 +21,12 @@ router.register("repositories", views.RepositoryViewSet, basename="repository")
 
 app_name = "api"
 urlpatterns = [
+    path("v1/health/", health.HealthView.as_view(), name="health"),
+    path(
+        "v1/repositories/<int:id>/health/",
+        health.RepositoryHealthView.as_view(),
+        name="repository-health",
+    ),
     path("v1/", include(router.urls)),
     path(
         "schema/",

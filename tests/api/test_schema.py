@@ -43,6 +43,8 @@ OPERATIONS = {
     ("post", "/api/v1/runs/{id}/cancel/"),
     ("get", "/api/v1/repositories/"),
     ("get", "/api/v1/repositories/{id}/"),
+    ("get", "/api/v1/repositories/{id}/health/"),
+    ("get", "/api/v1/health/"),
 }
 
 

@@ -249,3 +249,47 @@ def seed_demo() -> dict[str, Any]:
         "mobile": mobile,
         "repository": release.repository,
     }
+
+
+# Per target: (typical seconds, spread, one failure in every n runs) for the health charts.
+HISTORY = {
+    "acme/api": (240, 40, 9),
+    "acme/web": (420, 120, 3),
+    "acme/docs": (60, 10, 0),
+    "acme/ios-build": (900, 200, 5),
+}
+
+
+def seed_history(on: Any, days: int = 14) -> None:
+    """Two weeks of finished runs triggered from acme/app, with a steady drift and a fixed
+    pattern of noise (no randomness: the screenshots are the same every time)."""
+    from django.utils import timezone
+
+    from chains.models import Run
+
+    now = timezone.now()
+    for day in range(days):
+        chain = f.chain(
+            "acme/app",
+            on=on,
+            status="success",
+            title=f"Nightly {day}",
+            age=timedelta(days=day, hours=2),
+        )
+        for path, (typical, spread, every) in HISTORY.items():
+            for i in range(3):
+                failed = bool(every) and (day * 3 + i) % every == 0
+                seconds = typical + spread * (((day * 7 + i * 3) % 5) - 2) / 2 + day * 4
+                run = f.run(
+                    chain,
+                    f"{path.split('/')[1]}-{i}",
+                    project=path,
+                    status="failed" if failed else "success",
+                    seconds=seconds,
+                )
+                end = now - timedelta(days=day, hours=2 - i * 0.5)
+                Run.objects.filter(pk=run.pk).update(
+                    triggered_at=end - timedelta(seconds=seconds + 3),
+                    started_at=end - timedelta(seconds=seconds),
+                    finished_at=end,
+                )

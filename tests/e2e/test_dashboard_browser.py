@@ -15,7 +15,13 @@ from django.contrib.auth.models import User
 
 from chains.models import AuditEvent, Chain, Grant, Run
 from tests.e2e.conftest import Forges, eventually
-from tests.e2e.dashboard_browser import chromium, require_browser, seed_demo, sign_in
+from tests.e2e.dashboard_browser import (
+    chromium,
+    require_browser,
+    seed_demo,
+    seed_history,
+    sign_in,
+)
 
 SHOTS = os.environ.get("BATON_SCREENSHOTS", "")
 PASSWORD = "e2e-password-1"
@@ -46,6 +52,40 @@ def browser_page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 @pytest.fixture
 def manager(forges: Forges) -> User:
     return forges.person("rita", everything=True, password=PASSWORD)
+
+
+DEMO_CONFIG = """\
+variables:
+  RELEASE_STREAM: stable
+  REGISTRY_TOKEN: {value: "not-shown", masked: true}
+downstream:
+  - key: build-images
+    label: Build images
+    project: self
+  - key: api
+    label: API tests
+    project: acme/api
+    depends_on: [build-images]
+  - key: web
+    label: Web app
+    project: acme/web
+    strategy: sometimes
+"""
+
+
+def remember_config(repository: Any) -> None:
+    """The screenshots' forge is not reachable: put the demo's `.baton.yml` where the repository
+    page's reader remembers it (the live server shares this process's cache)."""
+    from datetime import UTC, datetime
+
+    from django.conf import settings
+    from django.core.cache import caches
+
+    from bots import caching
+
+    key = caching.key("repository-config", repository.pk, repository.default_branch)
+    answer = (DEMO_CONFIG, datetime.now(UTC).isoformat())
+    caches["default"].set(key, (answer,), int(settings.BATON_REPOSITORY_CONFIG_TTL) + 600)
 
 
 def open_change(forges: Forges, yml: str, target: str = "main") -> dict[str, Any]:
@@ -163,8 +203,11 @@ def test_cancel_a_whole_chain(
 
 
 @pytest.mark.skipif(not SHOTS, reason="writes screenshots only when BATON_SCREENSHOTS is set")
-def test_screenshots(live_server: Any, transactional_db: None) -> None:
+def test_screenshots(
+    live_server: Any, transactional_db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     require_browser()
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # ORM writes between browser steps
     out = Path(SHOTS)
     out.mkdir(parents=True, exist_ok=True)
     rita = User.objects.create_user("rita", password="demo-password")
@@ -176,9 +219,15 @@ def test_screenshots(live_server: Any, transactional_db: None) -> None:
         "chain-detail": f"/chains/{demo['release'].pk}/",
         "chain-invalid-config": f"/chains/{demo['broken'].pk}/",
         "release": "/releases/?ref=release/1.2",
-        "repository": f"/repositories/{demo['repository'].pk}/",
         "chains-grouped": "/?superseded=show",
         "chains-attention": "/?attention=on",
+    }
+    # After the pages above, so that they show the demo as it was: two weeks of finished runs
+    # for the health charts, and the repository's .baton.yml.
+    later = {
+        "repository": f"/repositories/{demo['repository'].pk}/",
+        "repositories": "/repositories/",
+        "health": "/health/",
     }
     with chromium(viewport={"width": 1280, "height": 800}, timezone_id="Europe/Berlin") as ctx:
         page = ctx.new_page()
@@ -191,6 +240,14 @@ def test_screenshots(live_server: Any, transactional_db: None) -> None:
             page.screenshot(path=out / f"{name}.png", full_page=True)
         page.goto(f"{base}{pages['chain-detail']}")
         page.locator(".chain-graph").screenshot(path=out / "chain-graph.png")
+        seed_history(demo["repository"].forge)
+        remember_config(demo["repository"])
+        for name, path in later.items():
+            page.goto(f"{base}{path}")
+            page.wait_for_load_state("networkidle")
+            if name == "repository":
+                page.locator("#repository-config h3").first.wait_for()
+            page.screenshot(path=out / f"{name}.png", full_page=True)
     with chromium(viewport={"width": 390, "height": 844}, is_mobile=True) as ctx:
         page = ctx.new_page()
         sign_in(page, base, "rita", "demo-password")
