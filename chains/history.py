@@ -69,7 +69,7 @@ def durations(
     rows = qs.values_list("ref", "started_at", "finished_at")
     out: list[float] = []
     for ref, started, finished in rows[:MAX_SCAN] if glob else rows[:limit]:
-        if glob and not glob_match(ref_pattern or "", ref):
+        if (glob and not glob_match(ref_pattern or "", ref)) or not (started and finished):
             continue
         out.append(max(0.0, (finished - started).total_seconds()))
         if len(out) >= limit:
@@ -145,7 +145,7 @@ def daily(
     green: dict[date, list[float]] = defaultdict(list)
     failed: dict[date, int] = defaultdict(int)
     for ref, status, started, finished, _soft in rows.iterator():
-        if glob and not glob_match(ref_pattern or "", ref):
+        if (glob and not glob_match(ref_pattern or "", ref)) or not (started and finished):
             continue
         day = finished.astimezone(UTC).date()
         if status == Status.SUCCESS:
