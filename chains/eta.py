@@ -232,9 +232,10 @@ def for_chain(
 
 
 def describe(est: Estimate, *, utc: bool = False) -> str:
-    """ "expected to finish ~14:05 (90 %: 14:12)", or "no estimate yet"."""
+    """The words for an estimate: 'expected to finish ~14:05 (90 %: 14:12)', 'no estimate yet'
+    (a target without history), or '' when nothing is left to run."""
     if not est.known:
-        return NO_ESTIMATE
+        return NO_ESTIMATE if est.missing else ""
     assert est.p50 is not None and est.p90 is not None
     p50, p90 = (
         (est.p50.astimezone(UTC), est.p90.astimezone(UTC))

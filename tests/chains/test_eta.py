@@ -116,7 +116,9 @@ def test_async_runs_are_not_waited_for() -> None:
 
 
 def test_nothing_left_to_run_has_no_estimate() -> None:
-    assert not estimate([step(1, "a", status="success")], NOW).known
+    got = estimate([step(1, "a", status="success")], NOW)
+    assert not got.known
+    assert eta.describe(got) == ""
 
 
 def test_a_cycle_gives_no_estimate_instead_of_looping() -> None:
