@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from django.db.models import F, Window
+from django.db.models import F, Q, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
@@ -168,16 +168,21 @@ class _Path:
 def spreads(
     targets: Iterable[tuple[int, str]], limit: int | None = None
 ) -> dict[tuple[int, str], Spread]:
-    """p50/p90 of the last ``limit`` successful runs of each (project, ref), in one query."""
+    """p50/p90 of the last ``limit`` successful runs of each (project, ref), in one query. A run
+    not sent yet may have no ref ("the default branch"): ``(project, "")`` reads the history on
+    the project's default branch."""
     wanted = set(targets)
     if not wanted:
         return {}
     limit = history_runs() if limit is None else limit
-    repos, refs = {r for r, _ in wanted}, {ref for _, ref in wanted}
+    repos = {r for r, _ in wanted}
+    refs = {ref for _, ref in wanted if ref}
+    on_default = {r for r, ref in wanted if not ref}
+    which = Q(ref__in=refs) | Q(repository_id__in=on_default, ref=F("repository__default_branch"))
     rows = (
         Run.objects.filter(
+            which,
             repository_id__in=repos,
-            ref__in=refs,
             status=Status.SUCCESS,
             reused_from__isnull=True,
             started_at__isnull=False,
@@ -191,14 +196,18 @@ def spreads(
             )
         )
         .filter(nth__lte=limit)
-        .values_list("repository_id", "ref", "started_at", "finished_at")
+        .values_list(
+            "repository_id", "ref", "repository__default_branch", "started_at", "finished_at"
+        )
     )
     seconds: dict[tuple[int, str], list[float]] = {}
-    for repo, ref, started, finished in rows:
-        if (repo, ref) in wanted and started and finished:
-            seconds.setdefault((repo, ref), []).append(
-                max(0.0, (finished - started).total_seconds())
-            )
+    for repo, ref, default, started, finished in rows:
+        if not (started and finished):
+            continue
+        took = max(0.0, (finished - started).total_seconds())
+        for key in {(repo, ref), (repo, "")} if ref == default else {(repo, ref)}:
+            if key in wanted:
+                seconds.setdefault(key, []).append(took)
     return {k: s for k, v in seconds.items() if (s := spread(v)) is not None}
 
 

@@ -10,7 +10,7 @@ import pytest
 from chains import eta, history
 from chains.eta import Estimate, Step, estimate
 from chains.history import Spread
-from chains.models import Run
+from chains.models import Repository, Run
 from tests import factories as f
 
 NOW = datetime(2026, 11, 30, 14, 0, tzinfo=UTC)
@@ -206,3 +206,14 @@ def test_a_finished_chain_has_no_estimate_and_costs_nothing(
     chain = f.chain("acme/app", status="success")
     with django_assert_num_queries(0):
         assert eta.for_chain(chain, []) == Estimate()
+
+
+@pytest.mark.django_db
+def test_a_run_not_sent_yet_reads_the_default_branch_history() -> None:
+    for seconds in [30, 50]:
+        run = green("deploy", seconds, ref="trunk", ago=500)
+    green("deploy", 999, ref="other", ago=400)
+    Repository.objects.filter(pk=run.repository_id).update(default_branch="trunk")
+    got = eta.spreads({(run.repository_id, ""), (run.repository_id, "other")})
+    assert got[(run.repository_id, "")] == Spread(p50=40, p90=48, count=2)
+    assert got[(run.repository_id, "other")].count == 1
