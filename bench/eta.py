@@ -28,7 +28,7 @@ import random
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +131,16 @@ class Bench:
                 .first()
             )
 
-        chain = common.wait_for(created, 30, f"the chain of {UPSTREAM}!{mr['iid']}", 0.05)
+        try:
+            chain = common.wait_for(created, 90, f"the chain of {UPSTREAM}!{mr['iid']}", 0.05)
+        except TimeoutError:
+            waiting = list(
+                Delivery.objects.filter(processed_at__isnull=True).values_list(
+                    "pk", "event", "attempts"
+                )[:5]
+            )
+            print(f"  {UPSTREAM}!{mr['iid']}: no chain after 90 s; unprocessed: {waiting}")
+            return Measured(0, datetime.now(UTC), status="never started")
         got = Measured(chain.pk, chain.created_at)
         deadline = time.monotonic() + self.args.timeout
         while time.monotonic() < deadline:
