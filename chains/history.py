@@ -142,10 +142,18 @@ def daily(
     rows = qs.filter(finished_at__gte=since).values_list(
         "ref", "status", "started_at", "finished_at", "soft_fail"
     )
+    return _days(
+        (status, started, finished)
+        for ref, status, started, finished, _soft in rows.iterator()
+        if not glob or glob_match(ref_pattern or "", ref)
+    )
+
+
+def _days(rows: Iterable[tuple[str, datetime | None, datetime | None]]) -> list[Day]:
     green: dict[date, list[float]] = defaultdict(list)
     failed: dict[date, int] = defaultdict(int)
-    for ref, status, started, finished, _soft in rows.iterator():
-        if (glob and not glob_match(ref_pattern or "", ref)) or not (started and finished):
+    for status, started, finished in rows:
+        if not (started and finished):
             continue
         day = finished.astimezone(UTC).date()
         if status == Status.SUCCESS:
@@ -165,6 +173,33 @@ def daily(
             )
         )
     return out
+
+
+def daily_by_target(
+    repository_ids: Iterable[int] | None = None,
+    *,
+    days: int = 30,
+    now: datetime | None = None,
+) -> dict[tuple[int, str], list[Day]]:
+    """``daily`` for every target (project, ref) at once, in one query: for a page of many
+    targets (the downstream health page). ``repository_ids``: only these projects (None: all)."""
+    days = min(max(1, int(days)), MAX_DAYS)
+    since = (now or timezone.now()) - timedelta(days=days)
+    qs = Run.objects.filter(
+        status__in=[Status.SUCCESS, Status.FAILED],
+        reused_from__isnull=True,
+        started_at__isnull=False,
+        finished_at__gte=since,
+    )
+    if repository_ids is not None:
+        qs = qs.filter(repository_id__in=list(repository_ids))
+    grouped: dict[tuple[int, str], list[tuple[str, datetime | None, datetime | None]]] = (
+        defaultdict(list)
+    )
+    rows = qs.values_list("repository_id", "ref", "status", "started_at", "finished_at")
+    for repo, ref, status, started, finished in rows.iterator():
+        grouped[(repo, ref)].append((status, started, finished))
+    return {target: _days(rows) for target, rows in sorted(grouped.items())}
 
 
 @dataclass(frozen=True)

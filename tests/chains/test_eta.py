@@ -181,6 +181,9 @@ def test_daily_p50_p90_and_failure_rate() -> None:
     assert [(t.repository_id, t.ref, t.runs) for t in history.targets(now=NOW)] == [
         (repo, "main", 4)
     ]
+    every = history.daily_by_target(days=7, now=NOW)
+    assert every == {(repo, "main"): days}
+    assert history.daily_by_target([repo + 1000], days=7, now=NOW) == {}
 
 
 @pytest.mark.django_db
