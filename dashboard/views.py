@@ -88,7 +88,8 @@ def _chain(request: HttpRequest, pk: int, version: str, **extra: Any) -> HttpRes
     page = presenters.chain_page(detail.chain, runs, can_act=acts)
     path = reverse("chain-detail", args=[pk])
     context = {"page": page, "chain": page.chain, "poll_url": live.poll_url(path, {}, version)}
-    context["eta"] = eta.describe(eta.for_chain(detail.chain, detail.runs))
+    context["eta"] = estimate = eta.for_chain(detail.chain, detail.runs)
+    context["eta_text"] = eta.describe(estimate)
     if live.partial(request):
         name = "action-result" if "message" in extra else "chain-live"
         response = render(request, f"{DETAIL}#{name}", context | extra)
