@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from django.conf import settings
 
 from bots.markdown import code, link, text, truncate
-from chains import failures
+from chains import eta, failures
 from chains.failures import Failure
 from chains.models import Chain, Repository, Run
 from chains.planner import Change, Plan, PlannedRun
@@ -61,6 +61,8 @@ def render(chain: Chain, runs: Sequence[Run]) -> str:
         + f" · commit {code(chain.head_sha[:8])} · {_cell(chain.reason)}",
         "",
     ]
+    if estimate := eta.describe(eta.for_chain(chain, runs), utc=True):
+        lines += [f"⏱️ {estimate}", ""]  # names no target: safe on a public project
     if chain.error:
         lines += [f"> ❌ {_cell(scrub(chain.error, names))}", ""]
     if runs:

@@ -477,6 +477,8 @@ class Run(models.Model):
                 condition=Q(status__in=sorted(ACTIVE)),
                 name="run_active",
             ),
+            # Duration history of a target (chains/history.py): last N green runs of a project.
+            models.Index(fields=["repository", "status", "-finished_at"], name="run_history"),
         ]
 
     def __str__(self) -> str:

@@ -348,6 +348,8 @@ BATON_REPOSITORY_CONFIG_TTL = env_float("BATON_REPOSITORY_CONFIG_TTL", 60.0, min
 # The same change, commit and action delivered again within this many seconds (another hook,
 # a replay under a new key) starts no second chain; 0 turns the check off.
 BATON_REPEAT_WINDOW = env_float("BATON_REPEAT_WINDOW", 600.0, minimum=0.0)
+# The ETA of a running chain: how many of each target's last successful runs it looks at.
+BATON_ETA_HISTORY = env_int("BATON_ETA_HISTORY", 20, minimum=1)
 
 # --- Bounded cost (docs/security.md, "Patterns and time limits") --------------------------------
 # Glob patterns (`branches:`, `=~`, `changes()`) are matched in linear time; these cap their size.

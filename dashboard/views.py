@@ -22,7 +22,7 @@ from bots import services
 from bots.engine.planning import dry_run
 from bots.forges.base import ForgeError
 from bots.permissions import may
-from chains import deadline
+from chains import deadline, eta
 from chains.models import Chain, Run
 from chains.redaction import scrub
 from dashboard import actions, live, overview, presenters, queries, repository_views
@@ -94,6 +94,8 @@ def _chain(request: HttpRequest, pk: int, version: str, **extra: Any) -> HttpRes
     page = presenters.chain_page(detail.chain, runs, can_act=acts)
     path = reverse("chain-detail", args=[pk])
     context = {"page": page, "chain": page.chain, "poll_url": live.poll_url(path, {}, version)}
+    context["eta"] = estimate = eta.for_chain(detail.chain, detail.runs)
+    context["eta_text"] = eta.describe(estimate)
     if live.partial(request):
         name = "action-result" if "message" in extra else "chain-live"
         response = render(request, f"{DETAIL}#{name}", context | extra)

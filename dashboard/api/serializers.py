@@ -14,7 +14,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from chains import failures
+from chains import eta, failures
 from chains.models import Chain, Repository, Run, RunAttempt
 from chains.redaction import MASK, scrub
 from chains.redaction import PRIVATE as PRIVATE_WORDS
@@ -305,7 +305,38 @@ class RunDetailSerializer(RunSerializer):
 
 class ChainDetailSerializer(ChainSerializer):
     runs = RunSerializer(many=True, read_only=True)
+    expected_finish = serializers.SerializerMethodField(
+        help_text="A running chain's expected finish: median of each remaining target's last "
+        "successful runs along the depends_on path (docs/dashboard.md); null: finished or no "
+        "history yet"
+    )
+    expected_finish_p90 = serializers.SerializerMethodField(
+        help_text="The same with each remaining target at its 90th percentile"
+    )
+    estimate = serializers.SerializerMethodField(
+        help_text="The estimate in words: 'expected to finish ~14:05 UTC (90 %: 14:12 UTC)', "
+        "'no estimate yet', or '' when nothing is left to run"
+    )
 
     class Meta(ChainSerializer.Meta):
-        fields = (*CHAIN_FIELDS, "runs")
+        fields = (*CHAIN_FIELDS, "runs", "expected_finish", "expected_finish_p90", "estimate")
         read_only_fields = fields
+
+    def _eta(self, chain: Chain) -> eta.Estimate:
+        cache: dict[int, eta.Estimate] = self.__dict__.setdefault("_etas", {})
+        if chain.pk not in cache:
+            cache[chain.pk] = eta.for_chain(chain, list(chain.runs.all()))
+        return cache[chain.pk]
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_expected_finish(self, chain: Chain) -> str | None:
+        at = self._eta(chain).p50
+        return serializers.DateTimeField().to_representation(at) if at else None
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_expected_finish_p90(self, chain: Chain) -> str | None:
+        at = self._eta(chain).p90
+        return serializers.DateTimeField().to_representation(at) if at else None
+
+    def get_estimate(self, chain: Chain) -> str:
+        return eta.describe(self._eta(chain), utc=True)

@@ -47,7 +47,7 @@ URLS: dict[str, Callable[[Chain], str]] = {
 # token, repositories, grants (not for a superuser), then: count + page, or object (+ prefetch)
 PINNED = {
     "chains": 5,
-    "chain": 5,
+    "chain": 6,  # + the targets' duration history for the ETA (one query, chains/eta.py)
     "runs": 5,
     "runs of a chain": 5,
     "run": 5,
