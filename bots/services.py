@@ -32,6 +32,7 @@ class Actor:
 
 
 BATON = Actor("baton", "system")
+AUTOMATIC_RETRY = Actor("baton (automatic retry)", "system")
 
 
 def _audit(action: str, actor: Actor, **kwargs: Any) -> None:
@@ -92,8 +93,9 @@ def cancel_chain(
     return sum(_cancel_one(run, actor=actor, reason=reason) for run in runs)
 
 
-def retry_run(run: Run, *, actor: Actor) -> Run:
-    """Run a failed or canceled run again, as a new attempt; earlier attempts stay on record."""
+def retry_run(run: Run, *, actor: Actor, automatic: str = "") -> Run:
+    """Run a failed or canceled run again, as a new attempt; earlier attempts stay on record.
+    ``automatic``: the failure reason its `retry:` answers (bots/engine/failures.py)."""
     with transaction.atomic():
         run = (
             Run.objects.select_for_update(of=("self",)).select_related("repository").get(pk=run.pk)
@@ -105,6 +107,7 @@ def retry_run(run: Run, *, actor: Actor) -> Run:
             )
         _snapshot(run)
         run.attempt += 1
+        run.retried_for = automatic
         run.error = ""
         run.cancel_requested = False
         runstate.restart(run, remote=bool(run.remote_id))
@@ -116,7 +119,11 @@ def retry_run(run: Run, *, actor: Actor) -> Run:
             kicks.trigger(run.pk)
         run.save()
         _audit(
-            "run.retry", actor, run=run, target=run.repository.path, detail={"attempt": run.attempt}
+            "run.retry",
+            actor,
+            run=run,
+            target=run.repository.path,
+            detail={"attempt": run.attempt, **({"automatic": automatic} if automatic else {})},
         )
         request_mirror(run.chain_id)
     return run

@@ -12,12 +12,13 @@ from collections.abc import Sequence
 from django.conf import settings
 
 from bots.markdown import code, link, text, truncate
-from chains import failures
+from chains import failures, quarantine
 from chains.failures import Failure
 from chains.models import Chain, Repository, Run
 from chains.planner import Change, Plan, PlannedRun
 from chains.policy import Verdict
 from chains.redaction import MASK, PRIVATE, hidden_runs, hides, private_names, scrub
+from chains.retrying import attempt_words
 from chains.runstate import soft_failed
 from chains.status import Status
 
@@ -74,11 +75,11 @@ def render(chain: Chain, runs: Sequence[Run]) -> str:
 
 def _run_row(run: Run, private: bool, names: set[str]) -> str:
     status = Status(run.status)
-    attempt = f" (attempt {run.attempt})" if run.attempt > 1 else ""
+    attempt = f" ({attempt_words(run)})" if run.attempt > 1 else ""
     indent = "↳ " * (run.depth - 1)
     shown = f"{ICONS.get(status, '')} {status.label}"
     if soft_failed(run):
-        shown = f"{SOFT_FAILED} soft-failed (allowed to fail)"
+        shown = f"{SOFT_FAILED} {_cell(scrub(quarantine.word(run), names))}"
     if private:
         return f"| {indent}{PRIVATE} | — | — | {shown}{attempt} | |"
     pipeline = link("pipeline", run.web_url)

@@ -3,6 +3,9 @@ its forge for the failed jobs — one request (``Forge.failed_jobs``) — and ke
 (chains/failures.py bounds them), then asks for the upstream change to be mirrored again so its
 ``baton/<key>`` status and summary comment say why.
 
+When the target's `retry:` names one of the reasons (chains/retrying.py), the run is retried
+here, as a new attempt, while its row is still locked.
+
 It runs in its own task after the run's end is committed: tracking is not slowed by it, and a
 forge error here never touches the run's status (the task retries transient errors, then gives up
 and the run simply shows no reason).
@@ -14,10 +17,10 @@ import logging
 
 from django.db import transaction
 
-from bots import kicks
+from bots import kicks, services
 from bots.engine.mirroring import request_mirror
 from bots.forges.registry import forge_for
-from chains import failures
+from chains import failures, retrying
 from chains.models import Run
 from chains.status import Status
 
@@ -50,7 +53,12 @@ def fetch(run_id: int, remote_id: str, attempt: int) -> bool:
     jobs = forge.failed_jobs(run.repository.path, remote_id, limit=failures.MAX_JOBS)
     kept = failures.stored(list(jobs), attempt=attempt, pipeline=remote_id)
     with transaction.atomic():
-        run = Run.objects.select_for_update(of=("self",)).filter(pk=run_id).first()
+        run = (
+            Run.objects.select_for_update(of=("self",))
+            .select_related("chain")
+            .filter(pk=run_id)
+            .first()
+        )
         if run is None or not _explains(run, remote_id, attempt):
             return False
         if run.failed_jobs == kept:
@@ -64,5 +72,14 @@ def fetch(run_id: int, remote_id: str, attempt: int) -> bool:
             fields.append("mirrored_status")
         run.save(update_fields=fields)
         request_mirror(run.chain_id)
+        _retry_if_flaky(run, [job["reason"] for job in kept["jobs"]])
     log.info("run %s: %d failed job(s) read", run_id, len(kept["jobs"]))
     return True
+
+
+def _retry_if_flaky(run: Run, reasons: list[str]) -> None:
+    """The target's `retry:` covers why it failed, and attempts are left: run it again as a new
+    attempt, by the same path as a person's retry (audited as "baton (automatic retry)")."""
+    if why := retrying.retry_reason(run, reasons):
+        services.retry_run(run, actor=services.AUTOMATIC_RETRY, automatic=why)
+        log.info("run %s: retried automatically (%s), attempt %s", run.pk, why, run.attempt + 1)

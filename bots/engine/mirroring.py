@@ -18,7 +18,7 @@ from django.utils import timezone
 from bots import kicks, summary, throttle
 from bots.forges.base import Forge
 from bots.forges.registry import forge_for
-from chains import failures, runstate
+from chains import failures, quarantine, runstate
 from chains.models import Chain, Run
 from chains.redaction import PRIVATE, hidden_runs, private_names, scrub
 from chains.runstate import chain_status, soft_failed
@@ -148,7 +148,7 @@ def status_contexts(runs: list[Run]) -> dict[int, str]:
 
 
 def _word(run: Run, view: Status) -> str:
-    return "soft-failed (allowed to fail)" if soft_failed(run) else view.label
+    return quarantine.word(run) if soft_failed(run) else view.label
 
 
 def _progress(runs: list[Run]) -> str:

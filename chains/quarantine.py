@@ -1,0 +1,35 @@
+"""Quarantined target projects: until a quarantine expires, the failures of runs planned for that
+project are soft failures (they never fail the chain), and every surface that shows such a run
+says ``quarantined: <reason>`` instead of ``soft-failed``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+
+from chains.failures import clean
+from chains.models import Quarantine, Repository
+
+MAX_REASON = 200
+
+
+def active(repository: Repository) -> Quarantine | None:
+    """The quarantine in force for the project now, if any (the latest to expire)."""
+    return (
+        Quarantine.objects.filter(repository=repository, expires_at__gt=timezone.now())
+        .order_by("-expires_at")
+        .first()
+    )
+
+
+def reason_of(repository: Repository) -> str:
+    found = active(repository)
+    return clean(found.reason, MAX_REASON) or "quarantined" if found else ""
+
+
+def word(run: Any) -> str:
+    """How a soft-failed run is named: its quarantine, or its `soft_fail: true`."""
+    if getattr(run, "quarantine_reason", ""):
+        return f"quarantined: {run.quarantine_reason}"
+    return "soft-failed (allowed to fail)"
