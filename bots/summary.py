@@ -79,7 +79,8 @@ def _run_row(run: Run, private: bool, names: set[str]) -> str:
     indent = "↳ " * (run.depth - 1)
     shown = f"{ICONS.get(status, '')} {status.label}"
     if soft_failed(run):
-        shown = f"{SOFT_FAILED} {_cell(scrub(quarantine.word(run), names))}"
+        word = "quarantined" if private and run.quarantine_reason else quarantine.word(run)
+        shown = f"{SOFT_FAILED} {_cell(scrub(word, names))}"
     if private:
         return f"| {indent}{PRIVATE} | — | — | {shown}{attempt} | |"
     pipeline = link("pipeline", run.web_url)

@@ -16,7 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from bots import backoff, router
-from bots.engine import failures, mirroring, planning, tracking, triggering
+from bots.engine import failures, flaky, mirroring, planning, tracking, triggering
 from bots.events import PipelineEvent
 from bots.forges.base import ForgeError
 from bots.forges.registry import forge_for
@@ -240,7 +240,7 @@ def fetch_failed_jobs(self, run_id: int, remote_id: str, attempt: int) -> None: 
         log.warning("run %s: could not read its failed jobs: %s", run_id, exc.message)
 
     with forge_errors(self, give_up):
-        failures.fetch(run_id, remote_id, attempt)
+        failures.fetch(run_id, remote_id, attempt, then=flaky.retry_if_flaky)
 
 
 @shared_task

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from chains.failures import clean
@@ -33,3 +34,16 @@ def word(run: Any) -> str:
     if getattr(run, "quarantine_reason", ""):
         return f"quarantined: {run.quarantine_reason}"
     return "soft-failed (allowed to fail)"
+
+
+def with_quarantine(repositories: QuerySet[Any]) -> QuerySet[Any]:
+    """Repositories, each with ``quarantine_reason`` and ``quarantine_expires_at`` of the
+    quarantine in force (None when none), in the same one query."""
+    now = timezone.now()
+    current = Quarantine.objects.filter(repository=OuterRef("pk"), expires_at__gt=now).order_by(
+        "-expires_at"
+    )
+    return repositories.annotate(
+        quarantine_reason=Subquery(current.values("reason")[:1]),
+        quarantine_expires_at=Subquery(current.values("expires_at")[:1]),
+    )

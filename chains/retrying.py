@@ -12,7 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Q
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from chains.status import Status
 
@@ -102,3 +103,24 @@ def flakiness(runs: Any) -> dict[int, int]:
         .annotate(flaky=Count("id", distinct=True))
     )
     return {row["repository_id"]: row["flaky"] for row in rows}
+
+
+def with_flakiness(repositories: QuerySet[Any]) -> QuerySet[Any]:
+    """Repositories, each with ``flaky_runs`` (see ``flakiness``), in the same one query."""
+    from chains.models import Run
+
+    flaky = (
+        Run.objects.filter(
+            repository=OuterRef("pk"),
+            status=Status.SUCCESS,
+            attempt__gt=1,
+            attempts__status=Status.FAILED,
+        )
+        .order_by()
+        .values("repository")
+        .annotate(n=Count("id", distinct=True))
+        .values("n")
+    )
+    return repositories.annotate(
+        flaky_runs=Coalesce(Subquery(flaky, output_field=IntegerField()), 0)
+    )

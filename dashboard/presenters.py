@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from chains import failures
+from chains import failures, retrying
 from chains.failures import Failure
 from chains.models import Chain, Forge, Repository, Run, RunAttempt
 from chains.redaction import PRIVATE, scrub
@@ -168,6 +168,7 @@ class RunNode:
     soft_fail: bool = False  # its failure does not fail the chain
     waits_for: list[str] = field(default_factory=list)
     failed_jobs: list[Failure] = field(default_factory=list)  # why it failed (chains/failures.py)
+    attempt_words: str = ""  # "attempt 2 of 3, automatic retry: runner_system_failure"
 
     @property
     def name(self) -> str:
@@ -244,6 +245,7 @@ def _node(
             if run.status in NOT_YET_SENT
         ],
         failed_jobs=failures.shown(run),
+        attempt_words=retrying.attempt_words(run) if run.attempt > 1 or run.retry_max else "",
     )
 
 
@@ -260,11 +262,16 @@ def scrubbed(run: Run, names: set[str]) -> Run:
     cache = getattr(run, "_prefetched_objects_cache", {})
     attempts = list(cache.get("attempts", []))
     if not names or not (
-        run.error or run.depends_on or run.failed_jobs or any(a.error for a in attempts)
+        run.error
+        or run.depends_on
+        or run.failed_jobs
+        or run.quarantine_reason
+        or any(a.error for a in attempts)
     ):
         return run
     shown = copy.copy(run)
     shown.error = scrub(run.error, names)
+    shown.quarantine_reason = scrub(run.quarantine_reason, names)
     shown.failed_jobs = failures.scrubbed(run.failed_jobs, names)
     shown.depends_on = [PRIVATE if key in names else key for key in run.depends_on or []]
     cleaned = []
@@ -284,6 +291,8 @@ def redacted(run: Run) -> Run:
     hidden.ref = hidden.web_url = hidden.remote_id = hidden.error = hidden.workflow = ""
     hidden.variables, hidden.masked_variables, hidden.undelivered = {}, {}, []
     hidden.failed_jobs = {}
+    hidden.quarantine_reason = "private" if run.quarantine_reason else ""
+    hidden.retried_for = ""
     hidden.depends_on = []
     hidden._prefetched_objects_cache = {"attempts": []}  # type: ignore[attr-defined]
     return hidden

@@ -3,8 +3,8 @@ its forge for the failed jobs — one request (``Forge.failed_jobs``) — and ke
 (chains/failures.py bounds them), then asks for the upstream change to be mirrored again so its
 ``baton/<key>`` status and summary comment say why.
 
-When the target's `retry:` names one of the reasons (chains/retrying.py), the run is retried
-here, as a new attempt, while its row is still locked.
+Once the reasons are kept, the task hands them to bots/engine/flaky.py: when the target's
+`retry:` names one of them, the run is retried there, as a new attempt, while its row is locked.
 
 It runs in its own task after the run's end is committed: tracking is not slowed by it, and a
 forge error here never touches the run's status (the task retries transient errors, then gives up
@@ -14,13 +14,14 @@ and the run simply shows no reason).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from django.db import transaction
 
-from bots import kicks, services
+from bots import kicks
 from bots.engine.mirroring import request_mirror
 from bots.forges.registry import forge_for
-from chains import failures, retrying
+from chains import failures
 from chains.models import Run
 from chains.status import Status
 
@@ -43,9 +44,15 @@ def _explains(run: Run | None, remote_id: str, attempt: int) -> bool:
     )
 
 
-def fetch(run_id: int, remote_id: str, attempt: int) -> bool:
+def fetch(
+    run_id: int,
+    remote_id: str,
+    attempt: int,
+    then: Callable[[Run, list[str]], None] | None = None,
+) -> bool:
     """Read and keep the failed jobs of the run's pipeline; False when the run moved on (retried,
-    re-sent) or is gone. Raises ForgeError when the forge cannot answer."""
+    re-sent) or is gone. Raises ForgeError when the forge cannot answer. ``then(run, reasons)``
+    runs once new reasons are kept, with the run still locked (bots/engine/flaky.py)."""
     run = Run.objects.select_related("repository__forge").filter(pk=run_id).first()
     if run is None or not _explains(run, remote_id, attempt):
         return False
@@ -72,14 +79,7 @@ def fetch(run_id: int, remote_id: str, attempt: int) -> bool:
             fields.append("mirrored_status")
         run.save(update_fields=fields)
         request_mirror(run.chain_id)
-        _retry_if_flaky(run, [job["reason"] for job in kept["jobs"]])
+        if then is not None:
+            then(run, [job["reason"] for job in kept["jobs"]])
     log.info("run %s: %d failed job(s) read", run_id, len(kept["jobs"]))
     return True
-
-
-def _retry_if_flaky(run: Run, reasons: list[str]) -> None:
-    """The target's `retry:` covers why it failed, and attempts are left: run it again as a new
-    attempt, by the same path as a person's retry (audited as "baton (automatic retry)")."""
-    if why := retrying.retry_reason(run, reasons):
-        services.retry_run(run, actor=services.AUTOMATIC_RETRY, automatic=why)
-        log.info("run %s: retried automatically (%s), attempt %s", run.pk, why, run.attempt + 1)
