@@ -4,15 +4,17 @@ and tasks. Each records who asked, and from where, in the audit log."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from bots import kicks
 from bots.engine.mirroring import request_mirror
 from bots.engine.tracking import settle_later
 from chains import audit, runstate
-from chains.models import Chain, Run, RunAttempt
+from chains.models import Chain, Quarantine, Repository, Run, RunAttempt
 from chains.runstate import waits_on_others
 from chains.status import ACTIVE, Status
 
@@ -209,3 +211,42 @@ def rerun_chain(chain: Chain, *, actor: Actor) -> None:
     # author's). From a comment (or the system) the forge account does, through Identity.
     user_id = actor.user.pk if actor.surface in ("dashboard", "api") and actor.user else None
     kicks.rerun_chain(chain.pk, actor.name, user_id)
+
+
+QUARANTINE_MAX_DAYS = 90
+
+
+def quarantine_project(
+    repository: Repository, *, reason: str, days: int, actor: Actor
+) -> Quarantine:
+    """Mark a target project quarantined for ``days`` (1 to 90): the failures of its runs planned
+    until then are soft failures, shown as ``quarantined: <reason>``."""
+    words = " ".join(str(reason).split())[:200]
+    if not words:
+        raise ActionRefused("Say why the project is quarantined.")
+    if not 1 <= days <= QUARANTINE_MAX_DAYS:
+        raise ActionRefused(f"A quarantine lasts 1 to {QUARANTINE_MAX_DAYS} days.")
+    found = Quarantine.objects.create(
+        repository=repository,
+        reason=words,
+        expires_at=timezone.now() + timedelta(days=days),
+        created_by=actor.name,
+    )
+    _audit(
+        "quarantine.add",
+        actor,
+        target=repository.path,
+        detail={"reason": words, "expires_at": found.expires_at.isoformat()},
+    )
+    return found
+
+
+def lift_quarantine(repository: Repository, *, actor: Actor) -> int:
+    """End the project's quarantines now; returns how many were in force."""
+    now = timezone.now()
+    lifted = Quarantine.objects.filter(repository=repository, expires_at__gt=now).update(
+        expires_at=now
+    )
+    if lifted:
+        _audit("quarantine.lift", actor, target=repository.path, detail={"lifted": lifted})
+    return lifted

@@ -18,9 +18,10 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from chains import failures, retrying
+from chains import failures, quarantine, retrying
 from chains.failures import Failure
-from chains.models import Chain, Forge, Repository, Run, RunAttempt
+from chains.models import Chain, Forge, Quarantine, Repository, Run, RunAttempt
+from chains.policy import user_may
 from chains.redaction import PRIVATE, scrub
 from chains.status import ACTIVE, FINISHED, NOT_YET_SENT, Status
 
@@ -246,6 +247,24 @@ def _node(
         ],
         failed_jobs=failures.shown(run),
         attempt_words=retrying.attempt_words(run) if run.attempt > 1 or run.retry_max else "",
+    )
+
+
+@dataclass(frozen=True)
+class Health:
+    """A target project's flakiness and quarantine, on its repository page."""
+
+    flaky_runs: int  # failed, then passed on a retry of the same commit
+    quarantine: Quarantine | None
+    may_quarantine: bool
+
+
+def health(repository: Repository, user: Any) -> Health:
+    flaky = retrying.flakiness(Run.objects.filter(repository=repository))
+    return Health(
+        flaky_runs=flaky.get(repository.pk, 0),
+        quarantine=quarantine.active(repository),
+        may_quarantine=bool(user_may(user, "quarantine", repository)),
     )
 
 

@@ -22,6 +22,11 @@ urlpatterns = [
     path("runs/<int:pk>/<slug:verb>/", views.run_action, name="run-action"),
     path("releases/", views.release, name="release"),
     path("repositories/<int:pk>/", views.repository_detail, name="repository-detail"),
+    path(
+        "repositories/<int:pk>/quarantine/<slug:verb>/",
+        views.repository_quarantine,
+        name="repository-quarantine",
+    ),
     path("repositories/<int:pk>/changes/<int:number>/plan/", views.change_plan, name="change-plan"),
     path(
         "login/",
