@@ -81,5 +81,36 @@ def fetch(
         request_mirror(run.chain_id)
         if then is not None:
             then(run, [job["reason"] for job in kept["jobs"]])
+        if run.status == Status.FAILED:
+            kicks.release(run.chain_id)  # not retried: what waited for it may be skipped now
     log.info("run %s: %d failed job(s) read", run_id, len(kept["jobs"]))
     return True
+
+
+def unexplained(
+    run_id: int,
+    remote_id: str,
+    attempt: int,
+    then: Callable[[Run, list[str]], None] | None = None,
+) -> None:
+    """The forge would not say why: keep that this attempt's reasons were asked for (none known),
+    so a `retry:` waiting on them decides (only `always` covers an unknown reason) and, if it does
+    not retry, the run ends failed for good."""
+    with transaction.atomic():
+        run = (
+            Run.objects.select_for_update(of=("self",))
+            .select_related("chain")
+            .filter(pk=run_id)
+            .first()
+        )
+        if run is None or not _explains(run, remote_id, attempt):
+            return
+        if isinstance(run.failed_jobs, dict) and run.failed_jobs.get("attempt") == attempt:
+            return  # already read
+        run.failed_jobs = failures.stored([], attempt=attempt, pipeline=remote_id)
+        run.save(update_fields=["failed_jobs"])
+        request_mirror(run.chain_id)
+        if then is not None:
+            then(run, [])
+        if run.status == Status.FAILED:
+            kicks.release(run.chain_id)

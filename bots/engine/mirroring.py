@@ -174,6 +174,8 @@ def _describe(run: Run, view: Status) -> str:
 
 
 def view_of(run: Run) -> Status:
+    if runstate.retry_pending(run):  # its `retry:` may still retry it: not red yet
+        return Status.RUNNING
     return upstream_view(
         run.status,
         strategy=run.strategy,

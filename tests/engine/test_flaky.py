@@ -10,10 +10,10 @@ from django.utils import timezone
 
 from chains import retrying
 from chains.models import AuditEvent, Chain, Quarantine, Repository, Run
-from chains.runstate import soft_failed
+from chains.runstate import retry_pending, settle_chain, soft_failed
 from chains.status import Status
 from tests.engine.conftest import NEWER_SHA, Engine
-from tests.fakes.forge import FailedJob
+from tests.fakes.forge import FailedJob, permanent
 
 RETRY = """\
 downstream:
@@ -148,3 +148,63 @@ def test_an_expired_quarantine_counts_no_more(engine: Engine) -> None:
     api = _fails(engine, engine.runs(chain)["api"], SCRIPT)
     assert not soft_failed(api) and api.quarantine_reason == ""
     assert Chain.objects.get(pk=chain.pk).status == Status.FAILED
+
+
+DEPENDS = """\
+downstream:
+  - key: api
+    project: acme/api
+    retry: {max: 1, when: runner_system_failure}
+  - key: docs
+    project: acme/docs
+    depends_on: api
+"""
+
+
+def test_what_waits_for_a_retried_run_is_not_skipped(engine: Engine) -> None:
+    engine.config(DEPENDS)
+    chain = engine.open_change()
+    api = _fails(engine, engine.runs(chain)["api"], RUNNER)
+    assert api.attempt == 2
+    docs = engine.runs(chain)["docs"]
+    assert docs.status == Status.WAITING  # not skipped while api was being retried
+    engine.pipeline(api, Status.SUCCESS)
+    docs.refresh_from_db()
+    assert docs.status == Status.PENDING  # sent once api passed
+
+
+def test_what_waits_for_a_run_that_is_not_retried_is_skipped(engine: Engine) -> None:
+    engine.config(DEPENDS)
+    chain = engine.open_change()
+    api = _fails(engine, engine.runs(chain)["api"], SCRIPT)
+    assert (api.attempt, api.status) == (1, Status.FAILED)
+    assert engine.runs(chain)["docs"].status == Status.SKIPPED
+    chain.refresh_from_db()
+    assert chain.status == Status.FAILED
+
+
+def test_a_failed_run_awaiting_its_reasons_is_not_red_yet(engine: Engine) -> None:
+    engine.config(RETRY)
+    chain = engine.open_change()
+    api = engine.runs(chain)["api"]
+    Run.objects.filter(pk=api.pk).update(status=Status.FAILED)
+    api.refresh_from_db()
+    assert retry_pending(api)
+    settle_chain(chain.pk)
+    chain.refresh_from_db()
+    assert chain.status == Status.RUNNING
+    api.failed_jobs = {"attempt": 1, "pipeline": api.remote_id, "jobs": []}
+    assert not retry_pending(api)
+
+
+def test_when_the_forge_will_not_say_why_only_always_retries(engine: Engine) -> None:
+    engine.config(DEPENDS)
+    chain = engine.open_change()
+    engine.fake.fail("failed_jobs", permanent())
+    api = engine.runs(chain)["api"]
+    engine.pipeline(api, Status.FAILED)
+    api.refresh_from_db()
+    assert (api.attempt, api.status) == (1, Status.FAILED)  # runner_system_failure unknown
+    assert engine.runs(chain)["docs"].status == Status.SKIPPED
+    chain.refresh_from_db()
+    assert chain.status == Status.FAILED
