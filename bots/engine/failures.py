@@ -62,7 +62,7 @@ def fetch(
     with transaction.atomic():
         run = (
             Run.objects.select_for_update(of=("self",))
-            .select_related("chain")
+            .select_related("chain", "repository__forge")
             .filter(pk=run_id)
             .first()
         )
@@ -99,7 +99,7 @@ def unexplained(
     with transaction.atomic():
         run = (
             Run.objects.select_for_update(of=("self",))
-            .select_related("chain")
+            .select_related("chain", "repository__forge")
             .filter(pk=run_id)
             .first()
         )
