@@ -46,4 +46,5 @@ def with_quarantine(repositories: QuerySet[Any]) -> QuerySet[Any]:
     return repositories.annotate(
         quarantine_reason=Subquery(current.values("reason")[:1]),
         quarantine_expires_at=Subquery(current.values("expires_at")[:1]),
+        quarantine_by=Subquery(current.values("created_by")[:1]),
     )

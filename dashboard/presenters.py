@@ -20,7 +20,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from chains import failures, quarantine, retrying
 from chains.failures import Failure
-from chains.models import Chain, Forge, Quarantine, Repository, Run, RunAttempt
+from chains.models import Chain, Forge, Repository, Run, RunAttempt
 from chains.policy import user_may
 from chains.redaction import PRIVATE, scrub
 from chains.status import ACTIVE, FINISHED, NOT_YET_SENT, Status
@@ -251,19 +251,38 @@ def _node(
 
 
 @dataclass(frozen=True)
+class QuarantineView:
+    reason: str
+    expires_at: datetime
+    created_by: str
+
+
+@dataclass(frozen=True)
 class Health:
     """A target project's flakiness and quarantine, on its repository page."""
 
     flaky_runs: int  # failed, then passed on a retry of the same commit
-    quarantine: Quarantine | None
+    quarantine: QuarantineView | None
     may_quarantine: bool
 
 
 def health(repository: Repository, user: Any) -> Health:
-    flaky = retrying.flakiness(Run.objects.filter(repository=repository))
+    """One query (chains/retrying.py, chains/quarantine.py annotations)."""
+    one = Repository.objects.filter(pk=repository.pk)
+    row = (
+        quarantine.with_quarantine(retrying.with_flakiness(one))
+        .values("flaky_runs", "quarantine_reason", "quarantine_expires_at", "quarantine_by")
+        .first()
+        or {}
+    )
+    found = None
+    if row.get("quarantine_reason") is not None and row.get("quarantine_expires_at"):
+        found = QuarantineView(
+            row["quarantine_reason"], row["quarantine_expires_at"], row["quarantine_by"] or ""
+        )
     return Health(
-        flaky_runs=flaky.get(repository.pk, 0),
-        quarantine=quarantine.active(repository),
+        flaky_runs=int(row.get("flaky_runs") or 0),
+        quarantine=found,
         may_quarantine=bool(user_may(user, "quarantine", repository)),
     )
 
