@@ -449,7 +449,7 @@ class Cell:
         many = len(self.runs) > 1
         return format_html_join(
             "",
-            '<a class="cell-link" href="{}#run-{}" title="{}: {}">{}{}</a>',
+            '<a class="cell-link" href="{}#run-{}" title="{}: {}">{}{}{}</a>',
             (
                 (
                     self.chain_url,
@@ -458,6 +458,9 @@ class Cell:
                     view.label,
                     status_html(view),
                     format_html(' <span class="muted">{}</span>', run.key) if many else "",
+                    format_html(' <span class="tag quarantined">quarantined: {}</span>', why)
+                    if (why := getattr(run, "quarantine_reason", ""))
+                    else "",
                 )
                 for run, view in self.runs
             ),

@@ -106,3 +106,17 @@ def test_a_viewer_may_not_quarantine(viewer_client: Client) -> None:
     )
     assert "Not done: no grant gives vic quarantine on acme/api" in response.content.decode()
     assert not Quarantine.objects.exists()
+
+
+def test_the_release_view_says_quarantined(viewer_client: Client) -> None:
+    chain = f.chain("acme/app", number=7, status=Status.SUCCESS, target="release/1.2")
+    f.run(
+        chain,
+        "api",
+        project="acme/api",
+        status=Status.FAILED,
+        soft_fail=True,
+        quarantine_reason="runner upgrade",
+    )
+    page = viewer_client.get("/releases/?ref=release/1.2").content.decode()
+    assert "quarantined: runner upgrade" in page
