@@ -54,11 +54,11 @@ def hidden(upstream: Repository, target: Repository) -> bool:
 def render(chain: Chain, runs: Sequence[Run]) -> str:
     names = private_names(chain.repository, runs)
     hidden = hidden_runs(chain.repository, runs)
-    soft = sum(soft_failed(run) for run in runs)
+    soft = quarantine.counted(runs)
     lines = [
         MARKER,
         f"**Baton** · {ICONS.get(Status(chain.status), '')} {chain.status}"
-        + (f" ({soft} soft-failed)" if soft else "")
+        + (f" ({soft})" if soft else "")
         + f" · commit {code(chain.head_sha[:8])} · {_cell(chain.reason)}",
         "",
     ]

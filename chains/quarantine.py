@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from chains.failures import clean
 from chains.models import Quarantine, Repository
+from chains.runstate import soft_failed
 
 MAX_REASON = 200
 
@@ -48,3 +49,11 @@ def with_quarantine(repositories: QuerySet[Any]) -> QuerySet[Any]:
         quarantine_expires_at=Subquery(current.values("expires_at")[:1]),
         quarantine_by=Subquery(current.values("created_by")[:1]),
     )
+
+
+def counted(runs: Any) -> str:
+    """``1 soft-failed, 2 quarantined`` for the runs that failed softly ("" when none did)."""
+    failed = [r for r in runs if soft_failed(r)]
+    held = sum(bool(getattr(r, "quarantine_reason", "")) for r in failed)
+    parts = [f"{len(failed) - held} soft-failed"] if len(failed) > held else []
+    return ", ".join([*parts, f"{held} quarantined"] if held else parts)

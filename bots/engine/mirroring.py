@@ -153,8 +153,8 @@ def _word(run: Run, view: Status) -> str:
 
 def _progress(runs: list[Run]) -> str:
     words = f"{sum(r.is_finished for r in runs)}/{len(runs)} finished"
-    soft = sum(soft_failed(r) for r in runs)
-    return f"{words}, {soft} soft-failed" if soft else words
+    soft = quarantine.counted(runs)
+    return f"{words}, {soft}" if soft else words
 
 
 def _shown(forge: Forge, mirrored: str) -> str | None:

@@ -137,6 +137,9 @@ def test_a_quarantined_targets_failure_is_a_soft_failure_said_as_such(engine: En
     assert "quarantined: flaky since the runner upgrade" in str(status["description"])
     body = list(engine.fake.comments.values())[-1]
     assert "quarantined: flaky since the runner upgrade" in body
+    assert "success (1 quarantined)" in body
+    overall = [s for s in engine.fake.statuses if s["context"] == "baton"][-1]
+    assert str(overall["description"]).endswith("1/1 finished, 1 quarantined")
 
 
 def test_an_expired_quarantine_counts_no_more(engine: Engine) -> None:
