@@ -26,8 +26,11 @@ def active(repository: Repository) -> Quarantine | None:
 
 
 def reason_of(repository: Repository) -> str:
+    """Why the project is quarantined now, on one line ("" when it is not)."""
     found = active(repository)
-    return clean(found.reason, MAX_REASON) or "quarantined" if found else ""
+    if found is None:
+        return ""
+    return clean(found.reason, MAX_REASON) or "no reason given"
 
 
 def word(run: Any) -> str:
