@@ -83,6 +83,10 @@ def failed_jobs(run_id: int, remote_id: str, attempt: int) -> None:
     _later("fetch_failed_jobs", run_id, remote_id, attempt)
 
 
+def release(chain_id: int) -> None:
+    _later("release_runs", chain_id)
+
+
 def expand(run_id: int) -> None:
     """Read what the triggered project's own `.baton.yml` sets off in turn."""
     _later("expand_run", run_id)

@@ -4,15 +4,17 @@ and tasks. Each records who asked, and from where, in the audit log."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from bots import kicks
 from bots.engine.mirroring import request_mirror
 from bots.engine.tracking import settle_later
 from chains import audit, runstate
-from chains.models import Chain, Run, RunAttempt
+from chains.models import Chain, Quarantine, Repository, Run, RunAttempt
 from chains.runstate import waits_on_others
 from chains.status import ACTIVE, Status
 
@@ -32,6 +34,7 @@ class Actor:
 
 
 BATON = Actor("baton", "system")
+AUTOMATIC_RETRY = Actor("baton (automatic retry)", "system")
 
 
 def _audit(action: str, actor: Actor, **kwargs: Any) -> None:
@@ -92,8 +95,9 @@ def cancel_chain(
     return sum(_cancel_one(run, actor=actor, reason=reason) for run in runs)
 
 
-def retry_run(run: Run, *, actor: Actor) -> Run:
-    """Run a failed or canceled run again, as a new attempt; earlier attempts stay on record."""
+def retry_run(run: Run, *, actor: Actor, automatic: str = "") -> Run:
+    """Run a failed or canceled run again, as a new attempt; earlier attempts stay on record.
+    ``automatic``: the failure reason its `retry:` answers (bots/engine/failures.py)."""
     with transaction.atomic():
         run = (
             Run.objects.select_for_update(of=("self",)).select_related("repository").get(pk=run.pk)
@@ -105,6 +109,7 @@ def retry_run(run: Run, *, actor: Actor) -> Run:
             )
         _snapshot(run)
         run.attempt += 1
+        run.retried_for = automatic
         run.error = ""
         run.cancel_requested = False
         runstate.restart(run, remote=bool(run.remote_id))
@@ -116,7 +121,11 @@ def retry_run(run: Run, *, actor: Actor) -> Run:
             kicks.trigger(run.pk)
         run.save()
         _audit(
-            "run.retry", actor, run=run, target=run.repository.path, detail={"attempt": run.attempt}
+            "run.retry",
+            actor,
+            run=run,
+            target=run.repository.path,
+            detail={"attempt": run.attempt, **({"automatic": automatic} if automatic else {})},
         )
         request_mirror(run.chain_id)
     return run
@@ -202,3 +211,42 @@ def rerun_chain(chain: Chain, *, actor: Actor) -> None:
     # author's). From a comment (or the system) the forge account does, through Identity.
     user_id = actor.user.pk if actor.surface in ("dashboard", "api") and actor.user else None
     kicks.rerun_chain(chain.pk, actor.name, user_id)
+
+
+QUARANTINE_MAX_DAYS = 90
+
+
+def quarantine_project(
+    repository: Repository, *, reason: str, days: int, actor: Actor
+) -> Quarantine:
+    """Mark a target project quarantined for ``days`` (1 to 90): the failures of its runs planned
+    until then are soft failures, shown as ``quarantined: <reason>``."""
+    words = " ".join(str(reason).split())[:200]
+    if not words:
+        raise ActionRefused("Say why the project is quarantined.")
+    if not 1 <= days <= QUARANTINE_MAX_DAYS:
+        raise ActionRefused(f"A quarantine lasts 1 to {QUARANTINE_MAX_DAYS} days.")
+    found = Quarantine.objects.create(
+        repository=repository,
+        reason=words,
+        expires_at=timezone.now() + timedelta(days=days),
+        created_by=actor.name,
+    )
+    _audit(
+        "quarantine.add",
+        actor,
+        target=repository.path,
+        detail={"reason": words, "expires_at": found.expires_at.isoformat()},
+    )
+    return found
+
+
+def lift_quarantine(repository: Repository, *, actor: Actor) -> int:
+    """End the project's quarantines now; returns how many were in force."""
+    now = timezone.now()
+    lifted = Quarantine.objects.filter(repository=repository, expires_at__gt=now).update(
+        expires_at=now
+    )
+    if lifted:
+        _audit("quarantine.lift", actor, target=repository.path, detail={"lifted": lifted})
+    return lifted

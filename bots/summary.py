@@ -12,12 +12,13 @@ from collections.abc import Sequence
 from django.conf import settings
 
 from bots.markdown import code, link, text, truncate
-from chains import eta, failures
+from chains import eta, failures, quarantine
 from chains.failures import Failure
 from chains.models import Chain, Repository, Run
 from chains.planner import Change, Plan, PlannedRun
 from chains.policy import Verdict
 from chains.redaction import MASK, PRIVATE, hidden_runs, hides, private_names, scrub
+from chains.retrying import attempt_words
 from chains.runstate import soft_failed
 from chains.status import Status
 
@@ -53,11 +54,11 @@ def hidden(upstream: Repository, target: Repository) -> bool:
 def render(chain: Chain, runs: Sequence[Run]) -> str:
     names = private_names(chain.repository, runs)
     hidden = hidden_runs(chain.repository, runs)
-    soft = sum(soft_failed(run) for run in runs)
+    soft = quarantine.counted(runs)
     lines = [
         MARKER,
         f"**Baton** · {ICONS.get(Status(chain.status), '')} {chain.status}"
-        + (f" ({soft} soft-failed)" if soft else "")
+        + (f" ({soft})" if soft else "")
         + f" · commit {code(chain.head_sha[:8])} · {_cell(chain.reason)}",
         "",
     ]
@@ -76,11 +77,12 @@ def render(chain: Chain, runs: Sequence[Run]) -> str:
 
 def _run_row(run: Run, private: bool, names: set[str]) -> str:
     status = Status(run.status)
-    attempt = f" (attempt {run.attempt})" if run.attempt > 1 else ""
+    attempt = f" ({attempt_words(run)})" if run.attempt > 1 else ""
     indent = "↳ " * (run.depth - 1)
     shown = f"{ICONS.get(status, '')} {status.label}"
     if soft_failed(run):
-        shown = f"{SOFT_FAILED} soft-failed (allowed to fail)"
+        word = "quarantined" if private and run.quarantine_reason else quarantine.word(run)
+        shown = f"{SOFT_FAILED} {_cell(scrub(word, names))}"
     if private:
         return f"| {indent}{PRIVATE} | — | — | {shown}{attempt} | |"
     pipeline = link("pipeline", run.web_url)

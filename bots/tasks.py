@@ -16,7 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from bots import backoff, router
-from bots.engine import failures, fanout, mirroring, planning, polling, tracking, triggering
+from bots.engine import failures, fanout, flaky, mirroring, planning, polling, tracking, triggering
 from bots.events import PipelineEvent
 from bots.forges.base import ForgeError
 from bots.forges.registry import forge_for
@@ -245,11 +245,12 @@ def start_for_comment(  # type: ignore[no-untyped-def]
 @shared_task(bind=True, base=ForgeTask)
 def fetch_failed_jobs(self, run_id: int, remote_id: str, attempt: int) -> None:  # type: ignore[no-untyped-def]
     def give_up(exc: ForgeError) -> None:
-        # The run keeps its end; it just shows no reason.
+        # The run keeps its end; it just shows no reason (and a `retry:` decides without one).
         log.warning("run %s: could not read its failed jobs: %s", run_id, exc.message)
+        failures.unexplained(run_id, remote_id, attempt, then=flaky.retry_if_flaky)
 
     with forge_errors(self, give_up):
-        failures.fetch(run_id, remote_id, attempt)
+        failures.fetch(run_id, remote_id, attempt, then=flaky.retry_if_flaky)
 
 
 @shared_task(soft_time_limit=TRIGGER_SOFT_LIMIT, time_limit=TRIGGER_HARD_LIMIT)
@@ -304,6 +305,18 @@ def sweep() -> dict[str, int]:
     )
     for chain_id in waiting:
         release_runs.delay(chain_id)
+    # Failed runs whose `retry:` waits for their reasons, when that read was lost (a dead worker).
+    unread = [
+        (pk, remote_id, attempt)
+        for pk, remote_id, attempt, retry_max, read in Run.objects.filter(
+            status=Status.FAILED, retry_max__gt=0, cancel_requested=False, finished_at__lt=stale
+        )
+        .exclude(remote_id="")
+        .values_list("pk", "remote_id", "attempt", "retry_max", "failed_jobs__attempt")[:200]
+        if retry_max >= attempt and read != attempt
+    ]
+    for run_id, remote_id, attempt in unread:
+        fetch_failed_jobs.delay(run_id, remote_id, attempt)
     mirrors = list(
         Chain.objects.filter(mirror_requested_at__lt=stale).values_list("pk", flat=True)[:500]
     )

@@ -19,6 +19,7 @@ from chains import limits
 from chains.conditions import Condition, ConditionError, parse_condition
 from chains.globs import PatternError, check_patterns
 from chains.paths import PathError, check_file_path, check_ref, check_target_project
+from chains.retrying import MAX_RETRIES, NO_RETRY, REASONS, RetryPolicy
 
 VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -56,6 +57,7 @@ TARGET_FIELDS = (
     "wait",
     "timeout",
     "deploy",
+    "retry",
 )
 NULL_TAG = "tag:yaml.org,2002:null"
 
@@ -101,6 +103,7 @@ class Target:
     mode: str = "new"
     wait_timeout: int = 0  # seconds to wait for a running pipeline on the ref; 0: do not wait
     deploy: str | None = None  # an environment
+    retry: RetryPolicy = NO_RETRY  # automatic retries (chains/retrying.py)
     line: int = 0
     where: str = ""  # "downstream[2]", for error messages
     depends_line: int = 0
@@ -457,6 +460,7 @@ def _target(node: Node, where: str) -> Target:
         mode=mode,
         wait_timeout=_wait_timeout(fields, where, mode),
         deploy=deploy,
+        retry=_retry(fields, where),
         line=_line(node),
         where=where,
         depends_line=_line(fields["depends_on"][1]) if "depends_on" in fields else _line(node),
@@ -500,6 +504,50 @@ def _wait_timeout(fields: dict[str, tuple[Node, Node]], where: str, mode: str) -
             field=f"{where}.timeout",
         )
     return int(raw)
+
+
+def _retry(fields: dict[str, tuple[Node, Node]], where: str) -> RetryPolicy:
+    """`retry: 2`, or `retry: {max: 2, when: [runner_system_failure, timed_out]}` (GitLab's
+    job `retry:`); `when` defaults to always."""
+    if "retry" not in fields:
+        return RetryPolicy()
+    node = fields["retry"][1]
+    field = f"{where}.retry"
+
+    def count(value_node: Node, name: str) -> int:
+        raw = _scalar(value_node, name)
+        if not raw.isdigit() or int(raw) > MAX_RETRIES:
+            raise ConfigError(
+                f"must be a whole number from 0 to {MAX_RETRIES} (got {raw[:20]!r})",
+                line=_line(value_node),
+                field=name,
+            )
+        return int(raw)
+
+    if isinstance(node, ScalarNode):
+        return RetryPolicy(max=count(node, field))
+    spec = _mapping(node, field)
+    for name, (key_node, _) in spec.items():
+        if name not in ("max", "when"):
+            raise ConfigError(
+                "unknown field; retry takes max and when",
+                line=_line(key_node),
+                field=f"{field}.{name}",
+            )
+    if "max" not in spec:
+        raise ConfigError("needs max (0 to 3)", line=_line(node), field=f"{field}.max")
+    when = _string_list(spec, "when", field) or ("always",)
+    for i, reason in enumerate(when):
+        if reason not in REASONS:
+            when_node = spec["when"][1]
+            listed = isinstance(when_node, SequenceNode)
+            raise ConfigError(
+                f"{reason[:60]!r} is not a failure reason Baton knows; one of "
+                + ", ".join(REASONS),
+                line=_line(when_node.value[i] if listed else when_node),
+                field=f"{field}.when[{i}]" if listed else f"{field}.when",
+            )
+    return RetryPolicy(max=count(spec["max"][1], f"{field}.max"), when=tuple(dict.fromkeys(when)))
 
 
 def _string_list(fields: dict[str, tuple[Node, Node]], name: str, where: str) -> tuple[str, ...]:

@@ -425,6 +425,19 @@ class Run(models.Model):
         "url, step}]} as the forge named them (chains/failures.py: at most 10, bounded)",
     )
     attempt = models.PositiveSmallIntegerField(default=1)
+    # `retry:` of its target (chains/retrying.py): automatic retries after a failure.
+    retry_max = models.PositiveSmallIntegerField(
+        default=0, help_text="Automatic retries allowed (`retry: max`, 0 to 3)"
+    )
+    retry_when = models.JSONField(
+        default=list, blank=True, help_text="Failure reasons that are retried; empty: any"
+    )
+    retried_for = models.CharField(
+        max_length=120, blank=True, help_text="Why the current attempt is an automatic retry"
+    )
+    quarantine_reason = models.CharField(
+        max_length=255, blank=True, help_text="Its project was quarantined when it was planned"
+    )
     remote_id = models.CharField(max_length=64, blank=True, db_index=True)
     web_url = models.URLField(blank=True)
 
@@ -519,6 +532,24 @@ class RunAttempt(models.Model):
         return f"run {self.run_id} attempt {self.number} ({self.status})"
 
 
+class Quarantine(models.Model):
+    """A known-flaky target project: until it expires, its runs' failures are soft failures
+    (chains/quarantine.py), shown everywhere as ``quarantined: <reason>``."""
+
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="quarantines")
+    reason = models.CharField(max_length=200, help_text="Shown on every page, status and summary")
+    expires_at = models.DateTimeField(help_text="Its failures count again after this")
+    created_by = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-expires_at"]
+        indexes = [models.Index(fields=["repository", "expires_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.repository_id} quarantined: {self.reason}"
+
+
 class Rule(models.Model):
     """Admin-defined targets in the `.baton.yml` schema, for projects matching a pattern."""
 
@@ -602,6 +633,7 @@ class Grant(models.Model):
         RETRY = "retry", "retry"
         CANCEL = "cancel", "cancel"
         DEPLOY = "deploy", "deploy"
+        QUARANTINE = "quarantine", "quarantine"
         ADMIN = "admin", "admin (everything)"
 
     team = models.ForeignKey(
@@ -631,7 +663,7 @@ class Grant(models.Model):
         max_length=255, help_text="Glob over project paths: acme/*, acme/**, * for all"
     )
     actions = models.JSONField(
-        default=list, help_text="Among view, trigger, retry, cancel, deploy, admin"
+        default=list, help_text="Among view, trigger, retry, cancel, deploy, quarantine, admin"
     )
 
     class Meta:

@@ -17,6 +17,7 @@ from chains.conditions import ConditionError, Context, branch_matches
 from chains.config import BatonConfig, NotifyEntry, Target, Variable
 from chains.globs import PatternError
 from chains.paths import PathError, check_ref
+from chains.retrying import NO_RETRY, RetryPolicy
 
 EXPANSION = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 
@@ -64,6 +65,7 @@ class PlannedRun:
     mode: str = "new"
     wait_timeout: int = 0
     deploy: str | None = None
+    retry: RetryPolicy = NO_RETRY
     error: str = ""  # the run cannot be planned (e.g. its params_file is missing)
 
 
@@ -241,5 +243,6 @@ def _plan_target(
         mode=target.mode,
         wait_timeout=target.wait_timeout,
         deploy=target.deploy,
+        retry=target.retry,
         error=error,
     )

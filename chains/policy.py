@@ -22,7 +22,7 @@ from chains.models import Chain, Forge, ForgeMembership, Grant, Identity, Reposi
 from chains.redaction import PRIVATE
 from chains.status import ACTIVE, Status
 
-ACTIONS = ("view", "trigger", "retry", "cancel", "deploy", "admin")
+ACTIONS = ("view", "trigger", "retry", "cancel", "deploy", "quarantine", "admin")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.db import transaction
 from django.db.models import Case, F, Q, Value, When
@@ -128,6 +128,34 @@ def soft_failed(run: RunLike) -> bool:
     return run.status == Status.FAILED and bool(run.soft_fail)
 
 
+def retry_pending(run: Any) -> bool:
+    """Failed, and its `retry:` may still retry it: the failed jobs of this attempt are not read
+    yet (bots/engine/flaky.py decides once they are, or gives up). Until then it counts as still
+    running, so nothing waiting for it is skipped and the chain does not go red in between."""
+    return _pending(
+        run.status,
+        getattr(run, "attempt", 1),
+        getattr(run, "retry_max", 0),
+        getattr(run, "cancel_requested", False),
+        getattr(run, "remote_id", ""),
+        (getattr(run, "failed_jobs", None) or {}).get("attempt")
+        if isinstance(getattr(run, "failed_jobs", None), dict)
+        else None,
+    )
+
+
+def _pending(
+    status: str, attempt: int, retry_max: int, cancel: bool, remote_id: str, read_for: Any
+) -> bool:
+    return (
+        status == Status.FAILED
+        and retry_max >= attempt
+        and not cancel
+        and bool(remote_id)
+        and read_for != attempt
+    )
+
+
 def waits_on_others(run: RunLike) -> bool:
     """Whether the run waits for other runs (its depends_on, or the run that triggered it)."""
     return bool(run.depends_on) or run.parent_id is not None
@@ -188,7 +216,9 @@ def releases(family: Sequence[RunLike]) -> list[Release]:
     """The waiting runs whose dependencies have all finished: queued when they may go, skipped
     when they never can (a skipped run may in turn settle runs that wait for it). Runs waiting
     for a time (``not_before``: rate limits, `wait:`) are left to the sender."""
-    statuses: dict[int | None, str] = {r.pk: r.status for r in family}
+    statuses: dict[int | None, str] = {
+        r.pk: Status.RUNNING if retry_pending(r) else r.status for r in family
+    }
     out: list[Release] = []
     changed = True
     while changed:
@@ -327,11 +357,22 @@ def settle_chain(chain_id: int) -> None:
     with transaction.atomic(savepoint=False):
         if not list(Chain.objects.select_for_update().filter(pk=chain_id).values_list("pk")):
             return
-        rows = list(
-            Run.objects.filter(chain_id=chain_id)
-            .values_list("status", "strategy", "dispatch", "soft_fail")
+        rows = [
+            (Status.RUNNING if _pending(s, *retry) else s, strategy, d, soft)
+            for s, strategy, d, soft, *retry in Run.objects.filter(chain_id=chain_id)
+            .values_list(
+                "status",
+                "strategy",
+                "dispatch",
+                "soft_fail",
+                "attempt",
+                "retry_max",
+                "cancel_requested",
+                "remote_id",
+                "failed_jobs__attempt",
+            )
             .distinct()
-        )
+        ]
         views = [view(s, strategy, d == Run.Dispatch.SENT, soft) for s, strategy, d, soft in rows]
         done = all(s in FINISHED for s, *_ in rows)
         Chain.objects.filter(pk=chain_id).update(

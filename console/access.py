@@ -18,7 +18,8 @@ from console.trail import CHANGED, AuditedAdmin, log, target_of
 
 ACTIONS_HELP = (
     "view: see its chains; trigger: start a chain by hand; retry and cancel: runs and chains; "
-    "deploy: runs that deploy to an environment; admin: all of these."
+    "deploy: runs that deploy to an environment; quarantine: mark the project's failures soft "
+    "for a while (a known-flaky downstream); admin: all of these."
 )
 PROJECTS_HELP = (
     "Glob over project paths: acme/app for one project, acme/* for a group's projects, acme/** "

@@ -6,10 +6,10 @@ Every configuration and permission change made here is written to the audit log
 
 from django.contrib import admin
 
-from console import access, activity, config, forges, notifications, tokens
+from console import access, activity, config, forges, notifications, quarantine, tokens
 
 admin.site.site_header = "Baton administration"
 admin.site.site_title = "Baton admin"
 admin.site.index_title = "Set up forges, teams and grants"
 
-__all__ = ["access", "activity", "config", "forges", "notifications", "tokens"]
+__all__ = ["access", "activity", "config", "forges", "notifications", "quarantine", "tokens"]

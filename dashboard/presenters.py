@@ -18,9 +18,10 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from chains import failures
+from chains import failures, quarantine, retrying
 from chains.failures import Failure
 from chains.models import Chain, Forge, Repository, Run, RunAttempt
+from chains.policy import user_may
 from chains.redaction import PRIVATE, scrub
 from chains.status import ACTIVE, FINISHED, NOT_YET_SENT, Status
 
@@ -168,6 +169,7 @@ class RunNode:
     soft_fail: bool = False  # its failure does not fail the chain
     waits_for: list[str] = field(default_factory=list)
     failed_jobs: list[Failure] = field(default_factory=list)  # why it failed (chains/failures.py)
+    attempt_words: str = ""  # "attempt 2 of 3, automatic retry: runner_system_failure"
 
     @property
     def name(self) -> str:
@@ -244,6 +246,44 @@ def _node(
             if run.status in NOT_YET_SENT
         ],
         failed_jobs=failures.shown(run),
+        attempt_words=retrying.attempt_words(run) if run.attempt > 1 or run.retry_max else "",
+    )
+
+
+@dataclass(frozen=True)
+class QuarantineView:
+    reason: str
+    expires_at: datetime
+    created_by: str
+
+
+@dataclass(frozen=True)
+class Health:
+    """A target project's flakiness and quarantine, on its repository page."""
+
+    flaky_runs: int  # failed, then passed on a retry of the same commit
+    quarantine: QuarantineView | None
+    may_quarantine: bool
+
+
+def health(repository: Repository, user: Any) -> Health:
+    """One query (chains/retrying.py, chains/quarantine.py annotations)."""
+    one = Repository.objects.filter(pk=repository.pk)
+    row = (
+        quarantine.with_quarantine(retrying.with_flakiness(one))
+        .values("flaky_runs", "quarantine_reason", "quarantine_expires_at", "quarantine_by")
+        .first()
+        or {}
+    )
+    found = None
+    if row.get("quarantine_reason") is not None and row.get("quarantine_expires_at"):
+        found = QuarantineView(
+            row["quarantine_reason"], row["quarantine_expires_at"], row["quarantine_by"] or ""
+        )
+    return Health(
+        flaky_runs=int(row.get("flaky_runs") or 0),
+        quarantine=found,
+        may_quarantine=bool(user_may(user, "quarantine", repository)),
     )
 
 
@@ -260,11 +300,16 @@ def scrubbed(run: Run, names: set[str]) -> Run:
     cache = getattr(run, "_prefetched_objects_cache", {})
     attempts = list(cache.get("attempts", []))
     if not names or not (
-        run.error or run.depends_on or run.failed_jobs or any(a.error for a in attempts)
+        run.error
+        or run.depends_on
+        or run.failed_jobs
+        or run.quarantine_reason
+        or any(a.error for a in attempts)
     ):
         return run
     shown = copy.copy(run)
     shown.error = scrub(run.error, names)
+    shown.quarantine_reason = scrub(run.quarantine_reason, names)
     shown.failed_jobs = failures.scrubbed(run.failed_jobs, names)
     shown.depends_on = [PRIVATE if key in names else key for key in run.depends_on or []]
     cleaned = []
@@ -284,6 +329,8 @@ def redacted(run: Run) -> Run:
     hidden.ref = hidden.web_url = hidden.remote_id = hidden.error = hidden.workflow = ""
     hidden.variables, hidden.masked_variables, hidden.undelivered = {}, {}, []
     hidden.failed_jobs = {}
+    hidden.quarantine_reason = "private" if run.quarantine_reason else ""
+    hidden.retried_for = ""
     hidden.depends_on = []
     hidden._prefetched_objects_cache = {"attempts": []}  # type: ignore[attr-defined]
     return hidden
@@ -402,7 +449,7 @@ class Cell:
         many = len(self.runs) > 1
         return format_html_join(
             "",
-            '<a class="cell-link" href="{}#run-{}" title="{}: {}">{}{}</a>',
+            '<a class="cell-link" href="{}#run-{}" title="{}: {}">{}{}{}</a>',
             (
                 (
                     self.chain_url,
@@ -411,6 +458,9 @@ class Cell:
                     view.label,
                     status_html(view),
                     format_html(' <span class="muted">{}</span>', run.key) if many else "",
+                    format_html(' <span class="tag quarantined">quarantined: {}</span>', why)
+                    if (why := getattr(run, "quarantine_reason", ""))
+                    else "",
                 )
                 for run, view in self.runs
             ),

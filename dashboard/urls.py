@@ -29,6 +29,11 @@ urlpatterns = [
         name="repository-config",
     ),
     path("health/", repository_views.downstream_health, name="health"),
+    path(
+        "repositories/<int:pk>/quarantine/<slug:verb>/",
+        views.repository_quarantine,
+        name="repository-quarantine",
+    ),
     path("repositories/<int:pk>/changes/<int:number>/plan/", views.change_plan, name="change-plan"),
     path(
         "login/",

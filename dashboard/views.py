@@ -24,6 +24,7 @@ from bots.forges.base import ForgeError
 from bots.permissions import may
 from chains import deadline, eta
 from chains.models import Chain, Run
+from chains.policy import user_may
 from chains.redaction import scrub
 from dashboard import actions, live, overview, presenters, queries, repository_views
 from dashboard.access import (
@@ -234,7 +235,41 @@ def repository_detail(request: HttpRequest, pk: int) -> HttpResponse:
     seen = visible_ids(request.user, [run.chain.repository for run in runs])
     context["runs"] = [presenters.with_upstream(r, r.chain.repository_id in seen) for r in runs]
     context["health"] = repository_views.health_for(request, upstream=pk)
+    context["standing"] = presenters.health(repository, request.user)
     return render(request, "dashboard/repository.html", context)
+
+
+@require_POST
+@viewer_required
+def repository_quarantine(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
+    """Quarantine the project (reason, days) or lift its quarantine: `quarantine` grant holders."""
+    repository = queries.repository(pk)
+    if repository is None or not may_view(request.user, repository) or verb not in QUARANTINE:
+        raise Http404("No such repository or action.")
+    verdict = user_may(request.user, "quarantine", repository)
+    if not verdict:
+        messages.error(request, f"Not done: {verdict.reason}.")
+        return redirect("repository-detail", pk)
+    who = actor(request)
+    try:
+        if verb == "lift":
+            services.lift_quarantine(repository, actor=who)
+            messages.success(request, f"{repository.path} is no longer quarantined.")
+        else:
+            days = request.POST.get("days", "")
+            found = services.quarantine_project(
+                repository,
+                reason=request.POST.get("reason", "")[:1000],
+                days=int(days) if days.isdigit() and len(days) < 4 else 0,
+                actor=who,
+            )
+            messages.success(request, f"{repository.path} is quarantined: {found.reason}.")
+    except services.ActionRefused as refused:
+        messages.error(request, f"Not done: {refused}")
+    return redirect("repository-detail", pk)
+
+
+QUARANTINE = ("add", "lift")
 
 
 MAX_CHANGE_NUMBER = 2**31 - 1  # GitLab's iids and GitHub's numbers are 32-bit integers

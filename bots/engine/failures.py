@@ -3,6 +3,9 @@ its forge for the failed jobs — one request (``Forge.failed_jobs``) — and ke
 (chains/failures.py bounds them), then asks for the upstream change to be mirrored again so its
 ``baton/<key>`` status and summary comment say why.
 
+Once the reasons are kept, the task hands them to bots/engine/flaky.py: when the target's
+`retry:` names one of them, the run is retried there, as a new attempt, while its row is locked.
+
 It runs in its own task after the run's end is committed: tracking is not slowed by it, and a
 forge error here never touches the run's status (the task retries transient errors, then gives up
 and the run simply shows no reason).
@@ -11,6 +14,7 @@ and the run simply shows no reason).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from django.db import transaction
 
@@ -40,9 +44,15 @@ def _explains(run: Run | None, remote_id: str, attempt: int) -> bool:
     )
 
 
-def fetch(run_id: int, remote_id: str, attempt: int) -> bool:
+def fetch(
+    run_id: int,
+    remote_id: str,
+    attempt: int,
+    then: Callable[[Run, list[str]], None] | None = None,
+) -> bool:
     """Read and keep the failed jobs of the run's pipeline; False when the run moved on (retried,
-    re-sent) or is gone. Raises ForgeError when the forge cannot answer."""
+    re-sent) or is gone. Raises ForgeError when the forge cannot answer. ``then(run, reasons)``
+    runs once new reasons are kept, with the run still locked (bots/engine/flaky.py)."""
     run = Run.objects.select_related("repository__forge").filter(pk=run_id).first()
     if run is None or not _explains(run, remote_id, attempt):
         return False
@@ -50,7 +60,12 @@ def fetch(run_id: int, remote_id: str, attempt: int) -> bool:
     jobs = forge.failed_jobs(run.repository.path, remote_id, limit=failures.MAX_JOBS)
     kept = failures.stored(list(jobs), attempt=attempt, pipeline=remote_id)
     with transaction.atomic():
-        run = Run.objects.select_for_update(of=("self",)).filter(pk=run_id).first()
+        run = (
+            Run.objects.select_for_update(of=("self",))
+            .select_related("chain", "repository__forge")
+            .filter(pk=run_id)
+            .first()
+        )
         if run is None or not _explains(run, remote_id, attempt):
             return False
         if run.failed_jobs == kept:
@@ -64,5 +79,38 @@ def fetch(run_id: int, remote_id: str, attempt: int) -> bool:
             fields.append("mirrored_status")
         run.save(update_fields=fields)
         request_mirror(run.chain_id)
+        if then is not None:
+            then(run, [job["reason"] for job in kept["jobs"]])
+        if run.status == Status.FAILED:
+            kicks.release(run.chain_id)  # not retried: what waited for it may be skipped now
     log.info("run %s: %d failed job(s) read", run_id, len(kept["jobs"]))
     return True
+
+
+def unexplained(
+    run_id: int,
+    remote_id: str,
+    attempt: int,
+    then: Callable[[Run, list[str]], None] | None = None,
+) -> None:
+    """The forge would not say why: keep that this attempt's reasons were asked for (none known),
+    so a `retry:` waiting on them decides (only `always` covers an unknown reason) and, if it does
+    not retry, the run ends failed for good."""
+    with transaction.atomic():
+        run = (
+            Run.objects.select_for_update(of=("self",))
+            .select_related("chain", "repository__forge")
+            .filter(pk=run_id)
+            .first()
+        )
+        if run is None or not _explains(run, remote_id, attempt):
+            return
+        if isinstance(run.failed_jobs, dict) and run.failed_jobs.get("attempt") == attempt:
+            return  # already read
+        run.failed_jobs = failures.stored([], attempt=attempt, pipeline=remote_id)
+        run.save(update_fields=["failed_jobs"])
+        request_mirror(run.chain_id)
+        if then is not None:
+            then(run, [])
+        if run.status == Status.FAILED:
+            kicks.release(run.chain_id)

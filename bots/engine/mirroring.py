@@ -18,7 +18,7 @@ from django.utils import timezone
 from bots import kicks, summary, throttle
 from bots.forges.base import Forge
 from bots.forges.registry import forge_for
-from chains import failures, runstate
+from chains import failures, quarantine, runstate
 from chains.models import Chain, Run
 from chains.redaction import PRIVATE, hidden_runs, private_names, scrub
 from chains.runstate import chain_status, soft_failed
@@ -150,13 +150,13 @@ def status_contexts(runs: list[Run]) -> dict[int, str]:
 
 
 def _word(run: Run, view: Status) -> str:
-    return "soft-failed (allowed to fail)" if soft_failed(run) else view.label
+    return quarantine.word(run) if soft_failed(run) else view.label
 
 
 def _progress(runs: list[Run]) -> str:
     words = f"{sum(r.is_finished for r in runs)}/{len(runs)} finished"
-    soft = sum(soft_failed(r) for r in runs)
-    return f"{words}, {soft} soft-failed" if soft else words
+    soft = quarantine.counted(runs)
+    return f"{words}, {soft}" if soft else words
 
 
 def _shown(forge: Forge, mirrored: str) -> str | None:
@@ -176,6 +176,8 @@ def _describe(run: Run, view: Status) -> str:
 
 
 def view_of(run: Run) -> Status:
+    if runstate.retry_pending(run):  # its `retry:` may still retry it: not red yet
+        return Status.RUNNING
     return upstream_view(
         run.status,
         strategy=run.strategy,

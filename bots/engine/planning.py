@@ -31,7 +31,7 @@ from bots.events import ChangeAction, ChangeEvent
 from bots.forges.base import Forge as ForgeClient
 from bots.forges.base import ForgeError, RemoteProject
 from bots.forges.registry import forge_for
-from chains import audit, deadline, runstate
+from chains import audit, deadline, quarantine, runstate
 from chains.conditions import Context
 from chains.config import BatonConfig, ConfigError, merge, parse_config
 from chains.dotenv import parse_dotenv
@@ -523,7 +523,11 @@ def new_run(
         mode=planned.mode,
         wait_timeout=planned.wait_timeout,
         deploy_environment=planned.deploy or "",
+        retry_max=planned.retry.max,
+        retry_when=list(planned.retry.when),
     )
+    if why := quarantine.reason_of(repository):
+        run.soft_fail, run.quarantine_reason = True, why  # its failures do not fail the chain
     waits = bool(planned.depends_on) or parent is not None
     runstate.initial(run, waits=waits, error=error, skip=planned.skip or "")
     green = (reuse or {}).get(_fingerprint(repository.pk, run.ref, run.variables))

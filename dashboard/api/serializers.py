@@ -14,7 +14,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from chains import eta, failures
+from chains import eta, failures, quarantine, retrying
 from chains.models import Chain, Repository, Run, RunAttempt
 from chains.redaction import MASK, scrub
 from chains.redaction import PRIVATE as PRIVATE_WORDS
@@ -26,6 +26,8 @@ from dashboard.api.permissions import Access
 
 # Run fields that name or point into the run's project; null when that project is private.
 PRIVATE_RUN_FIELDS = (
+    "retried_for",
+    "quarantine_reason",
     "repository",
     "forge",
     "key",
@@ -88,6 +90,13 @@ class RepositorySerializer(serializers.ModelSerializer[Repository]):
     forge = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     forge_kind = serializers.CharField(source="forge.kind", read_only=True)
     web_url = OptionalURLField()
+    flaky_runs = serializers.SerializerMethodField(
+        help_text="Runs of this project that failed and then passed on a retry of the same "
+        "commit (flakiness)"
+    )
+    quarantine = serializers.SerializerMethodField(
+        help_text="The quarantine in force: {reason, expires_at}, or null"
+    )
 
     class Meta:
         model = Repository
@@ -99,8 +108,39 @@ class RepositorySerializer(serializers.ModelSerializer[Repository]):
             "visibility",
             "default_branch",
             "web_url",
+            "flaky_runs",
+            "quarantine",
         )
         read_only_fields = fields
+
+    def get_flaky_runs(self, repository: Repository) -> int:
+        found = getattr(repository, "flaky_runs", None)
+        if found is None:  # not annotated (chains/retrying.py with_flakiness)
+            return retrying.flakiness(Run.objects.filter(repository=repository)).get(
+                repository.pk, 0
+            )
+        return int(found)
+
+    @extend_schema_field(
+        {
+            "type": "object",
+            "nullable": True,
+            "properties": {
+                "reason": {"type": "string"},
+                "expires_at": {"type": "string", "format": "date-time"},
+            },
+        }
+    )
+    def get_quarantine(self, repository: Repository) -> dict[str, str] | None:
+        if hasattr(repository, "quarantine_reason"):  # chains/quarantine.py with_quarantine
+            reason = getattr(repository, "quarantine_reason", None)
+            expires = getattr(repository, "quarantine_expires_at", None)
+        else:
+            found = quarantine.active(repository)
+            reason, expires = (found.reason, found.expires_at) if found else (None, None)
+        if reason is None or expires is None:
+            return None
+        return {"reason": reason, "expires_at": expires.isoformat()}
 
 
 CHAIN_FIELDS: tuple[str, ...] = (
@@ -243,6 +283,19 @@ class RunSerializer(serializers.Serializer[Run]):
         "jobs as the forge named them; stage is GitLab's, step GitHub's failed step"
     )
     attempt = serializers.IntegerField(read_only=True)
+    retry_max = serializers.IntegerField(
+        read_only=True, help_text="Automatic retries its `retry:` allows (attempts: 1 + this)"
+    )
+    retried_for = serializers.CharField(
+        allow_null=True,
+        read_only=True,
+        help_text='The failure reason the current attempt is an automatic retry for ("" if none)',
+    )
+    quarantine_reason = serializers.CharField(
+        allow_null=True,
+        read_only=True,
+        help_text='Its project was quarantined (its failure is a soft failure): why ("" if not)',
+    )
     cancel_requested = serializers.BooleanField(read_only=True)
     remote_id = serializers.CharField(allow_null=True, read_only=True)
     web_url = OptionalURLField()

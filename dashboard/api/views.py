@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
 from bots import services
+from chains import quarantine, retrying
 from chains.models import Chain, Repository, Run
 from dashboard.api import filters
 from dashboard.api.permissions import access, require
@@ -245,4 +246,5 @@ class RepositoryViewSet(BatonViewSet):
 
     def get_queryset(self) -> QuerySet[Repository]:
         visible = Repository.objects.visible_to(self.request.user)
-        return visible.select_related("forge").order_by("forge__slug", "path")
+        shown = quarantine.with_quarantine(retrying.with_flakiness(visible))
+        return shown.select_related("forge").order_by("forge__slug", "path")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from chains import audit
 from chains.models import (
@@ -16,6 +18,7 @@ from chains.models import (
     Forge,
     Grant,
     Identity,
+    Quarantine,
     Repository,
     Rule,
     Run,
@@ -99,6 +102,12 @@ def world(db: None) -> World:
     grant = Grant.objects.create(team=team, projects="acme/*", actions=["view"])
     identity = Identity.objects.create(forge=gitlab, username="rita.gl", user=member)
     rule = Rule.objects.create(name="api on release", projects="acme/*", config=RULE)
+    Quarantine.objects.create(
+        repository=repository,
+        reason="the fixture's",
+        expires_at=timezone.now() + timedelta(days=1),
+        created_by="ada",
+    )
     audit.record(
         "chain.start", actor="rita.gl", surface="webhook", chain=chain, target="acme/app!7"
     )
