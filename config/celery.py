@@ -25,3 +25,7 @@ def _fresh_enough_connections(sender: object = None, **extra: object) -> None:
     request = getattr(sender, "request", None)
     if not getattr(request, "is_eager", False):
         close_old_connections()
+
+
+# Log ids, queue wait, task durations and retries (docs/operations.md).
+from config import observability  # noqa: E402, F401
