@@ -8,13 +8,12 @@ interpolation, as ``percentile_cont``) are computed here.
 
 Who sees what is the caller's to say (``repositories``: the ids the reader may view, None for
 every one): a run counts only when the reader may view both its target project and the project
-of the chain that triggered it. Flaky and quarantined marks come from ``marks`` (a hook: empty
-until a module that counts them is wired in)."""
+of the chain that triggered it. Flaky and quarantined marks come from ``marks``."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -85,16 +84,22 @@ class Health:
     left_off: int = 0  # targets beyond MAX_TARGETS
 
 
-# A hook for the flaky / quarantine counts (issue 13, part 2): given repository ids, the marks
-# of each ("flaky", "quarantined"). The integrator points it at that module; until then, none.
-MarksProvider = Callable[[list[int]], dict[int, tuple[str, ...]]]
+def marks(repository_ids: list[int]) -> dict[int, tuple[str, ...]]:
+    """The marks of each target ("flaky": a run failed, then passed on a retry of the same
+    commit; "quarantined": a quarantine is in force), in one query (chains/retrying.py,
+    chains/quarantine.py)."""
+    from chains import quarantine, retrying
+    from chains.models import Repository
 
-
-def no_marks(repository_ids: list[int]) -> dict[int, tuple[str, ...]]:
-    return {}
-
-
-marks: MarksProvider = no_marks
+    found: dict[int, tuple[str, ...]] = {}
+    rows = quarantine.with_quarantine(
+        retrying.with_flakiness(Repository.objects.filter(pk__in=repository_ids))
+    ).values_list("pk", "flaky_runs", "quarantine_reason")
+    for pk, flaky_runs, reason in rows:
+        shown = (("flaky",) if flaky_runs else ()) + (("quarantined",) if reason else ())
+        if shown:
+            found[pk] = shown
+    return found
 
 
 class Percentile(Aggregate):

@@ -103,7 +103,7 @@ def test_queries_do_not_grow_with_runs_or_targets(targets: int, per_day: int) ->
     with CaptureQueriesContext(connection) as queries:
         found = health.health(None, days=14, now=NOW)
     assert len(found.targets) == targets
-    assert len(queries) == (3 if connection.vendor == "postgresql" else 2)
+    assert len(queries) == (4 if connection.vendor == "postgresql" else 3)  # + the marks
 
 
 def test_only_runs_the_reader_may_view_count() -> None:
@@ -120,16 +120,32 @@ def test_only_runs_the_reader_may_view_count() -> None:
     assert found.targets[0].failures == 0  # the hidden chain's run does not count
 
 
-def test_marks_hook_reaches_the_rows(monkeypatch: pytest.MonkeyPatch) -> None:
-    chain = f.chain("acme/app")
-    run = finished(chain, "api", Status.SUCCESS, 60, 0, project="acme/api")
-    monkeypatch.setattr(health, "marks", lambda ids: {run.repository_id: ("quarantined",)})
+def test_quarantined_and_flaky_targets_are_marked() -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from chains.models import Quarantine, RunAttempt
     from dashboard.health_presenter import health_data, health_page
 
+    chain = f.chain("acme/app")
+    api = finished(chain, "api", Status.SUCCESS, 60, 0, project="acme/api")
+    web = finished(chain, "web", Status.SUCCESS, 60, 0, project="acme/web")
+    Quarantine.objects.create(
+        repository_id=api.repository_id,
+        reason="flaky runners",
+        expires_at=timezone.now() + timedelta(days=3),
+    )
+    # web failed, then passed on a retry of the same commit: flaky.
+    RunAttempt.objects.create(run=web, number=1, status=Status.FAILED)
+    type(web).objects.filter(pk=web.pk).update(attempt=2)
+
     found = health.health(None, days=7, now=NOW)
-    assert health_page(found).marks == {run.repository_id: ("quarantined",)}
-    assert health_data(found)["targets"][0]["marks"] == ["quarantined"]
-    assert "quarantined" in str(health_page(found).failures)
+    page = health_page(found)
+    assert page.marks == {api.repository_id: ("quarantined",), web.repository_id: ("flaky",)}
+    by_name = {t["project"]: t["marks"] for t in health_data(found)["targets"]}
+    assert by_name == {"acme/api": ["quarantined"], "acme/web": ["flaky"]}
+    assert "quarantined" in str(page.failures)
 
 
 def test_window_days_is_bounded() -> None:
@@ -265,7 +281,7 @@ def test_health_page_and_api_queries_are_pinned(
     client.force_login(viewer)
     # session, user, repositories and grants (what the reader may view), then the health:
     # per day, per window, the targets' names (SQLite: durations, names)
-    aggregates = 3 if connection.vendor == "postgresql" else 2
+    aggregates = 4 if connection.vendor == "postgresql" else 3  # + the marks
     with django_assert_num_queries(4 + aggregates):
         assert client.get("/health/").status_code == 200
     token = APIClient()
