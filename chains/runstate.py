@@ -311,6 +311,8 @@ def apply_report(
         return False, False
     if status in FINISHED and earlier_end and finished_at and finished_at <= earlier_end:
         return False, False
+    if earlier_end and started_at and started_at < earlier_end:
+        started_at = earlier_end  # a re-run pipeline reports its first attempt's start
     changed = current != status
     run.status = status
     now = timezone.now()

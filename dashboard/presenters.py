@@ -107,6 +107,39 @@ def format_duration(seconds: float | None) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
+def attempt_start(
+    started: datetime | None, triggered: datetime | None, earlier_end: datetime | None
+) -> datetime | None:
+    """When an attempt began: a forge that re-runs the same pipeline reports the first
+    attempt's start, so no attempt began before the previous one ended."""
+    began = started or triggered
+    if began is not None and earlier_end is not None and began < earlier_end:
+        return earlier_end
+    return began
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    """An earlier attempt with its own duration."""
+
+    attempt: RunAttempt
+    duration: str
+
+
+def attempt_rows(attempts: list[RunAttempt]) -> list[AttemptRow]:
+    rows, earlier_end = [], None
+    for attempt in sorted(attempts, key=lambda a: a.number):
+        began = attempt_start(attempt.started_at, attempt.triggered_at, earlier_end)
+        seconds = (
+            (attempt.finished_at - began).total_seconds()
+            if began is not None and attempt.finished_at is not None
+            else None
+        )
+        rows.append(AttemptRow(attempt, format_duration(seconds)))
+        earlier_end = attempt.finished_at or earlier_end
+    return rows
+
+
 @dataclass(frozen=True)
 class Bar:
     """Where a run sits on the chain's timeline, in percent."""
@@ -162,7 +195,7 @@ class RunNode:
     bar: Bar | None
     variables: list[tuple[str, str]]
     masked: list[str]
-    attempts: list[RunAttempt]
+    attempts: list[AttemptRow]
     can_retry: bool
     can_cancel: bool
     can_retry_subtree: bool = False  # it set runs off, and none of them is still active
@@ -217,7 +250,9 @@ def _timeline(runs: list[Run], chain: Chain, now: datetime) -> tuple[datetime, f
 def _node(
     run: Run, guides: list[str], parent: str, *, t0: datetime, span: float, now: datetime
 ) -> RunNode:
-    started = run.started_at or run.triggered_at
+    attempts = attempt_rows(list(run.attempts.all()))
+    earlier_end = max((a.attempt.finished_at for a in attempts if a.attempt.finished_at), default=None)
+    started = attempt_start(run.started_at, run.triggered_at, earlier_end)
     bar = seconds = None
     if started is not None:
         end = run.finished_at or now
@@ -232,11 +267,11 @@ def _node(
         guides=guides,
         parent_label=parent,
         duration=format_duration(seconds) if seconds is not None else "not started",
-        running_since=run.started_at if active and run.started_at else None,
+        running_since=started if active and run.started_at else None,
         bar=bar,
         variables=sorted((str(k), str(v)) for k, v in (run.variables or {}).items()),
         masked=sorted(str(name) for name in (run.masked_variables or {})),
-        attempts=list(run.attempts.all()),
+        attempts=attempts,
         can_retry=run.status in (Status.FAILED, Status.CANCELED),
         can_cancel=active and not run.cancel_requested,
         soft_fail=bool(getattr(run, "soft_fail", False)),
