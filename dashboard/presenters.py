@@ -84,7 +84,12 @@ def change_ref(chain: Chain) -> str:
             if chain.upstream_ref.startswith(prefix):
                 return f"{word} {chain.upstream_ref.removeprefix(prefix)}"
         return ""
-    return f"{_CHANGE_LABELS.get(chain.forge.kind, ('', '#'))[1]}{chain.change_number}"
+    return change_mark(chain.forge.kind, chain.change_number)
+
+
+def change_mark(kind: str, number: int) -> str:
+    """``!12`` on GitLab, ``#12`` on GitHub."""
+    return f"{_CHANGE_LABELS.get(kind, ('', '#'))[1]}{number}"
 
 
 def pipeline_noun(kind: str) -> str:
@@ -555,12 +560,18 @@ def release_matrix(ref: str, chains: list[Chain], runs: dict[int, list[Run]]) ->
 class PlanRow:
     key: str
     project: str
-    ref: str
+    ref: str  # the branch or tag, the project's default branch's name when known
     waits_for: str
     variables: list[tuple[str, str]]
     masked: list[str]
     allowed: bool
     why: str
+    label: str = ""
+    default_ref: bool = False  # ``ref`` is the project's default branch (or unknown: "")
+
+    @property
+    def name(self) -> str:
+        return self.label or self.key
 
 
 def plan_rows(result: Any, may_view: Callable[[Repository], bool]) -> list[PlanRow]:
@@ -586,8 +597,10 @@ def plan_rows(result: Any, may_view: Callable[[Repository], bool]) -> list[PlanR
         rows.append(
             PlanRow(
                 key=planned.key,
+                label=planned.label if planned.label != planned.key else "",
                 project=repository.path,
-                ref=planned.ref or "default branch",
+                ref=planned.ref or repository.default_branch,
+                default_ref=not planned.ref,
                 waits_for=scrub(", ".join(planned.depends_on), names),
                 variables=sorted(planned.variables.items()),
                 masked=sorted(planned.masked_variables),

@@ -282,7 +282,12 @@ def change_plan(request: HttpRequest, pk: int, number: int) -> HttpResponse:
     repository = queries.repository(pk)
     if repository is None or not may_view(request.user, repository):
         raise Http404("No such repository.")
-    context: dict[str, Any] = {"repository": repository, "number": number}
+    context: dict[str, Any] = {
+        "repository": repository,
+        "number": number,
+        "change": presenters.change_mark(repository.forge.kind, number),
+        "change_noun": presenters.change_noun(repository.forge.kind),
+    }
     if not 0 < number <= MAX_CHANGE_NUMBER:  # no forge numbers a change so: no need to ask
         context["error"] = f"The forge has no change {number} in {repository.path}."
         return render(request, "dashboard/plan.html", context, status=404)

@@ -81,6 +81,21 @@
       say("Baton answered " + xhr.status + " (" + (xhr.statusText || "error") + "). Reload the page; if it happens again, tell a Baton admin.");
     }
   });
+  // A notice's "×" button removes it.
+  document.addEventListener("click", function (event) {
+    const button = event.target.closest && event.target.closest('[data-dismiss="notice"]');
+    const notice = button && button.closest(".notice");
+    if (notice) notice.remove();
+  });
+
+  // An action's notice comes out of band for #notice; should the button that asked have left the
+  // page meanwhile (a poll replaced it), htmx finds no target from there: put it in the page's.
+  document.addEventListener("htmx:oobErrorNoTarget", function (event) {
+    const content = event.detail.content;
+    const box = document.getElementById("notice");
+    if (box && content && content.id === "notice") box.replaceChildren(...content.childNodes);
+  });
+
   document.addEventListener("htmx:sendError", function () {
     offline = true;
     say("Baton cannot be reached right now; live updates resume by themselves when it is back.");
