@@ -221,7 +221,7 @@ class DeliveryManager(models.Manager["Delivery"]):
         with connection.cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {table} (forge_id, event, dedupe_key, received_at, processed_at, "  # noqa: S608
-                f"outcome, detail, payload, attempts) VALUES (%s, %s, %s, %s, %s, %s, '', "
+                f"outcome, detail, payload, attempts) VALUES (%s, %s, %s, %s, %s, %s, %s, "
                 f"%s{cast}, 0) ON CONFLICT (forge_id, dedupe_key) DO NOTHING RETURNING id",
                 [
                     forge.pk,
@@ -230,11 +230,17 @@ class DeliveryManager(models.Manager["Delivery"]):
                     now,
                     None if handled else now,
                     Delivery.Outcome.QUEUED if handled else Delivery.Outcome.IGNORED,
+                    "" if handled else ignored_reason(event),
                     json.dumps(payload),
                 ],
             )
             row = cursor.fetchone()
         return (row[0], True) if row else (None, False)
+
+
+def ignored_reason(event: str) -> str:
+    """Why a delivery was ignored at intake: its event is not one Baton acts on."""
+    return f"{event[:100] or 'an event without a name'}: not an event Baton acts on"
 
 
 class Delivery(models.Model):

@@ -145,6 +145,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
+# Times to the second with their timezone in the admin console (config/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["config.formats"]
 
 # --- Web hardening (docs/security.md, "Web hardening") -----------------------------------------
 # Behind HTTPS (the default unless DEBUG): cookies only over HTTPS, HSTS, http → https redirects.

@@ -32,7 +32,7 @@ from django.views.decorators.http import require_POST
 
 from bots import tasks
 from chains.masking import hide_variables
-from chains.models import AuditEvent, Chain, Delivery, Repository, Run
+from chains.models import AuditEvent, Chain, Delivery, Repository, Run, ignored_reason
 from console.trail import log
 
 
@@ -127,7 +127,7 @@ DELIVERY_FIELDS: tuple[str, ...] = (
     "event",
     "dedupe_key",
     "outcome",
-    "detail",
+    "reason",
     "attempts",
     "received_at",
     "processed_at",
@@ -164,7 +164,15 @@ class DeliveryAdmin(ReadOnlyAdmin):
 
     @admin.display(description="detail")
     def short_detail(self, obj: Delivery) -> str:
-        return obj.detail if len(obj.detail) <= 80 else obj.detail[:79] + "…"
+        detail = self.reason(obj)
+        return detail if len(detail) <= 80 else detail[:79] + "…"
+
+    @admin.display(description="detail")
+    def reason(self, obj: Delivery) -> str:
+        """What happened; an ignored delivery stored before its reason was kept says why."""
+        if not obj.detail and obj.outcome == Delivery.Outcome.IGNORED:
+            return ignored_reason(obj.event)
+        return obj.detail
 
     @admin.display(description="chain")
     def chain_link(self, obj: Delivery) -> SafeString | str:

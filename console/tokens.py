@@ -75,7 +75,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     @admin.display(description="valid until", ordering="expiry")
     def expiry_display(self, obj: AuthToken) -> str:
-        return obj.expiry.strftime("%Y-%m-%d %H:%M UTC") if obj.expiry else "until revoked"
+        return obj.expiry.strftime("%Y-%m-%d %H:%M:%S UTC") if obj.expiry else "until revoked"
 
     @admin.display(description="state")
     def state(self, obj: AuthToken) -> str:

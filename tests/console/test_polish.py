@@ -1,0 +1,43 @@
+"""Console polish (issue 13, part 8): times to the second with their timezone; an ignored
+delivery says why; the deliveries table's detail wraps."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from django.test import Client
+from django.urls import reverse
+
+from chains.models import Delivery
+from tests.console.conftest import World
+
+
+def test_list_and_detail_pages_show_times_to_the_second_with_the_timezone(
+    admin_client: Client, world: World
+) -> None:
+    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    Delivery.objects.filter(pk=world.delivery.pk).update(received_at=when, processed_at=when)
+    listing = admin_client.get(reverse("admin:chains_delivery_changelist")).content.decode()
+    assert "03:04:05 UTC" in listing
+    page = admin_client.get(reverse("admin:chains_delivery_change", args=[world.delivery.pk]))
+    assert "Jan. 2, 2026, 03:04:05 UTC" in page.content.decode()
+
+
+def test_an_ignored_delivery_says_why_in_the_list_and_on_its_page(
+    admin_client: Client, world: World
+) -> None:
+    _, created = Delivery.objects.record(world.gitlab, "Wiki Page Hook", "w1", {}, handled=False)
+    assert created
+    ignored = Delivery.objects.get(dedupe_key="w1")
+    assert ignored.detail == "Wiki Page Hook: not an event Baton acts on"
+    # One stored before the reason was kept says the same.
+    Delivery.objects.filter(pk=ignored.pk).update(detail="")
+    listing = admin_client.get(reverse("admin:chains_delivery_changelist")).content.decode()
+    row = listing.split(f'value="{ignored.pk}"')[1].split("</tr>")[0]
+    assert "Wiki Page Hook: not an event Baton acts on" in row
+    assert 'class="field-short_detail"' in row
+    page = admin_client.get(reverse("admin:chains_delivery_change", args=[ignored.pk]))
+    assert "Wiki Page Hook: not an event Baton acts on" in page.content.decode()
+    css = (Path(__file__).parents[2] / "static/css/admin.css").read_text()
+    assert "#result_list td.field-short_detail { white-space: normal; overflow-wrap: anywhere;" in css
