@@ -33,6 +33,8 @@ from django.views.decorators.http import require_POST
 from bots import tasks
 from chains.masking import hide_variables
 from chains.models import AuditEvent, Chain, Delivery, Repository, Run, ignored_reason
+from chains.policy import user_may
+from chains.redaction import PRIVATE
 from console.trail import log
 
 
@@ -320,7 +322,7 @@ AUDIT_FIELDS: tuple[str, ...] = (
     "action",
     "target",
     "chain",
-    "run",
+    "run_link",
     "remote_addr",
     "changes",
     "detail_display",
@@ -337,6 +339,28 @@ class AuditEventAdmin(ReadOnlyAdmin):
     fields = AUDIT_FIELDS
     readonly_fields = AUDIT_FIELDS
     change_list_template = "console/auditevent/change_list.html"
+
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> AuditEvent | None:
+        event = super().get_object(request, object_id, from_field)
+        if event is not None:
+            event.viewer = request.user  # type: ignore[attr-defined]  # for run_link
+        return event
+
+    @admin.display(description="run")
+    def run_link(self, obj: AuditEvent) -> SafeString | str:
+        """The run on its chain's page, when the policy lets the reader view its project; else
+        its number in a private project, with no name."""
+        run = obj.run
+        if run is None:
+            return "—"
+        viewer = getattr(obj, "viewer", None)
+        if not user_may(viewer, "view", run.repository):
+            return f"run {run.pk} in {PRIVATE}"
+        url = reverse("chain-detail", args=[run.chain_id]) + f"#run-{run.pk}"
+        name = run.label or run.key
+        return format_html('<a href="{}">run {} {} ({})</a>', url, run.pk, name, run.status)
 
     @admin.display(description="changed")
     def changed_fields(self, obj: AuditEvent) -> str:

@@ -41,3 +41,37 @@ def test_an_ignored_delivery_says_why_in_the_list_and_on_its_page(
     assert "Wiki Page Hook: not an event Baton acts on" in page.content.decode()
     css = (Path(__file__).parents[2] / "static/css/admin.css").read_text()
     assert "#result_list td.field-short_detail { white-space: normal; overflow-wrap: anywhere;" in css
+
+
+def test_the_audit_event_page_links_the_run_when_the_reader_may_view_its_project(
+    admin_client: Client, world: World
+) -> None:
+    from django.contrib.auth.models import Permission
+
+    from chains import audit
+    from chains.models import Repository, Run
+
+    vault = Repository.objects.create(forge=world.gitlab, path="secret/vault")
+    hidden = Run.objects.create(chain=world.chain, key="vault-deploy", repository=vault)
+    shown = world.chain.runs.get(key="api")
+    on_shown = audit.record("run.retry", actor="rita", surface="dashboard", run=shown)
+    on_hidden = audit.record("run.retry", actor="rita", surface="dashboard", run=hidden)
+
+    def page(client: Client, event_id: int) -> str:
+        url = reverse("admin:chains_auditevent_change", args=[event_id])
+        return client.get(url).content.decode()
+
+    assert f'<a href="/chains/{world.chain.pk}/#run-{shown.pk}">run {shown.pk} api (' in page(
+        admin_client, on_shown.pk
+    )
+    assert f"#run-{hidden.pk}" in page(admin_client, on_hidden.pk)  # an administrator sees all
+    rita = world.member
+    rita.is_staff = True
+    rita.save()
+    rita.user_permissions.add(Permission.objects.get(codename="view_auditevent"))
+    staff = Client()
+    staff.force_login(rita)
+    assert f"#run-{shown.pk}" in page(staff, on_shown.pk)
+    private = page(staff, on_hidden.pk)
+    assert f"run {hidden.pk} in a private project" in private
+    assert f"#run-{hidden.pk}" not in private and "vault-deploy" not in private
