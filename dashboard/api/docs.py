@@ -26,6 +26,8 @@ PAGE = Engine(autoescape=True).from_string(
     """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
 <link rel="stylesheet" href="{{ stylesheet }}"></head><body>
+<header class="top"><nav aria-label="Back to Baton"><a href="{{ home_url }}">◆ Baton</a>
+<a href="{{ home_url }}">Back to the dashboard</a></nav></header>
 <h1>{{ title }} <small class="muted">version {{ version }}</small></h1>
 <p>{{ description }}</p>
 <p>Machine-readable schema: <a href="{{ schema_url }}"><code>{{ schema_url }}</code></a>
@@ -99,6 +101,7 @@ def api_docs(request: HttpRequest) -> HttpResponse:
                 "version": info.get("version", ""),
                 "description": info.get("description", ""),
                 "schema_url": reverse("api:schema"),
+                "home_url": reverse("chain-list"),
                 "stylesheet": static("css/api-docs.css"),
                 "groups": operations(schema),
             }

@@ -70,6 +70,7 @@ def test_the_docs_page_lists_the_operations_without_anything_from_outside(db: No
         assert path in html
     assert "create_api_token" in html
     assert "<script" not in html and "cdn" not in html.lower()
+    assert '<a href="/">Back to the dashboard</a>' in html  # a way back to the app
 
 
 @pytest.fixture
