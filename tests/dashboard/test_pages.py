@@ -212,7 +212,7 @@ def test_release_matrix(viewer_client: Client) -> None:
     f.run(other, "api", project="acme/api", status="canceled", ref="release/1.2")
     f.chain("acme/unrelated", number=4, target="main")
     html = viewer_client.get("/releases/?ref=release/1.2").content.decode()
-    assert "2 projects on" in html
+    assert "2 projects with chains for <code>release/1.2</code>" in html
     assert "acme/app !2" in html and "acme/app !1<" not in html  # the latest chain only
     assert "acme/lib !3" in html  # it ran something on the ref
     assert "acme/unrelated" not in html

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -105,3 +106,17 @@ def test_the_plan_page_speaks_the_forges_words_and_lists_variables_by_name(
     assert "hunter2" not in html
     web_row = html.split("<strong>web</strong>")[1].split("</tr>")[0]
     assert "<code>release/2</code>" in web_row and "default branch" not in web_row
+
+
+def test_the_release_view_keeps_paths_as_written_and_says_what_counts(
+    viewer_client: Client,
+) -> None:
+    chain = f.chain("acme/app", number=2, target="main", status="success")
+    f.run(chain, "api", project="Acme/API", status="success", ref="main")
+    html = viewer_client.get("/releases/?ref=main").content.decode()
+    assert "1 project with chains for <code>main</code>" in html
+    assert "pushed or tagged as <code>main</code>" in html
+    head = html.split("<thead>")[1].split("</thead>")[0]
+    assert "<code>Acme/API</code></a></th>" in head
+    css = (Path(__file__).parents[2] / "static/css/app.css").read_text()
+    assert ".matrix th.col-project { white-space: nowrap; text-transform: none;" in css
