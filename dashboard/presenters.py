@@ -256,7 +256,9 @@ def _node(
     run: Run, guides: list[str], parent: str, *, t0: datetime, span: float, now: datetime
 ) -> RunNode:
     attempts = attempt_rows(list(run.attempts.all()))
-    earlier_end = max((a.attempt.finished_at for a in attempts if a.attempt.finished_at), default=None)
+    earlier_end = max(
+        (a.attempt.finished_at for a in attempts if a.attempt.finished_at), default=None
+    )
     started = attempt_start(run.started_at, run.triggered_at, earlier_end)
     bar = seconds = None
     if started is not None:

@@ -28,9 +28,7 @@ def test_a_retried_run_shows_its_current_attempts_duration_and_each_earlier_ones
     first_end = now - timedelta(seconds=9)
     chain = f.chain(status="success")
     # The forge re-ran the same pipeline: it reports the first attempt's start again.
-    run = f.run(
-        chain, "api", status="success", attempt=2, started_at=first_start, finished_at=now
-    )
+    run = f.run(chain, "api", status="success", attempt=2, started_at=first_start, finished_at=now)
     RunAttempt.objects.create(
         run=run, number=1, status="failed", started_at=first_start, finished_at=first_end
     )
@@ -100,7 +98,7 @@ def test_the_plan_page_speaks_the_forges_words_and_lists_variables_by_name(
     assert "change 1" not in html
     api_row = html.split("<strong>API service</strong>")[1].split("</tr>")[0]
     assert '<code class="muted">api</code>' in api_row
-    assert "<code>trunk</code> <span class=\"muted\">(default branch)</span>" in api_row
+    assert '<code>trunk</code> <span class="muted">(default branch)</span>' in api_row
     assert "<dt><code>STAGE</code></dt><dd><code>staging</code></dd>" in api_row
     assert '<dt><code>TOKEN</code></dt><dd class="muted">masked</dd>' in api_row
     assert "hunter2" not in html

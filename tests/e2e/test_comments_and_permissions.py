@@ -194,7 +194,7 @@ downstream:
     assert response.status_code == 200
     assert "with dave" in html and "permissions" in html
     assert "no grant gives dave trigger on acme/web" in html
-    assert "<dt><code>TOKEN</code></dt><dd class=\"muted\">masked</dd>" in html
+    assert '<dt><code>TOKEN</code></dt><dd class="muted">masked</dd>' in html
     assert "hunter2" not in html and "acme/app !1 would trigger" in html
     outsider = forges.person("olga")
     client.force_login(outsider)
