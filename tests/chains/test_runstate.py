@@ -56,6 +56,16 @@ def test_two_ends_out_of_order_settle_on_the_newer_one() -> None:
     assert (run.status, run.finished_at) == (Status.SUCCESS, second)  # a repeat keeps the time
 
 
+def test_a_re_run_pipelines_first_start_does_not_count_for_the_new_attempt() -> None:
+    first_start = datetime(2026, 1, 1, 12, 0, 0)
+    first_end, news = datetime(2026, 1, 1, 12, 3, 56), datetime(2026, 1, 1, 12, 4, 5)
+    run = Run(status=Status.PENDING)
+    runstate.apply_report(
+        run, Status.SUCCESS, started_at=first_start, finished_at=news, earlier_end=first_end
+    )
+    assert (run.started_at, run.finished_at) == (first_end, news)  # 9 s, not 4 min 05 s
+
+
 def test_apply_report_sets_the_times_and_says_when_it_newly_finished() -> None:
     run = Run(status=Status.PENDING, error="canceled too late")
     assert runstate.apply_report(run, Status.RUNNING) == (True, False)
