@@ -202,6 +202,38 @@ def test_cancel_a_whole_chain(
         assert [p["status"] for p in forges.sandbox.pipelines(project)] == ["canceled"]
 
 
+@pytest.mark.e2e
+def test_a_single_run_cancel_says_so_even_when_a_poll_comes_back_first(
+    forges: Forges, manager: User, browser_page: Any, live_server: Any
+) -> None:
+    page = browser_page
+    forges.project("acme/api", running=60)
+    forges.project("acme/web", running=60)
+    open_change(forges, "downstream: [{project: acme/api}, {project: acme/web}]\n")
+    sign_in(page, live_server.url, "rita", PASSWORD)
+    chain = eventually(
+        lambda: (c := Chain.objects.first()) and c.runs.filter(status="running").count() == 2 and c,
+        30,
+    )
+    page.goto(f"{live_server.url}/chains/{chain.pk}/")
+
+    def slow_answer(route: Any) -> None:
+        # The cancel is done at once, its answer held back: the page's 1 s polls see the change
+        # meanwhile, and one that came back first used to replace the button that asked, leaving
+        # htmx no #notice to put the answer's notice in (htmx:oobErrorNoTarget).
+        answer = route.fetch()
+        time.sleep(2.5)
+        route.fulfill(response=answer)
+
+    page.route("**/runs/*/cancel/", slow_answer)
+    run_row(page, "api").get_by_role("button", name="Cancel").click()
+    notice = page.locator("#notice .notice", has_text="Canceling")
+    notice.wait_for()
+    notice.get_by_role("button", name="Dismiss").click()
+    notice.wait_for(state="detached")
+    page.locator('tr.run[data-key="api"][data-status="canceled"]').wait_for(timeout=30_000)
+
+
 @pytest.mark.skipif(not SHOTS, reason="writes screenshots only when BATON_SCREENSHOTS is set")
 def test_screenshots(
     live_server: Any, transactional_db: None, monkeypatch: pytest.MonkeyPatch
