@@ -800,7 +800,7 @@ class AuditEvent(models.Model):
         ordering = ["-at"]
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.target}"
+        return f"{self.at:%Y-%m-%d %H:%M:%S %Z} {self.actor} {self.action} {self.target}"
 
 
 class RateBudget(models.Model):

@@ -65,6 +65,7 @@ def test_the_audit_event_page_links_the_run_when_the_reader_may_view_its_project
         admin_client, on_shown.pk
     )
     assert f"#run-{hidden.pk}" in page(admin_client, on_hidden.pk)  # an administrator sees all
+    assert f"{on_shown.at:%Y-%m-%d %H:%M:%S} UTC rita run.retry" in page(admin_client, on_shown.pk)
     rita = world.member
     rita.is_staff = True
     rita.save()
