@@ -20,7 +20,15 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 # Modules of bench/ that are not benchmarks: shared code, the sandbox's process, this runner.
 HELPERS = frozenset(
-    {"__init__", "common", "smoke", "sandbox_server", "intake_settings", "intake_urls"}
+    {
+        "__init__",
+        "common",
+        "smoke",
+        "sandbox_server",
+        "intake_settings",
+        "intake_urls",
+        "profiled_worker",
+    }
 )
 TIMEOUT = 300.0  # seconds per benchmark in smoke mode; they need well under one minute
 

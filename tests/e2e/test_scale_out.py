@@ -301,6 +301,11 @@ def test_many_processes_trigger_every_target_exactly_once(
         return second.runs.filter(status=status).count() == TARGETS
 
     eventually(lambda: settled("failed"), 180, "every run of the second chain to fail")
+    # ...and the chain with them: it stays running while Baton reads why each run failed
+    # (a `retry:` decision may be pending), and only then may "retry failed" act.
+    eventually(
+        lambda: Chain.objects.get(pk=second.pk).status == "failed", 120, "the chain to fail"
+    )
     print(f"supersede and failures: {time.monotonic() - started:.1f} s after the MR")
     for project in projects:
         (old,) = _pipelines(sandbox, project, first_sha)

@@ -151,7 +151,7 @@ def _dashboard(world: World, user: User | None, verb: str) -> Answer:
         return Answer(False, "")
     text = html.unescape(response.content.decode())
     if response.status_code == 403:
-        found = re.search(r"You may not do that: (.*?)\.</", text)
+        found = re.search(r"You may not do that: (.*?)\.\s*(?:<button|</)", text)
         assert found is not None, text
         return Answer(False, found.group(1))
     assert response.status_code in (200, 404), response.status_code
