@@ -458,7 +458,8 @@ BATON_PRUNE_INTERVAL = env_float("BATON_PRUNE_INTERVAL", 3600.0, minimum=60.0)
 CELERY_BEAT_SCHEDULE = {
     "sweep": {"task": "bots.tasks.sweep", "schedule": BATON_SWEEP_INTERVAL},
     "prune": {"task": "bots.pruning.prune", "schedule": BATON_PRUNE_INTERVAL},
-    "notify-sweep": {"task": "notify.tasks.sweep", "schedule": 60.0},  # docs/notifications.md
+    # docs/notifications.md
+    "notify-sweep": {"task": "notify.tasks.sweep_notifications", "schedule": 60.0},
 }
 CELERY_IMPORTS = ("bots.pruning",)  # tasks outside bots/tasks.py
 

@@ -73,7 +73,7 @@ def deliver_notification(self, notification_id: int) -> None:  # type: ignore[no
 
 
 @shared_task
-def sweep() -> int:
+def sweep_notifications() -> int:
     """Hand on the rows whose delivery task was lost (never tried, older than a minute)."""
     stale = timezone.now() - timedelta(seconds=max(60.0, settings.BATON_STALE_AFTER))
     found = list(

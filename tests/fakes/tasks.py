@@ -37,10 +37,14 @@ def task_named(name: str) -> Task:
     from config.celery import app
 
     app.loader.import_default_modules()  # the apps' tasks modules, as a worker loads them
-    for full, task in app.tasks.items():
-        if full == name or short(full) == name:
-            return task
-    raise KeyError(f"no task called {name!r}")
+    if name in app.tasks:
+        return app.tasks[name]
+    found = [task for full, task in app.tasks.items() if short(full) == name]
+    if len(found) > 1:  # which one a short name means must not depend on import order
+        raise KeyError(f"{name!r} names several tasks: {sorted(t.name for t in found)}")
+    if not found:
+        raise KeyError(f"no task called {name!r}")
+    return found[0]
 
 
 def deliver(name: str, *args: Any, retries: int = 0, **kwargs: Any) -> Outcome:

@@ -123,5 +123,5 @@ def test_the_sweep_hands_on_rows_never_tried(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(tasks.deliver_notification, "delay", handed.append)
     old, new = _row(), _row()
     Notification.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(hours=1))
-    assert tasks.sweep() == 1
+    assert tasks.sweep_notifications() == 1
     assert handed == [old.pk] and new.pk not in handed
