@@ -303,9 +303,7 @@ def test_many_processes_trigger_every_target_exactly_once(
     eventually(lambda: settled("failed"), 180, "every run of the second chain to fail")
     # ...and the chain with them: it stays running while Baton reads why each run failed
     # (a `retry:` decision may be pending), and only then may "retry failed" act.
-    eventually(
-        lambda: Chain.objects.get(pk=second.pk).status == "failed", 120, "the chain to fail"
-    )
+    eventually(lambda: Chain.objects.get(pk=second.pk).status == "failed", 120, "the chain to fail")
     print(f"supersede and failures: {time.monotonic() - started:.1f} s after the MR")
     for project in projects:
         (old,) = _pipelines(sandbox, project, first_sha)
@@ -329,8 +327,10 @@ def test_many_processes_trigger_every_target_exactly_once(
         answers = Counter(pool.map(retry_failed, range(24)))
         for comment in comments:
             comment.result()
-    assert set(answers) <= {202, 409}, answers  # accepted, or refused: nothing failed any more
-    assert answers[202] >= 1
+    # Each request is accepted, or refused because nothing has failed any more: the comments
+    # may have retried every run before any request arrived. Which surface wins does not matter;
+    # that every run is retried exactly once does (below).
+    assert set(answers) <= {202, 409}, answers
 
     print(f"storm answers {dict(answers)} at {time.monotonic() - started:.1f} s")
     eventually(
