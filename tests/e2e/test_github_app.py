@@ -16,6 +16,7 @@ from chains.models import AppInstallation, Chain, Forge, Grant, Identity
 from sandbox.client import SandboxClient
 from sandbox.server import SandboxServer, serve_in_thread
 from tests.e2e.conftest import HOOK_SECRET, Worker, eventually
+from tests.e2e.test_gitlab_chain import done
 
 pytestmark = [pytest.mark.e2e]
 
@@ -124,16 +125,7 @@ def world(
 
 
 def finished(sha: str) -> Chain | None:
-    chain = Chain.objects.filter(head_sha=sha, superseded_by__isnull=True).first()
-    if (
-        chain
-        and chain.runs.exists()
-        and not chain.runs.exclude(status__in=["success", "failed", "canceled", "skipped"]).exists()
-        and chain.mirror_requested_at is None
-        and chain.mirror_lease_until is None
-    ):
-        return chain
-    return None
+    return done(Chain.objects.filter(head_sha=sha, superseded_by__isnull=True).first())
 
 
 def test_an_app_forge_keeps_working_across_three_token_expiries(world: AppWorld) -> None:

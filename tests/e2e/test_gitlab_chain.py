@@ -57,15 +57,21 @@ def describe_chains() -> str:
 
 
 def chain_done(number: int = 1) -> Chain | None:
-    chain = Chain.objects.filter(change_number=number, superseded_by__isnull=True).first()
+    return done(Chain.objects.filter(change_number=number, superseded_by__isnull=True).first())
+
+
+def done(chain: Chain | None) -> Chain | None:
+    """The chain when its runs are final and its upstream change shows it (mirrored)."""
     if (
         chain
         and chain.runs.exists()
         and not chain.runs.exclude(status__in=["success", "failed", "canceled", "skipped"]).exists()
-        and chain.mirror_requested_at is None
-        and chain.mirror_lease_until is None
     ):
-        return chain
+        # The mirror fields are read after the runs: a run that ends asks for a mirror in the
+        # same transaction, so a chain row read before the runs may not show that ask yet.
+        chain.refresh_from_db(fields=["mirror_requested_at", "mirror_lease_until"])
+        if chain.mirror_requested_at is None and chain.mirror_lease_until is None:
+            return chain
     return None
 
 
