@@ -10,6 +10,7 @@ of the admin rules (by value anywhere, and by name where the payload lists varia
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from django.core.cache import caches
@@ -77,10 +78,15 @@ def chain_secrets(forge: Forge, event: PipelineEvent) -> tuple[set[str], set[str
     return values, names
 
 
+# What JSON written with ``ensure_ascii=False`` escapes (quotes, backslashes, control
+# characters), and the MASK's bullet.
+_NOT_VERBATIM = re.compile(r'["\\\x00-\x1f•]')
+
+
 def _verbatim(text: str) -> bool:
-    """Whether ``text`` shows unchanged inside JSON written with ``ensure_ascii=False`` (JSON
-    escapes only quotes, backslashes and control characters) and cannot be made by a MASK."""
-    return not any(c in text for c in '"\\•') and all(ord(c) >= 0x20 for c in text)
+    """Whether ``text`` shows unchanged inside JSON written with ``ensure_ascii=False`` and
+    cannot be made by a MASK."""
+    return _NOT_VERBATIM.search(text) is None
 
 
 def _occurring(words: frozenset[str], text: str) -> frozenset[str]:
