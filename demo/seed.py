@@ -77,7 +77,6 @@ def repositories(projects: dict[str, world.Project]) -> dict[str, Repository]:
             path,
             remote_id=project.remote_id,
             web_url=project.web_url,
-            public=project.public,
             default_branch=project.default_branch,
         )
         for path, project in projects.items()

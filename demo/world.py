@@ -138,11 +138,11 @@ class Hooks:
 
 @dataclass(frozen=True)
 class Project:
-    """A demo project as the sandbox answered its creation."""
+    """A demo project as the sandbox's control API answered its creation (which does not say
+    whether it is public: Baton keeps the safe default, private)."""
 
     remote_id: str
     web_url: str
-    public: bool
     default_branch: str
 
 
@@ -161,8 +161,7 @@ def build(sandbox: SandboxClient, hooks: Hooks) -> dict[str, Project]:
     projects = {}
     for path in GITLAB_PROJECTS:
         made = sandbox.create_project(path, files=files[path], hooks=gitlab)
-        public = made["visibility"] == "public"
-        projects[path] = Project(str(made["id"]), made["web_url"], public, made["default_branch"])
+        projects[path] = Project(str(made["id"]), made["web_url"], made["default_branch"])
     for path in (APP, API, PACKAGES):
         _script(sandbox, path, "success")
     _script(sandbox, E2E, "failed", failure=E2E_FAILURE)
@@ -170,9 +169,7 @@ def build(sandbox: SandboxClient, hooks: Hooks) -> dict[str, Project]:
     made = sandbox.create_github_repo(
         DOCS, files={".github/workflows/preview.yml": DOCS_WORKFLOW}, hooks=github
     )
-    projects[DOCS] = Project(
-        str(made["id"]), made["html_url"], not made["private"], made["default_branch"]
-    )
+    projects[DOCS] = Project(str(made["id"]), made["html_url"], made["default_branch"])
     timing = TIMINGS[DOCS]
     sandbox.set_run_script(DOCS, "success", pending=timing.pending, running=timing.running)
     return projects

@@ -36,7 +36,7 @@ def repositories() -> dict[str, Repository]:
     seed.forges("http://127.0.0.1:1", "http://127.0.0.1:2")
     found = seed.repositories(
         {
-            path: world.Project(str(n), f"http://127.0.0.1:1/{path}", False, "main")
+            path: world.Project(str(n), f"http://127.0.0.1:1/{path}", "main")
             for n, path in enumerate([*world.GITLAB_PROJECTS, world.DOCS], start=1)
         }
     )
