@@ -15,8 +15,10 @@ is replaced by one ending yesterday.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -137,17 +139,18 @@ def _plan(
     return out
 
 
-def _chain(app: Repository, at: datetime, rng: random.Random, **fields: object) -> Chain:
+def _chain(app: Repository, at: datetime, rng: random.Random, **fields: Any) -> Chain:
+    author = rng.choice(AUTHORS)
     return Chain(
         forge_id=app.forge_id,
         repository=app,
         head_sha=f"{rng.getrandbits(160):040x}",
         reason=REASON,
-        author=(author := rng.choice(AUTHORS)),
+        author=author,
         runs_for=author,
         actor=author,
         created_at=at,
-        **fields,  # type: ignore[arg-type]
+        **fields,
     )
 
 
@@ -328,9 +331,14 @@ def _write(planned: list[_Chain], quarantine_from: dict[str, datetime]) -> None:
     RunAttempt.objects.bulk_create(attempts)
 
 
-def _backdate(model: type, rows: list, name: str, when) -> None:  # type: ignore[type-arg]
+def _backdate(
+    model: type[Chain] | type[Run],
+    rows: Sequence[Any],
+    name: str,
+    when: Callable[[Any], datetime | None],
+) -> None:
     """``auto_now`` fields take the time of the insert: give them the past time, in one
     statement per batch (bulk_update writes the values as they are)."""
     for row in rows:
         setattr(row, name, when(row))
-    model.objects.bulk_update(rows, [name], batch_size=500)  # type: ignore[attr-defined]
+    model.objects.bulk_update(rows, [name], batch_size=500)
