@@ -142,7 +142,9 @@ def test_the_history_gives_per_day_points_and_marks(repositories: dict[str, Repo
     for path in (world.API, world.DOCS, world.WEB, world.E2E):
         days = daily(repositories[path].pk, "main", days=history.DAYS, now=NOW)
         assert len(days) == history.DAYS, path  # a point on every day
-        assert all(d.p50 is not None and d.p90 is not None for d in days)
+        green = [d for d in days if d.p50 is not None and d.p90 is not None]
+        # acme/e2e fails one run in three: a day may have no green run to time.
+        assert len(green) >= (history.DAYS if path != world.E2E else history.DAYS // 2), path
     e2e_days = daily(repositories[world.E2E].pk, "main", days=history.DAYS, now=NOW)
     assert sum(d.failed for d in e2e_days) > 0
     found = health.health(None, days=history.DAYS, now=NOW)
