@@ -85,8 +85,11 @@ def broker_problem(timeout: int = 3) -> str | None:
 
 
 def port_problem(port: int, host: str = "127.0.0.1", *, setting: str = "PORT") -> str | None:
-    """Why nothing of ours can listen on host:port, or None when the port is free."""
+    """Why nothing of ours can listen on host:port, or None when the port is free. As our
+    servers do, the probe reuses the address: connections of a server just stopped, still in
+    TIME_WAIT, do not make the port busy (a restart right after Ctrl-C), a listener does."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:

@@ -6,12 +6,19 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
 
+from config.preflight import port_problem
+from demo import history, world
 from demo.management.commands.demo import _check_alive, _Child, _ChildDied
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,6 +118,22 @@ def test_make_run_refuses_a_busy_port_and_an_unreachable_broker_before_starting(
     assert not (tmp_path / "var" / "sandbox.log").exists()
 
 
+def test_a_port_just_left_by_a_stopped_server_is_free_again() -> None:
+    """After Ctrl-C, the connections the server closed wait in TIME_WAIT: `make run` right away
+    must not call the port busy (the servers reuse the address), while a listener still is."""
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert port_problem(port) is not None  # listening: busy
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            accepted, _ = server.accept()
+            accepted.close()  # the server closes first: its side waits in TIME_WAIT
+            client.recv(1)
+    assert port_problem(port) is None
+
+
 def test_a_dying_child_is_reported_with_the_end_of_its_log(tmp_path: Path) -> None:
     log_path = tmp_path / "web.log"
     log_path.write_text("an older run's line\n")
@@ -159,3 +182,71 @@ def test_ctrl_c_while_starting_stops_everything_at_once(tmp_path: Path) -> None:
     for probe_port in (port, sandbox_port):
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", probe_port)) != 0  # nothing listens any more
+
+
+def _seen_within(check: Callable[[], Any], seconds: float) -> Any:
+    deadline = time.monotonic() + seconds
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.5)
+    return last
+
+
+NESTED_ACROSS_FORGES = """
+    SELECT chain.id FROM chains_run AS run
+      JOIN chains_run AS parent ON parent.id = run.parent_id
+      JOIN chains_chain AS chain ON chain.id = run.chain_id
+      JOIN chains_repository AS repo ON repo.id = run.repository_id
+      JOIN chains_forge AS forge ON forge.id = repo.forge_id
+      JOIN chains_repository AS up_repo ON up_repo.id = chain.repository_id
+      JOIN chains_forge AS up_forge ON up_forge.id = up_repo.forge_id
+     WHERE forge.kind = 'github' AND up_forge.kind = 'gitlab' AND chain.reason != ?
+"""
+
+
+def test_make_run_shows_a_nested_chain_across_forges_and_a_chat_message(tmp_path: Path) -> None:
+    """`make run`'s demo on its embedded defaults: soon after it says it runs, acme/app!1's chain
+    has a run on GitHub under its GitLab run, and the release chain's message is in the chat."""
+    port, sandbox_port = _free_port(), _free_port()
+    command = [sys.executable, "manage.py", "demo", "--port", str(port)]
+    command += ["--sandbox-port", str(sandbox_port), "--interval", "0"]
+    demo = subprocess.Popen(
+        command,
+        env=_env(tmp_path),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert demo.stdout is not None
+        seen = []
+        for line in demo.stdout:
+            seen.append(line)
+            if line.startswith("Baton is running") or line.startswith("Ctrl-C"):
+                break
+        assert any(line.startswith("Baton is running") for line in seen), "".join(seen)
+        database = sqlite3.connect(tmp_path / "var" / "baton.sqlite3", timeout=10)
+
+        def nested() -> Any:
+            return database.execute(NESTED_ACROSS_FORGES, (history.REASON,)).fetchone()
+
+        assert _seen_within(nested, 40), "no chain with a GitHub run nested under a GitLab run"
+        chat = f"http://127.0.0.1:{sandbox_port}/_sandbox/chat/{world.CHAT_ROOM}"
+
+        def message() -> list[str]:
+            return [m["title"] for m in requests.get(chat, timeout=5).json()]
+
+        titles = _seen_within(message, 40)
+        assert titles and titles[0].startswith("Release chain finished: acme/app"), titles
+        database.close()
+        demo.send_signal(signal.SIGINT)
+        rest = demo.communicate(timeout=30)[0]
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.communicate(timeout=10)
+    assert "Traceback" not in rest
