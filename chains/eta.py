@@ -2,11 +2,12 @@
 
 Each run still to finish is given the median (and, separately, the 90th percentile) of the last N
 successful runs of its target (chains/history.py; N is ``BATON_ETA_HISTORY``, default 20). A run
-starts when the runs it ``depends_on`` (its siblings under the same parent) have finished, and
-never before its parent run started (a nested run is triggered by its parent's pipeline); a run
-already running counts its elapsed time (its remaining time is the duration less what it has run,
-never below zero). The chain is expected to finish when the last of its runs does: the critical
-path through the run tree and the ``depends_on`` edges. ``async`` runs are not waited for.
+starts when the runs it ``depends_on`` (its siblings under the same parent) and its parent run
+have finished (a nested run waits for the run that triggered it: chains/runstate.py
+``blockers``); a run already running counts its elapsed time (its remaining time is the duration
+less what it has run, never below zero). The chain is expected to finish when the last of its
+runs does: the critical path through the run tree and the ``depends_on`` edges. ``async`` runs
+are not waited for.
 
 The 90 % figure puts every remaining run at its own 90th percentile along the same path: a
 pessimistic bound, not the 90th percentile of the sum. When a run still to finish has no
@@ -107,8 +108,8 @@ def _needed(
             if (step.parent_id, k) in siblings
         ]
         parent = by_id.get(step.parent_id) if step.parent_id is not None else None
-        if parent is not None and parent.started_at is None:
-            todo.append(parent)
+        if parent is not None:
+            todo.append(parent)  # unfinished (checked above): its end comes first
     return list(seen.values())
 
 
@@ -146,8 +147,8 @@ class _Path:
             at = None if at is None or end is None else max(at, end)
         parent = self.by_id.get(step.parent_id) if step.parent_id is not None else None
         if parent is not None and at is not None:
-            begun = self.start(parent)
-            at = None if begun is None else max(at, begun)
+            done = self.end(parent)
+            at = None if done is None else max(at, done)
         self.busy.discard(step.id)
         self.starts[step.id] = at
         return at

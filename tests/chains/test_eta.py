@@ -79,13 +79,21 @@ def test_finished_dependencies_release_at_once() -> None:
     assert estimate(steps, NOW).p50 == at(50)
 
 
-def test_a_nested_run_starts_no_earlier_than_its_parent() -> None:
+def test_a_nested_run_starts_when_its_parent_has_finished() -> None:
     steps = [
         step(1, "a", p50=100, p90=100),
         step(2, "b", p50=30, p90=30, depends_on=("a",)),
         step(3, "c", parent=2, p50=40, p90=40),
     ]
-    assert estimate(steps, NOW) == Estimate(p50=at(100 + 40), p90=at(140))
+    assert estimate(steps, NOW) == Estimate(p50=at(100 + 30 + 40), p90=at(170))
+
+
+def test_a_nested_run_under_a_running_parent_waits_for_its_end() -> None:
+    steps = [
+        step(1, "api", status="running", started=20, p50=62, p90=70),
+        step(2, "docs", parent=1, status="waiting", p50=40, p90=45),
+    ]
+    assert estimate(steps, NOW) == Estimate(p50=at(42 + 40), p90=at(50 + 45))
 
 
 def test_depends_on_is_among_siblings_only() -> None:
