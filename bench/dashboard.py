@@ -3,7 +3,7 @@
 Measures, in process through Django's WSGI handler (every middleware, sessions in the database,
 templates cached as in production, DEBUG off), the p50/p95 time and the SQL query count of:
 the chain list (plain and filtered), a chain's page, the release matrix, a repository's page,
-and an unchanged poll of each live part (204).
+the downstream health page, and an unchanged poll of each live part (204).
 
     .venv/bin/python bench/dashboard.py [--chains 10000] [--runs-per-chain 10] [--repeat 200]
     .venv/bin/python bench/dashboard.py --smoke   # 200 chains, 5 requests each: seconds (CI)
@@ -322,6 +322,7 @@ def report(data: dict[str, Any], args: argparse.Namespace) -> int:
         ("chain detail", chain_url, {}, render_goal),
         ("release matrix", release_url, {}, render_goal),
         ("repository", f"/repositories/{repo.pk}/", {}, render_goal),
+        ("downstream health", "/health/", {}, render_goal),
         ("poll: chain, unchanged", poll(chain_url), hx, poll_goal),
         ("poll: list, unchanged", poll("/"), hx, poll_goal),
         ("poll: release, unchanged", poll(release_url), hx, poll_goal),

@@ -9,7 +9,10 @@ of this project" an index range scan whatever the number of runs (see docs/dashb
 A run's duration is its last attempt's, ``started_at`` to ``finished_at`` (a retry clears both,
 chains/runstate.py); runs that stand for an earlier green run (``reused_from``) are not counted
 twice. Everything here is read-only and returns plain values: the ETA (chains/eta.py), the
-chain page, the API, the plots and the health page all read the same numbers.
+chain page and the API read ``durations``; the health page, its plots and its API read
+``daily`` (per target and day: successes, failures, p50/p90 of the successful runs, from their
+start, else their trigger, to their end). ``percentile`` is the one percentile of the project's
+domain: PostgreSQL's ``percentile_cont``, whose own answer ``daily`` takes when it can.
 """
 
 from __future__ import annotations
@@ -18,11 +21,23 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
+from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, F, QuerySet
-from django.utils import timezone
+from django.db import connection
+from django.db.models import (
+    Aggregate,
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    Func,
+    Q,
+    QuerySet,
+)
+from django.db.models.functions import Coalesce, TruncDate
 
 from chains.globs import glob_match
 from chains.models import Run
@@ -31,7 +46,6 @@ from chains.status import Status
 DEFAULT_HISTORY_RUNS = 20
 # A glob over refs cannot be answered by the index: at most this many newest rows are scanned.
 MAX_SCAN = 2000
-MAX_DAYS = 366
 
 
 def history_runs() -> int:
@@ -77,14 +91,15 @@ def durations(
     return out
 
 
-def percentile(values: Iterable[float], q: float) -> float | None:
-    """The q-th percentile (0..100), interpolated between closest ranks; None when empty."""
+def percentile(values: Iterable[float], fraction: float) -> float | None:
+    """PostgreSQL's ``percentile_cont(fraction)`` in Python (``fraction`` 0..1): linear
+    interpolation between the closest ranks; None when there are no values."""
     ordered = sorted(values)
     if not ordered:
         return None
-    rank = (len(ordered) - 1) * min(max(q, 0.0), 100.0) / 100.0
-    low, high = math.floor(rank), math.ceil(rank)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+    position = (len(ordered) - 1) * min(max(fraction, 0.0), 1.0)
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 @dataclass(frozen=True)
@@ -99,7 +114,7 @@ class Spread:
 def spread(values: Sequence[float]) -> Spread | None:
     if not values:
         return None
-    p50, p90 = percentile(values, 50) or 0.0, percentile(values, 90) or 0.0
+    p50, p90 = percentile(values, 0.5) or 0.0, percentile(values, 0.9) or 0.0
     return Spread(p50=p50, p90=p90, count=len(values))
 
 
@@ -110,116 +125,136 @@ def target_spread(
     return spread(durations(repository_id, ref_pattern, limit))
 
 
+# --- per day, for the health page and the API -------------------------------------------------
+#
+# One aggregate per question whatever the number of runs: on PostgreSQL ``percentile_cont`` per
+# target and day and per target over the window; elsewhere (SQLite, `make run`'s embedded
+# default) the durations of the window are read once and ``percentile`` computes the same.
+
+
 @dataclass(frozen=True)
 class Day:
-    """One day of a target's history: finished runs, failures, and durations of the green ones."""
+    """One day of a target's finished runs: successes, failures, and p50/p90 (seconds) of the
+    successful ones' durations."""
 
-    day: date
-    runs: int
-    failed: int
-    p50: float | None
-    p90: float | None
-
-    @property
-    def failure_rate(self) -> float:
-        return self.failed / self.runs if self.runs else 0.0
+    date: date
+    successes: int = 0
+    failures: int = 0
+    p50: float | None = None
+    p90: float | None = None
 
 
-def daily(
-    repository_id: int,
-    ref_pattern: str | None = None,
-    *,
-    days: int = 30,
-    now: datetime | None = None,
-) -> list[Day]:
-    """Per day (UTC, oldest first, days without runs left out) over the last ``days`` days:
-    successful and failed runs, failure rate, p50/p90 of the successful runs' durations.
-    Canceled and skipped runs are not counted (nobody's pipeline failed)."""
-    days = min(max(1, int(days)), MAX_DAYS)
-    now = now or timezone.now()
-    since = now - timedelta(days=days)
-    qs, glob = _by_ref(_finished(repository_id, [Status.SUCCESS, Status.FAILED]), ref_pattern)
-    rows = qs.filter(finished_at__gte=since).values_list(
-        "ref", "status", "started_at", "finished_at", "soft_fail"
+PerDay = dict[int, dict[date, Day]]  # by target project, by day (UTC)
+Window = dict[int, tuple[float | None, float | None]]  # by target project: p50, p90
+MAX_ROWS = 200_000  # the fallback reads at most this many durations
+
+
+class Percentile(Aggregate):
+    """PostgreSQL's ``percentile_cont(fraction) WITHIN GROUP (ORDER BY expression)``."""
+
+    function = "percentile_cont"
+    name = "Percentile"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+
+    def __init__(self, expression: Any, fraction: float, **extra: Any) -> None:
+        super().__init__(expression, fraction=float(fraction), output_field=FloatField(), **extra)
+
+
+def finished_runs(
+    since: datetime, repositories: frozenset[int] | None = None, upstream: int | None = None
+) -> QuerySet[Run]:
+    """Runs that succeeded or failed since ``since`` (canceled and skipped runs say nothing of a
+    target), child pipelines left out; only those whose target project and whose chain's
+    project are both in ``repositories`` (None: every one), and only those that chains of
+    ``upstream`` (a repository id) triggered when given."""
+    runs = Run.objects.filter(
+        finished_at__gte=since, status__in=[Status.SUCCESS, Status.FAILED]
+    ).exclude(is_child=True)
+    if upstream is not None:
+        runs = runs.filter(chain__repository_id=upstream)
+    if repositories is not None:
+        ids = sorted(repositories)
+        runs = runs.filter(repository_id__in=ids, chain__repository_id__in=ids)
+    return runs
+
+
+def daily(runs: QuerySet[Run]) -> tuple[PerDay, Window]:
+    """Per target and day, and per target over all of ``runs``: two queries on PostgreSQL, one
+    elsewhere."""
+    if connection.vendor == "postgresql":
+        return daily_in_database(runs)
+    return daily_here(runs)
+
+
+def _seconds() -> Any:
+    """A run's duration in seconds: from when it started (else was triggered) to its end."""
+    span = ExpressionWrapper(
+        F("finished_at") - Coalesce("started_at", "triggered_at", "created_at"),
+        output_field=DurationField(),
     )
-    return _days(
-        (status, started, finished)
-        for ref, status, started, finished, _soft in rows.iterator()
-        if not glob or glob_match(ref_pattern or "", ref)
+    if connection.vendor == "postgresql":
+        return Func(span, template="EXTRACT(EPOCH FROM %(expressions)s)", output_field=FloatField())
+    return span
+
+
+def _ok() -> Q:
+    return Q(status=Status.SUCCESS)
+
+
+def daily_in_database(runs: QuerySet[Run]) -> tuple[PerDay, Window]:
+    """``daily`` by PostgreSQL's ``percentile_cont``: two queries."""
+    rows = (
+        runs.annotate(day=TruncDate("finished_at", tzinfo=UTC), seconds=_seconds())
+        .values("repository_id", "day")
+        .annotate(
+            successes=Count("pk", filter=_ok()),
+            failures=Count("pk", filter=~_ok()),
+            p50=Percentile("seconds", 0.5, filter=_ok()),
+            p90=Percentile("seconds", 0.9, filter=_ok()),
+        )
+        .order_by()
     )
+    per_day: PerDay = defaultdict(dict)
+    for row in rows:
+        per_day[row["repository_id"]][row["day"]] = Day(
+            row["day"], row["successes"], row["failures"], row["p50"], row["p90"]
+        )
+    window = (
+        runs.filter(_ok())
+        .annotate(seconds=_seconds())
+        .values("repository_id")
+        .annotate(p50=Percentile("seconds", 0.5), p90=Percentile("seconds", 0.9))
+        .order_by()
+    )
+    return dict(per_day), {row["repository_id"]: (row["p50"], row["p90"]) for row in window}
 
 
-def _days(rows: Iterable[tuple[str, datetime | None, datetime | None]]) -> list[Day]:
-    green: dict[date, list[float]] = defaultdict(list)
-    failed: dict[date, int] = defaultdict(int)
-    for status, started, finished in rows:
-        if not (started and finished):
+def daily_here(runs: QuerySet[Run]) -> tuple[PerDay, Window]:
+    """``daily`` in Python over the runs' durations, read in one query (at most MAX_ROWS)."""
+    ok: dict[tuple[int, date], list[float]] = defaultdict(list)
+    failed: dict[tuple[int, date], int] = defaultdict(int)
+    window: dict[int, list[float]] = defaultdict(list)
+    rows = runs.values_list("repository_id", "finished_at", "status", "started_at", "triggered_at")
+    for repository_id, finished, status, started, triggered in rows[:MAX_ROWS]:
+        if finished is None:  # the window's filter excludes it; for the type checker
             continue
+        begun = started or triggered or finished
         day = finished.astimezone(UTC).date()
         if status == Status.SUCCESS:
-            green[day].append(max(0.0, (finished - started).total_seconds()))
+            seconds = max((finished - begun).total_seconds(), 0.0)
+            ok[(repository_id, day)].append(seconds)
+            window[repository_id].append(seconds)
         else:
-            failed[day] += 1
-    out = []
-    for day in sorted(set(green) | set(failed)):
-        values = green.get(day, [])
-        out.append(
-            Day(
-                day=day,
-                runs=len(values) + failed.get(day, 0),
-                failed=failed.get(day, 0),
-                p50=percentile(values, 50),
-                p90=percentile(values, 90),
-            )
+            failed[(repository_id, day)] += 1
+    per_day: PerDay = defaultdict(dict)
+    for pk, day in {*ok, *failed}:
+        values = ok.get((pk, day), [])
+        per_day[pk][day] = Day(
+            day,
+            len(values),
+            failed.get((pk, day), 0),
+            percentile(values, 0.5),
+            percentile(values, 0.9),
         )
-    return out
-
-
-def daily_by_target(
-    repository_ids: Iterable[int] | None = None,
-    *,
-    days: int = 30,
-    now: datetime | None = None,
-) -> dict[tuple[int, str], list[Day]]:
-    """``daily`` for every target (project, ref) at once, in one query: for a page of many
-    targets (the downstream health page). ``repository_ids``: only these projects (None: all)."""
-    days = min(max(1, int(days)), MAX_DAYS)
-    since = (now or timezone.now()) - timedelta(days=days)
-    qs = Run.objects.filter(
-        status__in=[Status.SUCCESS, Status.FAILED],
-        reused_from__isnull=True,
-        started_at__isnull=False,
-        finished_at__gte=since,
-    )
-    if repository_ids is not None:
-        qs = qs.filter(repository_id__in=list(repository_ids))
-    grouped: dict[tuple[int, str], list[tuple[str, datetime | None, datetime | None]]] = (
-        defaultdict(list)
-    )
-    rows = qs.values_list("repository_id", "ref", "status", "started_at", "finished_at")
-    for repo, ref, status, started, finished in rows.iterator():
-        grouped[(repo, ref)].append((status, started, finished))
-    return {target: _days(rows) for target, rows in sorted(grouped.items())}
-
-
-@dataclass(frozen=True)
-class Target:
-    repository_id: int
-    ref: str
-    runs: int
-
-
-def targets(*, days: int = 30, now: datetime | None = None) -> list[Target]:
-    """The targets (project, ref) that finished a run in the last ``days`` days, busiest first."""
-    since = (now or timezone.now()) - timedelta(days=min(max(1, int(days)), MAX_DAYS))
-    rows = (
-        Run.objects.filter(
-            finished_at__gte=since,
-            status__in=[Status.SUCCESS, Status.FAILED],
-            reused_from__isnull=True,
-        )
-        .values("repository_id", "ref")
-        .annotate(n=Count("id"))
-        .order_by("-n", F("repository_id"), "ref")
-    )
-    return [Target(r["repository_id"], r["ref"], r["n"]) for r in rows]
+    overall = {pk: (percentile(v, 0.5), percentile(v, 0.9)) for pk, v in window.items()}
+    return dict(per_day), overall

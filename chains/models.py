@@ -498,6 +498,8 @@ class Run(models.Model):
             ),
             # Duration history of a target (chains/history.py): last N green runs of a project.
             models.Index(fields=["repository", "status", "-finished_at"], name="run_history"),
+            # Flaky targets (chains/retrying.py with_flakiness): the few runs ever retried.
+            models.Index(fields=["repository"], condition=Q(attempt__gt=1), name="run_retried"),
         ]
 
     def __str__(self) -> str:

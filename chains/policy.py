@@ -35,12 +35,16 @@ class Verdict:
 
 
 def _covers(grant: Grant, action: str, repository: Repository) -> bool:
-    if grant.forge_id is not None and grant.forge_id != repository.forge_id:
+    return _covers_path(grant, action, repository.forge_id, repository.path)
+
+
+def _covers_path(grant: Grant, action: str, forge_id: int, path: str) -> bool:
+    if grant.forge_id is not None and grant.forge_id != forge_id:
         return False
     if action not in grant.actions and "admin" not in grant.actions:
         return False
     pattern = grant.projects.strip()
-    return pattern == "*" or glob_match(pattern, repository.path)
+    return pattern == "*" or glob_match(pattern, path)
 
 
 def member_of_forge_group(user: Any) -> Exists:
@@ -167,8 +171,15 @@ def visible_repository_ids(user: Any) -> frozenset[int] | None:
         return frozenset()
     cached: frozenset[int] | None = getattr(user, "_baton_visible", None)
     if cached is None:
-        repositories = list(Repository.objects.only("id", "forge_id", "path"))
-        cached = frozenset(visible(user, repositories))
+        # ``user_may``'s "view" over every project, read as rows (no model per project: this
+        # runs on every page).
+        grants = [g for g in grants_of(user) if "view" in g.actions or "admin" in g.actions]
+        rows = Repository.objects.values_list("id", "forge_id", "path")
+        cached = frozenset(
+            pk
+            for pk, forge_id, path in rows
+            if any(_covers_path(g, "view", forge_id, path) for g in grants)
+        )
         user._baton_visible = cached
     return cached
 

@@ -11,11 +11,13 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
+from html import escape
 from typing import Any
 
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from chains import failures, quarantine, retrying
@@ -24,6 +26,7 @@ from chains.models import Chain, Forge, Repository, Run, RunAttempt
 from chains.policy import user_may
 from chains.redaction import PRIVATE, scrub
 from chains.status import ACTIVE, FINISHED, NOT_YET_SENT, Status
+from dashboard.queries import MatrixRun
 
 # --- status ------------------------------------------------------------------------------------
 
@@ -49,6 +52,7 @@ _ICONS = {
 }
 
 
+@lru_cache(maxsize=64)
 def status_view(value: str) -> StatusView:
     try:
         status = Status(value)
@@ -459,14 +463,16 @@ class Column:
     repository_id: int
 
 
-_NOT_TRIGGERED = mark_safe(
+_NOT_TRIGGERED = (
     '<span class="muted" title="not triggered"><span aria-hidden="true">·</span>'
     '<span class="sr-only">not triggered</span></span>'
 )
 
 
+@lru_cache(maxsize=64)
 def status_html(view: StatusView, size: str = "") -> SafeString:
-    """A status as an icon and a word, never by colour alone."""
+    """A status as an icon and a word, never by colour alone. (A handful of statuses: each is
+    built once per process.)"""
     return format_html(
         '<span class="status status-{} {}"><span class="status-icon" aria-hidden="true">{}</span>'
         " {}</span>",
@@ -477,36 +483,33 @@ def status_html(view: StatusView, size: str = "") -> SafeString:
     )
 
 
+def _cell_link(run: MatrixRun, chain_url: str, many: bool) -> str:
+    """One run in a cell. Every text from the database is escaped here (``escape``: the
+    standard library's, which django.utils.html.escape wraps in a SafeString each call; a
+    matrix has a thousand cells)."""
+    view = status_view(run.status)
+    name = escape(f"{run.label or run.key}: {view.label}")
+    key = f' <span class="muted">{escape(run.key)}</span>' if many else ""
+    why = run.quarantine_reason
+    tag = f' <span class="tag quarantined">quarantined: {escape(why)}</span>' if why else ""
+    return (
+        f'<a class="cell-link" href="{escape(chain_url)}#run-{int(run.pk)}" title="{name}">'
+        f"{status_html(view)}{key}{tag}</a>"
+    )
+
+
 @dataclass
 class Cell:
     column: Column
-    runs: list[tuple[Run, StatusView]]  # a project may run more than once in a chain
+    runs: list[MatrixRun]  # a project may run more than once in a chain
     chain_url: str = ""
 
-    @property
-    def html(self) -> SafeString:
-        """Built here rather than in the template: a matrix has many cells."""
+    def html(self) -> str:
+        """The cell's contents, every text in it escaped (``_cell_link``)."""
         if not self.runs:
             return _NOT_TRIGGERED
         many = len(self.runs) > 1
-        return format_html_join(
-            "",
-            '<a class="cell-link" href="{}#run-{}" title="{}: {}">{}{}{}</a>',
-            (
-                (
-                    self.chain_url,
-                    run.pk,
-                    run.label or run.key,
-                    view.label,
-                    status_html(view),
-                    format_html(' <span class="muted">{}</span>', run.key) if many else "",
-                    format_html(' <span class="tag quarantined">quarantined: {}</span>', why)
-                    if (why := getattr(run, "quarantine_reason", ""))
-                    else "",
-                )
-                for run, view in self.runs
-            ),
-        )
+        return "".join(_cell_link(run, self.chain_url, many) for run in self.runs)
 
 
 @dataclass
@@ -520,8 +523,12 @@ class MatrixRow:
 
     @property
     def cells_html(self) -> SafeString:
-        return format_html_join(
-            "", '<td data-label="{}">{}</td>', ((c.column.path, c.html) for c in self.cells)
+        """Built here rather than in the template: a matrix has many cells."""
+        return mark_safe(  # noqa: S308  # the paths escaped here, the cells in _cell_link
+            "".join(
+                f'<td data-label="{escape(cell.column.path)}">{cell.html()}</td>'
+                for cell in self.cells
+            )
         )
 
 
@@ -532,9 +539,9 @@ class Matrix:
     rows: list[MatrixRow]
 
 
-def release_matrix(ref: str, chains: list[Chain], runs: dict[int, list[Run]]) -> Matrix:
+def release_matrix(ref: str, chains: list[Chain], runs: dict[int, list[MatrixRun]]) -> Matrix:
     columns = sorted(
-        {Column(run.repository.path, run.repository_id) for rs in runs.values() for run in rs},
+        {Column(run.path, run.repository_id) for rs in runs.values() for run in rs},
         key=lambda column: column.path,
     )
     index = {column.repository_id: i for i, column in enumerate(columns)}
@@ -544,7 +551,7 @@ def release_matrix(ref: str, chains: list[Chain], runs: dict[int, list[Run]]) ->
         cells = [Cell(column, [], url) for column in columns]
         chain_runs = runs.get(chain.pk, [])
         for run in chain_runs:
-            cells[index[run.repository_id]].runs.append((run, status_view(run.status)))
+            cells[index[run.repository_id]].runs.append(run)
         rows.append(
             MatrixRow(
                 chain,

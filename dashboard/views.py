@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from django.conf import settings
@@ -180,9 +179,8 @@ def _release_version(request: HttpRequest) -> str:
 def release(request: HttpRequest) -> HttpResponse:
     form = ReleaseForm(request.GET if "ref" in request.GET else None)
     ref = form.ref_value() if form.is_bound else ""
+    # Only chains the reader may view, and in them only runs in projects they may view.
     data = queries.release(ref, scope(request)) if ref else None
-    if data is not None:
-        data = _release_for(request, data)
     version = data.version if data else _release_version(request)  # of what is shown
     matrix = presenters.release_matrix(ref, data.chains, data.runs) if data else None
     context = {"form": form, "ref": ref, "matrix": matrix}
@@ -192,19 +190,6 @@ def release(request: HttpRequest) -> HttpResponse:
         return live.finish(render(request, "dashboard/release.html#matrix", context), version)
     refs = queries.recent_refs(request.user)
     return render(request, "dashboard/release.html", context | {"refs": refs})
-
-
-def _release_for(request: HttpRequest, data: queries.Release) -> queries.Release:
-    """Only chains the reader may view, and in them only runs in projects they may view."""
-    repositories = [c.repository for c in data.chains]
-    repositories += [run.repository for runs in data.runs.values() for run in runs]
-    # Each project asked about once (a matrix names the same 40 projects in every row).
-    seen = visible_ids(request.user, list({r.pk: r for r in repositories}.values()))
-    chains = [c for c in data.chains if c.repository_id in seen]
-    runs = {
-        c.pk: [run for run in data.runs.get(c.pk, []) if run.repository_id in seen] for c in chains
-    }
-    return replace(data, chains=chains, runs=runs)
 
 
 def _repository_version(request: HttpRequest, pk: int) -> str:

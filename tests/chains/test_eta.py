@@ -177,24 +177,6 @@ def test_a_reused_green_run_is_not_counted_twice() -> None:
 
 
 @pytest.mark.django_db
-def test_daily_p50_p90_and_failure_rate() -> None:
-    for seconds, status in [(10, "success"), (30, "success"), (0, "failed"), (0, "canceled")]:
-        repo = green("api", seconds, status=status, ago=3600).repository_id
-    green("api", 50, ago=86400 * 2)
-    green("api", 70, ago=86400 * 40)  # outside the window
-    days = history.daily(repo, "main", days=7, now=NOW)
-    assert [(d.runs, d.failed, d.p50) for d in days] == [(1, 0, 50), (3, 1, 20)]
-    assert days[-1].failure_rate == pytest.approx(1 / 3)
-    assert history.daily(repo, "other", days=7, now=NOW) == []
-    assert [(t.repository_id, t.ref, t.runs) for t in history.targets(now=NOW)] == [
-        (repo, "main", 4)
-    ]
-    every = history.daily_by_target(days=7, now=NOW)
-    assert every == {(repo, "main"): days}
-    assert history.daily_by_target([repo + 1000], days=7, now=NOW) == {}
-
-
-@pytest.mark.django_db
 def test_chain_estimate_reads_history_in_one_query(django_assert_num_queries: Any) -> None:
     for seconds in [100, 120, 140]:
         green("build", seconds, ago=10_000)

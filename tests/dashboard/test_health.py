@@ -83,20 +83,6 @@ def test_percentiles_per_day_and_failure_rate() -> None:
     assert api.p50 == pytest.approx(180.0)  # over the window: 60, 120, 180, 600, 1000
 
 
-def test_python_fallback_agrees_with_the_database() -> None:
-    seed(3, 4)
-    since = NOW - timedelta(days=7)
-    runs = health._runs(since, None, None)
-    here, overall = health._aggregate_here(health._durations(runs))
-    if connection.vendor == "postgresql":
-        for row in health._aggregate_in_database(runs):
-            day = here[row["repository_id"]][row["day"]]
-            assert (day.successes, day.failures) == (row["successes"], row["failures"])
-            assert day.p50 == pytest.approx(row["p50"]) and day.p90 == pytest.approx(row["p90"])
-        for pk, (p50, p90) in health._window_in_database(runs).items():
-            assert overall[pk][0] == pytest.approx(p50) and overall[pk][1] == pytest.approx(p90)
-
-
 @pytest.mark.parametrize(("targets", "per_day"), [(1, 2), (6, 5)])
 def test_queries_do_not_grow_with_runs_or_targets(targets: int, per_day: int) -> None:
     seed(targets, per_day)

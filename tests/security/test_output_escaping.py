@@ -219,6 +219,28 @@ def test_dashboard_pages_render_no_javascript_links(viewer: Client) -> None:
         assert b"javascript:" not in page.content.lower(), url
 
 
+def test_the_release_matrix_and_the_chain_list_show_hostile_names_as_text(viewer: Client) -> None:
+    # Both build their many cells and dots in Python (dashboard/presenters.py, overview.py).
+    chain = factories.chain("acme/app", target="release/1.2")
+    tag = '"><img src=x onerror=alert(1)>'
+    for i in range(2):  # two runs in one project: the cell names their keys too
+        factories.run(
+            chain,
+            f"k{i}{tag}",
+            label=f"label{tag}",
+            project=f"acme/p{tag}",
+            ref="release/1.2",
+            status="failed",
+            quarantine_reason=f"why{tag}",
+        )
+    for url in ("/releases/?ref=release/1.2", "/"):
+        html = viewer.get(url).content.decode()
+        assert "<img" not in html and 'x onerror=alert(1)>' not in html, url
+        assert "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;" in html, url
+    matrix = viewer.get("/releases/?ref=release/1.2").content.decode()
+    assert "quarantined: why&quot;&gt;&lt;img" in matrix and "k1&quot;&gt;&lt;img" in matrix
+
+
 def test_the_api_gives_no_javascript_urls(viewer: Client) -> None:
     chain = factories.chain("acme/app")
     chain.change_url = "javascript:alert(1)"
