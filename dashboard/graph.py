@@ -30,6 +30,7 @@ class GraphNode:
     row: int
     triggered_by: str  # the parent's name ("" at the first level)
     waits_for: tuple[str, ...]
+    mark: str = ""  # "quarantined" or "soft-failed": its failure does not fail the chain
 
     @property
     def x(self) -> int:
@@ -63,6 +64,8 @@ class GraphNode:
     def words(self) -> str:
         """The node in words, for its aria-label and the text list."""
         out = f"{self.name}: {self.status.label}"
+        if self.mark:
+            out += f" ({self.mark}: does not fail the chain)"
         if self.triggered_by:
             out += f", triggered by {self.triggered_by}"
         if self.waits_for:
@@ -139,6 +142,7 @@ def chain_graph(nodes: list[RunNode], upstream: str, upstream_status: StatusView
             row,
             by_pk[parent].name if parent is not None else upstream,
             tuple(by_pk[d].name for d in needs.get(pk, [])),
+            _mark(node),
         )
     edges = []
     for node in nodes:
@@ -161,3 +165,12 @@ def chain_graph(nodes: list[RunNode], upstream: str, upstream_status: StatusView
 def _parent(run: object, by_pk: dict[int, RunNode]) -> int | None:
     parent = getattr(run, "parent_id", None)
     return parent if parent in by_pk else None
+
+
+def _mark(node: RunNode) -> str:
+    """What the run's table row tags it with when its failure does not fail the chain."""
+    if getattr(node.run, "quarantine_reason", ""):
+        return "quarantined"
+    if node.soft_fail and node.status.value == "failed":
+        return "soft-failed"
+    return ""

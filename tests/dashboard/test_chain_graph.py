@@ -90,3 +90,20 @@ def test_retry_failed_on_a_superseded_chain_names_the_old_commit(manager_client:
     assert f"on old commit <code>{old.head_sha[:8]}</code>" in button
     form = html.split('id="retry-failed"')[0].rsplit("<form", 1)[1]
     assert "hx-confirm=" in form and "on the old commit" in form
+
+
+def test_a_failure_that_does_not_fail_the_chain_is_marked_in_the_graph(
+    viewer_client: Client,
+) -> None:
+    chain = f.chain("acme/app", number=13, status="success")
+    f.run(chain, "e2e", project="acme/e2e", status="failed", quarantine_reason="flaky <b>")
+    f.run(chain, "lint", status="failed", soft_fail=True)
+    f.run(chain, "unit", status="failed")
+    graph = graph_of(viewer_client.get(f"/chains/{chain.pk}/").content.decode())
+    text = graph.split('<details class="graph-text">')[1]
+    assert "e2e: failed (quarantined: does not fail the chain)" in text
+    assert "lint: failed (soft-failed: does not fail the chain)" in text
+    assert "unit: failed, triggered by" in text  # a plain failure: no mark
+    assert graph.count("gbox-failed gbox-soft") == 2
+    assert graph.count(">failed · quarantined</text>") == 1
+    assert "<b>" not in graph  # the reason is not in the graph, and never unescaped
