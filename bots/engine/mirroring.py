@@ -8,9 +8,7 @@ of those projects replaced.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -18,8 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from bots import kicks, summary, throttle
-from bots.engine.sending import side_by_side
-from bots.forges.base import Budget, Forge
+from bots.forges.base import Forge
 from bots.forges.registry import forge_for
 from chains import failures, quarantine, runstate
 from chains.models import Chain, Run
@@ -73,19 +70,25 @@ def _mirror(chain: Chain) -> None:
     names = private_names(chain.repository, runs)
     private = private_contexts(chain, runs)
     contexts = status_contexts(runs)
-    posts: list[tuple[Run, dict[str, str]]] = []
     for run in runs:
         view = views[run.pk]
         if forge.already_shows(_shown(forge, run.mirrored_status), forge.commit_state(view)):
             continue  # the forge already shows this state under baton/<key> (or cannot go back)
+        throttle.wait(writes)
         if run.pk in private:
             context, description, link = private[run.pk], f"{PRIVATE}: {_word(run, view)}", ""
         else:
             context, description = contexts[run.pk], scrub(_describe(run, view), names)[:255]
             link = run.web_url
-        # never a javascript: link on the forge
-        posts.append((run, {"context": context, "description": description, "url": link}))
-    _post_run_statuses(forge, project, chain.head_sha, writes, posts, views)
+        forge.set_commit_status(
+            project,
+            chain.head_sha,
+            context=context,
+            status=view,
+            description=description,
+            target_url=safe_url(link),  # never a javascript: link on the forge
+        )
+        Run.objects.filter(pk=run.pk).update(mirrored_status=view)
     # The chain's own row was settled when its runs changed (request_mirror); the forge is told
     # the same fold of the same runs.
     aggregate = chain_status(chain.error, views.values())
@@ -115,53 +118,6 @@ def _mirror(chain: Chain) -> None:
     Chain.objects.filter(
         repository=chain.repository, change_number=chain.change_number, summary_comment_id=""
     ).update(summary_comment_id=comment_id)
-
-
-def _post_run_statuses(
-    forge: Forge,
-    project: str,
-    sha: str,
-    writes: list[Budget],
-    posts: list[tuple[Run, dict[str, str]]],
-    views: dict[int, Status],
-) -> None:
-    """Post the runs' statuses: the first alone, then the others side by side when the forge
-    asks no spacing between writes (their rate budgets reserved in one transaction); else one
-    after the other, each waiting its turn. What the forge took is remembered per run; the
-    first forge error is raised once every post has ended (the task retries; what was posted
-    is not posted again)."""
-
-    def post(run: Run, what: dict[str, str]) -> None:
-        forge.set_commit_status(
-            project,
-            sha,
-            context=what["context"],
-            status=views[run.pk],
-            description=what["description"],
-            target_url=safe_url(what["url"]),
-        )
-
-    paced = any(b.spacing for b in writes)
-    # The first (every one, where writes are paced) alone: a forge that says to back off is
-    # not sent the others.
-    for run, what in posts if paced else posts[:1]:
-        throttle.wait(writes)
-        post(run, what)
-        Run.objects.filter(pk=run.pk).update(mirrored_status=views[run.pk])
-    posts = [] if paced else posts[1:]
-    if not posts:
-        return
-    times = throttle.reserve_many([writes for _ in posts])
-    time.sleep(max(0.0, max(times) - time.time()))
-    outcomes = side_by_side([functools.partial(post, run, what) for run, what in posts])
-    errors = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
-    posted = [run.pk for (run, _), outcome in zip(posts, outcomes, strict=True) if outcome is None]
-    for view in set(views.values()):
-        ids = [pk for pk in posted if views[pk] == view]
-        if ids:
-            Run.objects.filter(pk__in=ids).update(mirrored_status=view)
-    if errors:
-        raise errors[0]
 
 
 def private_contexts(chain: Chain, runs: list[Run]) -> dict[int, str]:
