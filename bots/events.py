@@ -73,6 +73,7 @@ class PushEvent:
     public: bool | None = None
     previous_sha: str = ""
     changed_files: tuple[str, ...] = ()  # named by the push's commits (the forge lists a few)
+    default_branch: str = ""  # the project's, as the hook said (see ChangeEvent)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from bots import metrics
+from bots import leases, metrics
 from bots.commands.handlers import handle_comment
 from bots.engine.planning import handle_change
 from bots.engine.pushes import handle_push
@@ -51,6 +51,9 @@ def process(delivery_id: int) -> None:
         )
         if delivery is None:
             return
+        now = timezone.now()
+        if delivery.lease_until is not None and delivery.lease_until > now:
+            return  # a live worker is handling it (it renews its lease while it works)
         cap = settings.BATON_MAX_DELIVERY_ATTEMPTS
         if delivery.attempts >= cap:
             # Every attempt so far ended without an outcome (a time limit, a worker that died,
@@ -69,7 +72,13 @@ def process(delivery_id: int) -> None:
             return
         delivery.attempts += 1
         delivery.detail = f"attempt {delivery.attempts} started; it has not finished"
-        delivery.save(update_fields=["attempts", "detail"])
+        delivery.lease_until = leases.lease_from(now)
+        delivery.save(update_fields=["attempts", "detail", "lease_until"])
+    with leases.holding(delivery.pk, delivery.attempts):
+        _handle(delivery)
+
+
+def _handle(delivery: Delivery) -> None:
     inbound = INBOUND[delivery.forge.kind]
     try:
         event = inbound.parse(delivery.event, delivery.payload)
@@ -103,7 +112,10 @@ def note(delivery_id: int, detail: str) -> None:
 
 def fail(delivery_id: int, detail: str) -> None:
     failed = Delivery.objects.filter(pk=delivery_id, processed_at__isnull=True).update(
-        processed_at=timezone.now(), outcome=Delivery.Outcome.FAILED, detail=detail[:2000]
+        processed_at=timezone.now(),
+        outcome=Delivery.Outcome.FAILED,
+        detail=detail[:2000],
+        lease_until=None,
     )
     if failed:
         for slug, event in Delivery.objects.filter(pk=delivery_id).values_list(
@@ -114,6 +126,6 @@ def fail(delivery_id: int, detail: str) -> None:
 
 def _finish(delivery: Delivery, outcome: str, detail: str) -> None:
     Delivery.objects.filter(pk=delivery.pk).update(
-        processed_at=timezone.now(), outcome=outcome, detail=detail[:2000]
+        processed_at=timezone.now(), outcome=outcome, detail=detail[:2000], lease_until=None
     )
     metrics.delivery_handled(delivery.forge.slug, delivery.event, outcome)

@@ -275,9 +275,9 @@ def sweep() -> dict[str, int]:
     now = timezone.now()
     stale = now - timedelta(seconds=settings.BATON_STALE_AFTER)
     deliveries = list(
-        Delivery.objects.filter(processed_at__isnull=True, received_at__lt=stale).values_list(
-            "pk", flat=True
-        )[:500]
+        Delivery.objects.filter(processed_at__isnull=True, received_at__lt=stale)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))  # a live worker has it
+        .values_list("pk", flat=True)[:500]
     )
     for delivery_id in deliveries:
         process_delivery.delay(delivery_id)

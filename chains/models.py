@@ -262,6 +262,9 @@ class Delivery(models.Model):
     detail = models.TextField(blank=True)
     payload = models.JSONField()
     attempts = models.PositiveIntegerField(default=0)
+    # A worker's claim while it handles the delivery, renewed as it works (bots/leases.py): the
+    # sweeper hands the delivery on only once this has passed.
+    lease_until = models.DateTimeField(null=True, blank=True)
 
     objects = DeliveryManager()
 

@@ -347,6 +347,21 @@ def restart(run: Run, *, waits: bool = False, remote: bool = False) -> Status:
 # --- the chain's row ---------------------------------------------------------------------------
 
 
+MOVING = frozenset({Status.PENDING, Status.RUNNING, Status.MANUAL})  # fold: the chain runs
+
+
+def keeps_chain_as_is(run: Run, before_status: str, before_dispatch: str) -> bool:
+    """Whether a change of one unfinished run to another unfinished state leaves its chain's
+    status and finished_at as they are, whatever its other runs are and whatever other
+    transactions do to them: its upstream view was and stays one that keeps the chain running
+    (``fold``), so no settle needs the chain's row (the lock every pipeline hook queued on)."""
+    if before_status in FINISHED or run.status in FINISHED:
+        return False
+    was = view(before_status, run.strategy, before_dispatch == Run.Dispatch.SENT, run.soft_fail)
+    now = view(run.status, run.strategy, run.dispatch == Run.Dispatch.SENT, run.soft_fail)
+    return was in MOVING and now in MOVING
+
+
 def settle_chain(chain_id: int) -> None:
     """Write the chain's status and finished_at from its runs, in the caller's transaction.
 

@@ -27,11 +27,13 @@ from chains.status import NOT_YET_SENT, Status, upstream_view
 from notify import hooks as notify_hooks
 
 
-def request_mirror(chain_id: int, *, after: float = 0.2) -> None:
+def request_mirror(chain_id: int, *, after: float = 0.2, settle: bool = True) -> None:
     """The chain's runs changed: write the chain's own status and finished_at now, in the
     caller's transaction (chains/runstate.py), and ask for the upstream change to be brought up
-    to date after commit; many asks become one mirror."""
-    runstate.settle_chain(chain_id)
+    to date after commit; many asks become one mirror. ``settle=False``: the change cannot
+    move the chain's own status (``runstate.keeps_chain_as_is``), so its row is not locked."""
+    if settle:
+        runstate.settle_chain(chain_id)
     asked = Chain.objects.filter(pk=chain_id, mirror_requested_at__isnull=True).update(
         mirror_requested_at=timezone.now()
     )

@@ -16,6 +16,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connections, transaction
 
 from bots import caching, kicks, logcontext, services
+from bots.engine import fanout
 from bots.engine.mirroring import request_mirror
 from bots.engine.principals import (
     allowed,
@@ -27,7 +28,7 @@ from bots.engine.principals import (
     still_open,
 )
 from bots.engine.tracking import release
-from bots.events import ChangeAction, ChangeEvent
+from bots.events import ChangeAction, ChangeEvent, PushEvent
 from bots.forges.base import Forge as ForgeClient
 from bots.forges.base import ForgeError, RemoteProject
 from bots.forges.registry import forge_for
@@ -80,6 +81,24 @@ def ensure_repository(
     if changed:
         repo.save(update_fields=changed)
     return repo
+
+
+def upstream_repository(forge: Forge, event: ChangeEvent | PushEvent) -> Repository | str:
+    """The row of the project a change or push hook is from, brought up to date with what the
+    hook says of it (id, link, visibility, default branch); or, when the hook's project id does
+    not fit the project Baton knows under that path, why not (in words)."""
+    change = event.change
+    wrong_project = check_project(forge, change.project, event.project_id)
+    if wrong_project:
+        return wrong_project
+    return ensure_repository(
+        forge,
+        change.project,
+        remote_id=event.project_id,
+        web_url=change.project_url,
+        public=event.public,
+        default_branch=event.default_branch,
+    )
 
 
 def seen_repository(forge: Forge, path: str) -> Repository:
@@ -203,17 +222,9 @@ def handle_change(
     if event.action in (ChangeAction.EDITED, ChangeAction.MERGED):
         return f"{event.action}: nothing to trigger"
     change = event.change
-    wrong_project = check_project(forge, change.project, event.project_id)
-    if wrong_project:
-        return wrong_project
-    upstream = ensure_repository(
-        forge,
-        change.project,
-        remote_id=event.project_id,
-        web_url=change.project_url,
-        public=event.public,
-        default_branch=event.default_branch,
-    )
+    upstream = upstream_repository(forge, event)
+    if isinstance(upstream, str):
+        return upstream
     if event.action == ChangeAction.CLOSED:
         if delivery is not None and (refused := still_open(forge_for(forge), event)):
             return refused
@@ -284,8 +295,7 @@ def handle_change(
             reusable = (
                 _green_runs(previous, change.head_sha) if event.action == ChangeAction.RERUN else {}
             )
-            runs = [new_run(chain, *target, reuse=reusable) for target in targets]
-            created = Run.objects.bulk_create(runs)
+            created = start_runs([new_run(chain, *target, reuse=reusable) for target in targets])
             notify_hooks.chain_planned(chain.pk, the_plan.notify)  # its `notify:` channels
             log.info(
                 "chain %s started for %s!%s: %s runs",
@@ -311,13 +321,26 @@ def handle_change(
             )
             for old in previous:
                 transaction.on_commit(functools.partial(_cancel_superseded, old))
-            queued = [run.pk for run in created if run.status == Status.QUEUED]
-            kicks.trigger_all(queued)
-            transaction.on_commit(lambda: release(chain.pk))
             request_mirror(chain.pk)
     except IntegrityError:
         return "chain exists already"
     return f"chain {chain.pk} with {len(created)} runs" + (f" (error: {error})" if error else "")
+
+
+def start_runs(runs: list[Run]) -> list[Run]:
+    """Insert a new chain's runs (in the caller's transaction) and, after commit, send those
+    that may go: a single plain run from this task at once (``fanout.claim_alone``: written
+    claimed, no queue trip), any others from tasks; runs that wait for reused ones are
+    released."""
+    alone = fanout.claim_alone(runs)
+    created = Run.objects.bulk_create(runs)
+    if alone is not None:
+        transaction.on_commit(functools.partial(fanout.send_now, alone))
+    kicks.trigger_all(r.pk for r in created if r.status == Status.QUEUED and r is not alone)
+    if any(run.status == Status.WAITING for run in created):
+        chain_id = created[0].chain_id
+        transaction.on_commit(lambda: release(chain_id))
+    return created
 
 
 def resolve_targets(

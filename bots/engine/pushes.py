@@ -18,27 +18,27 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from bots import kicks, logcontext, services
+from bots import logcontext, services
 from bots.engine.mirroring import request_mirror
 from bots.engine.planning import (
-    ensure_repository,
     keep_targets,
     new_run,
     permitted,
     read_config,
     read_params,
     resolve_targets,
+    start_runs,
+    upstream_repository,
     with_rules,
 )
-from bots.engine.principals import LOCK_CLASS, check_project, principals
-from bots.engine.tracking import release
+from bots.engine.principals import LOCK_CLASS, principals
 from bots.events import PushEvent
 from bots.forges.base import ForgeError
 from bots.forges.registry import forge_for
 from chains import audit
 from chains.conditions import Context
 from chains.config import BatonConfig, ConfigError
-from chains.models import Chain, Delivery, Forge, Repository, Run
+from chains.models import Chain, Delivery, Forge, Repository
 from chains.planner import Plan, plan
 from chains.status import Status
 
@@ -120,16 +120,9 @@ def _repeat_of(repository: Repository, event: PushEvent) -> Chain | None:
 
 def handle_push(forge: Forge, event: PushEvent, delivery: Delivery | None) -> str:
     change = event.change
-    wrong_project = check_project(forge, change.project, event.project_id)
-    if wrong_project:
-        return wrong_project
-    upstream = ensure_repository(
-        forge,
-        change.project,
-        remote_id=event.project_id,
-        web_url=change.project_url,
-        public=event.public,
-    )
+    upstream = upstream_repository(forge, event)
+    if isinstance(upstream, str):
+        return upstream
     if delivery is not None and (first := _repeat_of(upstream, event)) is not None:
         return f"a repeat of chain {first.pk} (same {describe(event)} at the same commit)"
     the_plan, error = plan_push(forge, event)
@@ -177,7 +170,7 @@ def handle_push(forge: Forge, event: PushEvent, delivery: Delivery | None) -> st
             )
             logcontext.bind(chain_id=chain.pk)
             Chain.objects.filter(pk__in=[p.pk for p in previous]).update(superseded_by=chain)
-            created = Run.objects.bulk_create([new_run(chain, *target) for target in targets])
+            created = start_runs([new_run(chain, *target) for target in targets])
             log.info(
                 "chain %s started for %s %s: %s runs",
                 chain.pk,
@@ -200,8 +193,6 @@ def handle_push(forge: Forge, event: PushEvent, delivery: Delivery | None) -> st
             )
             for old in previous:
                 transaction.on_commit(functools.partial(_cancel_superseded, old))
-            kicks.trigger_all([run.pk for run in created if run.status == Status.QUEUED])
-            transaction.on_commit(lambda: release(chain.pk))
             request_mirror(chain.pk)
     except IntegrityError:
         return "chain exists already"

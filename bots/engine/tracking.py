@@ -92,6 +92,7 @@ def handle_pipeline(forge: Forge, event: PipelineEvent, delivery: Delivery | Non
         )
         if run is None or not _still_matches(run, event):
             return "not a pipeline Baton triggered"
+        before = run.status, run.dispatch
         if not run.remote_id:
             # The event beat the create call's answer: adopt the pipeline now.
             run.remote_id, run.dispatch = event.pipeline_id, Run.Dispatch.SENT
@@ -105,7 +106,7 @@ def handle_pipeline(forge: Forge, event: PipelineEvent, delivery: Delivery | Non
         changed = apply_status(run, status, started_at=started_at, finished_at=finished_at)
         run.save()
         if changed:
-            request_mirror(run.chain_id)
+            request_mirror(run.chain_id, settle=not runstate.keeps_chain_as_is(run, *before))
     return f"run {run.pk} is {run.status}"
 
 

@@ -88,6 +88,7 @@ def push_event(
     previous: Any,
     message: str,
     commits: Any,
+    default_branch: str = "",
 ) -> Event:
     """A push of a branch or a tag as a PushEvent, or Ignored (a deletion, another kind of ref).
     ``after`` is the ref's new value (an annotated tag's own object on both forges), ``head`` the
@@ -133,6 +134,7 @@ def push_event(
         public=public,
         previous_sha="" if before == ZERO_SHA else before[:64],
         changed_files=changed_paths(commits),
+        default_branch=default_branch,
     )
 
 

@@ -164,6 +164,7 @@ def _push(payload: Mapping[str, Any]) -> Event | None:
         previous=payload.get("before"),
         message=str(head.get("message") or ""),
         commits=payload.get("commits") or [],
+        default_branch=optional_ref(repo, "default_branch"),
     )
 
 

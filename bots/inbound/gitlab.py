@@ -181,6 +181,7 @@ def _push(payload: Mapping[str, Any]) -> Event | None:
         previous=payload.get("before"),
         message=str(last.get("message") or "") if isinstance(last, Mapping) else "",
         commits=commits,
+        default_branch=optional_ref(payload, "project", "default_branch"),
     )
 
 

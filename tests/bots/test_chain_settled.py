@@ -104,3 +104,48 @@ def test_two_runs_finishing_at_once_leave_the_chain_finished() -> None:
     assert errors == []
     chain.refresh_from_db()
     assert chain.status == Status.FAILED and chain.finished_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_moving_on_while_it_keeps_its_chain_running_does_not_wait_for_the_chains_row() -> (
+    None
+):
+    """Issue 12, F1: pending → running cannot change a running chain's status, whatever its
+    other runs do, so the hook does not queue on the chain's row lock (every other hook of a
+    fan-out holds it in turn) when a mirror is asked for already, as in a burst of hooks; a run
+    that finishes still settles the chain under it."""
+    from django.utils import timezone
+
+    chain = factories.chain("acme/app", status=Status.RUNNING)
+    Chain.objects.filter(pk=chain.pk).update(mirror_requested_at=timezone.now())
+    api = factories.run(chain, "api", status=Status.PENDING)
+    factories.run(chain, "web", status=Status.RUNNING)
+    Run.objects.filter(pk=api.pk).update(dispatch=Run.Dispatch.SENT)
+    api.refresh_from_db()
+    locked, done = threading.Event(), threading.Event()
+
+    def hold_the_chains_row() -> None:
+        try:
+            with transaction.atomic():
+                list(Chain.objects.select_for_update().filter(pk=chain.pk))
+                locked.set()
+                done.wait(10)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_the_chains_row)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '2s'")  # waiting for the row fails the test
+        _finish(api, Status.RUNNING)
+        assert Run.objects.get(pk=api.pk).status == Status.RUNNING
+    finally:
+        done.set()
+        holder.join(10)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = 0")
+    _finish(api, Status.SUCCESS)
+    chain.refresh_from_db()
+    assert chain.status == Status.RUNNING  # web still runs

@@ -218,3 +218,10 @@ def test_every_fixture_has_a_test() -> None:
 def test_malformed(event: str, payload: object) -> None:
     with pytest.raises(MalformedPayload):
         github.parse(event, payload)
+
+
+def test_a_push_carries_the_repositorys_default_branch() -> None:
+    payload = load_fixture("github", "push__new_branch")
+    event = github.parse("push", payload)
+    assert isinstance(event, PushEvent)
+    assert event.default_branch == payload["repository"]["default_branch"]

@@ -231,3 +231,11 @@ def test_dedupe_key_prefers_idempotency_key() -> None:
     assert gitlab.dedupe_key(headers, b"{}") == "idem-1"
     assert gitlab.dedupe_key({"X-Gitlab-Event-UUID": "uuid-1"}, b"{}") == "uuid-1"
     assert gitlab.dedupe_key({}, b"{}").startswith("sha256:")
+
+
+def test_a_push_hook_carries_the_projects_default_branch() -> None:
+    event = gitlab.parse("Push Hook", load_fixture("gitlab", "push__branch"))
+    assert isinstance(event, PushEvent)
+    assert (
+        event.default_branch == load_fixture("gitlab", "push__branch")["project"]["default_branch"]
+    )

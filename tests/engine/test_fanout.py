@@ -178,3 +178,46 @@ def test_chunks_are_no_bigger_than_the_send_threads(engine: Engine, monkeypatch:
     engine.config(THREE)
     chain = engine.open_change()
     _sent_once_each(engine, chain)
+
+
+ONE = "downstream:\n  - {key: api, project: acme/api}\n"
+
+
+def test_a_single_known_target_is_sent_by_the_planning_task_itself(engine: Engine) -> None:
+    """Issue 12, F3: no queue trip and no claim transaction of its own; the run is written
+    claimed with its chain."""
+    engine.config(ONE)
+    engine.open_change()  # the target becomes known (its default branch with it)
+    engine.kicks.clear()
+    detail = engine.step(handle_change, engine.forge, engine.change_event(number=8), None)
+    assert "trigger_run" not in engine.kicks.names() and "trigger_runs" not in engine.kicks.names()
+    run = Run.objects.get(chain__change_number=8)
+    [pipeline] = engine.fake.created("acme/api")[1:]
+    assert (run.dispatch, run.remote_id, run.send_attempts) == (Run.Dispatch.SENT, pipeline.id, 1)
+    assert pipeline.variables["BATON_RUN_NONCE"] == run.nonce, detail
+
+
+def test_a_worker_that_dies_before_the_planning_tasks_send_leaves_it_to_the_sweeper(
+    engine: Engine, monkeypatch: Any
+) -> None:
+    engine.config(ONE)
+    engine.open_change()
+
+    def dies(*args: Any) -> None:
+        raise WorkerKilled  # after the chain's commit, before (or during) the create call
+
+    send_claimed = fanout.send_claimed
+    monkeypatch.setattr(fanout, "send_claimed", dies)
+    with contextlib.suppress(WorkerKilled):
+        engine.step(handle_change, engine.forge, engine.change_event(number=8), None)
+    monkeypatch.setattr(fanout, "send_claimed", send_claimed)
+    run = Run.objects.get(chain__change_number=8)
+    assert run.dispatch == Run.Dispatch.SENDING and run.lease_until is not None  # claimed
+    engine.deliver("trigger_run", run.pk)  # the sweeper too early: the claim holds
+    assert len(engine.fake.created("acme/api")) == 1
+    Run.objects.filter(pk=run.pk).update(lease_until=None, sent_at=None)  # ran out, long ago
+    engine.deliver("trigger_run", run.pk)  # looks for the pipeline first, finds none, sends
+    engine.drain()
+    run.refresh_from_db()
+    assert engine.fake.called("find_pipeline")
+    assert len(engine.fake.created("acme/api")) == 2 and run.dispatch == Run.Dispatch.SENT

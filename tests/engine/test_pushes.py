@@ -175,3 +175,16 @@ def _chain(engine: Engine, event: PushEvent) -> int:
     detail = push(engine, event)
     assert detail.startswith("chain "), detail
     return int(detail.split()[1])
+
+
+def test_a_push_keeps_the_default_branch_its_hook_names(engine: Engine) -> None:
+    """The upstream row is kept up to date the one way changes keep it (planning's
+    ``upstream_repository``): a project first seen through a push needs no look-up of its
+    default branch when it becomes a target."""
+    from dataclasses import replace
+
+    from chains.models import Repository
+
+    engine.config(CONFIG)
+    push(engine, replace(push_event(), default_branch="trunk"))
+    assert Repository.objects.get(forge=engine.forge, path=APP).default_branch == "trunk"
