@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('chains', '0011_retry_and_quarantine'),
+        ('chains', '0012_run_retried_index'),
     ]
 
     operations = [
