@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from concurrent.futures import Future
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -24,8 +25,8 @@ def test_every_script_of_bench_is_a_smoke_tested_benchmark() -> None:
 @pytest.fixture(scope="module")
 def smoke_runs(request: pytest.FixtureRequest, services: None) -> dict[Path, Future[smoke.Outcome]]:
     """The smoke runs of the benchmarks selected, all started when the first is asked for."""
-    selected: list[Path] = [
-        item.callspec.params["script"]
+    selected = [
+        cast(Path, item.callspec.params["script"])
         for item in request.session.items
         if isinstance(item, pytest.Function)
         and item.originalname == "test_smoke_mode_runs_the_scenario"
