@@ -87,19 +87,41 @@ class Outcome:
     stderr: str
 
 
+_running: set[subprocess.Popen[str]] = set()  # the smoke runs going on now
+
+
 def run(script: Path, redis: str) -> Outcome:
     """One benchmark's smoke run on the Redis db ``redis``, its output kept."""
     started = time.monotonic()
     env = {**os.environ, "BENCH_REDIS": redis}
-    try:
-        done = subprocess.run(
-            command(script), cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT
-        )
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else ""
-        out += f"\n{script.name} --smoke did not end within {TIMEOUT:.0f}s"
-        return Outcome(script, 124, time.monotonic() - started, out, "")
-    return Outcome(script, done.returncode, time.monotonic() - started, done.stdout, done.stderr)
+    with subprocess.Popen(
+        command(script),
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        _running.add(process)
+        try:
+            out, err = process.communicate(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.terminate()  # it stops its children and drops its database
+            out, err = process.communicate()
+            out += f"\n{script.name} --smoke did not end within {TIMEOUT:.0f}s"
+            return Outcome(script, 124, time.monotonic() - started, out, err)
+        finally:
+            _running.discard(process)
+    return Outcome(script, process.returncode, time.monotonic() - started, out, err)
+
+
+def stop(futures: dict[Path, Future[Outcome]]) -> None:
+    """Give up the smoke runs that have not ended: the waiting ones do not start, the running
+    ones are sent SIGTERM (each stops its children and drops its database)."""
+    for future in futures.values():
+        future.cancel()
+    for process in list(_running):
+        process.terminate()
 
 
 def side_by_side(chosen: list[Path]) -> dict[Path, Future[Outcome]]:

@@ -1,17 +1,18 @@
 """Every benchmark's ``--smoke`` mode runs its scenario end to end (so `make test` and CI catch a
 benchmark the code has broken). Each runs in its own process, with its own databases, on the
 PostgreSQL server and Redis of the environment, two side by side (bench/smoke.py: one Redis db
-per lane); its figures are printed when it fails."""
+per lane), in the background from the session's first test on (tests/conftest.py); its figures
+are printed when it fails."""
 
 from __future__ import annotations
 
 from concurrent.futures import Future
 from pathlib import Path
-from typing import cast
 
 import pytest
 
 from bench import smoke
+from tests.conftest import SMOKE_RUNS
 
 pytestmark = [pytest.mark.services]
 
@@ -22,16 +23,10 @@ def test_every_script_of_bench_is_a_smoke_tested_benchmark() -> None:
     assert not names & smoke.HELPERS
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def smoke_runs(request: pytest.FixtureRequest, services: None) -> dict[Path, Future[smoke.Outcome]]:
-    """The smoke runs of the benchmarks selected, all started when the first is asked for."""
-    selected = [
-        cast(Path, item.callspec.params["script"])
-        for item in request.session.items
-        if isinstance(item, pytest.Function)
-        and item.originalname == "test_smoke_mode_runs_the_scenario"
-    ]
-    return smoke.side_by_side(selected)
+    """The smoke runs, started with the session's first test (tests/conftest.py)."""
+    return request.session.stash[SMOKE_RUNS]
 
 
 # Each waits for its own run; the module's runs take about TIMEOUT at most, lane by lane.
