@@ -73,7 +73,7 @@ bench: setup
 	DEBUG=true $(BIN)/python bench/intake.py
 	DEBUG=true $(BIN)/python bench/fanout.py
 
-# Every benchmark at tiny sizes (seconds each; PostgreSQL and Redis as for the tests): its
+# Every benchmark at tiny sizes, two side by side (PostgreSQL and Redis as for the tests): its
 # scenario must still run. `make test` runs the same through tests/bench/test_smoke.py.
 bench-smoke: setup
 	$(BIN)/python bench/smoke.py

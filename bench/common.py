@@ -322,6 +322,95 @@ def start_worker(
     wait_for(ready, 60, f"the Celery worker ({name})", interval=0.1)
 
 
+# --- the usual set-up -------------------------------------------------------------------------
+
+
+class Stack:
+    """What a benchmark runs against: its own database and Redis db, Django set up on them in
+    this process, the sandbox forge in a child process, and Baton's address (gunicorn and the
+    worker are started by the benchmark, which chooses their sizes)."""
+
+    def __init__(self, children: Children, env: dict[str, str], sandbox: Any, sandbox_url: str):
+        self.children = children
+        self.env = env
+        self.sandbox = sandbox
+        self.sandbox_url = sandbox_url
+        self.baton_port = free_port()
+        self.baton_url = f"http://127.0.0.1:{self.baton_port}"
+        # Baton's processes, which build links and hook URLs from the address they are served at.
+        self.worker_env = {**env, "BATON_BASE_URL": self.baton_url}
+
+    def hook_url(self, slug: str) -> str:
+        return f"{self.baton_url}/hooks/{slug}/"
+
+    def start_gunicorn(self, workers: int, extra: Sequence[str] = ()) -> str:
+        return start_gunicorn(self.children, self.baton_port, workers, self.worker_env, extra=extra)
+
+    def start_worker(self, concurrency: int, **options: Any) -> None:
+        start_worker(self.children, concurrency, self.worker_env, **options)
+
+
+@contextlib.contextmanager
+def stack(
+    args: Any,
+    *,
+    env: dict[str, str] | None = None,
+    sandbox: Sequence[str] = ("--nodelay",),
+    sandbox_timeout: float = 30.0,
+    keep_db: bool = False,
+) -> Iterator[Stack]:
+    """Set a benchmark up and always tear it down: database ``args.db`` (re)created on the
+    server ``args.pg`` and dropped at the end (unless ``keep_db``), Redis ``args.redis`` flushed
+    before and after, Django on both, and the sandbox (bench/sandbox_server.py with the options
+    ``sandbox``) on a free port. ``env``: more variables for this process and Baton's."""
+    db_url = recreate_database(args.pg, args.db)
+    try:
+        flush_redis(args.redis)
+        base = base_env(db_url, args.redis, **(env or {}))
+        setup_django(base)
+        from sandbox.client import SandboxClient
+
+        with Children() as children:
+            print(f"logs: {children.log_dir}")
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            children.start(
+                "sandbox", [PYTHON, "-m", "bench.sandbox_server", str(port), *sandbox], base
+            )
+            wait_http(f"{url}/_sandbox", 60, children, "sandbox")
+            yield Stack(children, base, SandboxClient(url, timeout=sandbox_timeout), url)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        if not keep_db:
+            drop_database(args.pg, args.db)
+        flush_redis(args.redis)
+
+
+def sandbox_forge(
+    api_url: str, hook_secret: str, actions: Sequence[str], slug: str = "sandbox"
+) -> Any:
+    """The sandbox as a GitLab forge of Baton's, and alice, who opens the sandbox's merge requests,
+    linked to it with a grant of ``actions`` on every project. Returns her user."""
+    from django.contrib.auth import get_user_model
+
+    from chains.models import Forge, Grant, Identity
+
+    forge = Forge.objects.create(
+        kind="gitlab",
+        slug=slug,
+        name="Sandbox GitLab",
+        api_url=api_url,
+        token="bench-token",
+        webhook_secret=hook_secret,
+    )
+    alice = get_user_model().objects.create_user("alice", "alice@example.com")
+    Grant.objects.create(user=alice, projects="*", actions=list(actions))
+    Identity.objects.create(forge=forge, username="alice", user=alice)
+    return alice
+
+
 # --- smoke mode and scenario checks ---------------------------------------------------------
 
 

@@ -77,21 +77,7 @@ class Bench:
         self.iid = 0
 
     def setup(self, sandbox_url: str) -> None:
-        from django.contrib.auth import get_user_model
-
-        from chains.models import Forge, Grant, Identity
-
-        forge = Forge.objects.create(
-            kind="gitlab",
-            slug=SLUG,
-            name="Sandbox GitLab",
-            api_url=sandbox_url,
-            token="bench-token",
-            webhook_secret=HOOK_SECRET,
-        )
-        alice = get_user_model().objects.create_user("alice", "alice@example.com")
-        Grant.objects.create(user=alice, projects="*", actions=["view", "trigger"])
-        Identity.objects.create(forge=forge, username="alice", user=alice)
+        common.sandbox_forge(sandbox_url, HOOK_SECRET, ["view", "trigger"], SLUG)
         hooks = [{"url": self.hook_url, "token": HOOK_SECRET}]
         for key in TARGETS:
             self.sandbox.create_project(f"eta/{key}", hooks=hooks)
@@ -190,44 +176,18 @@ def main() -> int:
         f"Baton ETA benchmark: {args.history} history chains, {args.chains} measured, unit "
         f"{args.unit:g} s, noise sd {args.noise:.0%}" + (", SMOKE sizes" if args.smoke else "")
     )
-    db_url = common.recreate_database(args.pg, args.db)
-    common.flush_redis(args.redis)
-    env = common.base_env(db_url, args.redis, BATON_ETA_HISTORY=str(args.history))
-    common.setup_django(env)
-
-    from sandbox.client import SandboxClient
-
     history: list[Measured] = []
     measured: list[Measured] = []
-    try:
-        with common.Children() as children:
-            print(f"logs: {children.log_dir}")
-            sandbox_port, baton_port = common.free_port(), common.free_port()
-            sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-            children.start(
-                "sandbox",
-                [common.PYTHON, "-m", "bench.sandbox_server", str(sandbox_port), "--nodelay"],
-                env,
-            )
-            common.wait_http(f"{sandbox_url}/_sandbox", 60, children, "sandbox")
-            sandbox = SandboxClient(sandbox_url, timeout=30)
-            baton_url = f"http://127.0.0.1:{baton_port}"
-            worker_env = {**env, "BATON_BASE_URL": baton_url}
-            common.start_gunicorn(children, baton_port, 2, worker_env)
-            common.start_worker(children, 8, worker_env)
-            bench = Bench(args, sandbox, f"{baton_url}/hooks/{SLUG}/")
-            bench.setup(sandbox_url)
-            with common.timed(f"{args.history} chains of history"):
-                history = [bench.chain(measure=False) for _ in range(args.history)]
-            with common.timed(f"{args.chains} measured chains"):
-                measured = [bench.chain(measure=True) for _ in range(args.chains)]
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        if not args.keep_db:
-            common.drop_database(args.pg, args.db)
-        common.flush_redis(args.redis)
+    env = {"BATON_ETA_HISTORY": str(args.history)}
+    with common.stack(args, env=env, keep_db=args.keep_db) as stack:
+        stack.start_gunicorn(2)
+        stack.start_worker(8)
+        bench = Bench(args, stack.sandbox, stack.hook_url(SLUG))
+        bench.setup(stack.sandbox_url)
+        with common.timed(f"{args.history} chains of history"):
+            history = [bench.chain(measure=False) for _ in range(args.history)]
+        with common.timed(f"{args.chains} measured chains"):
+            measured = [bench.chain(measure=True) for _ in range(args.chains)]
 
     estimated = [m for m in measured if m.p50 is not None and m.finished is not None]
     report(args, estimated)

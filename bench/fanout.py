@@ -164,26 +164,12 @@ class Round:
         self.warnings: list[str] = []
 
     def __enter__(self) -> Round:
-        from django.contrib.auth import get_user_model
         from django.core.management import call_command
-
-        from chains.models import Forge, Grant, Identity
 
         call_command("flush", interactive=False, verbosity=0)
         common.flush_redis(self.args.redis)
         self.sandbox.reset()
-        forge = Forge.objects.create(
-            kind="gitlab",
-            slug=SLUG,
-            name="Sandbox GitLab",
-            api_url=self.sandbox_url,
-            token="bench-token",
-            webhook_secret=HOOK_SECRET,
-        )
-        # The sandbox's merge requests are alice's; she may trigger everything.
-        alice = get_user_model().objects.create_user("alice", "alice@example.com")
-        Grant.objects.create(user=alice, projects="*", actions=["view", "trigger"])
-        Identity.objects.create(forge=forge, username="alice", user=alice)
+        common.sandbox_forge(self.sandbox_url, HOOK_SECRET, ["view", "trigger"], SLUG)
         for i in range(self.args.processes):
             profile = self.args.profile if i == 0 else None
             if profile:
@@ -483,80 +469,55 @@ def main() -> int:
         f"{args.latency * 1000:.0f} ms per API call" + (", SMOKE sizes" if args.smoke else "")
     )
     print(f"load average at the start: {load()}")
-    db_url = common.recreate_database(args.pg, args.db)
-    common.flush_redis(args.redis)
-    env = common.base_env(db_url, args.redis)
-    common.setup_django(env)
-
-    from sandbox.client import SandboxClient
-
     naive: Fanout | None = None
     runs: list[Fanout] = []
     singles: list[Singles] = []
     warnings: list[str] = []
-    try:
-        with common.Children() as children:
-            print(f"logs: {children.log_dir}")
-            sandbox_port, baton_port = common.free_port(), common.free_port()
-            sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-            nodelay = [] if args.sandbox_as_is else ["--nodelay"]
-            children.start(
-                "sandbox",
-                [common.PYTHON, "-m", "bench.sandbox_server", str(sandbox_port), *nodelay],
-                env,
-            )
-            common.wait_http(f"{sandbox_url}/_sandbox", 60, children, "sandbox")
-            sandbox = SandboxClient(sandbox_url, timeout=30)
-            baton_url = f"http://127.0.0.1:{baton_port}"
-            worker_env = {**env, "BATON_BASE_URL": baton_url}
-            common.start_gunicorn(children, baton_port, args.workers, worker_env)
-            hook_url = f"{baton_url}/hooks/{SLUG}/"
+    nodelay = [] if args.sandbox_as_is else ["--nodelay"]
+    with common.stack(args, sandbox=nodelay, keep_db=args.keep_db) as stack:
+        children, sandbox, sandbox_url = stack.children, stack.sandbox, stack.sandbox_url
+        worker_env = stack.worker_env
+        stack.start_gunicorn(args.workers)
+        hook_url = stack.hook_url(SLUG)
 
-            if not args.no_naive:
-                with common.timed(f"naive loop over {args.targets} targets"):
-                    naive = naive_loop(sandbox, sandbox_url, args.targets, args.latency)
-            for c in concurrencies:
-                with Round(args, children, sandbox, sandbox_url, hook_url, worker_env, c) as run:
-                    if args.singles:
-                        with common.timed(f"c={c}: {args.singles} single-target MRs"):
-                            if args.single_latency:
-                                sandbox.add_fault(latency=args.single_latency)
-                            singles.append(run.singles(args.singles))
-                            lat = singles[-1].latencies
+        if not args.no_naive:
+            with common.timed(f"naive loop over {args.targets} targets"):
+                naive = naive_loop(sandbox, sandbox_url, args.targets, args.latency)
+        for c in concurrencies:
+            with Round(args, children, sandbox, sandbox_url, hook_url, worker_env, c) as run:
+                if args.singles:
+                    with common.timed(f"c={c}: {args.singles} single-target MRs"):
+                        if args.single_latency:
+                            sandbox.add_fault(latency=args.single_latency)
+                        singles.append(run.singles(args.singles))
+                        lat = singles[-1].latencies
+                        print(
+                            f"  -> p50 {common.ms(common.percentile(lat, 50))}, p95 "
+                            f"{common.ms(common.percentile(lat, 95))} of {len(lat)}",
+                            flush=True,
+                        )
+                        sandbox.clear_faults()
+                for size in [args.targets, *curve]:
+                    group = run.group if size == args.targets else f"{run.group}-n{size}"
+                    for warm in [False, True] if args.warm else [False]:
+                        how = "known" if warm else "new"
+                        with common.timed(f"c={c}: fan-out to {size} {how} targets"):
+                            try:
+                                res = run.fanout(
+                                    size, args.latency, args.timeout, group=group, warm=warm
+                                )
+                            except TimeoutError as exc:
+                                res = Fanout(f"Baton -c {c}, {size} {how} targets", n=size)
+                                res.complete = False
+                                warnings.append(f"c={c}, {size} {how} targets: {exc}")
+                            runs.append(res)
                             print(
-                                f"  -> p50 {common.ms(common.percentile(lat, 50))}, p95 "
-                                f"{common.ms(common.percentile(lat, 95))} of {len(lat)}",
+                                f"  -> last create {res.last:.2f} s, "
+                                f"{len(res.creates)} of {size} created, worker CPU "
+                                f"{per_target_cpu(res) * 1000:.1f} ms per target",
                                 flush=True,
                             )
-                            sandbox.clear_faults()
-                    for size in [args.targets, *curve]:
-                        group = run.group if size == args.targets else f"{run.group}-n{size}"
-                        for warm in [False, True] if args.warm else [False]:
-                            how = "known" if warm else "new"
-                            with common.timed(f"c={c}: fan-out to {size} {how} targets"):
-                                try:
-                                    res = run.fanout(
-                                        size, args.latency, args.timeout, group=group, warm=warm
-                                    )
-                                except TimeoutError as exc:
-                                    res = Fanout(f"Baton -c {c}, {size} {how} targets", n=size)
-                                    res.complete = False
-                                    warnings.append(f"c={c}, {size} {how} targets: {exc}")
-                                runs.append(res)
-                                print(
-                                    f"  -> last create {res.last:.2f} s, "
-                                    f"{len(res.creates)} of {size} created, worker CPU "
-                                    f"{per_target_cpu(res) * 1000:.1f} ms per target",
-                                    flush=True,
-                                )
-                    warnings += run.warnings
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        if not args.keep_db:
-            common.drop_database(args.pg, args.db)
-        common.flush_redis(args.redis)
+                warnings += run.warnings
 
     report(args, cores, naive, runs, singles)
     for note in warnings:

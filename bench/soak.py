@@ -45,6 +45,10 @@ TARGETS_PER_UPSTREAM = 5
 GOAL_QUEUE_WAIT_P99 = 1.0
 GOAL_STATUS_P95 = 2.0
 FINAL = ("success", "failed", "canceled", "skipped")
+# --smoke: Baton's clocks (real seconds) short enough that a run whose last webhook was lost is
+# polled within seconds of the traffic's end (hook silence), not a minute later: the drain then
+# takes seconds. The full soak keeps the defaults, as production has them.
+SMOKE_CLOCKS = {"BATON_SWEEP_INTERVAL": "1", "BATON_POLL_AFTER": "5", "BATON_HOOK_SILENCE": "10"}
 
 
 def parse() -> argparse.Namespace:
@@ -198,145 +202,100 @@ def main() -> int:
         f"{args.lost:.0%} webhooks lost" + (", SMOKE sizes" if args.smoke else "")
     )
     print(common.describe_tree())
-    db_url = common.recreate_database(args.pg, args.db)
-    common.flush_redis(args.redis)
     metrics_port = common.free_port()
-    env = common.base_env(db_url, args.redis, BATON_WORKER_METRICS_PORT=str(metrics_port))
-    common.setup_django(env)
-
-    from django.contrib.auth import get_user_model
-    from knox.models import AuthToken
-
-    from chains.models import Chain, Forge, Grant, Identity, Run
-    from sandbox.client import SandboxClient
-
+    env = {"BATON_WORKER_METRICS_PORT": str(metrics_port), **(SMOKE_CLOCKS if args.smoke else {})}
+    sandbox_options = ["--nodelay", "--time-scale", str(args.scale)]
     check = common.Checks()
     results: dict[str, Any] = {}
-    try:
-        with common.Children() as children:
-            print(f"logs: {children.log_dir}")
-            sandbox_port, baton_port = common.free_port(), common.free_port()
-            sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-            children.start(
-                "sandbox",
-                [
-                    common.PYTHON,
-                    "-m",
-                    "bench.sandbox_server",
-                    str(sandbox_port),
-                    "--nodelay",
-                    "--time-scale",
-                    str(args.scale),
-                ],
-                env,
-            )
-            common.wait_http(f"{sandbox_url}/_sandbox", 60, children, "sandbox")
-            sandbox = SandboxClient(sandbox_url, timeout=60)
-            baton_url = f"http://127.0.0.1:{baton_port}"
-            worker_env = {**env, "BATON_BASE_URL": baton_url}
-            common.start_gunicorn(
-                children,
-                baton_port,
-                2,
-                worker_env,
-                extra=["--worker-class", "gthread", "--threads", "8"],
-            )
-            forge = Forge.objects.create(
-                kind="gitlab",
-                slug=SLUG,
-                name="Sandbox GitLab",
-                api_url=sandbox_url,
-                token="bench-token",
-                webhook_secret=HOOK_SECRET,
-            )
-            alice = get_user_model().objects.create_user("alice", "alice@example.com")
-            Grant.objects.create(user=alice, projects="*", actions=["view", "trigger", "retry"])
-            Identity.objects.create(forge=forge, username="alice", user=alice)
-            _, token = AuthToken.objects.create(alice)
-            common.start_worker(children, args.concurrency, worker_env)
+    with common.stack(args, env=env, sandbox=sandbox_options, sandbox_timeout=60) as stack:
+        from knox.models import AuthToken
 
-            traffic = Traffic(args, sandbox, baton_url, token)
-            with common.timed(f"creating {args.projects} projects"):
-                traffic.create(f"{baton_url}/hooks/{SLUG}/")
-            if args.lost:
-                sandbox.add_fault(mode="drop_webhooks", rate=args.lost)
-            watcher = Watcher()
-            watcher.start()
-            started = time.monotonic()
-            end = started + args.minutes * 60
-            interval = 60.0 / args.rate
-            next_event = started
-            last_report = started
-            with common.timed(f"{args.minutes:g} min of traffic"):
-                while time.monotonic() < end:
-                    if time.monotonic() >= next_event:
-                        traffic.step()
-                        next_event += interval
-                    traffic.retry_failed()
-                    children.check("worker")
-                    if time.monotonic() - last_report >= 60:
-                        last_report = time.monotonic()
-                        print(
-                            f"  {last_report - started:5.0f} s: {dict(traffic.events)}, "
-                            f"{Run.objects.exclude(status__in=FINAL).count()} runs open",
-                            flush=True,
-                        )
-                    time.sleep(min(0.2, max(0.0, next_event - time.monotonic())))
+        from chains.models import Chain, Run
 
-            def drained() -> bool:
+        children, sandbox, baton_url = stack.children, stack.sandbox, stack.baton_url
+        stack.start_gunicorn(2, extra=["--worker-class", "gthread", "--threads", "8"])
+        alice = common.sandbox_forge(
+            stack.sandbox_url, HOOK_SECRET, ["view", "trigger", "retry"], SLUG
+        )
+        _, token = AuthToken.objects.create(alice)
+        stack.start_worker(args.concurrency)
+
+        traffic = Traffic(args, sandbox, baton_url, token)
+        with common.timed(f"creating {args.projects} projects"):
+            traffic.create(f"{baton_url}/hooks/{SLUG}/")
+        if args.lost:
+            sandbox.add_fault(mode="drop_webhooks", rate=args.lost)
+        watcher = Watcher()
+        watcher.start()
+        started = time.monotonic()
+        end = started + args.minutes * 60
+        interval = 60.0 / args.rate
+        next_event = started
+        last_report = started
+        with common.timed(f"{args.minutes:g} min of traffic"):
+            while time.monotonic() < end:
+                if time.monotonic() >= next_event:
+                    traffic.step()
+                    next_event += interval
                 traffic.retry_failed()
-                return not Run.objects.exclude(status__in=FINAL).exists()
+                children.check("worker")
+                if time.monotonic() - last_report >= 60:
+                    last_report = time.monotonic()
+                    print(
+                        f"  {last_report - started:5.0f} s: {dict(traffic.events)}, "
+                        f"{Run.objects.exclude(status__in=FINAL).count()} runs open",
+                        flush=True,
+                    )
+                time.sleep(min(0.2, max(0.0, next_event - time.monotonic())))
 
-            with common.timed("waiting for every run to end"):
-                try:
-                    common.wait_for(drained, args.drain, "every run to end", interval=1.0)
-                except TimeoutError as exc:
-                    print(f"  {exc}")
-            watcher.stopping.set()
-            watcher.join(5)
+        def drained() -> bool:
+            traffic.retry_failed()
+            return not Run.objects.exclude(status__in=FINAL).exists()
 
-            open_runs = Run.objects.exclude(status__in=FINAL).count()
-            check(open_runs == 0, f"{open_runs} runs never reached a final state")
-            check(not traffic.errors, f"API errors: {traffic.errors[:3]}")
+        with common.timed("waiting for every run to end"):
+            try:
+                common.wait_for(drained, args.drain, "every run to end", interval=1.0)
+            except TimeoutError as exc:
+                print(f"  {exc}")
+        watcher.stopping.set()
+        watcher.join(5)
 
-            # One pipeline per run, however many webhooks were lost or retries asked for.
-            per_run: Counter[str] = Counter()
-            finished_at: dict[int, float] = {}
-            for path in traffic.downstreams:
-                for pipeline in sandbox.pipelines(path):
-                    variables = {v["key"]: v["value"] for v in pipeline.get("variables", [])}
-                    run_id = variables.get("BATON_RUN_ID")
-                    if run_id:
-                        per_run[run_id] += 1
-                        if pipeline.get("finished_at"):
-                            finished_at[int(run_id)] = _timestamp(pipeline["finished_at"])
-            twice = [run for run, count in per_run.items() if count > 1]
-            check(not twice, f"{len(twice)} runs got more than one pipeline: {twice[:5]}")
-            check(per_run, "no pipeline was triggered at all")
+        open_runs = Run.objects.exclude(status__in=FINAL).count()
+        check(open_runs == 0, f"{open_runs} runs never reached a final state")
+        check(not traffic.errors, f"API errors: {traffic.errors[:3]}")
 
-            lags = []
-            for pk, attempt in Run.objects.filter(
-                pk__in=list(finished_at), status__in=FINAL
-            ).values_list("pk", "attempt"):
-                seen = watcher.seen.get((pk, attempt))
-                if seen is not None:
-                    lags.append(max(0.0, seen - finished_at[pk]))
-            share, tasks = queue_wait_share(f"http://127.0.0.1:{metrics_port}/metrics", 1.0)
-            results = {
-                "events": dict(traffic.events),
-                "chains": Chain.objects.count(),
-                "runs": Run.objects.count(),
-                "pipelines": sum(per_run.values()),
-                "tasks": tasks,
-                "queue_wait_within_1s": share,
-                "lags": lags,
-            }
-    finally:
-        from django.db import connections
+        # One pipeline per run, however many webhooks were lost or retries asked for.
+        per_run: Counter[str] = Counter()
+        finished_at: dict[int, float] = {}
+        for path in traffic.downstreams:
+            for pipeline in sandbox.pipelines(path):
+                variables = {v["key"]: v["value"] for v in pipeline.get("variables", [])}
+                run_id = variables.get("BATON_RUN_ID")
+                if run_id:
+                    per_run[run_id] += 1
+                    if pipeline.get("finished_at"):
+                        finished_at[int(run_id)] = _timestamp(pipeline["finished_at"])
+        twice = [run for run, count in per_run.items() if count > 1]
+        check(not twice, f"{len(twice)} runs got more than one pipeline: {twice[:5]}")
+        check(per_run, "no pipeline was triggered at all")
 
-        connections.close_all()
-        common.drop_database(args.pg, args.db)
-        common.flush_redis(args.redis)
+        lags = []
+        for pk, attempt in Run.objects.filter(
+            pk__in=list(finished_at), status__in=FINAL
+        ).values_list("pk", "attempt"):
+            seen = watcher.seen.get((pk, attempt))
+            if seen is not None:
+                lags.append(max(0.0, seen - finished_at[pk]))
+        share, tasks = queue_wait_share(f"http://127.0.0.1:{metrics_port}/metrics", 1.0)
+        results = {
+            "events": dict(traffic.events),
+            "chains": Chain.objects.count(),
+            "runs": Run.objects.count(),
+            "pipelines": sum(per_run.values()),
+            "tasks": tasks,
+            "queue_wait_within_1s": share,
+            "lags": lags,
+        }
 
     if results:
         report(args, results)

@@ -9,13 +9,16 @@ import json
 import os
 import socket
 import uuid
+from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlparse
 
 import pytest
 from django.conf import settings
 
+from bench import smoke
 from tests.fakes.forge import FakeForge
 from tests.fakes.forge import install as install_forge
 from tests.fakes.tasks import Kicks
@@ -127,6 +130,52 @@ def services() -> None:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"{message}; CI=true, so this fails instead of skipping")
         pytest.skip(message)
+
+
+# -- order: the bench smokes in the background, the end-to-end tests last ----------------------
+
+SMOKE_RUNS = pytest.StashKey[dict[Path, "Future[smoke.Outcome]"]]()
+SMOKE_TEST = "test_smoke_mode_runs_the_scenario"  # tests/bench/test_smoke.py
+
+
+def _place(item: pytest.Item) -> int:
+    """0: a unit test, 1: a bench smoke test (tests/bench), 2: an end-to-end test (tests/e2e)."""
+    try:
+        folder = item.path.relative_to(Path(__file__).parent).parts[0]
+    except (ValueError, IndexError):
+        return 0
+    return {"bench": 1, "e2e": 2}.get(folder, 0)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Unit tests first, then the bench smokes, then the end-to-end tests. The smokes, which
+    mostly wait, run in the background from the session's first test on (beside the unit
+    tests) and have ended before the end-to-end tests, whose timing they would disturb."""
+    items.sort(key=_place)  # stable: each part keeps its order
+
+
+def smoke_scripts(session: pytest.Session) -> list[Path]:
+    """The benchmarks whose smoke test is selected in this session."""
+    return [
+        cast(Path, item.callspec.params["script"])
+        for item in session.items
+        if isinstance(item, pytest.Function) and item.originalname == SMOKE_TEST
+    ]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _bench_smokes_in_the_background(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Start the selected benchmarks' smoke runs (bench/smoke.py, two side by side) with the
+    session's first test; tests/bench/test_smoke.py waits for each. Without PostgreSQL and Redis
+    none starts (the smoke tests then fail or skip on ``services``). Those still going when the
+    session ends (``-x``, Ctrl-C) are stopped."""
+    scripts = smoke_scripts(request.session)
+    if not scripts or missing_services():
+        yield
+        return
+    runs = request.session.stash[SMOKE_RUNS] = smoke.side_by_side(scripts)
+    yield
+    smoke.stop(runs)
 
 
 @pytest.fixture(autouse=True)

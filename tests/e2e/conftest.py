@@ -83,6 +83,7 @@ class Worker:
         self.starts = 0
         self.name = ""
         self.metrics_port = free_port()  # the worker answers Prometheus here itself
+        self.clocks: dict[str, str] = {}  # a test's own engine clocks, over WORKER_ENV's
 
     def env(self) -> dict[str, str]:
         database: Any = settings.DATABASES["default"]
@@ -93,6 +94,7 @@ class Worker:
         return {
             **os.environ,
             **WORKER_ENV,
+            **self.clocks,
             "DATABASE_URL": url,
             "DEBUG": "true",
             "SECRET_KEY": settings.SECRET_KEY,
@@ -134,6 +136,13 @@ class Worker:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+    def restart(self, **clocks: str) -> None:
+        """Stop the worker and start it again with ``clocks`` over WORKER_ENV's (none: the
+        suite's own). Only between tests: ``idle_worker`` resumes it."""
+        self.stop()
+        self.clocks = clocks
+        self.start()
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no acks, nothing finished."""

@@ -4,11 +4,13 @@ notices the forge's silence and polls all its open runs — one list call per re
 every run reaches the forge's final state within a minute, not after BATON_POLL_AFTER_HOOKED
 (900 s), and the admin console says "no webhooks from <forge> for …".
 
-The worker runs with BATON_HOOK_SILENCE=20 and BATON_POLL_AFTER=3 (tests/e2e/conftest.py), the
-fast clocks of every e2e test; BATON_POLL_AFTER_HOOKED keeps its 900 s default."""
+The worker runs with BATON_POLL_AFTER=3 (tests/e2e/conftest.py), the fast clocks of every e2e
+test, and for this test BATON_HOOK_SILENCE=6 (so that the pipelines need run only seconds past
+it); BATON_POLL_AFTER_HOOKED keeps its 900 s default."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,7 +19,7 @@ from django.test import Client
 from django.urls import reverse
 
 from chains.models import Chain
-from tests.e2e.conftest import Forges, eventually
+from tests.e2e.conftest import Forges, Worker, eventually
 from tests.e2e.test_gitlab_chain import chain_done, open_mr
 
 pytestmark = [pytest.mark.e2e]
@@ -26,17 +28,28 @@ QUICK = [f"q{i:02d}" for i in range(12)]
 SLOW = "slow"  # still running at the forge while the console is looked at
 FINAL = {"success", "failed", "canceled", "skipped"}
 MESSAGE = "no webhooks from Sandbox GitLab for"
+SILENCE = 6  # seconds: BATON_HOOK_SILENCE, the worker's and the console's
+
+
+@pytest.fixture
+def quick_silence(worker: Worker) -> Iterator[None]:
+    """The suite's worker with BATON_HOOK_SILENCE=SILENCE for this test, and its own clocks
+    again after it (requested before ``forges``, so set up before and torn down after it)."""
+    worker.restart(BATON_HOOK_SILENCE=str(SILENCE))
+    yield
+    worker.restart()
 
 
 def test_runs_finish_and_the_console_says_so_when_the_hooks_go_quiet(
-    forges: Forges, settings: Any
+    quick_silence: None, forges: Forges, settings: Any
 ) -> None:
-    settings.BATON_HOOK_SILENCE = 20.0  # as the worker's (the console runs in this process)
+    settings.BATON_HOOK_SILENCE = float(SILENCE)  # the console runs in this process
     for i, key in enumerate(QUICK):
         # Long enough for the hooks to stop while they run; some fail.
         outcome = "failed" if i % 4 == 3 else "success"
-        forges.project(f"acme/{key}", pending=0.3, running=15.0, outcome=outcome)
-    forges.project(f"acme/{SLOW}", pending=0.3, running=90.0)
+        forges.project(f"acme/{key}", pending=0.3, running=12.0, outcome=outcome)
+    # Still running when the console is looked at, after the quick runs have been polled.
+    forges.project(f"acme/{SLOW}", pending=0.3, running=40.0)
     keys = [*QUICK, SLOW]
     open_mr(forges, "downstream:\n" + "".join(f"  - {{project: acme/{k}}}\n" for k in keys))
 

@@ -50,7 +50,10 @@ def _check_recovery(forges: Forges, failed: Chain, title: str) -> None:
     assert green.status == "success"
     assert second["title"] == title
     assert second["message"].endswith(f"/chains/{green.pk}/")
-    # One message per chain and event, each recorded as sent.
+    # One message per chain and event, each recorded as sent: the worker records that once the
+    # chat has answered, a moment after the message shows there.
+    pending = Notification.objects.filter(outcome="pending")
+    eventually(lambda: not pending.exists(), 30, "every notification to be recorded")
     rows = Notification.objects.order_by("pk").values_list("chain", "event", "outcome")
     assert list(rows) == [
         (failed.pk, "chain_failed", "sent"),
