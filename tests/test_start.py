@@ -182,6 +182,23 @@ def test_ctrl_c_while_starting_stops_everything_at_once(tmp_path: Path) -> None:
     for probe_port in (port, sandbox_port):
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", probe_port)) != 0  # nothing listens any more
+    # The worker listens on no port: no process started with this var/ is left (the signal
+    # used to land between starting the worker and keeping it, which left it running).
+    assert _seen_within(lambda: not _processes_using(str(tmp_path / "var")), 10)
+
+
+def _processes_using(argument: str) -> list[int]:
+    """Processes whose command line holds ``argument`` (Linux: /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if argument.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue  # gone meanwhile
+    return found
 
 
 def _seen_within(check: Callable[[], Any], seconds: float) -> Any:

@@ -77,9 +77,9 @@ class Command(BaseCommand):
             worker += ["-c", "8", "-l", "WARNING"]
             sandbox_command = [*manage, "sandbox", "--port", str(sandbox_port)]
             web = [*manage, "runserver", f"127.0.0.1:{port}", "--noreload"]
-            children.append(self._spawn("sandbox", sandbox_command, env))
-            children.append(self._spawn("web", web, env))
-            children.append(self._spawn("worker", worker, env))
+            self._spawn("sandbox", sandbox_command, env, children)
+            self._spawn("web", web, env, children)
+            self._spawn("worker", worker, env, children)
             _wait_for(f"{sandbox_url}/_sandbox", "the sandbox forge", children)
             _wait_for(f"{baton_url}/healthz", "the web server", children)
             sandbox = SandboxClient(sandbox_url)
@@ -113,20 +113,31 @@ class Command(BaseCommand):
                 self.stderr.write(f"{PREFIX}{problem}")
             fail(found[-1])
 
-    def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> _Child:
+    def _spawn(
+        self, name: str, command: list[str], env: dict[str, str], children: list[_Child]
+    ) -> None:
+        """Start ``command`` and add it to ``children`` with Ctrl-C and SIGTERM held back
+        meanwhile: a signal that arrives as it starts is taken once the child is on the list,
+        so ``_stop`` stops it too."""
         log_path = settings.VAR_DIR / f"{name}.log"
         log = open(log_path, "ab")  # noqa: SIM115 - the child writes it until it stops
         start = log.tell()
         self.stdout.write(f"starting {name} (log: {_shown(log_path)})")
-        process = subprocess.Popen(
-            command,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=settings.BASE_DIR,
-            start_new_session=True,  # Ctrl-C reaches us only; we stop the children in order
-        )
-        return _Child(name, process, log_path, start)
+        held = {signal.SIGINT, signal.SIGTERM}
+        signal.pthread_sigmask(signal.SIG_BLOCK, held)
+        try:
+            process = subprocess.Popen(
+                command,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=settings.BASE_DIR,
+                start_new_session=True,  # Ctrl-C reaches us only; we stop the children in order
+                preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_UNBLOCK, held),
+            )
+            children.append(_Child(name, process, log_path, start))
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
 
     def _seed(self, sandbox: SandboxClient, baton_url: str, signin_env: dict[str, str]) -> str:
         """The sandbox's world and Baton's rows (the history and the quarantine are there before
