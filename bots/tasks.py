@@ -187,6 +187,9 @@ def _remote_action(run_id: int, action: str) -> None:
 @shared_task(bind=True, base=ForgeTask)
 def cancel_remote(self, run_id: int) -> None:  # type: ignore[no-untyped-def]
     def give_up(exc: ForgeError) -> None:
+        remote_id = Run.objects.filter(pk=run_id).values_list("remote_id", flat=True).first()
+        if exc.status_code == tracking.NOT_FOUND and remote_id and tracking.gone(run_id, remote_id):
+            return  # nothing runs any more: canceled, as asked
         Run.objects.filter(pk=run_id).update(error=f"could not cancel: {exc.message}")
 
     with forge_errors(self, give_up):

@@ -31,8 +31,8 @@ from django.db.models import Exists, F, Max, Min, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from bots.engine.mirroring import request_mirror
-from bots.engine.tracking import apply_status
-from bots.forges.base import RemotePipeline
+from bots.engine.tracking import NOT_FOUND, apply_status, gone
+from bots.forges.base import ForgeError, RemotePipeline
 from bots.forges.registry import forge_for
 from chains.models import Delivery, Forge, Repository, Run
 from chains.status import ACTIVE
@@ -174,8 +174,13 @@ def poll_repository(repository_id: int) -> int:
     if not listing.complete:
         for run in runs:
             if run.remote_id not in news:
-                news[run.remote_id] = forge.get_pipeline(repository.path, run.remote_id)
                 calls += 1
+                try:
+                    news[run.remote_id] = forge.get_pipeline(repository.path, run.remote_id)
+                except ForgeError as exc:
+                    if exc.status_code != NOT_FOUND:
+                        raise
+                    gone(run.pk, run.remote_id)  # one deleted pipeline stops no other run's poll
     for run in runs:
         remote = news.get(run.remote_id)
         if remote is not None and remote.status != run.status:

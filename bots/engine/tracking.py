@@ -221,7 +221,13 @@ def poll(run_id: int) -> None:
         if found is not None:
             record_triggered(run.pk, found, run.ref)
         return
-    remote = forge.get_pipeline(run.repository.path, run.remote_id)
+    try:
+        remote = forge.get_pipeline(run.repository.path, run.remote_id)
+    except ForgeError as exc:
+        if exc.status_code != NOT_FOUND:
+            raise
+        gone(run.pk, run.remote_id)
+        return
     with transaction.atomic():
         run = Run.objects.select_for_update(of=("self",)).get(pk=run_id)
         if apply_status(
@@ -229,6 +235,37 @@ def poll(run_id: int) -> None:
         ):
             run.save()
             request_mirror(run.chain_id)
+
+
+NOT_FOUND = 404
+
+
+def gone(run_id: int, remote_id: str) -> bool:
+    """The forge answers 404 for the run's pipeline: it was deleted there, or Baton lost access
+    to the project. It can no longer be followed, so the run ends in words instead of staying
+    active for ever: canceled when a cancel was asked for, else failed (a retry sends a new
+    one). A finished run, or one that moved to another pipeline meanwhile, is left as it is.
+    True when the run ended here."""
+    with transaction.atomic():
+        run = (
+            Run.objects.select_for_update(of=("self",))
+            .select_related("repository")
+            .filter(pk=run_id)
+            .first()
+        )
+        if run is None or run.status not in ACTIVE or run.remote_id != remote_id:
+            return False
+        end = Status.CANCELED if run.cancel_requested else Status.FAILED
+        why = (
+            f"pipeline {remote_id} is gone from {run.repository.path}: the forge answers 404 "
+            "for it (deleted there, or Baton's token lost access to the project)"
+        )
+        runstate.move(run, end, error=why)
+        run.save(update_fields=["status", "error", "finished_at"])
+        request_mirror(run.chain_id)
+        settle_later(run.chain_id)
+    log.warning("run %s: pipeline %s is gone from the forge", run_id, remote_id)
+    return True
 
 
 def record_triggered(run_id: int, remote: RemotePipeline, ref: str) -> None:

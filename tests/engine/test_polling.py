@@ -14,6 +14,7 @@ from bots.engine import polling
 from chains.models import Chain, Delivery, Forge, Run
 from chains.status import Status
 from tests.engine.conftest import Engine
+from tests.fakes.forge import permanent
 
 FOUR = """\
 downstream:
@@ -92,6 +93,22 @@ def test_a_list_cut_short_is_completed_run_by_run(engine: Engine, settings: Any)
     calls = polling.poll_repository(runs["a1"].repository_id)
     assert calls == 3  # the list, then the two runs it did not show
     assert {r.status for k, r in engine.runs(chain).items() if k != "docs"} == {Status.SUCCESS}
+
+
+def test_a_pipeline_gone_from_the_forge_stops_no_other_runs_poll(
+    engine: Engine, settings: Any
+) -> None:
+    chain, runs = _open(engine)
+    engine.fake.page = 1  # one pipeline per answer: the others are read one by one
+    for key in ("a1", "a2", "a3"):
+        engine.fake.set_status("acme/api", runs[key].remote_id, Status.SUCCESS)
+    _quiet(chain, settings.BATON_POLL_AFTER_HOOKED + 5)
+    engine.fake.fail("get_pipeline", permanent("404 Not Found"))  # the first one read is gone
+    assert polling.poll_repository(runs["a1"].repository_id) == 3
+    statuses = sorted(r.status for k, r in engine.runs(chain).items() if k != "docs")
+    assert statuses == [Status.FAILED, Status.SUCCESS, Status.SUCCESS]
+    (ended,) = [r for k, r in engine.runs(chain).items() if r.status == Status.FAILED]
+    assert "is gone" in ended.error
 
 
 def test_a_run_that_finished_meanwhile_is_not_moved_back(engine: Engine, settings: Any) -> None:

@@ -154,7 +154,36 @@ def test_polling_finds_the_end_of_a_quiet_run_and_never_retries(engine: Engine) 
     assert not outcome.retried and outcome.raised is None  # the sweeper polls again
 
 
+def test_a_pipeline_gone_from_the_forge_ends_the_run_in_words(engine: Engine) -> None:
+    chain, api = _running(engine)
+    engine.fake.fail("get_pipeline", permanent("404 Not Found"))
+    outcome = engine.deliver("poll_run", api.pk)
+    assert not outcome.retried and outcome.raised is None
+    api.refresh_from_db()
+    assert api.status == Status.FAILED  # not active for ever: a retry sends a new pipeline
+    assert f"pipeline {api.remote_id} is gone" in api.error and "404" in api.error
+    assert Chain.objects.get(pk=chain.pk).status == Status.FAILED
+
+
+def test_a_poll_that_cannot_reach_the_forge_leaves_the_run_active(engine: Engine) -> None:
+    _, api = _running(engine)
+    engine.fake.fail("get_pipeline", permanent("403 Forbidden", status_code=403))
+    engine.deliver("poll_run", api.pk)
+    api.refresh_from_db()
+    assert api.status == Status.RUNNING  # only a 404 says the pipeline is gone
+
+
 # -- cancel_remote / retry_remote -------------------------------------------------------------
+
+
+def test_cancelling_a_pipeline_gone_from_the_forge_cancels_the_run(engine: Engine) -> None:
+    _, api = _running(engine)
+    Run.objects.filter(pk=api.pk).update(cancel_requested=True)
+    engine.fake.fail("cancel_pipeline", permanent("404 Not Found"))
+    assert not engine.deliver("cancel_remote", api.pk).retried
+    api.refresh_from_db()
+    assert api.status == Status.CANCELED  # nothing runs any more, as asked
+    assert "is gone" in api.error
 
 
 @pytest.mark.parametrize("task", ["cancel_remote", "retry_remote"])
@@ -171,7 +200,7 @@ def test_remote_actions_retry_transient_errors(engine: Engine, task: str) -> Non
 
 def test_a_cancel_the_forge_refuses_is_recorded(engine: Engine) -> None:
     _, api = _running(engine)
-    engine.fake.fail("cancel_pipeline", permanent("403 Forbidden"))
+    engine.fake.fail("cancel_pipeline", permanent("403 Forbidden", status_code=403))
     assert not engine.deliver("cancel_remote", api.pk).retried
     api.refresh_from_db()
     assert api.error == "could not cancel: 403 Forbidden"
