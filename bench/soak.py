@@ -261,6 +261,16 @@ def main() -> int:
         watcher.join(5)
 
         open_runs = Run.objects.exclude(status__in=FINAL).count()
+        if open_runs:
+            # What the stuck runs have in common, to tell a bug from a slow clock.
+            stuck = Counter(
+                Run.objects.exclude(status__in=FINAL).values_list(
+                    "status", "dispatch", "hooked", "cancel_requested"
+                )
+            )
+            print("  runs not final, by (status, dispatch, hooked, cancel requested):")
+            for (status, dispatch, hooked, cancel), n in stuck.most_common(10):
+                print(f"    {n:5d}  {status}, {dispatch}, hooked={hooked}, cancel={cancel}")
         check(open_runs == 0, f"{open_runs} runs never reached a final state")
         check(not traffic.errors, f"API errors: {traffic.errors[:3]}")
 
