@@ -132,17 +132,7 @@ def retry_run(run: Run, *, actor: Actor, automatic: str = "") -> Run:
 
 
 def _snapshot(run: Run) -> None:
-    RunAttempt.objects.create(
-        run=run,
-        number=run.attempt,
-        status=run.status,
-        remote_id=run.remote_id,
-        web_url=run.web_url,
-        error=run.error,
-        triggered_at=run.triggered_at,
-        started_at=run.started_at,
-        finished_at=run.finished_at,
-    )
+    RunAttempt.of(run).save()
 
 
 def descendants(run: Run, family: list[Run]) -> list[Run]:

@@ -542,6 +542,21 @@ class RunAttempt(models.Model):
     def __str__(self) -> str:
         return f"run {self.run_id} attempt {self.number} ({self.status})"
 
+    @classmethod
+    def of(cls, run: Run) -> RunAttempt:
+        """The run's current attempt as it is kept before a retry starts the next (unsaved)."""
+        return cls(
+            run=run,
+            number=run.attempt,
+            status=run.status,
+            remote_id=run.remote_id,
+            web_url=run.web_url,
+            error=run.error,
+            triggered_at=run.triggered_at,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+        )
+
 
 class Quarantine(models.Model):
     """A known-flaky target project: until it expires, its runs' failures are soft failures

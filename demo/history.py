@@ -249,7 +249,7 @@ def _attempts(
     earlier_end: datetime | None = None
     for number, outcome in enumerate(outcomes, start=1):
         if number > 1:
-            planned.attempts.append((index, _snapshot(run)))
+            planned.attempts.append((index, RunAttempt.of(run)))
             run.attempt = number
             run.retried_for = target.reason
             runstate.restart(run, remote=True)
@@ -277,20 +277,6 @@ def _duration(typical: float, rng: random.Random) -> float:
     if rng.random() < 0.05:
         seconds *= rng.uniform(1.5, 2.2)
     return max(1.0, seconds)
-
-
-def _snapshot(run: Run) -> RunAttempt:
-    """The attempt that just ended, as ``bots.services`` keeps it before a retry."""
-    return RunAttempt(
-        number=run.attempt,
-        status=run.status,
-        remote_id=run.remote_id,
-        web_url=run.web_url,
-        error=run.error,
-        triggered_at=run.triggered_at,
-        started_at=run.started_at,
-        finished_at=run.finished_at,
-    )
 
 
 def _write(planned: list[_Chain], quarantine_from: dict[str, datetime]) -> None:
