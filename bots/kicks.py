@@ -16,7 +16,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from celery import current_app
+from django.conf import settings
 from django.db import transaction
+
+from bots.inbound.table import INBOUND
 
 TASKS = "bots.tasks."
 
@@ -102,11 +105,18 @@ def start_for_comment(
     _later("start_for_comment", forge_id, project, number, person, only)
 
 
-def deliver(delivery_id: int, **options: Any) -> None:
-    """Hand a stored delivery to a worker now (the caller has committed it); ``options`` go to
-    ``apply_async`` (the webhook view's own broker connection)."""
-    task = _task("process_delivery")
-    if options:
-        task.apply_async((delivery_id,), **options)
-    else:
-        task.delay(delivery_id)
+def deliver(delivery_id: int, forge_kind: str, event: str, **options: Any) -> None:
+    """Hand a stored delivery to a worker now (the caller has committed it): news of pipelines
+    to the tracking queue (settings.BATON_TRACKING_QUEUE), every other event to the default one.
+    ``options`` go to ``apply_async`` (the webhook view's own broker connection)."""
+    _task("process_delivery").apply_async(
+        (delivery_id,), queue=queue_for(forge_kind, event), **options
+    )
+
+
+def queue_for(forge_kind: str, event: str) -> str:
+    """The Celery queue a delivery of this forge kind and event goes to."""
+    inbound = INBOUND.get(forge_kind)
+    if inbound is not None and event in inbound.TRACKING_EVENTS:
+        return str(settings.BATON_TRACKING_QUEUE)
+    return str(settings.CELERY_TASK_DEFAULT_QUEUE)

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from bots import backoff, router
+from bots import backoff, kicks, router
 from bots.engine import failures, fanout, flaky, mirroring, planning, polling, tracking, triggering
 from bots.events import PipelineEvent
 from bots.forges.base import ForgeError
@@ -280,10 +280,10 @@ def sweep() -> dict[str, int]:
     deliveries = list(
         Delivery.objects.filter(processed_at__isnull=True, received_at__lt=stale)
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))  # a live worker has it
-        .values_list("pk", flat=True)[:500]
+        .values_list("pk", "forge__kind", "event")[:500]
     )
-    for delivery_id in deliveries:
-        process_delivery.delay(delivery_id)
+    for delivery_id, forge_kind, event in deliveries:
+        kicks.deliver(delivery_id, forge_kind, event)
     runs = list(
         Run.objects.filter(status__in=sorted(NOT_YET_SENT), created_at__lt=stale)
         .exclude(dispatch=Run.Dispatch.SENT)

@@ -115,7 +115,7 @@ def _receive(request: HttpRequest, slug: str, seen: dict[str, str]) -> JsonRespo
     logcontext.bind(delivery_id=delivery_id)
     log.info("delivery %s stored: %s", delivery_id, event[:64] if handled else "not handled")
     if handled and delivery_id is not None:
-        transaction.on_commit(lambda: _enqueue(delivery_id))
+        transaction.on_commit(lambda: _enqueue(delivery_id, forge.kind, event))
     status = "accepted" if handled else "ignored"
     return JsonResponse({"status": status, "delivery": delivery_id}, status=202)
 
@@ -126,19 +126,19 @@ def _too_big(limit: int) -> JsonResponse:
     )
 
 
-def _enqueue(delivery_id: int) -> None:
+def _enqueue(delivery_id: int, forge_kind: str, event: str) -> None:
     """Hand the stored delivery to a worker. With the broker down the delivery stays queued in
     the database and the sweeper enqueues it later: the forge still gets its 202, so it never
     counts a failure toward disabling the hook."""
     if celery_app.conf.task_always_eager:  # no broker involved: run it here
-        kicks.deliver(delivery_id)
+        kicks.deliver(delivery_id, forge_kind, event)
         return
     try:
         pool: Any = celery_app.pool  # kombu connections, one per thread at a time
         with pool.acquire(block=True, timeout=ENQUEUE_TIMEOUT) as connection:
             connection.ensure_connection(max_retries=1, interval_start=0, timeout=ENQUEUE_TIMEOUT)
             options: dict[str, Any] = {"connection": connection, "retry": False}
-            kicks.deliver(delivery_id, **options)
+            kicks.deliver(delivery_id, forge_kind, event, **options)
     except Exception as exc:  # any broker failure: the sweeper takes over
         log.warning(
             "delivery %s stored but not enqueued (%s); the sweeper will pick it up",

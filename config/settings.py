@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 from config import signin
 from config.env import env_bool, env_float, env_int, env_list, env_str
@@ -300,6 +301,12 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "baton"
+# Pipeline news has a queue of its own: a fan-out's pipelines each report three or four times, and
+# a worker reads its queues in turn, so a new change, a comment or a send never waits behind
+# thousands of pipeline hooks (bots/kicks.py ``deliver``). A worker started without ``-Q`` reads
+# both; one started with ``-Q`` must name both.
+BATON_TRACKING_QUEUE = "baton.tracking"
+CELERY_TASK_QUEUES = [Queue(CELERY_TASK_DEFAULT_QUEUE), Queue(BATON_TRACKING_QUEUE)]
 
 # --- Baton engine -------------------------------------------------------------------------------
 # A delivery or run untouched this long is picked up again by the sweeper (lost enqueue,

@@ -30,7 +30,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST
 
-from bots import tasks
+from bots import kicks
 from chains.masking import hide_variables
 from chains.models import AuditEvent, Chain, Delivery, Repository, Run, ignored_reason
 from chains.policy import user_may
@@ -92,10 +92,6 @@ class ChainAdmin(ReadOnlyAdmin):
 # -- deliveries ------------------------------------------------------------------------------
 
 
-def _enqueue(delivery_id: int) -> None:
-    tasks.process_delivery.delay(delivery_id)
-
-
 def process_again(request: HttpRequest, deliveries: list[Delivery]) -> int:
     """Mark the deliveries queued again and hand them to the worker once the change commits."""
     after = {"outcome": Delivery.Outcome.QUEUED.value, "processed_at": None, "detail": ""}
@@ -120,7 +116,9 @@ def process_again(request: HttpRequest, deliveries: list[Delivery]) -> int:
                 after=after,
                 detail={"model": delivery._meta.label, "id": delivery.pk},
             )
-            transaction.on_commit(partial(_enqueue, delivery.pk))
+            transaction.on_commit(
+                partial(kicks.deliver, delivery.pk, delivery.forge.kind, delivery.event)
+            )
     return len(deliveries)
 
 

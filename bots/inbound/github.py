@@ -175,6 +175,9 @@ PARSERS: dict[str, Parser] = {
     "workflow_run": _workflow_run,
 }
 
+# News of pipelines: delivered on a queue of their own (bots/kicks.py ``queue_for``).
+TRACKING_EVENTS = frozenset({"workflow_run"})
+
 
 def handles(event: str) -> bool:
     return event in PARSERS

@@ -193,6 +193,9 @@ PARSERS: dict[str, Parser] = {
     "Note Hook": _note,
 }
 
+# News of pipelines: delivered on a queue of their own (bots/kicks.py ``queue_for``).
+TRACKING_EVENTS = frozenset({"Pipeline Hook"})
+
 
 def handles(event: str) -> bool:
     return event in PARSERS

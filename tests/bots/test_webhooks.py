@@ -57,6 +57,39 @@ def test_accepts_and_enqueues_after_commit(
     assert len(callbacks) == 1
 
 
+# forge kind -> a pipeline's news (the tracking queue's)
+PIPELINE_NEWS = {"gitlab": "pipeline__success", "github": "workflow_run__completed"}
+
+
+def test_pipeline_news_goes_to_its_own_queue_and_everything_else_to_the_default_one(
+    client: Client, hooked: Forge, django_capture_on_commit_callbacks: Any
+) -> None:
+    """A fan-out's pipelines report three or four times each: a new change must not wait in the
+    same queue behind them (config/settings.py BATON_TRACKING_QUEUE)."""
+    from unittest import mock
+
+    from django.conf import settings
+
+    opened, _ = EVENTS[hooked.kind]
+    with (
+        mock.patch("bots.tasks.process_delivery.apply_async") as apply_async,
+        django_capture_on_commit_callbacks(execute=True),  # runs them inside the patch
+    ):
+        post_webhook(client, hooked, opened, key="change")
+        post_webhook(client, hooked, PIPELINE_NEWS[hooked.kind], key="pipeline")
+    queues = {
+        Delivery.objects.get(pk=call.args[0][0]).dedupe_key: call.kwargs["queue"]
+        for call in apply_async.call_args_list
+    }
+    assert queues == {
+        "change": settings.CELERY_TASK_DEFAULT_QUEUE,
+        "pipeline": settings.BATON_TRACKING_QUEUE,
+    }
+    assert settings.BATON_TRACKING_QUEUE != settings.CELERY_TASK_DEFAULT_QUEUE
+    declared = {queue.name for queue in settings.CELERY_TASK_QUEUES}
+    assert declared == {settings.CELERY_TASK_DEFAULT_QUEUE, settings.BATON_TRACKING_QUEUE}
+
+
 def test_a_repeat_is_a_no_op(
     client: Client, hooked: Forge, django_capture_on_commit_callbacks: Any
 ) -> None:

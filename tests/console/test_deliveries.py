@@ -26,9 +26,9 @@ def test_process_again_enqueues_after_commit_and_audits(
     assert len(callbacks) == 1
     delivery = Delivery.objects.get(pk=world.delivery.pk)
     assert (delivery.outcome, delivery.processed_at, delivery.detail) == ("queued", None, "")
-    with mock.patch("bots.tasks.process_delivery.delay") as delay:
+    with mock.patch("bots.tasks.process_delivery.apply_async") as apply_async:
         callbacks[0]()
-    delay.assert_called_once_with(world.delivery.pk)
+    apply_async.assert_called_once_with((world.delivery.pk,), queue="baton")
     [event] = admin_events("delivery.process_again")
     assert event.before == {
         "outcome": "failed",

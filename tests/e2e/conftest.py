@@ -42,7 +42,7 @@ WORKER_ENV = {
     # JSON lines carrying each chain's ids (tests/e2e/test_observability.py reads them).
     "LOG_FORMAT": "json",
 }
-QUEUE = settings.CELERY_TASK_DEFAULT_QUEUE
+QUEUES = [queue.name for queue in settings.CELERY_TASK_QUEUES]  # the worker reads them all
 # How long a paused worker may take to finish the tasks it holds before it is killed instead
 # (a test that ends with paced writes still queued, a GitHub fan-out, would hold it for a minute).
 DRAIN_TIMEOUT = 15.0
@@ -177,12 +177,14 @@ class Worker:
         if not self.answers(60):
             raise RuntimeError(f"the Celery worker does not answer:\n{self.log_tail()}")
         with celery_app.connection_for_write() as conn:
-            Queue(QUEUE).bind(conn.default_channel).purge()
-        replies = celery_app.control.add_consumer(
-            QUEUE, destination=[self.name], reply=True, timeout=10
-        )
-        if not replies:
-            raise RuntimeError(f"the Celery worker did not resume:\n{self.log_tail()}")
+            for name in QUEUES:
+                Queue(name).bind(conn.default_channel).purge()
+        for name in QUEUES:
+            replies = celery_app.control.add_consumer(
+                name, destination=[self.name], reply=True, timeout=10
+            )
+            if not replies:
+                raise RuntimeError(f"the Celery worker did not resume:\n{self.log_tail()}")
 
     def pause(self) -> None:
         """Take no new task, let the running and prefetched ones end, and drop the ones held for
@@ -198,7 +200,8 @@ class Worker:
             self.end_sessions()
             return
         control = celery_app.control
-        control.cancel_consumer(QUEUE, destination=[self.name], reply=True, timeout=10)
+        for name in QUEUES:
+            control.cancel_consumer(name, destination=[self.name], reply=True, timeout=10)
         inspect = control.inspect(destination=[self.name], timeout=5)
         # From now on no message reaches the worker, so the tasks it holds for later can only
         # get fewer: revoke them first (one coming due meanwhile shows as active below).

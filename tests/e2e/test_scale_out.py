@@ -68,9 +68,10 @@ def _empty(url: str) -> None:
         redis.Redis.from_url(url).flushdb()
         return
     with Connection(url) as conn:
-        queue = Queue(settings.CELERY_TASK_DEFAULT_QUEUE).bind(conn.default_channel)
-        queue.declare()  # as the workers declare it (durable, no arguments)
-        queue.purge()
+        for declared in settings.CELERY_TASK_QUEUES:
+            queue = Queue(declared.name).bind(conn.default_channel)
+            queue.declare()  # as the workers declare it (durable, no arguments)
+            queue.purge()
 
 
 class Cluster:

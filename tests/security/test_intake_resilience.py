@@ -99,6 +99,8 @@ def test_the_sweeper_enqueues_what_the_broker_missed(
         received_at=delivery.received_at.replace(year=2000)
     )
     sent: list[int] = []
-    monkeypatch.setattr(tasks.process_delivery, "delay", sent.append)
+    monkeypatch.setattr(
+        tasks.process_delivery, "apply_async", lambda args, **options: sent.append(args[0])
+    )
     tasks.sweep()
     assert delivery.pk in sent

@@ -235,7 +235,7 @@ def test_the_release_matrix_and_the_chain_list_show_hostile_names_as_text(viewer
         )
     for url in ("/releases/?ref=release/1.2", "/"):
         html = viewer.get(url).content.decode()
-        assert "<img" not in html and 'x onerror=alert(1)>' not in html, url
+        assert "<img" not in html and "x onerror=alert(1)>" not in html, url
         assert "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;" in html, url
     matrix = viewer.get("/releases/?ref=release/1.2").content.decode()
     assert "quarantined: why&quot;&gt;&lt;img" in matrix and "k1&quot;&gt;&lt;img" in matrix

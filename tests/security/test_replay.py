@@ -99,7 +99,7 @@ def test_repeats_processed_at_once_in_two_workers_make_one_chain(client: Client)
         mock.patch.object(planning, "plan_change", plan_together),
         mock.patch("bots.tasks.trigger_run.delay"),
         mock.patch("bots.tasks.mirror_chain.apply_async"),
-        mock.patch("bots.tasks.process_delivery.delay"),
+        mock.patch("bots.tasks.process_delivery.apply_async"),
     ):
         deliveries = [deliver(client, payload, f"k{i}", "Merge Request Hook") for i in (1, 2)]
         threads = [threading.Thread(target=work, args=(d,)) for d in deliveries]

@@ -80,7 +80,9 @@ def test_a_poison_delivery_is_tried_at_most_the_cap_then_parked(
 
     monkeypatch.setitem(router.HANDLERS, ChangeEvent, poison)
     queued: list[int] = []
-    monkeypatch.setattr(tasks.process_delivery, "delay", queued.append)
+    monkeypatch.setattr(
+        tasks.process_delivery, "apply_async", lambda args, **options: queued.append(args[0])
+    )
     for _ in range(10):  # ten sweeps, as after ten restarts
         queued.clear()
         tasks.sweep()
