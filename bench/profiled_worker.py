@@ -1,6 +1,8 @@
 """A Celery worker under cProfile, every thread of it (`bench/fanout.py --profile FILE`).
 
-cProfile sees only the thread that enabled it, and a `-P threads` worker does its work in pool
+Times are CPU times of each thread (``time.thread_time``), not wall-clock: waiting on the forge,
+PostgreSQL or a lock costs nothing, so the profile says where the worker's CPU goes. cProfile
+sees only the thread that enabled it, and a `-P threads` worker does its work in pool
 threads; so each new thread runs under its own profiler, and at exit (Celery's warm shutdown on
 SIGTERM) the profiles are merged into one pstats file, read with
 ``python -m pstats FILE`` or ``bench/profiled_worker.py --top FILE``.
@@ -15,6 +17,7 @@ import cProfile
 import pstats
 import sys
 import threading
+import time
 from typing import Any
 
 
@@ -24,7 +27,7 @@ def install(out: str) -> None:
     original = threading.Thread.run
 
     def run(self: threading.Thread) -> None:
-        profile = cProfile.Profile()
+        profile = cProfile.Profile(time.thread_time)
         with lock:
             profiles.append(profile)
         profile.enable()
@@ -34,7 +37,7 @@ def install(out: str) -> None:
             profile.disable()
 
     threading.Thread.run = run  # type: ignore[method-assign]
-    main = cProfile.Profile()
+    main = cProfile.Profile(time.thread_time)
     profiles.append(main)
 
     def dump() -> None:

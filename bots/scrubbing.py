@@ -53,26 +53,24 @@ def _load_rule_secrets() -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(values), frozenset(names)
 
 
-def _runs_of(forge: Forge, event: PipelineEvent) -> list[int]:
+def _chains_of(forge: Forge, event: PipelineEvent) -> Q:
     """The chains of the runs this pipeline event may be about: by pipeline id, or by the
     BATON_RUN_ID it shows. (Taking out more than needed only hides more.)"""
     query = Q(repository__forge=forge, remote_id=event.pipeline_id)
     marker = event.variables.get(RUN_ID_VARIABLE, "")
     if marker.isascii() and marker.isdigit() and len(marker) < 19:
         query |= Q(repository__forge=forge, pk=int(marker))
-    return sorted(set(Run.objects.filter(query).values_list("chain_id", flat=True)[:10]))
+    return Q(chain_id__in=Run.objects.filter(query).values("chain_id")[:10])
 
 
 def chain_secrets(forge: Forge, event: PipelineEvent) -> tuple[set[str], set[str]]:
-    """(values, names) of the masked variables sent to the runs of the pipeline's chains."""
+    """(values, names) of the masked variables sent to the runs of the pipeline's chains: one
+    query, which decrypts only the runs that have some (most have none), so its cost does not
+    grow with the chain's size."""
     values: set[str] = set()
     names: set[str] = set()
-    chains = _runs_of(forge, event)
-    if not chains:
-        return values, names
-    for masked in Run.objects.filter(chain_id__in=chains).values_list(
-        "masked_variables", flat=True
-    ):
+    masked_runs = Run.objects.filter(_chains_of(forge, event), has_masked_variables=True)
+    for masked in masked_runs.values_list("masked_variables", flat=True):
         values |= secret_values((masked or {}).values())
         names |= {str(name) for name in masked or {}}
     return values, names

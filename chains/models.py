@@ -394,6 +394,10 @@ class Run(models.Model):
         default=list, blank=True, help_text="Variables the target does not declare as inputs"
     )
     masked_variables = EncryptedJSONField(default=dict, blank=True)
+    # Whether ``masked_variables`` holds any: it is encrypted, so the database cannot tell, and
+    # the scrubbing of every pipeline webhook reads only the runs that have some
+    # (bots/scrubbing.py). Kept by ``save`` and by the planner's bulk creates.
+    has_masked_variables = models.BooleanField(default=False, editable=False)
     strategy = models.CharField(max_length=10, choices=Strategy.choices, default=Strategy.DEPEND)
     interruptible = models.BooleanField(default=True)
     soft_fail = models.BooleanField(default=False, help_text="Its failure does not fail the chain")
@@ -509,8 +513,13 @@ class Run(models.Model):
         return f"run {self.pk} {self.key} ({self.status})"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        # ``auto_now`` writes only the fields asked for: a partial save moves the cursor too.
+        if "masked_variables" in self.__dict__:  # loaded (the dashboard defers it)
+            self.has_masked_variables = bool(self.masked_variables)
         fields = kwargs.get("update_fields")
+        if fields and "masked_variables" in fields and "has_masked_variables" not in fields:
+            fields = [*fields, "has_masked_variables"]
+            kwargs["update_fields"] = fields
+        # ``auto_now`` writes only the fields asked for: a partial save moves the cursor too.
         if fields and "updated_at" not in fields:
             kwargs["update_fields"] = [*fields, "updated_at"]
         super().save(*args, **kwargs)

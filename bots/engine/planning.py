@@ -537,6 +537,7 @@ def new_run(
         workflow=planned.workflow or "",
         variables=planned.variables,
         masked_variables=planned.masked_variables,
+        has_masked_variables=bool(planned.masked_variables),
         strategy=planned.strategy,
         interruptible=planned.interruptible,
         soft_fail=planned.soft_fail,

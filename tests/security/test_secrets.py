@@ -100,6 +100,34 @@ def test_masked_values_sent_to_a_run_are_not_stored_from_its_pipeline_hook(
     assert (run.remote_id, run.status) == ("900", "running")
 
 
+def test_a_sibling_runs_masked_value_is_taken_out_and_the_runs_flag_follows_its_saves(
+    run: Run, client: Client
+) -> None:
+    """The scrub reads the chain's runs that hold masked variables (``has_masked_variables``),
+    so a chain of many plain runs costs one query per hook, not a decryption per run: the flag
+    must follow every save, or a secret would be stored in clear."""
+    sibling_value = "sibling-s3cret-value-3"
+    plain = Run.objects.create(chain=run.chain, key="plain", repository=run.repository, ref="main")
+    sibling = Run.objects.create(
+        chain=run.chain,
+        key="sibling",
+        repository=run.repository,
+        ref="main",
+        masked_variables={"OTHER_TOKEN": sibling_value},
+    )
+    flags = dict(Run.objects.values_list("key", "has_masked_variables"))
+    assert flags == {"api": True, "plain": False, "sibling": True}
+    plain.masked_variables = {"LATER": "later-s3cret-value-4"}
+    plain.save(update_fields=["masked_variables"])
+    assert Run.objects.get(pk=plain.pk).has_masked_variables
+    sibling.masked_variables = {}
+    sibling.save()
+    assert not Run.objects.get(pk=sibling.pk).has_masked_variables
+    hook = _pipeline_hook(run.pk, ("BATON_RUN_NONCE", run.nonce), ("SEEN", "later-s3cret-value-4"))
+    deliver(client, hook, "p-sibling", "Pipeline Hook")
+    assert "later-s3cret-value-4" not in _raw("chains_delivery", "payload")
+
+
 def test_masked_rule_values_are_not_stored_from_any_pipeline_hook(run: Run, client: Client) -> None:
     Rule.objects.create(name="deploy", projects="*", config=RULE)
     hook = _pipeline_hook(12345, ("DEPLOY_TOKEN", RULED), ("OTHER", f"x-{RULED}-y"))
