@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
@@ -69,6 +69,8 @@ def handle_pipeline(forge: Forge, event: PipelineEvent, delivery: Delivery | Non
     logcontext.bind(chain_id=candidate.chain_id, run_id=candidate.pk)
     if candidate.status == event.status and event.status in FINISHED:
         return f"run {candidate.pk} is {candidate.status}"  # a repeat: nothing to read back
+    if _no_news(candidate, event, delivery) and _heard(candidate, event):
+        return f"run {candidate.pk} is {candidate.status}"
     status, started_at, finished_at = event.status, event.started_at, event.finished_at
     if delivery is not None and status in FINISHED:
         try:
@@ -108,6 +110,30 @@ def handle_pipeline(forge: Forge, event: PipelineEvent, delivery: Delivery | Non
         if changed:
             request_mirror(run.chain_id, settle=not runstate.keeps_chain_as_is(run, *before))
     return f"run {run.pk} is {run.status}"
+
+
+def _no_news(run: Run, event: PipelineEvent, delivery: Delivery | None) -> bool:
+    """Whether the event tells nothing the run does not show already: its identified pipeline
+    in the same unfinished status (GitLab's "created" and "pending" both read as pending, the
+    create call's answer said so too), with nothing else to record. Most of a fan-out's
+    pipeline webhooks are such repeats."""
+    return (
+        bool(run.remote_id)
+        and run.remote_id == event.pipeline_id
+        and run.status == event.status
+        and event.status not in FINISHED
+        and (run.started_at is not None or event.status not in (Status.RUNNING, Status.MANUAL))
+        and (run.hooked or delivery is None)
+        and (not event.web_url or event.web_url == run.web_url)
+    )
+
+
+def _heard(run: Run, event: PipelineEvent) -> bool:
+    """Note that the forge spoke of the run (for the poller), without its row lock: False when
+    the run moved meanwhile, and the event is then applied in full. The dashboard's cursor
+    (``updated_at``) stays: nothing it shows changed."""
+    still = Run.objects.filter(pk=run.pk, remote_id=event.pipeline_id, status=event.status)
+    return bool(still.update(last_seen_at=timezone.now(), updated_at=F("updated_at")))
 
 
 def _matching_run(forge: Forge, event: PipelineEvent) -> Run | None:

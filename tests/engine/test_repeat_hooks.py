@@ -1,0 +1,48 @@
+"""A pipeline webhook that tells nothing new (GitLab's "created" and "pending" both read as
+pending, and the create call's answer said so already) only notes that the forge spoke: no row
+lock, no save, no mirror. Anything new still goes the whole way."""
+
+from __future__ import annotations
+
+from chains.models import Chain, Run
+from chains.status import Status
+from tests.engine.conftest import Engine
+
+
+def _api(chain: Chain) -> Run:
+    return chain.runs.select_related("repository").get(key="api")
+
+
+def test_a_repeated_pending_hook_only_notes_it_was_heard(engine: Engine) -> None:
+    engine.config("downstream:\n  - {key: api, project: acme/api}\n")
+    chain = engine.open_change()
+    engine.pipeline(_api(chain), Status.PENDING)  # the first hook: the run is now hooked
+    before = _api(chain)
+    assert (before.status, before.hooked) == (Status.PENDING, True)
+    asked = len(engine.kicks.sent)
+    detail = engine.pipeline(_api(chain), Status.PENDING)
+    after = _api(chain)
+    assert detail == f"run {after.pk} is pending"
+    assert after.updated_at == before.updated_at  # not saved: the dashboard sees no change
+    assert after.last_seen_at is not None and before.last_seen_at is not None
+    assert after.last_seen_at > before.last_seen_at  # the poller knows the forge spoke
+    assert engine.kicks.sent[asked:] == []  # no mirror asked, nothing released
+
+
+def test_news_after_a_repeat_still_moves_the_run_and_the_upstream_change(
+    engine: Engine,
+) -> None:
+    engine.config("downstream:\n  - {key: api, project: acme/api}\n")
+    chain = engine.open_change()
+    engine.pipeline(_api(chain), Status.PENDING)
+    engine.pipeline(_api(chain), Status.PENDING)
+    engine.kicks.clear()
+    engine.pipeline(_api(chain), Status.RUNNING)
+    running = _api(chain)
+    assert running.status == Status.RUNNING and running.started_at is not None
+    engine.pipeline(running, Status.RUNNING)  # a repeat of running keeps its start
+    assert _api(chain).started_at == running.started_at
+    engine.pipeline(running, Status.SUCCESS)
+    chain.refresh_from_db()
+    assert _api(chain).status == Status.SUCCESS and chain.status == Status.SUCCESS
+    assert engine.fake.statuses[-1]["status"] == Status.SUCCESS
