@@ -9,7 +9,7 @@ of those projects replaced.
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Q
@@ -23,7 +23,7 @@ from chains.models import Chain, Run
 from chains.redaction import PRIVATE, hidden_runs, private_names, scrub
 from chains.runstate import chain_status, soft_failed
 from chains.safe_url import safe_url
-from chains.status import NOT_YET_SENT, Status, upstream_view
+from chains.status import Status, upstream_view
 from notify import hooks as notify_hooks
 
 
@@ -39,6 +39,27 @@ def request_mirror(chain_id: int, *, after: float = 0.2, settle: bool = True) ->
     )
     if asked:
         kicks.mirror(chain_id, after=after)
+
+
+# A run planned this recently and not yet sent holds the chain's mirror back (``sending``); an
+# older one (a forge that keeps refusing it, a retry) no longer does.
+SENDS_FIRST_FOR = timedelta(seconds=30)
+
+
+def sending(runs: list[Run], now: datetime, *, paced: bool) -> bool:
+    """Whether a run of the chain is on its way to the forge: planned moments ago and queued, or,
+    where writes are paced (``paced``), waiting for its turn at the forge's budget. Not a run
+    that waits for other runs: that may take as long as their pipelines."""
+    recent = now - SENDS_FIRST_FOR
+    return any(
+        run.created_at is not None
+        and run.created_at > recent
+        and (
+            run.status == Status.QUEUED
+            or (paced and run.status == Status.WAITING and run.not_before is not None)
+        )
+        for run in runs
+    )
 
 
 def mirror(chain_id: int) -> bool:
@@ -62,9 +83,11 @@ def _mirror(chain: Chain) -> None:
     project = chain.repository.path
     writes = forge.budgets("write", project)
     runs = list(chain.runs.select_related("repository").order_by("depth", "pk"))
-    if any(b.spacing for b in writes) and any(r.status in NOT_YET_SENT for r in runs):
-        # Writes are paced on this forge: let the triggers go first, mirror once they are out.
-        request_mirror(chain.pk, after=5.0)
+    paced = any(b.spacing for b in writes)
+    if sending(runs, timezone.now(), paced=paced):
+        # Let the triggers go first (a fan-out's creates share the worker and, where writes
+        # are paced, the write budget with these statuses): mirror once they are out.
+        request_mirror(chain.pk, after=5.0 if paced else 1.0)
         return
     views = {run.pk: view_of(run) for run in runs}
     names = private_names(chain.repository, runs)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bots.engine.planning import handle_change
+from bots.forges.base import Budget
 from chains.models import Chain
 from chains.status import Status
 from tests.engine.conftest import NEWER_SHA, SHA, Engine
@@ -131,3 +133,39 @@ def test_a_chain_waiting_for_its_next_run_keeps_showing_running(engine: Engine) 
     after_running = states[states.index("running") :]
     assert "pending" not in after_running, states
     assert len(states) == len(set(states)), states  # no state posted twice for one name
+
+
+def test_a_fresh_fan_out_is_sent_before_it_is_mirrored(engine: Engine) -> None:
+    """The creates go first: while a run planned moments ago waits to be sent, the mirror asks
+    again a second later instead of posting (a fan-out's statuses would share the worker with
+    its creates)."""
+    engine.config(TWO)
+    engine.step(handle_change, engine.forge, engine.change_event(), None)  # nothing sent yet
+    chain = Chain.objects.get()
+    assert set(chain.runs.values_list("status", flat=True)) == {Status.QUEUED}
+    engine.kicks.take("mirror_chain")
+    outcome = engine.deliver("mirror_chain", chain.pk)
+    assert outcome.raised is None and engine.fake.statuses == []
+    [again] = engine.kicks.of("mirror_chain")
+    assert again.countdown == 1.0
+    engine.drain()  # the sends (enqueued first), then the mirror asked again
+    assert len(engine.fake.created()) == 2
+    assert {c for c, _ in engine.fake.contexts()} == {"baton", "baton/api", "baton/docs"}
+
+
+def test_a_run_waiting_for_others_does_not_hold_the_mirror_where_writes_are_paced(
+    engine: Engine,
+) -> None:
+    """Only a run on its way to the forge holds the mirror back; one that waits for another
+    run's pipeline may wait for as long as that runs."""
+    engine.fake.write_budgets = [Budget("writes", spacing=0.001)]
+    engine.config(
+        "downstream:\n  - {key: api, project: acme/api}\n"
+        "  - {key: web, project: acme/web, depends_on: [api]}\n"
+    )
+    chain = engine.open_change()
+    runs = engine.runs(chain)
+    assert runs["web"].status == Status.WAITING and runs["web"].not_before is None
+    _mirror(engine, chain)
+    assert ("baton/web", "pending") in engine.fake.contexts()
+    assert ("baton/api", "pending") in engine.fake.contexts()
