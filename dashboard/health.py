@@ -86,7 +86,7 @@ def health(
 ) -> Health:
     """The health of every downstream target the reader may view (``repositories``; None: all)
     over the last ``days`` days, or only of the targets that chains of ``upstream`` (a
-    repository id) triggered: three queries on PostgreSQL, two elsewhere."""
+    repository id) triggered: three queries (the aggregate, the names, the marks)."""
     until = now or timezone.now()
     first_day = (until.astimezone(UTC) - timedelta(days=days - 1)).date()
     since = datetime.combine(first_day, datetime.min.time(), tzinfo=UTC)
