@@ -10,13 +10,11 @@ import contextlib
 import json
 import re
 import secrets
-from datetime import UTC
 from typing import TYPE_CHECKING, Any, Protocol
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
-from django.db.models.functions import TruncDate
+from django.db.models import Q
 from django.utils import timezone
 from encrypted_fields.fields import EncryptedCharField, EncryptedJSONField, EncryptedTextField
 
@@ -503,25 +501,10 @@ class Run(models.Model):
             ),
             # Duration history of a target (chains/history.py): last N green runs of a project.
             models.Index(fields=["repository", "status", "-finished_at"], name="run_history"),
-            # Downstream health (chains/history.py finished_runs, daily): a target's finished runs
-            # by UTC day, in the order the per-day aggregate groups them, with every column it
-            # reads (an index-only scan, no sort when the reader's chains need no check).
-            models.Index(
-                F("repository"),
-                TruncDate("finished_at", tzinfo=UTC),  # as history._day()
-                include=[
-                    "chain",
-                    "status",
-                    "finished_at",
-                    "started_at",
-                    "triggered_at",
-                    "created_at",
-                ],
-                condition=Q(status__in=sorted([Status.SUCCESS, Status.FAILED]), is_child=False),
-                name="run_health",
-            ),
             # Flaky targets (chains/retrying.py with_flakiness): the few runs ever retried.
             models.Index(fields=["repository"], condition=Q(attempt__gt=1), name="run_retried"),
+            # Downstream health (chains/history.py): ``run_health``, PostgreSQL only, made by
+            # migration 0014_run_health_index (a covering expression index; SQLite takes neither).
         ]
 
     def __str__(self) -> str:
