@@ -507,6 +507,8 @@ class Run(models.Model):
             models.Index(fields=["repository", "status", "-finished_at"], name="run_history"),
             # Flaky targets (chains/retrying.py with_flakiness): the few runs ever retried.
             models.Index(fields=["repository"], condition=Q(attempt__gt=1), name="run_retried"),
+            # Downstream health (chains/history.py): ``run_health``, PostgreSQL only, made by
+            # migration 0014_run_health_index (a covering expression index; SQLite takes neither).
         ]
 
     def __str__(self) -> str:

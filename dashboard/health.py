@@ -2,8 +2,8 @@
 successful runs) and how often they fail, over the last N days, for the targets the reader may
 view, busiest first, with their flaky and quarantined marks.
 
-The numbers are ``chains.history.daily``'s (one aggregate per question, whatever the number of
-runs and targets). Who sees what is the caller's to say (``repositories``: the ids the reader
+The numbers are ``chains.history.visible_daily``'s (one query, whatever the number of runs and
+targets). Who sees what is the caller's to say (``repositories``: the ids the reader
 may view, None for every one): a run counts only when the reader may view both its target
 project and the project of the chain that triggered it. Flaky and quarantined marks come from
 ``marks``."""
@@ -86,11 +86,11 @@ def health(
 ) -> Health:
     """The health of every downstream target the reader may view (``repositories``; None: all)
     over the last ``days`` days, or only of the targets that chains of ``upstream`` (a
-    repository id) triggered: three queries on PostgreSQL, two elsewhere."""
+    repository id) triggered: three queries (the aggregate, the names, the marks)."""
     until = now or timezone.now()
     first_day = (until.astimezone(UTC) - timedelta(days=days - 1)).date()
     since = datetime.combine(first_day, datetime.min.time(), tzinfo=UTC)
-    per_day, overall = history.daily(history.finished_runs(since, repositories, upstream))
+    per_day, overall = history.visible_daily(since, repositories, upstream)
     totals = {
         pk: (sum(d.successes + d.failures for d in by_day.values()), by_day)
         for pk, by_day in per_day.items()

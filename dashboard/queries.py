@@ -275,14 +275,18 @@ SELECT c.*, r.* FROM
 
 # The release matrix: what is new for the ref (a chain that targets it, a run on it) ...
 # ({chains}: the reader's visibility on a chain's ``repository_id``, "" for an administrator;
-# {runs}: the same for the runs on the ref, through the few chains that ran on it: by primary
-# key, never a scan of every chain) ...
+# {runs}: the runs on the ref, counted per chain from the index ``run_ref``; for a reader, only
+# those of chains they may view, each chain's project looked up by primary key: never a scan of
+# every chain, whatever the planner thinks of the visibility array) ...
 _RELEASE_HEAD_SQL = f"""
 SELECT (SELECT MAX(id) FROM {CHAIN_TABLE} WHERE target_branch = %s{{chains}}) AS newest, q.*
-FROM (SELECT MAX(r.chain_id), COUNT(*) FROM {RUN_TABLE} r WHERE r.ref = %s{{runs}}) q"""  # noqa: S608
+FROM ({{runs}}) q"""  # noqa: S608
+_RUNS_ON_REF = f"SELECT MAX(r.chain_id), COUNT(*) FROM {RUN_TABLE} r WHERE r.ref = %s"  # noqa: S608
 _RUNS_ON_REF_VISIBLE = f"""
-    AND r.chain_id IN (SELECT v.id FROM {CHAIN_TABLE} v
-        WHERE v.id IN (SELECT chain_id FROM {RUN_TABLE} WHERE ref = %s){{chains}})"""  # noqa: S608
+SELECT MAX(g.chain_id), CAST(SUM(g.runs) AS bigint)
+FROM (SELECT chain_id, COUNT(*) AS runs FROM {RUN_TABLE} WHERE ref = %s GROUP BY chain_id) g
+WHERE {{visible}}"""  # noqa: S608
+_PROJECT_OF_CHAIN = f"(SELECT v.repository_id FROM {CHAIN_TABLE} v WHERE v.id = g.chain_id)"  # noqa: S608
 
 # ... and how the chains on the page stand ({ids}: the chains' ids; the runs counted are those of
 # the shown chains the reader may view, found by primary key).
@@ -332,28 +336,45 @@ def _placeholders(ids: list[int]) -> str:
     return ", ".join(["%s"] * len(ids)) or "NULL"
 
 
-def _among(column: str, values: list[int]) -> tuple[str, list[Any]]:
+def _among(column: str, values: list[int], *, opaque: bool = False) -> tuple[str, list[Any]]:
     """``column`` is one of ``values``: one array parameter on PostgreSQL (planned once, however
-    many values), a list of placeholders elsewhere."""
-    if connection.vendor == "postgresql":
-        return f"{column} = ANY(%s)", [values]
-    return f"{column} IN ({_placeholders(values)})", list(values)
+    many values), a list of placeholders elsewhere.
+
+    ``opaque``: a filter on rows found otherwise (by primary key, ref or target branch), never
+    an index condition, and an array the planner does not look into: it reaches the plan as a
+    value read at run time (a one-row subquery), not a constant. The planner estimates ``= ANY``
+    of a constant array element by element against the column's statistics (with 200 visible
+    projects named four times, 1.4 ms of a release cursor's planning), and, given an array it
+    cannot see, would guess it selective and read every visible chain through the
+    ``repository_id`` index; ``IS TRUE`` keeps the condition out of any index."""
+    if connection.vendor != "postgresql":
+        return f"{column} IN ({_placeholders(values)})", list(values)
+    if opaque:
+        return f"({column} = ANY((SELECT %s::bigint[])::bigint[])) IS TRUE", [values]
+    return f"{column} = ANY(%s)", [values]
 
 
-def _visibility(repositories: frozenset[int] | None) -> tuple[str, list[Any]]:
-    """The SQL condition narrowing chains (by ``repository_id``) to what the reader may view,
-    and its parameters ("" for an administrator)."""
+def _visibility(
+    repositories: frozenset[int] | None, column: str = "repository_id"
+) -> tuple[str, list[Any]]:
+    """The SQL condition narrowing chains (by ``column``, their ``repository_id``) to what the
+    reader may view, and its parameters ("" for an administrator)."""
     if repositories is None:
         return "", []
-    condition, params = _among("repository_id", sorted(repositories))
+    condition, params = _among(column, sorted(repositories), opaque=True)
     return f" AND {condition}", params
 
 
 def _release_head_sql(ref: str, repositories: frozenset[int] | None) -> tuple[str, list[Any]]:
     chains, visible = _visibility(repositories)
-    runs = _RUNS_ON_REF_VISIBLE.format(chains=chains) if repositories is not None else ""
+    if repositories is None:
+        runs, runs_params = _RUNS_ON_REF, [ref]
+    else:
+        own, own_params = _visibility(repositories, _PROJECT_OF_CHAIN)
+        runs = _RUNS_ON_REF_VISIBLE.format(visible=own.removeprefix(" AND "))
+        runs_params = [ref, *own_params]
     sql = _RELEASE_HEAD_SQL.format(chains=chains, runs=runs)
-    return sql, [ref, *visible, ref, *([ref, *visible] if runs else [])]
+    return sql, [ref, *visible, *runs_params]
 
 
 def _release_head(ref: str, repositories: frozenset[int] | None) -> tuple[Any, ...]:

@@ -80,3 +80,29 @@ def test_the_python_fallback_agrees_with_the_database() -> None:
             assert mine.p50 == pytest.approx(day.p50) and mine.p90 == pytest.approx(day.p90)
         assert overall[pk][0] == pytest.approx(window[pk][0])
         assert overall[pk][1] == pytest.approx(window[pk][1])
+
+
+@pytest.mark.django_db
+def test_visible_daily_counts_what_finished_runs_selects() -> None:
+    """The one-query form the health page reads (one aggregate when the reader may view every
+    project, the chains looked at otherwise) gives ``daily(finished_runs(...))``'s numbers."""
+    shown, hidden = f.chain("acme/app"), f.chain("secret/vault")
+    for i, seconds in enumerate((60, 120, 600)):
+        finished(shown, f"api-{i}", Status.SUCCESS, seconds, i % 2, project="acme/api")
+        finished(hidden, f"api-{i}", Status.SUCCESS, 5000 + seconds, 0, project="acme/api")
+    finished(shown, "api-bad", Status.FAILED, 30, 0, project="acme/api")
+    since = NOW - timedelta(days=7)
+    every = frozenset(Run.objects.values_list("repository_id", flat=True)) | {
+        shown.repository_id,
+        hidden.repository_id,
+    }
+    some = every - {hidden.repository_id}
+    for repositories in (None, every, some, frozenset()):
+        expected = history.daily(history.finished_runs(since, repositories))
+        assert history.visible_daily(since, repositories) == expected
+    per_day, window = history.visible_daily(since, some)
+    api = Run.objects.get(key="api-bad").repository_id
+    assert sum(d.successes for d in per_day[api].values()) == 3  # not the hidden chain's runs
+    assert window[api][0] == pytest.approx(120.0)
+    _, everything = history.visible_daily(since, every)
+    assert everything[api][0] == pytest.approx((600 + 5060) / 2)  # and the vault's three

@@ -89,7 +89,7 @@ def test_queries_do_not_grow_with_runs_or_targets(targets: int, per_day: int) ->
     with CaptureQueriesContext(connection) as queries:
         found = health.health(None, days=14, now=NOW)
     assert len(found.targets) == targets
-    assert len(queries) == (4 if connection.vendor == "postgresql" else 3)  # + the marks
+    assert len(queries) == 3  # the aggregate (one pass on PostgreSQL), the names, the marks
 
 
 def test_only_runs_the_reader_may_view_count() -> None:
@@ -266,8 +266,8 @@ def test_health_page_and_api_queries_are_pinned(
     client = Client()
     client.force_login(viewer)
     # session, user, repositories and grants (what the reader may view), then the health:
-    # per day, per window, the targets' names (SQLite: durations, names)
-    aggregates = 4 if connection.vendor == "postgresql" else 3  # + the marks
+    # per day and per window in one pass (SQLite: the durations), the targets' names, the marks
+    aggregates = 3
     with django_assert_num_queries(4 + aggregates):
         assert client.get("/health/").status_code == 200
     token = APIClient()

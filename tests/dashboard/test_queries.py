@@ -85,8 +85,8 @@ def test_repository(
     chain = seed(chains, runs)
     # session, user, repositories and grants (what the reader may view), version, repository,
     # count, page, progress, runs there, its flakiness and quarantine; downstream health: per
-    # day, per window, target names, their marks
-    with django_assert_num_queries(15):
+    # day and per window (one pass), target names, their marks
+    with django_assert_num_queries(14):
         assert viewer_client.get(f"/repositories/{chain.repository_id}/").status_code == 200
 
 
