@@ -508,7 +508,7 @@ class Run(models.Model):
             # Flaky targets (chains/retrying.py with_flakiness): the few runs ever retried.
             models.Index(fields=["repository"], condition=Q(attempt__gt=1), name="run_retried"),
             # Downstream health (chains/history.py): ``run_health``, PostgreSQL only, made by
-            # migration 0014_run_health_index (a covering expression index; SQLite takes neither).
+            # migration 0015_run_health_index (a covering expression index; SQLite takes neither).
         ]
 
     def __str__(self) -> str:

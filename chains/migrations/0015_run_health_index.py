@@ -29,7 +29,7 @@ def drop(apps, schema_editor):  # type: ignore[no-untyped-def]
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("chains", "0013_delivery_lease"),
+        ("chains", "0014_run_has_masked_variables"),
     ]
 
     operations = [migrations.RunPython(create, drop)]
