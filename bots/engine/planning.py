@@ -295,7 +295,10 @@ def handle_change(
             reusable = (
                 _green_runs(previous, change.head_sha) if event.action == ChangeAction.RERUN else {}
             )
-            created = start_runs([new_run(chain, *target, reuse=reusable) for target in targets])
+            held = quarantine.reasons(repository.pk for _, repository, _ in targets)
+            created = start_runs(
+                [new_run(chain, *target, held=held, reuse=reusable) for target in targets]
+            )
             notify_hooks.chain_planned(chain.pk, the_plan.notify)  # its `notify:` channels
             log.info(
                 "chain %s started for %s!%s: %s runs",
@@ -522,6 +525,7 @@ def new_run(
     repository: Repository,
     error: str,
     *,
+    held: dict[int, str],
     parent: Run | None = None,
     reuse: dict[tuple[object, ...], Run] | None = None,
 ) -> Run:
@@ -550,7 +554,7 @@ def new_run(
         retry_max=planned.retry.max,
         retry_when=list(planned.retry.when),
     )
-    if why := quarantine.reason_of(repository):
+    if why := held.get(repository.pk, ""):
         run.soft_fail, run.quarantine_reason = True, why  # its failures do not fail the chain
     waits = bool(planned.depends_on) or parent is not None
     runstate.initial(run, waits=waits, error=error, skip=planned.skip or "")
@@ -780,10 +784,11 @@ def expand_run(run_id: int) -> str:
     )
     path = lineage(run)
     room = settings.BATON_MAX_RUNS - chain.runs.count()
+    held = quarantine.reasons(repository.pk for _, repository, _ in targets)
     children: list[Run] = []
     for planned, repository, error in targets:
         error = error or _refusal(run, planned, repository, path, room - len(children))
-        children.append(new_run(chain, planned, repository, error, parent=run))
+        children.append(new_run(chain, planned, repository, error, held=held, parent=run))
     try:
         with transaction.atomic():
             # The parent's row first, as every writer of runs does before the chain's: its new

@@ -35,7 +35,7 @@ from bots.engine.principals import LOCK_CLASS, principals
 from bots.events import PushEvent
 from bots.forges.base import ForgeError
 from bots.forges.registry import forge_for
-from chains import audit
+from chains import audit, quarantine
 from chains.conditions import Context
 from chains.config import BatonConfig, ConfigError
 from chains.models import Chain, Delivery, Forge, Repository
@@ -170,7 +170,8 @@ def handle_push(forge: Forge, event: PushEvent, delivery: Delivery | None) -> st
             )
             logcontext.bind(chain_id=chain.pk)
             Chain.objects.filter(pk__in=[p.pk for p in previous]).update(superseded_by=chain)
-            created = start_runs([new_run(chain, *target) for target in targets])
+            held = quarantine.reasons(repository.pk for _, repository, _ in targets)
+            created = start_runs([new_run(chain, *target, held=held) for target in targets])
             log.info(
                 "chain %s started for %s %s: %s runs",
                 chain.pk,

@@ -34,7 +34,7 @@ def test_an_admin_quarantines_a_project_with_a_reason_and_an_expiry(
     assert response.status_code == 302, response.context["adminform"].form.errors
     found = Quarantine.objects.exclude(created_by="ada").get()
     assert (found.reason, found.created_by) == ("flaky runners", "admin")
-    assert quarantine.reason_of(world.repository) == "flaky runners"
+    assert quarantine.reasons([world.repository.pk]) == {world.repository.pk: "flaky runners"}
     [event] = admin_events("quarantine.add")
     assert event.after is not None and event.after["reason"] == "flaky runners"
 
