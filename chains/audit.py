@@ -21,7 +21,44 @@ def record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    return AuditEvent.objects.create(
+    made = event(
+        action,
+        actor=actor,
+        surface=surface,
+        chain=chain,
+        run=run,
+        target=target,
+        detail=detail,
+        user=user,
+        remote_addr=remote_addr,
+        before=before,
+        after=after,
+    )
+    made.save()
+    return made
+
+
+def record_all(events: list[AuditEvent]) -> None:
+    """Write events made by ``event`` in one statement (a fan-out's triggers)."""
+    AuditEvent.objects.bulk_create(events)
+
+
+def event(
+    action: str,
+    *,
+    actor: str,
+    surface: str,
+    chain: Chain | None = None,
+    run: Run | None = None,
+    target: str = "",
+    detail: dict[str, Any] | None = None,
+    user: Any = None,
+    remote_addr: str | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """An audit event not yet written: ``record`` writes one, ``record_all`` several."""
+    return AuditEvent(
         action=action,
         actor=actor,
         surface=surface,

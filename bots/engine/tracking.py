@@ -21,7 +21,7 @@ from bots.forges.base import Forge as BaseForge
 from bots.forges.base import ForgeError, RemotePipeline, marker_in
 from bots.forges.registry import forge_for
 from chains import audit, runstate
-from chains.models import Delivery, Forge, Run
+from chains.models import AuditEvent, Delivery, Forge, Run
 from chains.redaction import PRIVATE, hidden_runs
 from chains.runstate import blockers, ready, waits_on_others
 from chains.status import ACTIVE, FINISHED, Status
@@ -312,6 +312,7 @@ def record_many(sent: list[tuple[int, RemotePipeline, str]]) -> None:
             .order_by("pk")
         }
         chains: set[int] = set()
+        events: list[AuditEvent] = []
         for run_id, remote, ref in sent:
             run = locked.get(run_id)
             if run is None:
@@ -319,13 +320,36 @@ def record_many(sent: list[tuple[int, RemotePipeline, str]]) -> None:
                     "run %s was deleted before its pipeline %s was recorded", run_id, remote.id
                 )
                 continue
-            _record(run, remote, ref, now)
+            events.append(_record(run, remote, ref, now))
             chains.add(run.chain_id)
+        audit.record_all(events)
         for chain_id in sorted(chains):
             request_mirror(chain_id)
 
 
-def _record(run: Run, remote: RemotePipeline, ref: str, now: datetime) -> None:
+# What recording a send changes on a run (``_record``, ``runstate.sent``, ``apply_status``):
+# saved alone, the rest of the row (its encrypted variables among it) is not written again.
+RECORDED = (
+    "remote_id",
+    "web_url",
+    "ref",
+    "undelivered",
+    "dispatch",
+    "lease_until",
+    "reserved_at",
+    "not_before",
+    "error",
+    "status",
+    "triggered_at",
+    "last_seen_at",
+    "started_at",
+    "finished_at",
+)
+
+
+def _record(run: Run, remote: RemotePipeline, ref: str, now: datetime) -> AuditEvent:
+    """Write what the forge answered on the run (the caller holds its row lock); returns the
+    audit event of the trigger, for the caller to write with the others."""
     run.remote_id = remote.id  # "" until the forge's run is identified by its marker
     run.web_url = remote.web_url
     run.ref = ref
@@ -340,8 +364,14 @@ def _record(run: Run, remote: RemotePipeline, ref: str, now: datetime) -> None:
     run.last_seen_at = now
     apply_status(run, remote.status, started_at=remote.started_at, finished_at=remote.finished_at)
     run.error = remote.note or run.error  # e.g. a re-run that reused a finished pipeline
-    run.save()
-    audit.record(
+    run.save(update_fields=RECORDED)
+    metrics.trigger(run.repository.forge.slug, "triggered")
+    if run.cancel_requested and run.status in ACTIVE and run.remote_id:
+        kicks.cancel_remote(run.pk)
+    elif run.reused_from_id is None:
+        # What the target's own .baton.yml triggers in turn (nested chains).
+        kicks.expand(run.pk)
+    return audit.event(
         "run.trigger",
         actor="baton",
         surface="system",
@@ -349,12 +379,6 @@ def _record(run: Run, remote: RemotePipeline, ref: str, now: datetime) -> None:
         target=f"{run.repository.path}@{ref}",
         detail={"pipeline": remote.id},
     )
-    metrics.trigger(run.repository.forge.slug, "triggered")
-    if run.cancel_requested and run.status in ACTIVE and run.remote_id:
-        kicks.cancel_remote(run.pk)
-    elif run.reused_from_id is None:
-        # What the target's own .baton.yml triggers in turn (nested chains).
-        kicks.expand(run.pk)
 
 
 # --- dependencies ------------------------------------------------------------------------------
