@@ -58,6 +58,21 @@ def apply_status(
     return changed
 
 
+# What a pipeline event changes on its run (``handle_pipeline``, ``apply_status``).
+HEARD = (
+    "remote_id",
+    "dispatch",
+    "triggered_at",
+    "web_url",
+    "last_seen_at",
+    "hooked",
+    "status",
+    "started_at",
+    "finished_at",
+    "error",
+)
+
+
 def handle_pipeline(forge: Forge, event: PipelineEvent, delivery: Delivery | None) -> str:
     """Apply a pipeline event to the run it belongs to. An event from a webhook (``delivery``) is
     a claim: it is matched only to a run in the very project it names, a pipeline Baton did not
@@ -106,7 +121,7 @@ def handle_pipeline(forge: Forge, event: PipelineEvent, delivery: Delivery | Non
         else:
             run.hooked = run.hooked or delivery is not None
         changed = apply_status(run, status, started_at=started_at, finished_at=finished_at)
-        run.save()
+        run.save(update_fields=HEARD)
         if changed:
             request_mirror(run.chain_id, settle=not runstate.keeps_chain_as_is(run, *before))
     return f"run {run.pk} is {run.status}"
