@@ -326,6 +326,10 @@ BATON_HOOK_SILENCE = env_float("BATON_HOOK_SILENCE", 60.0, minimum=1.0)
 # this many seconds of clock difference between Baton and the forge.
 BATON_MARKER_CLOCK_SKEW = env_float("BATON_MARKER_CLOCK_SKEW", 60.0, minimum=0.0)
 BATON_FORGE_TIMEOUT = env_float("BATON_FORGE_TIMEOUT", 10.0, minimum=0.1)
+# Forge calls one worker process keeps in flight side by side (a fan-out's creates, a mirror's
+# statuses; bots/engine/sending.py), and the connections its GitLab client keeps per host. A
+# fan-out of N targets takes about N / this many forge round trips.
+BATON_SEND_CONCURRENCY = env_int("BATON_SEND_CONCURRENCY", 64, minimum=1)
 if BATON_TRIGGER_LEASE <= BATON_FORGE_TIMEOUT:
     # A worker renews its claim just before it sends; the send must end before the claim does,
     # or another worker may take the run over while the first send is still on its way.

@@ -1,6 +1,7 @@
 """Forge calls made side by side: on threads shared by the whole worker process (made once,
-kept), so all fan-outs and mirrors of a process together keep at most ``SEND_LIMIT`` calls in
-flight. The calls do HTTP only, no database: their callers read and write the rows."""
+kept), so all fan-outs and mirrors of a process together keep at most so many calls in
+flight (``BATON_SEND_CONCURRENCY``). The calls do HTTP only, no database: their callers read and
+write the rows."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TypeVar
 
+from django.conf import settings
+
 T = TypeVar("T")
 
-SEND_LIMIT = 32  # as many as the GitLab adapter keeps connections for (bots/forges/gitlab.py)
 _senders: ThreadPoolExecutor | None = None
 _senders_lock = threading.Lock()
 
@@ -21,7 +23,8 @@ def _pool() -> ThreadPoolExecutor:
     global _senders
     with _senders_lock:
         if _senders is None:
-            _senders = ThreadPoolExecutor(SEND_LIMIT, thread_name_prefix="baton-send")
+            limit = settings.BATON_SEND_CONCURRENCY  # the GitLab client keeps as many connections
+            _senders = ThreadPoolExecutor(limit, thread_name_prefix="baton-send")
         return _senders
 
 

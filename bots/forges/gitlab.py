@@ -166,13 +166,15 @@ class GitLabForge:
         timeout: float,
         session: requests.Session | None = None,
         name: str = kind,
+        connections: int = 32,
     ):
         self.name = name  # the forge's slug, for the metrics' labels
         self._who = hashlib.sha256(f"{url}|{token}".encode()).hexdigest()[:16]
         session = session or requests.Session()
         session.hooks["response"].append(_remember_wait)
         session.hooks["response"].append(metrics.forge_response_hook(name))
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32)
+        # As many kept connections as calls the worker makes side by side (bots/engine/sending.py).
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=connections)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         self._gl = _NoSleepGitlab(

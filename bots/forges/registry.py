@@ -40,7 +40,13 @@ def _build(record: ForgeRecord) -> Forge:
     if record.kind == ForgeRecord.Kind.GITLAB:
         from bots.forges.gitlab import GitLabForge  # lazy: see above
 
-        return GitLabForge(record.api_url, record.token or "", timeout=timeout, name=record.slug)
+        return GitLabForge(
+            record.api_url,
+            record.token or "",
+            timeout=timeout,
+            name=record.slug,
+            connections=settings.BATON_SEND_CONCURRENCY,
+        )
     if record.kind == ForgeRecord.Kind.GITHUB:
         from bots.forges.github import AppCredentials, GitHubForge  # lazy: see above
 
