@@ -26,11 +26,18 @@ def active(repository: Repository) -> Quarantine | None:
 
 
 def reason_of(repository: Repository) -> str:
-    """Why the project is quarantined now, on one line ("" when it is not)."""
-    found = active(repository)
-    if found is None:
-        return ""
-    return clean(found.reason, MAX_REASON) or "no reason given"
+    """Why the project is quarantined now, on one line ("" when it is not); from the row's
+    annotations when it was read ``with_quarantine`` (no query), else from the database."""
+    if hasattr(repository, "quarantine_expires_at"):
+        if getattr(repository, "quarantine_expires_at") is None:  # noqa: B009 - an annotation
+            return ""
+        reason = getattr(repository, "quarantine_reason", "") or ""
+    else:
+        found = active(repository)
+        if found is None:
+            return ""
+        reason = found.reason
+    return clean(reason, MAX_REASON) or "no reason given"
 
 
 def word(run: Any) -> str:
