@@ -75,15 +75,6 @@ def grants_of(user: Any) -> list[Grant]:
     return cached
 
 
-def read_grants_ahead(user: Any) -> None:
-    """Read now the grants ``user_may`` will need for ``user`` (once per user object), e.g.
-    while a forge call is under way; nothing for nobody, the inactive and administrators."""
-    if user is None or not getattr(user, "is_authenticated", False):
-        return
-    if user.is_active and not user.is_superuser:
-        grants_of(user)
-
-
 def user_may(
     user: Any, action: str, repository: Repository, grants: list[Grant] | None = None
 ) -> Verdict:

@@ -28,7 +28,6 @@ from bots.engine.principals import (
     repeat_of,
     still_open,
 )
-from bots.engine.sending import started
 from bots.engine.tracking import release
 from bots.events import ChangeAction, ChangeEvent, PushEvent
 from bots.forges.base import Forge as ForgeClient
@@ -173,49 +172,15 @@ def read_params(
     return params
 
 
-def config_ref(event: ChangeEvent) -> str:
-    """Where a change's `.baton.yml` is read: at its head commit; a change from a fork never
-    gains from its own edits, so its file is read from the target branch instead."""
-    change = event.change
-    return change.target_branch if event.from_fork else change.head_sha
-
-
-@dataclass(frozen=True)
-class ConfigText:
-    """The `.baton.yml` text read at ``ref`` (None: the project has none), or what reading it
-    raised, raised again where the file is used."""
-
-    ref: str
-    text: str | None = None
-    error: Exception | None = None
-
-    def get(self) -> str | None:
-        if self.error is not None:
-            raise self.error
-        return self.text
-
-
-def read_config_text(client: ForgeClient, project: str, ref: str) -> ConfigText:
-    try:
-        return ConfigText(ref, client.read_file(project, settings.BATON_CONFIG_PATH, ref))
-    except Exception as exc:  # raised again by ``ConfigText.get``, where the file is used
-        return ConfigText(ref, error=exc)
-
-
-def plan_change(
-    forge: Forge, event: ChangeEvent, config_text: ConfigText | None = None
-) -> tuple[Plan, str]:
-    """The plan for a change, or an empty plan and why none could be made (in words).
-    ``config_text``: its `.baton.yml` as read already (used only if read at ``config_ref``)."""
+def plan_change(forge: Forge, event: ChangeEvent) -> tuple[Plan, str]:
+    """The plan for a change, or an empty plan and why none could be made (in words)."""
     change = event.change
     client = forge_for(forge)
-    ref = config_ref(event)
-    if config_text is None or config_text.ref != ref:
-        config_text = read_config_text(client, change.project, ref)
+    # A change from a fork never gains from its own edits: read the file from the target branch.
+    config_ref = change.target_branch if event.from_fork else change.head_sha
     path = settings.BATON_CONFIG_PATH
     try:
-        text = config_text.get()
-        config = (None if text is None else parse_config(text)) or BatonConfig()
+        config = read_config(client, change.project, config_ref) or BatonConfig()
     except ConfigError as exc:
         return Plan(()), f"{path} is invalid: {exc}"
     except ForgeError as exc:
@@ -227,7 +192,7 @@ def plan_change(
     except ConfigError as exc:
         return Plan(()), f"the admin rules for {change.project} do not fit {path}: {exc}"
     try:
-        params = read_params(client, change.project, ref, config)
+        params = read_params(client, change.project, config_ref, config)
     except ConfigError as exc:
         return Plan(()), f"a params_file of {path} cannot be used: {exc}"
     except ForgeError as exc:
@@ -292,15 +257,11 @@ def handle_change(
         return confirmed
     event, change = confirmed, confirmed.change
     actor = event.actor or change.author
-    # The `.baton.yml` is read (a forge round trip) while the database says who may do what.
-    reading = started(
-        functools.partial(read_config_text, forge_for(forge), change.project, config_ref(event))
-    )
-    people = principals(forge, change.author, actor, principal)
-    the_plan, error = plan_change(forge, event, reading.result())
+    the_plan, error = plan_change(forge, event)
     if only is not None and not error:
         the_plan = the_plan.only(only)
     targets = [] if error else resolve_targets(forge, upstream, the_plan.runs)
+    people = principals(forge, change.author, actor, principal)
     targets = keep_targets([permitted(people, *target) for target in targets])
     reason = REASONS[event.action]
     try:

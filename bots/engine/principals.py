@@ -28,7 +28,7 @@ from bots.forges.base import ForgeError
 from bots.forges.registry import forge_for
 from bots.permissions import Person
 from chains.models import Chain, Forge, Repository
-from chains.policy import Principal, UserPrincipal, Verdict, read_grants_ahead
+from chains.policy import Principal, UserPrincipal, Verdict
 
 LOCK_CLASS = 0x6261746F  # "bato": the first key of Baton's advisory locks
 
@@ -43,8 +43,6 @@ def principals(
         people.append(user)
     elif actor and actor != author:
         people.append(Person(forge, actor))
-    for person in people:
-        read_grants_ahead(getattr(person, "user", None))
     return people
 
 

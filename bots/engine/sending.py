@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextvars
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -23,12 +23,6 @@ def _pool() -> ThreadPoolExecutor:
         if _senders is None:
             _senders = ThreadPoolExecutor(SEND_LIMIT, thread_name_prefix="baton-send")
         return _senders
-
-
-def started(call: Callable[[], T]) -> Future[T]:
-    """``call`` started on the shared threads, for the caller to do other work meanwhile (no
-    database work in ``call``, as for any call here); its result from the future."""
-    return _pool().submit(contextvars.copy_context().run, call)
 
 
 def side_by_side(calls: Sequence[Callable[[], T]]) -> list[T | BaseException]:
