@@ -275,6 +275,7 @@ class Round:
         self.project(target)
         self.project(upstream, {".baton.yml": f"downstream:\n  - project: {target}\n"})
         self.wait_idle(self.args.idle_timeout)
+        timeline: list[dict[str, Any]] = []  # each MR's hook and API calls, for a profile
         for i in range(count):
             since = max((r["seq"] for r in self.sandbox.requests()), default=0)
             mr = self.sandbox.open_merge_request(
@@ -307,6 +308,9 @@ class Round:
             if reads:
                 result.reads.append(min(reads) - hook_at)
             self.wait_idle(self.args.idle_timeout)
+            timeline.append({"hook_at": hook_at, "requests": self.sandbox.requests(since=since)})
+        dump = self.children.log_dir / f"requests-c{self.c}-singles.json"
+        dump.write_text(json.dumps(timeline))
         return result
 
     def fanout(

@@ -9,7 +9,7 @@ from bots.forges.base import ForgeError
 from bots.forges.registry import forge_for
 from chains import audit
 from chains.models import Forge, Identity, Repository
-from chains.policy import Verdict, account_may, account_user
+from chains.policy import Verdict, account_may
 
 # What a forge's write access stands for when no grant matches.
 FORGE_DECIDES = ("view", "trigger", "retry", "cancel")
@@ -60,8 +60,11 @@ class Person:
     def __init__(self, forge: Forge, username: str):
         self.forge = forge
         self.username = username
-        link_by_email(forge, username)
-        self.user = account_user(forge, username)
+        # One query when the account is linked already (the usual case); else linked by its
+        # e-mail address if it can be, as ``link_by_email`` says.
+        identity = Identity.objects.filter(forge=forge, username=username).select_related("user")
+        found = identity.first() or link_by_email(forge, username)
+        self.user = found.user if found else None
 
     def may(self, action: str, repository: Repository) -> Verdict:
         """May this account do ``action`` on ``repository``?"""

@@ -362,6 +362,19 @@ def keeps_chain_as_is(run: Run, before_status: str, before_dispatch: str) -> boo
     return was in MOVING and now in MOVING
 
 
+def new_chain_status(error: str, runs: Sequence[Run]) -> tuple[Status, datetime | None]:
+    """The status and finished_at that ``settle_chain`` would write for a chain inserted with
+    these runs (none of them sent yet or retried; a reused run counts as sent), so that the
+    transaction creating the chain writes them in its INSERT instead of locking, reading and
+    updating the row it has just written."""
+    views = [
+        view(run.status, run.strategy, run.dispatch == Run.Dispatch.SENT, run.soft_fail)
+        for run in runs
+    ]
+    done = all(run.status in FINISHED for run in runs)
+    return chain_status(error, views), timezone.now() if done else None
+
+
 def settle_chain(chain_id: int) -> None:
     """Write the chain's status and finished_at from its runs, in the caller's transaction.
 

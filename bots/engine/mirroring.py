@@ -26,8 +26,10 @@ from chains.safe_url import safe_url
 from chains.status import Status, upstream_view
 from notify import hooks as notify_hooks
 
+MIRROR_AFTER = 0.2  # seconds: the asks of a moment become one mirror
 
-def request_mirror(chain_id: int, *, after: float = 0.2, settle: bool = True) -> None:
+
+def request_mirror(chain_id: int, *, after: float = MIRROR_AFTER, settle: bool = True) -> None:
     """The chain's runs changed: write the chain's own status and finished_at now, in the
     caller's transaction (chains/runstate.py), and ask for the upstream change to be brought up
     to date after commit; many asks become one mirror. ``settle=False``: the change cannot
@@ -39,6 +41,13 @@ def request_mirror(chain_id: int, *, after: float = 0.2, settle: bool = True) ->
     )
     if asked:
         kicks.mirror(chain_id, after=after)
+
+
+def mirror_new(chain_id: int, *, after: float = MIRROR_AFTER) -> None:
+    """``request_mirror`` for a chain the caller's transaction inserts with its status from
+    ``runstate.new_chain_status`` and ``mirror_requested_at`` set: only the mirror to ask for
+    after commit."""
+    kicks.mirror(chain_id, after=after)
 
 
 # A run planned this recently and not yet sent holds the chain's mirror back (``sending``); an

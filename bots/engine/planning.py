@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connections, transaction
+from django.utils import timezone
 
 from bots import caching, kicks, logcontext, services
 from bots.engine import fanout
-from bots.engine.mirroring import request_mirror
+from bots.engine.mirroring import mirror_new, request_mirror
 from bots.engine.principals import (
     allowed,
     check_project,
@@ -65,8 +66,11 @@ def ensure_repository(
     web_url: str = "",
     public: bool | None = None,
     default_branch: str = "",
+    row: Repository | None = None,
 ) -> Repository:
-    repo, _ = Repository.objects.get_or_create(forge=forge, path=path)
+    """The project's row (``row``, when the caller has read it), made if Baton has none yet,
+    brought up to date with what is given of it."""
+    repo = row or Repository.objects.get_or_create(forge=forge, path=path)[0]
     changed: list[str] = []
     if default_branch and repo.default_branch != default_branch:
         repo.default_branch, changed = default_branch, [*changed, "default_branch"]
@@ -88,7 +92,10 @@ def upstream_repository(forge: Forge, event: ChangeEvent | PushEvent) -> Reposit
     hook says of it (id, link, visibility, default branch); or, when the hook's project id does
     not fit the project Baton knows under that path, why not (in words)."""
     change = event.change
-    wrong_project = check_project(forge, change.project, event.project_id)
+    row = Repository.objects.filter(forge=forge, path=change.project).first()
+    wrong_project = check_project(
+        forge, change.project, event.project_id, known=row.remote_id if row else ""
+    )
     if wrong_project:
         return wrong_project
     return ensure_repository(
@@ -98,6 +105,7 @@ def upstream_repository(forge: Forge, event: ChangeEvent | PushEvent) -> Reposit
         web_url=change.project_url,
         public=event.public,
         default_branch=event.default_branch,
+        row=row,
     )
 
 
@@ -268,7 +276,10 @@ def handle_change(
                     repository=upstream, change_number=change.number, superseded_by__isnull=True
                 )
             )
-            chain = Chain.objects.create(
+            reusable = (
+                _green_runs(previous, change.head_sha) if event.action == ChangeAction.RERUN else {}
+            )
+            chain = Chain(
                 forge=forge,
                 repository=upstream,
                 delivery=delivery,
@@ -286,19 +297,19 @@ def handle_change(
                 upstream_ref=change.upstream_ref,
                 from_fork=event.from_fork,
                 reason=f"{reason} by {actor}" if actor else reason,
-                status=Status.FAILED if error else Status.PENDING,
                 error=error,
                 summary_comment_id=previous[0].summary_comment_id if previous else "",
             )
+            held = quarantine.reasons(repository.pk for _, repository, _ in targets)
+            runs = [new_run(chain, *target, held=held, reuse=reusable) for target in targets]
+            # Written with the chain, not settled and requested after (the row is new: nothing
+            # to lock, read or update): its status from its runs, and a mirror asked for.
+            chain.status, chain.finished_at = runstate.new_chain_status(error, runs)
+            chain.mirror_requested_at = timezone.now()
+            chain.save(force_insert=True)
             logcontext.bind(chain_id=chain.pk)  # this task's lines and the tasks it queues
             Chain.objects.filter(pk__in=[p.pk for p in previous]).update(superseded_by=chain)
-            reusable = (
-                _green_runs(previous, change.head_sha) if event.action == ChangeAction.RERUN else {}
-            )
-            held = quarantine.reasons(repository.pk for _, repository, _ in targets)
-            created = start_runs(
-                [new_run(chain, *target, held=held, reuse=reusable) for target in targets]
-            )
+            created = start_runs(runs)
             notify_hooks.chain_planned(chain.pk, the_plan.notify)  # its `notify:` channels
             log.info(
                 "chain %s started for %s!%s: %s runs",
@@ -324,7 +335,7 @@ def handle_change(
             )
             for old in previous:
                 transaction.on_commit(functools.partial(_cancel_superseded, old))
-            request_mirror(chain.pk)
+            mirror_new(chain.pk)
     except IntegrityError:
         return "chain exists already"
     return f"chain {chain.pk} with {len(created)} runs" + (f" (error: {error})" if error else "")
@@ -377,9 +388,8 @@ def _known(wanted: dict[tuple[int, str], Repository]) -> None:
     for forge_id, path in wanted:
         paths.setdefault(forge_id, []).append(path)
     for forge_id, some in paths.items():
-        for repo in Repository.objects.filter(forge_id=forge_id, path__in=some).select_related(
-            "forge"
-        ):
+        rows = Repository.objects.filter(forge_id=forge_id, path__in=some).select_related("forge")
+        for repo in rows:
             wanted[(forge_id, repo.path)] = repo
 
 

@@ -107,16 +107,18 @@ def still_open(client: ForgeClient, event: ChangeEvent) -> str:
     return ""
 
 
-def check_project(forge: Forge, path: str, remote_id: str) -> str:
+def check_project(forge: Forge, path: str, remote_id: str, known: str | None = None) -> str:
     """'' when the project id a webhook names fits what Baton knows of ``path`` (or what the
-    forge says now, for a project deleted and made again); else why not, in words."""
+    forge says now, for a project deleted and made again); else why not, in words.
+    ``known``: the id Baton has on record, when the caller has read it already."""
     if not remote_id:
         return ""
-    known = (
-        Repository.objects.filter(forge=forge, path=path)
-        .values_list("remote_id", flat=True)
-        .first()
-    )
+    if known is None:
+        known = (
+            Repository.objects.filter(forge=forge, path=path)
+            .values_list("remote_id", flat=True)
+            .first()
+        )
     if not known or known == remote_id:
         return ""
     try:
