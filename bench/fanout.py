@@ -326,6 +326,10 @@ class Round:
             self.project(upstream, {".baton.yml": baton_yml(group, n), "README.md": "app"})
         self.wait_idle(self.args.idle_timeout)
         since = max((r["seq"] for r in self.sandbox.requests()), default=0)
+        # The sandbox adds up the latencies of all its faults: one fault at a time, or each
+        # round would run at the latency of all before it (until session 5 the known round ran
+        # at 200 ms a call, the curve's rounds at 300-600 ms).
+        self.sandbox.clear_faults()
         self.sandbox.add_fault(latency=latency)
         groups = {
             name: proc.pid
@@ -373,6 +377,7 @@ class Round:
             self.children.log_dir / f"requests-c{self.c}-{group}-{'warm' if warm else 'cold'}.json"
         )
         dump.write_text(json.dumps({"hook_at": result.hook_at, "requests": calls}))
+        self.sandbox.clear_faults()
         upstream_api = f"/api/v4/projects/{group}%2Fapp/"
         reads = [
             r["time"]
