@@ -60,7 +60,13 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--failures", type=float, default=0.10, help="share of pipelines failing")
     parser.add_argument("--lost", type=float, default=0.05, help="share of webhooks dropped")
     parser.add_argument("--concurrency", type=int, default=16, help="worker threads")
-    parser.add_argument("--drain", type=float, default=600.0, help="seconds to wait at the end")
+    parser.add_argument(
+        "--drain",
+        type=float,
+        default=1200.0,
+        help="seconds to wait at the end: longer than BATON_POLL_AFTER_HOOKED (900 s), after "
+        "which a run whose last webhooks were lost is polled",
+    )
     parser.add_argument("--pg", default=common.DEFAULT_PG)
     parser.add_argument("--db", default="baton_bench_soak")
     parser.add_argument("--redis", default=common.DEFAULT_REDIS)

@@ -7,33 +7,9 @@ from typing import Any
 from chains.models import AuditEvent, Chain, Run
 
 
-def record(
-    action: str,
-    *,
-    actor: str,
-    surface: str,
-    chain: Chain | None = None,
-    run: Run | None = None,
-    target: str = "",
-    detail: dict[str, Any] | None = None,
-    user: Any = None,
-    remote_addr: str | None = None,
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
-) -> AuditEvent:
-    made = event(
-        action,
-        actor=actor,
-        surface=surface,
-        chain=chain,
-        run=run,
-        target=target,
-        detail=detail,
-        user=user,
-        remote_addr=remote_addr,
-        before=before,
-        after=after,
-    )
+def record(action: str, **fields: Any) -> AuditEvent:
+    """Write one audit event now (``fields``: those of ``event``)."""
+    made = event(action, **fields)
     made.save()
     return made
 
