@@ -9,7 +9,7 @@ from bots.forges.base import ForgeError
 from bots.forges.registry import forge_for
 from chains import audit
 from chains.models import Forge, Identity, Repository
-from chains.policy import Verdict, account_may
+from chains.policy import Verdict, account_may, account_user
 
 # What a forge's write access stands for when no grant matches.
 FORGE_DECIDES = ("view", "trigger", "retry", "cancel")
@@ -62,9 +62,9 @@ class Person:
         self.username = username
         # One query when the account is linked already (the usual case); else linked by its
         # e-mail address if it can be, as ``link_by_email`` says.
-        identity = Identity.objects.filter(forge=forge, username=username).select_related("user")
-        found = identity.first() or link_by_email(forge, username)
-        self.user = found.user if found else None
+        self.user = account_user(forge, username)
+        if self.user is None and (linked := link_by_email(forge, username)) is not None:
+            self.user = linked.user
 
     def may(self, action: str, repository: Repository) -> Verdict:
         """May this account do ``action`` on ``repository``?"""
