@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from typing import Any
 
@@ -292,6 +293,10 @@ def test_pipelines_updated_after_a_time_newest_change_first(
     p = gl.projects.get(project["id"], lazy=True)
     first = p.pipelines.create({"ref": "main"})
     second = p.pipelines.create({"ref": "main"})
+    # GitLab renders times to the millisecond and compares them to the microsecond: a pipeline
+    # changed within the same millisecond as ``changed`` below is "updated after" its rendering.
+    # Two milliseconds apart, the second pipeline's last change is before the first's, rendered.
+    time.sleep(0.002)
     control.finish_pipeline(project["id"], first.id, "failed")
     listed = p.pipelines.list(order_by="updated_at", sort="desc", get_all=True)
     assert [x.id for x in listed] == [first.id, second.id]  # the newest change first
