@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from django.core.cache import caches
-from django.db.models import Q
+from django.db import connection
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
@@ -22,7 +22,7 @@ from bots import caching
 from bots.events import RUN_ID_VARIABLE, MalformedPayload, PipelineEvent
 from bots.inbound.table import INBOUND
 from chains.masking import VARIABLE_KEYS, hide_variables, mask_named, scrub, secret_values
-from chains.models import Forge, Rule, Run
+from chains.models import Forge, Repository, Rule, Run
 
 RULE_SECRETS_SECONDS = 10.0  # a rule's new masked value is taken out everywhere within this long
 LOCAL = "local"  # per process: the values are held decrypted, never in a shared cache
@@ -53,26 +53,35 @@ def _load_rule_secrets() -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(values), frozenset(names)
 
 
-def _chains_of(forge: Forge, event: PipelineEvent) -> Q:
-    """The chains of the runs this pipeline event may be about: by pipeline id, or by the
-    BATON_RUN_ID it shows. (Taking out more than needed only hides more.)"""
-    query = Q(repository__forge=forge, remote_id=event.pipeline_id)
-    marker = event.variables.get(RUN_ID_VARIABLE, "")
-    if marker.isascii() and marker.isdigit() and len(marker) < 19:
-        query |= Q(repository__forge=forge, pk=int(marker))
-    return Q(chain_id__in=Run.objects.filter(query).values("chain_id")[:10])
+# One statement, written out: the ORM spent ~1 ms of CPU compiling its equivalent (a subquery
+# under two ORed lookups through the repository), on every pipeline webhook, at intake and again
+# in the worker: more than the rest of a delivery's intake together (docs/benchmarks.md, F4).
+_CHAIN_SECRETS_SQL = """
+SELECT masked_variables FROM {run} WHERE has_masked_variables AND chain_id IN (
+    SELECT run.chain_id FROM {run} run JOIN {repository} repository
+        ON repository.id = run.repository_id
+    WHERE repository.forge_id = %s AND (run.remote_id = %s OR run.id = %s) LIMIT 10
+)"""
 
 
 def chain_secrets(forge: Forge, event: PipelineEvent) -> tuple[set[str], set[str]]:
     """(values, names) of the masked variables sent to the runs of the pipeline's chains: one
     query, which decrypts only the runs that have some (most have none), so its cost does not
-    grow with the chain's size."""
+    grow with the chain's size. The pipeline's runs are found by pipeline id, or by the
+    BATON_RUN_ID it shows (taking out more than needed only hides more)."""
+    marker = event.variables.get(RUN_ID_VARIABLE, "")
+    run_id = int(marker) if marker.isascii() and marker.isdigit() and len(marker) < 19 else None
+    sql = _CHAIN_SECRETS_SQL.format(run=Run._meta.db_table, repository=Repository._meta.db_table)
+    field: Any = Run._meta.get_field("masked_variables")  # EncryptedJSONField: decrypts
     values: set[str] = set()
     names: set[str] = set()
-    masked_runs = Run.objects.filter(_chains_of(forge, event), has_masked_variables=True)
-    for masked in masked_runs.values_list("masked_variables", flat=True):
-        values |= secret_values((masked or {}).values())
-        names |= {str(name) for name in masked or {}}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [forge.pk, event.pipeline_id[:64], run_id])
+        rows = cursor.fetchall()
+    for (stored,) in rows:
+        masked = field.from_db_value(stored, None, connection) or {}
+        values |= secret_values(masked.values())
+        names |= {str(name) for name in masked}
     return values, names
 
 
