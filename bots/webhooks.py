@@ -95,8 +95,8 @@ def _receive(request: HttpRequest, slug: str, seen: dict[str, str]) -> JsonRespo
     if not inbound.is_authentic(request.headers, body, forge.webhook_secret):
         return JsonResponse({"error": "bad or missing webhook signature or token"}, status=401)
     try:
-        payload = bounds.clean(
-            inbound.decode(request.content_type or "", body), settings.BATON_MAX_JSON_DEPTH
+        payload = bounds.loads(
+            inbound.json_text(request.content_type or "", body), settings.BATON_MAX_JSON_DEPTH
         )
     except (bounds.TooDeep, bounds.NotFinite) as exc:
         return JsonResponse({"error": str(exc)}, status=400)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
@@ -49,14 +48,14 @@ def dedupe_key(headers: Mapping[str, str], body: bytes) -> str:
     return value[:200] if value else "sha256:" + hashlib.sha256(body).hexdigest()
 
 
-def decode(content_type: str, body: bytes) -> Any:
-    """JSON, or a form whose `payload` field holds the JSON (both are GitHub options)."""
+def json_text(content_type: str, body: bytes) -> bytes | str:
+    """The JSON of a delivery: its body, or a form's `payload` field (both are GitHub options)."""
     if content_type.startswith("application/x-www-form-urlencoded"):
         fields = parse_qs(body.decode("utf-8"), strict_parsing=False)
         if "payload" not in fields:
             raise ValueError("form delivery without a payload field")
-        return json.loads(fields["payload"][0])
-    return json.loads(body)
+        return fields["payload"][0]
+    return body
 
 
 _PR_ACTIONS = {

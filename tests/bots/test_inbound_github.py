@@ -53,9 +53,10 @@ def test_dedupe_on_delivery_guid() -> None:
 def test_form_encoded_delivery() -> None:
     payload = {"zen": "Keep it simple."}
     body = urlencode({"payload": json.dumps(payload)}).encode()
-    assert github.decode("application/x-www-form-urlencoded", body) == payload
+    assert json.loads(github.json_text("application/x-www-form-urlencoded", body)) == payload
+    assert github.json_text("application/json", b"{}") == b"{}"
     with pytest.raises(ValueError):
-        github.decode("application/x-www-form-urlencoded", b"other=1")
+        github.json_text("application/x-www-form-urlencoded", b"other=1")
 
 
 def test_pull_request_opened() -> None:

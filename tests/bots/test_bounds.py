@@ -1,0 +1,72 @@
+"""bounds.loads decides without walking what it decoded when the text allows: it must answer
+exactly as decoding and walking everything (bounds.clean) does, for any JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bots.inbound import bounds
+
+TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=12) | st.sampled_from(
+    ['"', "\\", "\x00", "]", "{", "\\u0000", "&<>", "\U0001f600", '\\"]', "a\x00b"]
+)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
+    max_leaves=30,
+)
+
+
+def _outcome(decode: Any) -> Any:
+    try:
+        return ("value", decode())
+    except (bounds.TooDeep, bounds.NotFinite) as exc:
+        return (type(exc).__name__, str(exc))
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=JSON, max_depth=st.integers(min_value=1, max_value=6), ascii=st.booleans())
+def test_loads_answers_as_decoding_and_walking_everything(
+    value: Any, max_depth: int, ascii: bool
+) -> None:
+    text = json.dumps(value, ensure_ascii=ascii)
+    walked = _outcome(lambda: bounds.clean(json.loads(text), max_depth))
+    assert _outcome(lambda: bounds.loads(text, max_depth)) == walked
+    assert _outcome(lambda: bounds.loads(text.encode(), max_depth)) == walked
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"title": "evil\\u0000title", "user\\u0000": 1}', {"title": "eviltitle", "user": 1}),
+        ('["\\ud800"]', ["?"]),
+        ('["\\ud83d\\ude00"]', ["\U0001f600"]),  # an escaped pair is one character
+        ('["\\\\u0000"]', ["\\u0000"]),  # an escaped backslash, not a NUL
+        ('{"a": "x]}", "b": [1, {"c": "\\"]"}]}', {"a": "x]}", "b": [1, {"c": '"]'}]}),
+    ],
+)
+def test_escapes_and_brackets_inside_strings(text: str, expected: Any) -> None:
+    assert bounds.loads(text, 3) == expected
+
+
+@pytest.mark.parametrize("text", ["[NaN]", '{"x": Infinity}', "[-Infinity]", "[1e999]"])
+def test_numbers_jsonb_cannot_hold_are_refused(text: str) -> None:
+    with pytest.raises(bounds.NotFinite):
+        bounds.loads(text, 8)
+
+
+def test_nesting_is_counted_outside_strings_only() -> None:
+    assert bounds.loads('[["[[[[[[[["]]', 2) == [["[[[[[[[["]]
+    with pytest.raises(bounds.TooDeep, match="deeper than 2 levels"):
+        bounds.loads("[[[]]]", 2)
+
+
+def test_utf8_surrogates_and_other_encodings_are_decoded_as_before() -> None:
+    assert bounds.loads(b'["\xed\xa0\x80"]', 4) == ["?"]  # a UTF-8 encoded lone surrogate
+    assert bounds.loads('["x"]'.encode("utf-16"), 4) == ["x"]
+    assert bounds.loads(b'\xef\xbb\xbf["x"]', 4) == ["x"]  # a UTF-8 byte order mark
