@@ -9,6 +9,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import CharField, F, Q, Value
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from bots import leases, metrics
@@ -42,40 +44,67 @@ HANDLERS: dict[type, Callable[[Forge, Any, Delivery | None], str]] = {
 
 def process(delivery_id: int) -> None:
     """Handle one delivery once. A transient forge error propagates (the task retries it)."""
+    delivery = _claim(delivery_id)
+    if delivery is None:
+        return
+    with leases.holding(delivery.pk, delivery.attempts):
+        _handle(delivery)
+
+
+def _claim(delivery_id: int) -> Delivery | None:
+    """The delivery, taken for a new attempt with a lease, or None: processed already, leased
+    by a live worker (it renews its lease while it works), or out of attempts (then parked).
+    A free delivery is taken in one UPDATE, which a second worker's UPDATE waits for and then
+    finds leased: no transaction of its own, no row read under lock first."""
+    now = timezone.now()
+    free = Delivery.objects.filter(
+        Q(lease_until__isnull=True) | Q(lease_until__lte=now),
+        pk=delivery_id,
+        processed_at__isnull=True,
+        attempts__lt=settings.BATON_MAX_DELIVERY_ATTEMPTS,
+    )
+    taken = free.update(
+        attempts=F("attempts") + 1,
+        lease_until=leases.lease_from(now),
+        detail=Concat(
+            Value("attempt "),
+            Cast(F("attempts") + 1, output_field=CharField()),
+            Value(" started; it has not finished"),
+            output_field=CharField(),
+        ),
+    )
+    if taken:
+        return Delivery.objects.select_related("forge").get(pk=delivery_id)
+    _park_if_spent(delivery_id)
+    return None
+
+
+def _park_if_spent(delivery_id: int) -> None:
+    """Every attempt so far ended without an outcome (a time limit, a worker that died, forge
+    errors): a poison delivery must not be handed to the workers forever."""
+    cap = settings.BATON_MAX_DELIVERY_ATTEMPTS
     with transaction.atomic():
         delivery = (
             Delivery.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("forge")
-            .filter(pk=delivery_id, processed_at__isnull=True)
+            .filter(pk=delivery_id, processed_at__isnull=True, attempts__gte=cap)
             .first()
         )
         if delivery is None:
             return
-        now = timezone.now()
-        if delivery.lease_until is not None and delivery.lease_until > now:
-            return  # a live worker is handling it (it renews its lease while it works)
-        cap = settings.BATON_MAX_DELIVERY_ATTEMPTS
-        if delivery.attempts >= cap:
-            # Every attempt so far ended without an outcome (a time limit, a worker that died,
-            # forge errors): a poison delivery must not be handed to the workers forever.
-            last = f" Last: {delivery.detail}" if delivery.detail else ""
-            delivery.processed_at = timezone.now()
-            delivery.outcome = Delivery.Outcome.FAILED
-            delivery.detail = (
-                f"parked after {delivery.attempts} attempts that did not finish "
-                f"(BATON_MAX_DELIVERY_ATTEMPTS={cap}); process it again from the admin once the "
-                f"cause is fixed.{last}"
-            )[:2000]
-            delivery.save(update_fields=["processed_at", "outcome", "detail"])
-            metrics.delivery_handled(delivery.forge.slug, delivery.event, delivery.outcome)
-            log.warning("delivery %s parked after %s attempts", delivery.pk, delivery.attempts)
-            return
-        delivery.attempts += 1
-        delivery.detail = f"attempt {delivery.attempts} started; it has not finished"
-        delivery.lease_until = leases.lease_from(now)
-        delivery.save(update_fields=["attempts", "detail", "lease_until"])
-    with leases.holding(delivery.pk, delivery.attempts):
-        _handle(delivery)
+        if delivery.lease_until is not None and delivery.lease_until > timezone.now():
+            return  # its last attempt is still running
+        last = f" Last: {delivery.detail}" if delivery.detail else ""
+        delivery.processed_at = timezone.now()
+        delivery.outcome = Delivery.Outcome.FAILED
+        delivery.detail = (
+            f"parked after {delivery.attempts} attempts that did not finish "
+            f"(BATON_MAX_DELIVERY_ATTEMPTS={cap}); process it again from the admin once the "
+            f"cause is fixed.{last}"
+        )[:2000]
+        delivery.save(update_fields=["processed_at", "outcome", "detail"])
+    metrics.delivery_handled(delivery.forge.slug, delivery.event, delivery.outcome)
+    log.warning("delivery %s parked after %s attempts", delivery.pk, delivery.attempts)
 
 
 def _handle(delivery: Delivery) -> None:

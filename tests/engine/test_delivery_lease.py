@@ -64,7 +64,8 @@ def test_a_delivery_still_being_planned_is_not_handed_to_a_second_worker(
         # A second delivery of the task (the sweeper's of before, a redelivery) does nothing.
         deliver("process_delivery", delivery.pk)
         assert reads == [".baton.yml"]
-        assert Delivery.objects.get(pk=delivery.pk).attempts == 1
+        taken = Delivery.objects.get(pk=delivery.pk)
+        assert (taken.attempts, taken.detail) == (1, "attempt 1 started; it has not finished")
     finally:
         go_on.set()
         first.join(30)
