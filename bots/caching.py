@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.core.cache import caches
 
@@ -30,13 +30,24 @@ def remembered(
     Two processes that miss at once both compute: fine for the idempotent reads cached here."""
     if seconds <= 0:
         return compute()
-    cache = caches[alias]
-    hit = cache.get(cache_key, _MISSING)
-    if isinstance(hit, tuple) and len(hit) == 1:
-        return hit[0]  # type: ignore[no-any-return]
+    hit = recall(cache_key, _MISSING, alias=alias)
+    if hit is not _MISSING:
+        return hit  # type: ignore[no-any-return]
     value = compute()
-    cache.set(cache_key, (value,), _whole(seconds))
+    remember(cache_key, value, seconds, alias=alias)
     return value
+
+
+def remember(cache_key: str, value: object, seconds: float, *, alias: str = "default") -> None:
+    """Keep ``value`` (None too) under ``cache_key`` for ``seconds`` (0 or less: not at all)."""
+    if seconds > 0:
+        caches[alias].set(cache_key, (value,), _whole(seconds))
+
+
+def recall(cache_key: str, default: object = None, *, alias: str = "default") -> Any:
+    """What ``remember`` keeps under ``cache_key``, or ``default`` once it has expired."""
+    hit = caches[alias].get(cache_key, _MISSING)
+    return hit[0] if isinstance(hit, tuple) and len(hit) == 1 else default
 
 
 def first_time(cache_key: str, seconds: float) -> bool:

@@ -17,7 +17,7 @@ from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
 from bots import caching, kicks, logcontext, services
-from bots.engine import fanout
+from bots.engine import expansion, fanout
 from bots.engine.mirroring import mirror_new, request_mirror
 from bots.engine.principals import (
     allowed,
@@ -746,6 +746,7 @@ def expand_run(run_id: int) -> str:
     try:
         config = _downstream_config(client, run.repository, run.ref)
         if config is None or not any("upstream" in t.on for t in config.downstream):
+            expansion.nothing_in(run.repository_id, run.ref)
             return "no upstream-triggered targets"
         params = read_params(client, run.repository.path, run.ref, config)
     except ConfigError as exc:

@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from bots import kicks, logcontext, metrics
-from bots.engine import failures
+from bots.engine import expansion, failures
 from bots.engine.mirroring import request_mirror
 from bots.events import NONCE_VARIABLE, RUN_ID_VARIABLE, PipelineEvent
 from bots.forges.base import Forge as BaseForge
@@ -383,7 +383,7 @@ def _record(run: Run, remote: RemotePipeline, ref: str, now: datetime) -> AuditE
     metrics.trigger(run.repository.forge.slug, "triggered")
     if run.cancel_requested and run.status in ACTIVE and run.remote_id:
         kicks.cancel_remote(run.pk)
-    elif run.reused_from_id is None:
+    elif run.reused_from_id is None and expansion.may_trigger(run.repository_id, run.ref):
         # What the target's own .baton.yml triggers in turn (nested chains).
         kicks.expand(run.pk)
     return audit.event(
