@@ -10,7 +10,7 @@ from bots.forges.base import Budget
 from chains.models import Chain
 from chains.status import Status
 from tests.engine.conftest import NEWER_SHA, SHA, Engine
-from tests.fakes.forge import rate_limited
+from tests.fakes.forge import rate_limited, transient
 
 TWO = """\
 downstream:
@@ -86,7 +86,8 @@ def test_a_rate_limited_mirror_comes_back_when_the_forge_says(
 ) -> None:
     settings.BATON_MAX_FORGE_RETRIES = 0
     engine.config(TWO)
-    engine.fake.fail("set_commit_status", rate_limited(42), rate_limited(42))
+    # The two runs' statuses go side by side: each attempt meets two of the forge's 429s.
+    engine.fake.fail("set_commit_status", *[rate_limited(42) for _ in range(4)])
     chain = engine.open_change()
     [again] = engine.kicks.of("mirror_chain")
     assert again.countdown >= 42  # waits as asked, and a 429 is not counted as a failure
@@ -95,6 +96,19 @@ def test_a_rate_limited_mirror_comes_back_when_the_forge_says(
     engine.kicks.clear()
     _mirror(engine, chain)
     assert {c for c, _ in engine.fake.contexts()} == {"baton", "baton/api", "baton/docs"}
+
+
+def test_statuses_posted_before_an_error_are_not_posted_again(engine: Engine) -> None:
+    engine.config(TWO)
+    engine.fake.fail("set_commit_status", transient())  # one of the two, side by side
+    chain = engine.open_change()
+    runs = engine.runs(chain)
+    shown = {key: run.mirrored_status for key, run in runs.items()}
+    assert sorted(shown.values()) == ["", "pending"]  # the one the forge took is noted
+    engine.kicks.clear()
+    _mirror(engine, chain)  # the retry posts what is missing, and only that
+    assert sorted(c for c, _ in engine.fake.contexts()) == ["baton", "baton/api", "baton/docs"]
+    assert {run.mirrored_status for run in engine.runs(chain).values()} == {"pending"}
 
 
 def test_a_private_target_is_not_named_on_a_public_change(engine: Engine) -> None:
