@@ -60,7 +60,8 @@ _CHAIN_SECRETS_SQL = """
 SELECT masked_variables FROM {run} WHERE has_masked_variables AND chain_id IN (
     SELECT run.chain_id FROM {run} run JOIN {repository} repository
         ON repository.id = run.repository_id
-    WHERE repository.forge_id = %s AND (run.remote_id = %s OR run.id = %s) LIMIT 10
+    WHERE repository.forge_id = %s AND (run.remote_id = %s OR run.id = %s)
+    ORDER BY run.chain_id DESC LIMIT 10
 )"""
 
 
@@ -68,7 +69,8 @@ def chain_secrets(forge: Forge, event: PipelineEvent) -> tuple[set[str], set[str
     """(values, names) of the masked variables sent to the runs of the pipeline's chains: one
     query, which decrypts only the runs that have some (most have none), so its cost does not
     grow with the chain's size. The pipeline's runs are found by pipeline id, or by the
-    BATON_RUN_ID it shows (taking out more than needed only hides more)."""
+    BATON_RUN_ID it shows, in the newest ten chains that have one (taking out more than needed
+    only hides more)."""
     marker = event.variables.get(RUN_ID_VARIABLE, "")
     run_id = int(marker) if marker.isascii() and marker.isdigit() and len(marker) < 19 else None
     sql = _CHAIN_SECRETS_SQL.format(run=Run._meta.db_table, repository=Repository._meta.db_table)
@@ -76,7 +78,7 @@ def chain_secrets(forge: Forge, event: PipelineEvent) -> tuple[set[str], set[str
     values: set[str] = set()
     names: set[str] = set()
     with connection.cursor() as cursor:
-        cursor.execute(sql, [forge.pk, event.pipeline_id[:64], run_id])
+        cursor.execute(sql, [forge.pk, event.pipeline_id, run_id])
         rows = cursor.fetchall()
     for (stored,) in rows:
         masked = field.from_db_value(stored, None, connection) or {}

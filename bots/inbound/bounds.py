@@ -40,12 +40,12 @@ def loads(text: str | bytes, max_depth: int) -> Any:
     JSON) or RecursionError. Usually without walking what it decoded: when the text (UTF-8) has
     no escape that makes a NUL or a surrogate, nothing needs cleaning, and its nesting is
     measured on its brackets outside strings (each pass takes away the innermost pairs), or not at
-    all when it has no more opening brackets than ``max_depth``."""
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8-sig")  # as json.loads reads bytes, BOM and all
-        except UnicodeDecodeError:  # another encoding JSON allows, or UTF-8 surrogates
-            return clean(json.loads(text, parse_constant=_not_finite), max_depth)
+    all when it has no more opening brackets than ``max_depth``. (A key given twice keeps its
+    last value, as in json.loads; the value it hides counts here too: never more is accepted.)"""
+    plain = _utf8(text)
+    if plain is None:
+        return clean(json.loads(text, parse_constant=_not_finite), max_depth)
+    text = plain
     value = json.loads(text, parse_constant=_not_finite, parse_float=_finite)
     if _NUL_OR_SURROGATE.search(text):
         return clean(value, max_depth)
@@ -61,6 +61,19 @@ def loads(text: str | bytes, max_depth: int) -> Any:
     if brackets:
         raise _too_deep(max_depth)
     return value
+
+
+def _utf8(text: str | bytes) -> str | None:
+    """``text`` as a str when it is UTF-8 (a str: one that encodes to it) with no zero byte, a
+    BOM taken off as json.loads does; else None: JSON in UTF-16 or UTF-32 (json.loads tells them
+    by their zero bytes), UTF-8 that encodes surrogates, a str holding one."""
+    try:
+        if isinstance(text, bytes):
+            return None if b"\x00" in text else text.decode("utf-8-sig")
+        text.encode("utf-8")
+    except (UnicodeDecodeError, UnicodeEncodeError):
+        return None
+    return None if "\x00" in text else text
 
 
 def _not_finite(constant: str) -> float:

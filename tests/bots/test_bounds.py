@@ -17,8 +17,9 @@ from bots.inbound import bounds
 TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=12) | st.sampled_from(
     ['"', "\\", "\x00", "]", "{", "\\u0000", "&<>", "\U0001f600", '\\"]', "a\x00b"]
 )
+FINITE = st.floats(allow_nan=False, allow_infinity=False)
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | TEXT,
+    st.none() | st.booleans() | st.integers() | FINITE | TEXT,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
     max_leaves=30,
 )
@@ -66,6 +67,23 @@ def test_nesting_is_counted_outside_strings_only() -> None:
     assert bounds.loads('[["[[[[[[[["]]', 2) == [["[[[[[[[["]]
     with pytest.raises(bounds.TooDeep, match="deeper than 2 levels"):
         bounds.loads("[[[]]]", 2)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
+def test_json_in_utf16_or_utf32_without_a_bom_is_read_as_json_loads_reads_it(
+    encoding: str,
+) -> None:
+    assert bounds.loads('{"a": ["x"]}'.encode(encoding), 4) == {"a": ["x"]}
+
+
+def test_a_str_holding_a_lone_surrogate_is_cleaned() -> None:
+    assert bounds.loads('["\ud800"]', 4) == ["?"]
+
+
+def test_a_key_given_twice_keeps_its_last_value_and_never_lets_more_through() -> None:
+    assert bounds.loads('{"a": [[1]], "a": 1}', 3) == {"a": 1}
+    with pytest.raises(bounds.TooDeep):  # the hidden value is too deep: refused all the same
+        bounds.loads('{"a": [[[[1]]]], "a": 1}', 3)
 
 
 def test_utf8_surrogates_and_other_encodings_are_decoded_as_before() -> None:
