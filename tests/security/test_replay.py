@@ -97,7 +97,7 @@ def test_repeats_processed_at_once_in_two_workers_make_one_chain(client: Client)
 
     with (
         mock.patch.object(planning, "plan_change", plan_together),
-        mock.patch("bots.tasks.trigger_run.delay"),
+        mock.patch("bots.tasks.trigger_run.apply_async"),
         mock.patch("bots.tasks.mirror_chain.apply_async"),
         mock.patch("bots.tasks.process_delivery.apply_async"),
     ):
