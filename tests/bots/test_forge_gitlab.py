@@ -34,6 +34,33 @@ def test_create_pipeline_sends_variables_and_maps_status(forge: GitLabForge) -> 
 
 
 @responses.activate
+def test_a_project_s_object_is_made_once_and_serves_every_call(
+    forge: GitLabForge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for number in (61, 62):
+        responses.post(
+            f"{URL}/api/v4/projects/acme%2Fapi/pipeline",
+            json={"id": number, "status": "created", "web_url": f"{URL}/p/{number}"},
+            status=201,
+        )
+    made: list[str] = []
+    get = forge._gl.projects.get
+    monkeypatch.setattr(
+        forge._gl.projects, "get", lambda path, **kw: made.append(path) or get(path, **kw)
+    )
+    first = forge.create_pipeline("acme/api", "main", {})
+    second = forge.create_pipeline("acme/api", "main", {})
+    assert (first.id, second.id) == ("61", "62")  # each call its own request and answer
+    assert made == ["acme/api"]
+    with pytest.raises(ForgeError):  # a path that could name another is refused, every time
+        forge.create_pipeline("acme/../admin", "main", {})
+    assert "acme/../admin" not in forge._projects
+    monkeypatch.setattr("bots.forges.gitlab.PROJECTS_KEPT", 1)
+    forge._project("acme/web")  # over the bound: the kept ones are let go
+    assert list(forge._projects) == ["acme/web"]
+
+
+@responses.activate
 def test_429_is_a_rate_limit_with_retry_after(forge: GitLabForge) -> None:
     responses.post(
         f"{URL}/api/v4/projects/acme%2Fapi/pipeline",
