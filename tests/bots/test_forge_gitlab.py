@@ -45,9 +45,12 @@ def test_a_project_s_object_is_made_once_and_serves_every_call(
         )
     made: list[str] = []
     get = forge._gl.projects.get
-    monkeypatch.setattr(
-        forge._gl.projects, "get", lambda path, **kw: made.append(path) or get(path, **kw)
-    )
+
+    def counted(path: str, **kw: object) -> object:
+        made.append(path)
+        return get(path, **kw)
+
+    monkeypatch.setattr(forge._gl.projects, "get", counted)
     first = forge.create_pipeline("acme/api", "main", {})
     second = forge.create_pipeline("acme/api", "main", {})
     assert (first.id, second.id) == ("61", "62")  # each call its own request and answer
