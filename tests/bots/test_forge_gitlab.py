@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import requests
 import responses
@@ -46,7 +48,7 @@ def test_a_project_s_object_is_made_once_and_serves_every_call(
     made: list[str] = []
     get = forge._gl.projects.get
 
-    def counted(path: str, **kw: object) -> object:
+    def counted(path: str, **kw: Any) -> Any:
         made.append(path)
         return get(path, **kw)
 
