@@ -9,8 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import CharField, F, Q, Value
-from django.db.models.functions import Cast, Concat
+from django.db.models import F, Q
 from django.utils import timezone
 
 from bots import leases, metrics
@@ -42,6 +41,9 @@ HANDLERS: dict[type, Callable[[Forge, Any, Delivery | None], str]] = {
 }
 
 
+STARTED = "an attempt started; it has not finished"
+
+
 def process(delivery_id: int) -> None:
     """Handle one delivery once. A transient forge error propagates (the task retries it)."""
     delivery = _claim(delivery_id)
@@ -66,12 +68,7 @@ def _claim(delivery_id: int) -> Delivery | None:
     taken = free.update(
         attempts=F("attempts") + 1,
         lease_until=leases.lease_from(now),
-        detail=Concat(
-            Value("attempt "),
-            Cast(F("attempts") + 1, output_field=CharField()),
-            Value(" started; it has not finished"),
-            output_field=CharField(),
-        ),
+        detail=STARTED,  # the admin shows the attempt's number beside it
     )
     if taken:
         return Delivery.objects.select_related("forge").get(pk=delivery_id)

@@ -65,7 +65,7 @@ def test_a_delivery_still_being_planned_is_not_handed_to_a_second_worker(
         deliver("process_delivery", delivery.pk)
         assert reads == [".baton.yml"]
         taken = Delivery.objects.get(pk=delivery.pk)
-        assert (taken.attempts, taken.detail) == (1, "attempt 1 started; it has not finished")
+        assert (taken.attempts, taken.detail) == (1, "an attempt started; it has not finished")
     finally:
         go_on.set()
         first.join(30)
