@@ -70,8 +70,8 @@ def _claim(delivery_id: int) -> Delivery | None:
         lease_until=leases.lease_from(now),
         detail=STARTED,  # the admin shows the attempt's number beside it
     )
-    if taken:
-        return Delivery.objects.select_related("forge").get(pk=delivery_id)
+    if taken:  # None if pruned meanwhile
+        return Delivery.objects.select_related("forge").filter(pk=delivery_id).first()
     _park_if_spent(delivery_id)
     return None
 
