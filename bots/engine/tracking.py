@@ -84,7 +84,7 @@ def handle_pipeline(forge: Forge, event: PipelineEvent, delivery: Delivery | Non
     logcontext.bind(chain_id=candidate.chain_id, run_id=candidate.pk)
     if candidate.status == event.status and event.status in FINISHED:
         return f"run {candidate.pk} is {candidate.status}"  # a repeat: nothing to read back
-    if _no_news(candidate, event, delivery) and _heard(candidate, event):
+    if _no_news(candidate, event) and _heard(candidate, event, delivery):
         return f"run {candidate.pk} is {candidate.status}"
     status, started_at, finished_at = event.status, event.started_at, event.finished_at
     if delivery is not None and status in FINISHED:
@@ -127,28 +127,31 @@ def handle_pipeline(forge: Forge, event: PipelineEvent, delivery: Delivery | Non
     return f"run {run.pk} is {run.status}"
 
 
-def _no_news(run: Run, event: PipelineEvent, delivery: Delivery | None) -> bool:
+def _no_news(run: Run, event: PipelineEvent) -> bool:
     """Whether the event tells nothing the run does not show already: its identified pipeline
     in the same unfinished status (GitLab's "created" and "pending" both read as pending, the
-    create call's answer said so too), with nothing else to record. Most of a fan-out's
-    pipeline webhooks are such repeats."""
+    create call's answer said so too), with nothing else to record but that the forge spoke
+    (and, from a webhook, that webhooks come: ``hooked``). Most of a fan-out's pipeline
+    webhooks are such repeats, the first of each run's among them."""
     return (
         bool(run.remote_id)
         and run.remote_id == event.pipeline_id
         and run.status == event.status
         and event.status not in FINISHED
         and (run.started_at is not None or event.status not in (Status.RUNNING, Status.MANUAL))
-        and (run.hooked or delivery is None)
         and (not event.web_url or event.web_url == run.web_url)
     )
 
 
-def _heard(run: Run, event: PipelineEvent) -> bool:
-    """Note that the forge spoke of the run (for the poller), without its row lock: False when
-    the run moved meanwhile, and the event is then applied in full. The dashboard's cursor
-    (``updated_at``) stays: nothing it shows changed."""
+def _heard(run: Run, event: PipelineEvent, delivery: Delivery | None) -> bool:
+    """Note that the forge spoke of the run (for the poller; a webhook also marks the run
+    ``hooked``), without its row lock: False when the run moved meanwhile, and the event is
+    then applied in full. The dashboard's cursor (``updated_at``) stays: nothing it shows
+    changed."""
     still = Run.objects.filter(pk=run.pk, remote_id=event.pipeline_id, status=event.status)
-    return bool(still.update(last_seen_at=timezone.now(), updated_at=F("updated_at")))
+    hooked = {"hooked": True} if delivery is not None else {}
+    now = timezone.now()
+    return bool(still.update(last_seen_at=now, updated_at=F("updated_at"), **hooked))
 
 
 def _matching_run(forge: Forge, event: PipelineEvent) -> Run | None:

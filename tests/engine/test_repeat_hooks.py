@@ -13,6 +13,29 @@ def _api(chain: Chain) -> Run:
     return chain.runs.select_related("repository").get(key="api")
 
 
+def test_the_first_pending_hook_only_notes_that_webhooks_come(engine: Engine) -> None:
+    engine.config("downstream:\n  - {key: api, project: acme/api}\n")
+    chain = engine.open_change()
+    sent = _api(chain)
+    assert (sent.status, sent.hooked, sent.remote_id != "") == (Status.PENDING, False, True)
+    asked = len(engine.kicks.sent)
+    detail = engine.pipeline(sent, Status.PENDING)  # the create's answer said pending already
+    heard = _api(chain)
+    assert detail == f"run {heard.pk} is pending"
+    assert heard.hooked  # polled only when long quiet from now on
+    assert heard.updated_at == sent.updated_at  # not saved: the dashboard sees no change
+    assert heard.last_seen_at is not None and sent.last_seen_at is not None
+    assert heard.last_seen_at > sent.last_seen_at
+    assert engine.kicks.sent[asked:] == []  # no mirror asked, nothing released
+
+
+def test_a_poll_with_no_news_leaves_hooked_as_it_was(engine: Engine) -> None:
+    engine.config("downstream:\n  - {key: api, project: acme/api}\n")
+    chain = engine.open_change()
+    engine.pipeline(_api(chain), Status.PENDING, hooked=False)  # a poll's answer, no webhook
+    assert _api(chain).hooked is False
+
+
 def test_a_repeated_pending_hook_only_notes_it_was_heard(engine: Engine) -> None:
     engine.config("downstream:\n  - {key: api, project: acme/api}\n")
     chain = engine.open_change()
