@@ -301,7 +301,7 @@ def test_a_dashboard_rerun_runs_for_the_baton_user_not_a_forge_account_of_that_n
     monkeypatch.setattr("bots.engine.planning.forge_for", lambda forge: fake)
     monkeypatch.setattr("bots.permissions.forge_for", lambda forge: fake)
     sent: list[tuple[Any, ...]] = []
-    monkeypatch.setattr("bots.tasks.rerun_chain.delay", lambda *args: sent.append(args))
+    monkeypatch.setattr("bots.tasks.rerun_chain.apply_async", lambda args, **kw: sent.append(args))
 
     with django_capture_on_commit_callbacks(execute=True):
         response = _client(mia).post(f"/chains/{chain.pk}/rerun/", headers={"HX-Request": "true"})
