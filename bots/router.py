@@ -9,10 +9,9 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
 from django.utils import timezone
 
-from bots import leases, metrics
+from bots import forge_records, leases, metrics
 from bots.commands.handlers import handle_comment
 from bots.engine.planning import handle_change
 from bots.engine.pushes import handle_push
@@ -56,24 +55,33 @@ def process(delivery_id: int) -> None:
 def _claim(delivery_id: int) -> Delivery | None:
     """The delivery, taken for a new attempt with a lease, or None: processed already, leased
     by a live worker (it renews its lease while it works), or out of attempts (then parked).
-    A free delivery is taken in one UPDATE, which a second worker's UPDATE waits for and then
-    finds leased: no transaction of its own, no row read under lock first."""
+    A free delivery is taken in one statement (``DeliveryManager.take``), its forge from what
+    this process keeps (``bots/forge_records.py``)."""
     now = timezone.now()
-    free = Delivery.objects.filter(
-        Q(lease_until__isnull=True) | Q(lease_until__lte=now),
-        pk=delivery_id,
-        processed_at__isnull=True,
-        attempts__lt=settings.BATON_MAX_DELIVERY_ATTEMPTS,
-    )
-    taken = free.update(
-        attempts=F("attempts") + 1,
-        lease_until=leases.lease_from(now),
+    lease_until = leases.lease_from(now)
+    taken = Delivery.objects.take(
+        delivery_id,
+        now=now,
+        lease_until=lease_until,
+        cap=settings.BATON_MAX_DELIVERY_ATTEMPTS,
         detail=STARTED,  # the admin shows the attempt's number beside it
     )
-    if taken:  # None if pruned meanwhile
-        return Delivery.objects.select_related("forge").filter(pk=delivery_id).first()
-    _park_if_spent(delivery_id)
-    return None
+    if taken is None:
+        _park_if_spent(delivery_id)
+        return None
+    forge_id, event, payload, attempts = taken
+    forge = forge_records.by_id(forge_id)
+    if forge is None:  # deleted meanwhile: its deliveries go with it
+        return None
+    return Delivery(
+        pk=delivery_id,
+        forge=forge,
+        event=event,
+        payload=payload,
+        attempts=attempts,
+        detail=STARTED,
+        lease_until=lease_until,
+    )
 
 
 def _park_if_spent(delivery_id: int) -> None:

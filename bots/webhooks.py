@@ -8,45 +8,21 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import caches
 from django.db import transaction
-from django.db.models.signals import post_delete, post_save
-from django.dispatch import receiver
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from bots import caching, kicks, logcontext, metrics
+from bots import forge_records, kicks, logcontext, metrics
 from bots.inbound import bounds
 from bots.inbound.table import INBOUND
 from bots.scrubbing import scrub_payload
-from chains.models import Delivery, Forge
+from chains.models import Delivery
 from config.celery import app as celery_app
 
 log = logging.getLogger(__name__)
 
 ENQUEUE_TIMEOUT = 2.0  # seconds the forge waits on a broker that does not answer
-FORGE_CACHE_SECONDS = 10.0  # a changed secret takes effect within this long
-FORGES = "local"  # per process: the cached forge holds its webhook secret decrypted
-
-
-def _forge(slug: str) -> Forge | None:
-    """The forge by slug, its secret decrypted once per process and a few seconds."""
-    return caching.remembered(
-        caching.key("forge", slug), FORGE_CACHE_SECONDS, lambda: _load_forge(slug), alias=FORGES
-    )
-
-
-def _load_forge(slug: str) -> Forge | None:
-    forge = Forge.objects.filter(slug=slug).first()
-    if forge is not None:
-        forge.webhook_secret  # noqa: B018 - decrypt now, not on every request
-    return forge
-
-
-@receiver([post_save, post_delete], sender=Forge)
-def _forget_forge(sender: type[Forge], instance: Forge, **kwargs: object) -> None:
-    caches[FORGES].clear()  # a renamed slug too; the cache holds nothing else
 
 
 @csrf_exempt
@@ -80,7 +56,7 @@ def _receive(request: HttpRequest, slug: str, seen: dict[str, str]) -> JsonRespo
     limit = settings.BATON_MAX_WEBHOOK_BYTES
     if bounds.too_big(request.META.get("CONTENT_LENGTH"), limit):
         return _too_big(limit)
-    forge = _forge(slug)
+    forge = forge_records.by_slug(slug)
     if forge is None:
         return JsonResponse({"error": f"no forge called {slug!r}"}, status=404)
     inbound = INBOUND.get(forge.kind)

@@ -10,6 +10,7 @@ import contextlib
 import json
 import re
 import secrets
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from django.conf import settings
@@ -236,6 +237,31 @@ class DeliveryManager(models.Manager["Delivery"]):
             )
             row = cursor.fetchone()
         return (row[0], True) if row else (None, False)
+
+    def take(
+        self, delivery_id: int, *, now: datetime, lease_until: datetime, cap: int, detail: str
+    ) -> tuple[int, str, object, int] | None:
+        """Take a free delivery for a new attempt (not processed, no live lease, fewer than
+        ``cap`` attempts) in one ``UPDATE … RETURNING``: its forge id, event, payload and the
+        attempt's number, or None. A second worker's UPDATE waits for the first's and then
+        finds the delivery leased."""
+        from django.db import connection
+
+        table = self.model._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET attempts = attempts + 1, lease_until = %s, detail = %s "  # noqa: S608
+                "WHERE id = %s AND processed_at IS NULL AND attempts < %s "
+                "AND (lease_until IS NULL OR lease_until <= %s) "
+                "RETURNING forge_id, event, payload, attempts",
+                [lease_until, detail, delivery_id, cap, now],
+            )
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        forge_id, event, payload, attempts = row
+        field: Any = self.model._meta.get_field("payload")
+        return forge_id, event, field.from_db_value(payload, None, connection), attempts
 
 
 def ignored_reason(event: str) -> str:

@@ -10,7 +10,7 @@ import pytest
 from django.core.cache import caches
 from django.test import override_settings
 
-from bots import caching, permissions, webhooks
+from bots import caching, forge_records, permissions
 from bots.engine import planning
 from bots.forges.github import GitHubForge
 from chains.models import Forge, Identity, Repository
@@ -124,21 +124,25 @@ def test_workflow_inputs_are_read_once_per_period_and_per_forge(
 def test_the_webhook_forge_is_kept_per_process_and_forgotten_when_saved(
     monkeypatch: pytest.MonkeyPatch, django_assert_num_queries: Any
 ) -> None:
-    monkeypatch.setattr(webhooks, "FORGE_CACHE_SECONDS", SHORT)
+    monkeypatch.setattr(forge_records, "SECONDS", SHORT)
     forge = _forge()
-    assert webhooks._forge("gl") == forge
+    assert forge_records.by_slug("gl") == forge
+    assert forge_records.by_id(forge.pk) == forge
     with django_assert_num_queries(0):
-        assert webhooks._forge("gl") == forge
-        assert getattr(webhooks._forge("gl"), "webhook_secret", None) == "s"
+        assert forge_records.by_slug("gl") == forge
+        assert getattr(forge_records.by_slug("gl"), "webhook_secret", None) == "s"
+        assert getattr(forge_records.by_id(forge.pk), "webhook_secret", None) == "s"
     # Decrypted secrets stay in the process: never in the shared (possibly Redis) cache.
     assert caches["default"].get(caching.key("forge", "gl")) is None
+    assert caches["default"].get(caching.key("forge-id", forge.pk)) is None
     forge.webhook_secret = "new"
     forge.save()
-    assert getattr(webhooks._forge("gl"), "webhook_secret", None) == "new"
+    assert getattr(forge_records.by_slug("gl"), "webhook_secret", None) == "new"
+    assert getattr(forge_records.by_id(forge.pk), "webhook_secret", None) == "new"
     Forge.objects.filter(pk=forge.pk).update(slug="renamed")  # no signal: the cache runs out
-    assert webhooks._forge("gl") is not None
+    assert forge_records.by_slug("gl") is not None
     _wait_out()
-    assert webhooks._forge("gl") is None
+    assert forge_records.by_slug("gl") is None
 
 
 @pytest.mark.django_db
