@@ -369,8 +369,10 @@ class Round:
         per_project = Counter(r["path"] for r in done)
         result.targets = len(per_project)
         result.repeated = sum(1 for v in per_project.values() if v > 1)
-        result.cpu = common.cpu_delta(cpu_before, common.cpu_by_group(groups))
-        result.cpu = {k.split("-")[0]: v for k, v in result.cpu.items()}
+        result.cpu = {}
+        for name, seconds in common.cpu_delta(cpu_before, common.cpu_by_group(groups)).items():
+            kind = name.split("-")[0]  # every worker process counts as "worker"
+            result.cpu[kind] = result.cpu.get(kind, 0.0) + seconds
         result.wall = time.monotonic() - wall_before
         calls = self.sandbox.requests(since=since)
         dump = (
