@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import os
 import re
 import threading
 import time
@@ -17,12 +18,13 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlsplit
 
 import gitlab
 import requests
 from gitlab.exceptions import GitlabError
 from gitlab.v4.objects import Project
+from requests.utils import get_environ_proxies
 
 from bots import metrics
 from bots.events import NONCE_VARIABLE
@@ -119,6 +121,35 @@ def _translated(
         _scope.reset(token)
 
 
+class _Session(requests.Session):
+    """requests reads the environment's proxy settings for every request: all of ``os.environ``
+    walked twice, 7 % of a worker's CPU in a fan-out. The environment does not change while
+    Baton runs: this session reads them once per host (``*_PROXY``, ``NO_PROXY``) and the CA
+    bundle (``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``) once, and applies them as requests does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trust_env = False  # what it would read each time is read here once
+        self._proxies: dict[tuple[str, str, str | None], dict[str, str]] = {}
+        self._ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+
+    def merge_environment_settings(
+        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> Any:
+        no_proxy = proxies.get("no_proxy") if proxies is not None else None
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc, no_proxy)
+        found = self._proxies.get(key)
+        if found is None:
+            found = self._proxies[key] = get_environ_proxies(url, no_proxy=no_proxy)
+        merged = dict(proxies or {})
+        for scheme, proxy in found.items():
+            merged.setdefault(scheme, proxy)
+        if (verify is True or verify is None) and self._ca_bundle:
+            verify = self._ca_bundle
+        return super().merge_environment_settings(url, merged, stream, verify, cert)
+
+
 class _NoSleepGitlab(gitlab.Gitlab):
     """python-gitlab sleeps and retries on 429 by default; a worker must not, so it never does."""
 
@@ -173,7 +204,7 @@ class GitLabForge:
     ):
         self.name = name  # the forge's slug, for the metrics' labels
         self._who = hashlib.sha256(f"{url}|{token}".encode()).hexdigest()[:16]
-        session = session or requests.Session()
+        session = session or _Session()
         session.hooks["response"].append(_remember_wait)
         session.hooks["response"].append(metrics.forge_response_hook(name))
         # As many kept connections as calls the worker makes side by side (bots/engine/sending.py).

@@ -211,3 +211,32 @@ def test_polling_a_project_lists_the_pipelines_updated_since(forge: GitLabForge)
     assert query["updated_after"] == since.isoformat()
     assert (query["order_by"], query["sort"], query["per_page"]) == ("updated_at", "desc", "100")
     assert len(responses.calls) == 1
+
+
+def test_the_environment_s_proxies_are_read_once_per_host_and_applied(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bots.forges import gitlab as adapter
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
+    monkeypatch.setenv("NO_PROXY", "internal.test")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/forge-ca.pem")
+    reads: list[str] = []
+    real = adapter.get_environ_proxies
+
+    def counted(url: str, no_proxy: Any = None) -> Any:
+        reads.append(url)
+        return real(url, no_proxy=no_proxy)
+
+    monkeypatch.setattr(adapter, "get_environ_proxies", counted)
+    session = adapter._Session()
+    out = "https://gitlab.example.com/api/v4/projects/1"
+    for _ in range(3):
+        settings = session.merge_environment_settings(out, {}, None, None, None)
+        assert settings["proxies"]["https"] == "http://proxy.test:3128"
+        assert settings["verify"] == "/etc/ssl/forge-ca.pem"
+    inside = session.merge_environment_settings("https://internal.test/x", {}, None, None, None)
+    assert "https" not in inside["proxies"]  # NO_PROXY, as requests reads it
+    given = session.merge_environment_settings(out, {"https": "http://mine"}, None, False, None)
+    assert (given["proxies"]["https"], given["verify"]) == ("http://mine", False)
+    assert reads == [out, "https://internal.test/x"]  # once per host
