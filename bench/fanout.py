@@ -140,6 +140,22 @@ def naive_loop(sandbox: Any, api_url: str, n: int, latency: float) -> Fanout:
     return result
 
 
+def _flush_database(tries: int = 5) -> None:
+    """Empty Baton's tables. The last round's pipelines may still have a webhook in flight, whose
+    INSERT (a lock on the delivery table, then a key check on the forge) can deadlock with the
+    TRUNCATE (the forge table, then the delivery table): PostgreSQL ends one; try again."""
+    from django.core.management import CommandError, call_command
+
+    for attempt in range(1, tries + 1):
+        try:
+            call_command("flush", interactive=False, verbosity=0)
+            return
+        except CommandError:
+            if attempt == tries:
+                raise
+            time.sleep(1.0)
+
+
 class Round:
     """One fresh Baton worker at one concurrency, on a clean database, queue and sandbox."""
 
@@ -164,11 +180,9 @@ class Round:
         self.warnings: list[str] = []
 
     def __enter__(self) -> Round:
-        from django.core.management import call_command
-
-        call_command("flush", interactive=False, verbosity=0)
+        self.sandbox.reset()  # no more webhooks from the last round's pipelines
+        _flush_database()
         common.flush_redis(self.args.redis)
-        self.sandbox.reset()
         common.sandbox_forge(self.sandbox_url, HOOK_SECRET, ["view", "trigger"], SLUG)
         for i in range(self.args.processes):
             profile = self.args.profile if i == 0 else None
