@@ -154,13 +154,34 @@ def _heard(run: Run, event: PipelineEvent, delivery: Delivery | None) -> bool:
     return bool(still.update(last_seen_at=now, updated_at=F("updated_at"), **hooked))
 
 
+# What a matched run is read with: what the matching, the repeat check and the marker read (a
+# run's ~50 columns built into a model were most of a webhook's match). The news is applied to
+# the run read again under its lock, whole.
+MATCHED = (
+    "chain",
+    "status",
+    "remote_id",
+    "started_at",
+    "web_url",
+    "dispatch",
+    "nonce",
+    "workflow",
+    "sent_at",
+    "created_at",
+    "repository__path",
+    "repository__remote_id",
+)
+
+
 def _matching_run(forge: Forge, event: PipelineEvent) -> Run | None:
     """The run an event is about: by (target repository, remote id), or, for a pipeline Baton
     has not identified yet, by the marker Baton put on it. Never by an id alone."""
     if not _PIPELINE_ID.fullmatch(event.pipeline_id):
         return None
-    in_project = Run.objects.select_related("repository").filter(
-        repository__forge=forge, repository__path__iexact=event.project
+    in_project = (
+        Run.objects.select_related("repository")
+        .only(*MATCHED)
+        .filter(repository__forge=forge, repository__path__iexact=event.project)
     )
     run = in_project.filter(remote_id=event.pipeline_id).order_by("pk").first()
     if run is None:

@@ -4,6 +4,11 @@ lock, no save, no mirror. Anything new still goes the whole way."""
 
 from __future__ import annotations
 
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from bots.engine.tracking import handle_pipeline
+from bots.events import PipelineEvent
 from chains.models import Chain, Run
 from chains.status import Status
 from tests.engine.conftest import Engine
@@ -69,3 +74,23 @@ def test_news_after_a_repeat_still_moves_the_run_and_the_upstream_change(
     chain.refresh_from_db()
     assert _api(chain).status == Status.SUCCESS and chain.status == Status.SUCCESS
     assert engine.fake.statuses[-1]["status"] == Status.SUCCESS
+
+
+def test_a_repeat_costs_two_statements_whatever_the_run_holds(engine: Engine) -> None:
+    """The match reads only what it needs (``tracking.MATCHED``): a field it did not read would
+    cost a statement of its own here."""
+    engine.config("downstream:\n  - {key: api, project: acme/api}\n")
+    chain = engine.open_change()
+    engine.pipeline(_api(chain), Status.RUNNING)
+    run = _api(chain)
+    event = PipelineEvent(
+        project=run.repository.path,
+        project_id=engine.fake.projects[run.repository.path].id,
+        pipeline_id=run.remote_id,
+        status=Status.RUNNING,
+        web_url=run.web_url,
+    )
+    with CaptureQueriesContext(connection) as queries:
+        detail = handle_pipeline(engine.forge, event, None)
+    assert detail == f"run {run.pk} is running"
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["SELECT", "UPDATE"]
