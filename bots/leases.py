@@ -1,7 +1,7 @@
 """A worker's claim on the deliveries it is handling, kept alive while it works.
 
 A delivery is claimed with a lease (``Delivery.lease_until``, ``BATON_STALE_AFTER`` seconds) in
-the transaction that counts its attempt; one thread per worker process renews the leases of every
+the statement that counts its attempt; one thread per worker process renews the leases of every
 delivery the process is handling, every third of that time, in one UPDATE. The sweeper hands a
 delivery to another worker only once its lease has run out: the worker died (the renewals stopped
 with it), never while a live one still plans a large fan-out. A renewal is fenced by the attempt
