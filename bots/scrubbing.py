@@ -104,25 +104,37 @@ def _occurring(words: frozenset[str], text: str) -> frozenset[str]:
 
 
 def scrub_payload(forge: Forge, event_name: str, payload: Any) -> Any:
-    """The payload as it may be stored: known masked values replaced by ••••.
+    """The payload as it may be stored: known masked values replaced by ••••."""
+    return scrubbed(forge, event_name, payload)[0]
+
+
+def scrubbed(forge: Forge, event_name: str, payload: Any) -> tuple[Any, str]:
+    """``scrub_payload``'s answer and its JSON text (intake stores the text as it is).
 
     One look at the payload as JSON text first: only the masked values and names it may hold
-    are looked for, and the walks are skipped when none may (the usual case)."""
+    are looked for, and the walks are skipped when none may (the usual case). Only news of
+    pipelines is parsed here: the other events echo no variable Baton sent."""
     values, names = rule_secrets()  # shared, never changed in place
     text = json.dumps(payload, ensure_ascii=False)
     inbound = INBOUND.get(forge.kind)
     if inbound is None or not inbound.handles(event_name):
         # Baton never reads these (a GitHub repository_dispatch echoes the client_payload Baton
         # sent, a workflow_dispatch its inputs): no variable value of them is kept.
-        return _scrubbed(payload, text, values, names, hide=True)
-    try:
-        event = inbound.parse(event_name, payload)
-    except MalformedPayload:
-        event = None
-    if isinstance(event, PipelineEvent):
-        sent_values, sent_names = chain_secrets(forge, event)
-        values, names = values | sent_values, names | sent_names
-    return _scrubbed(payload, text, values, names, hide=False)
+        return _as_text(_scrubbed(payload, text, values, names, hide=True), payload, text)
+    if event_name in inbound.TRACKING_EVENTS:
+        try:
+            event = inbound.parse(event_name, payload)
+        except MalformedPayload:
+            event = None
+        if isinstance(event, PipelineEvent):
+            sent_values, sent_names = chain_secrets(forge, event)
+            values, names = values | sent_values, names | sent_names
+    return _as_text(_scrubbed(payload, text, values, names, hide=False), payload, text)
+
+
+def _as_text(clean: Any, payload: Any, text: str) -> tuple[Any, str]:
+    """``clean`` and its JSON: ``text`` again when nothing was taken out (the walks copy)."""
+    return clean, text if clean is payload else json.dumps(clean, ensure_ascii=False)
 
 
 def _scrubbed(

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 from bots import forge_records, kicks, logcontext, metrics
 from bots.inbound import bounds
 from bots.inbound.table import INBOUND
-from bots.scrubbing import scrub_payload
+from bots.scrubbing import scrubbed
 from chains.models import Delivery
 from config.celery import app as celery_app
 
@@ -83,9 +83,11 @@ def _receive(request: HttpRequest, slug: str, seen: dict[str, str]) -> JsonRespo
     event = inbound.event_name(request.headers).replace(bounds.NUL, "")
     handled = inbound.handles(event)
     seen["event"] = event[:64] if handled else "other"  # a bounded set of labels
-    payload = scrub_payload(forge, event, payload)  # known masked values never stored
+    payload, text = scrubbed(forge, event, payload)  # known masked values never stored
     key = inbound.dedupe_key(request.headers, body).replace(bounds.NUL, "")
-    delivery_id, created = Delivery.objects.record(forge, event, key, payload, handled=handled)
+    delivery_id, created = Delivery.objects.record(
+        forge, event, key, payload, handled=handled, text=text
+    )
     if not created:
         return JsonResponse({"status": "duplicate"}, status=202)
     logcontext.bind(delivery_id=delivery_id)
@@ -114,6 +116,11 @@ def _enqueue(delivery_id: int, forge_kind: str, event: str) -> None:
         with pool.acquire(block=True, timeout=ENQUEUE_TIMEOUT) as connection:
             connection.ensure_connection(max_retries=1, interval_start=0, timeout=ENQUEUE_TIMEOUT)
             options: dict[str, Any] = {"connection": connection, "retry": False}
+            queue = celery_app.amqp.queues[kicks.queue_for(forge_kind, event)]
+            if hash(queue) in connection.declared_entities:
+                # kombu's own test of "declared on this connection already", before the copies
+                # of the queue it makes to get there (an eighth of a delivery's Python calls).
+                options["declare"] = []
             kicks.deliver(delivery_id, forge_kind, event, **options)
     except Exception as exc:  # any broker failure: the sweeper takes over
         log.warning(

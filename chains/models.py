@@ -210,10 +210,18 @@ class Repository(models.Model):
 
 class DeliveryManager(models.Manager["Delivery"]):
     def record(
-        self, forge: Forge, event: str, key: str, payload: object, *, handled: bool
+        self,
+        forge: Forge,
+        event: str,
+        key: str,
+        payload: object,
+        *,
+        handled: bool,
+        text: str | None = None,
     ) -> tuple[int | None, bool]:
         """Store a delivery unless its key is known: one INSERT … ON CONFLICT DO NOTHING.
-        Returns (id, created); the id is None for a repeat."""
+        ``text``: the payload's JSON, when the caller has written it already. Returns (id,
+        created); the id is None for a repeat."""
         from django.db import connection
 
         now = timezone.now()
@@ -232,7 +240,7 @@ class DeliveryManager(models.Manager["Delivery"]):
                     None if handled else now,
                     Delivery.Outcome.QUEUED if handled else Delivery.Outcome.IGNORED,
                     "" if handled else ignored_reason(event),
-                    json.dumps(payload),
+                    json.dumps(payload) if text is None else text,
                 ],
             )
             row = cursor.fetchone()

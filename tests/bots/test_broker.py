@@ -3,6 +3,8 @@ commands, and messages still go where kombu's own transport puts them."""
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
 from django.conf import settings
@@ -35,3 +37,46 @@ def test_celery_uses_it_for_a_redis_broker(services: None) -> None:
 
     with app.connection_for_write() as connection:
         assert isinstance(connection.transport, Transport)
+
+
+def test_intake_declares_a_queue_once_per_connection_and_every_message_arrives(
+    services: None,
+) -> None:
+    """RabbitMQ drops a message for a queue nobody declared: the webhook view's first publish on
+    a connection declares the queue, the later ones skip kombu's copies of it
+    (bots/webhooks.py ``_enqueue``)."""
+    from unittest import mock
+
+    from bots import kicks, webhooks
+    from config.celery import app
+
+    queue = app.amqp.queues[kicks.queue_for("gitlab", "Merge Request Hook")]
+    celery: Any = app
+    celery._pool = None  # fresh connections: nothing declared on them yet
+    _drop(app, queue.name)
+    declared: list[str] = []
+    real_declare = Queue.declare
+
+    def counting(self: Queue, *args: Any, **kwargs: Any) -> Any:
+        declared.append(self.name)
+        return real_declare(self, *args, **kwargs)
+
+    try:
+        with mock.patch.object(Queue, "declare", counting):
+            for delivery_id in (101, 102, 103):
+                webhooks._enqueue(delivery_id, "gitlab", "Merge Request Hook")
+        assert declared == [queue.name]
+        with app.connection_for_write() as connection:
+            channel: Any = connection.default_channel
+            messages = [json.loads(m) for m in channel.client.lrange(queue.name, 0, -1)]
+        sent = [json.loads(base64.b64decode(m["body"]))[0] for m in messages]  # the arguments
+        assert sorted(sent) == [[101], [102], [103]]
+    finally:
+        _drop(app, queue.name)
+        celery._pool = None
+
+
+def _drop(app: Any, name: str) -> None:
+    with app.connection_for_write() as connection:
+        channel: Any = connection.default_channel
+        channel.client.delete(name)

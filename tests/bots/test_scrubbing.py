@@ -67,3 +67,15 @@ def test_a_saved_rule_s_masked_value_is_taken_out_at_once() -> None:
     assert scrubbing.scrub_payload(forge, "Merge Request Hook", payload)["title"] == (
         f"first-s3cret then {MASK}"
     )
+
+
+@pytest.mark.django_db
+def test_the_text_intake_stores_is_the_scrubbed_payload_s() -> None:
+    forge = f.forge()
+    Rule.objects.create(name="r", projects="acme/*", config=RULE.format(value="first-s3cret"))
+    for title in ("nothing to take out", "first-s3cret in the title"):
+        payload = {"title": title, "unicode": "é ✓"}
+        clean, text = scrubbing.scrubbed(forge, "Merge Request Hook", payload)
+        assert scrubbing.json.loads(text) == clean
+        assert "first-s3cret" not in text
+    assert clean["title"] == f"{MASK} in the title"

@@ -406,3 +406,13 @@ def test_schema_and_docs_are_open_when_configured_so(db: None, settings: Any) ->
     settings.BATON_API_DOCS_REQUIRE_LOGIN = False
     assert APIClient().get("/api/schema/").status_code == 200
     assert APIClient().get("/api/docs/").status_code == 200
+
+
+def test_json_answers_go_without_a_policy_but_not_sniffed(client: Client, db: None) -> None:
+    """A policy governs documents: JSON is never rendered as one (nosniff), so it carries none
+    (config/middleware.py); every HTML page above does."""
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "Content-Security-Policy" not in response.headers
