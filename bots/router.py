@@ -159,7 +159,5 @@ def fail(delivery_id: int, detail: str) -> None:
 
 
 def _finish(delivery: Delivery, outcome: str, detail: str) -> None:
-    Delivery.objects.filter(pk=delivery.pk).update(
-        processed_at=timezone.now(), outcome=outcome, detail=detail[:2000], lease_until=None
-    )
+    Delivery.objects.finish(delivery.pk, outcome, detail)
     metrics.delivery_handled(delivery.forge.slug, delivery.event, outcome)

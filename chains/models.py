@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from django.conf import settings
-from django.db import models
+from django.db import connection, models
 from django.db.models import Q
 from django.utils import timezone
 from encrypted_fields.fields import EncryptedCharField, EncryptedJSONField, EncryptedTextField
@@ -62,6 +62,50 @@ class RunQuerySet(models.QuerySet["Run"]):
 
         ids = visible_repository_ids(user)
         return self if ids is None else self.filter(chain__repository_id__in=sorted(ids))
+
+    # A pipeline webhook's two hot statements (most of a fan-out's worker CPU is its webhooks),
+    # written out: the ORM spent more CPU building them than PostgreSQL spends running them
+    # (docs/benchmarks.md, F1, session 7).
+
+    def of_pipeline(self, forge_id: int, project: str, pipeline_id: str, fields: Any) -> Any:
+        """The oldest run of the repository ``project`` (any case) on the forge identified with
+        pipeline ``pipeline_id``, read with only ``fields`` (names of Run's columns) and its
+        repository's ``path`` and ``remote_id`` (as ``repository`` without a query), or None."""
+        meta = self.model._meta
+        repository = meta.get_field("repository").related_model
+        columns = ", ".join(f"run.{meta.get_field(name).column}" for name in ("id", *fields))
+        sql = (
+            f"SELECT {columns}, repository.path AS repository_path, "  # noqa: S608
+            "repository.remote_id AS repository_remote_id "
+            f"FROM {meta.db_table} run JOIN {repository._meta.db_table} repository "
+            "ON repository.id = run.repository_id "
+            "WHERE repository.forge_id = %s AND UPPER(repository.path) = UPPER(%s) "
+            "AND run.remote_id = %s ORDER BY run.id LIMIT 1"
+        )
+        for run in self.raw(sql, [forge_id, project, pipeline_id]):
+            run.repository = repository(
+                pk=run.repository_id,
+                forge_id=forge_id,
+                path=run.repository_path,
+                remote_id=run.repository_remote_id,
+            )
+            return run
+        return None
+
+    def heard(self, run_id: int, pipeline_id: str, status: str, *, hooked: bool) -> bool:
+        """Note that the forge spoke of the run, if it is still on ``pipeline_id`` in ``status``
+        (``last_seen_at``, and ``hooked`` when a webhook said so), leaving ``updated_at`` (the
+        dashboard's cursor) as it is: nothing it shows changed. False when the run moved."""
+        meta = self.model._meta
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        hooked_too = ", hooked = %s" if hooked else ""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {meta.db_table} SET last_seen_at = %s{hooked_too} "  # noqa: S608
+                "WHERE id = %s AND remote_id = %s AND status = %s",
+                [now, *([True] if hooked else []), run_id, pipeline_id, status],
+            )
+            return bool(cursor.rowcount)
 
 
 class Forge(models.Model):
@@ -222,7 +266,6 @@ class DeliveryManager(models.Manager["Delivery"]):
         """Store a delivery unless its key is known: one INSERT … ON CONFLICT DO NOTHING.
         ``text``: the payload's JSON, when the caller has written it already. Returns (id,
         created); the id is None for a repeat."""
-        from django.db import connection
 
         now = timezone.now()
         cast = "::jsonb" if connection.vendor == "postgresql" else ""
@@ -253,7 +296,6 @@ class DeliveryManager(models.Manager["Delivery"]):
         ``cap`` attempts) in one ``UPDATE … RETURNING``: its forge id, event, payload and the
         attempt's number, or None. A second worker's UPDATE waits for the first's and then
         finds the delivery leased."""
-        from django.db import connection
 
         table = self.model._meta.db_table
         with connection.cursor() as cursor:
@@ -270,6 +312,16 @@ class DeliveryManager(models.Manager["Delivery"]):
         forge_id, event, payload, attempts = row
         field: Any = self.model._meta.get_field("payload")
         return forge_id, event, field.from_db_value(payload, None, connection), attempts
+
+    def finish(self, delivery_id: int, outcome: str, detail: str) -> None:
+        """The delivery is processed (its lease given up), with its outcome and why."""
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {self.model._meta.db_table} SET processed_at = %s, outcome = %s, "  # noqa: S608
+                "detail = %s, lease_until = NULL WHERE id = %s",
+                [now, outcome, detail[:2000], delivery_id],
+            )
 
 
 def ignored_reason(event: str) -> str:

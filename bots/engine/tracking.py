@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
@@ -148,15 +148,12 @@ def _heard(run: Run, event: PipelineEvent, delivery: Delivery | None) -> bool:
     ``hooked``), without its row lock: False when the run moved meanwhile, and the event is
     then applied in full. The dashboard's cursor (``updated_at``) stays: nothing it shows
     changed."""
-    still = Run.objects.filter(pk=run.pk, remote_id=event.pipeline_id, status=event.status)
-    hooked = {"hooked": True} if delivery is not None else {}
-    now = timezone.now()
-    return bool(still.update(last_seen_at=now, updated_at=F("updated_at"), **hooked))
+    return Run.objects.heard(run.pk, event.pipeline_id, event.status, hooked=delivery is not None)
 
 
-# What a matched run is read with: what the matching, the repeat check and the marker read (a
-# run's ~50 columns built into a model were most of a webhook's match). The news is applied to
-# the run read again under its lock, whole.
+# What a matched run is read with (and its repository's path and id): what the matching, the
+# repeat check and the marker read (a run's ~50 columns built into a model were most of a
+# webhook's match). The news is applied to the run read again under its lock, whole.
 MATCHED = (
     "chain",
     "status",
@@ -168,8 +165,7 @@ MATCHED = (
     "workflow",
     "sent_at",
     "created_at",
-    "repository__path",
-    "repository__remote_id",
+    "repository",
 )
 
 
@@ -178,13 +174,13 @@ def _matching_run(forge: Forge, event: PipelineEvent) -> Run | None:
     has not identified yet, by the marker Baton put on it. Never by an id alone."""
     if not _PIPELINE_ID.fullmatch(event.pipeline_id):
         return None
-    in_project = (
-        Run.objects.select_related("repository")
-        .only(*MATCHED)
-        .filter(repository__forge=forge, repository__path__iexact=event.project)
-    )
-    run = in_project.filter(remote_id=event.pipeline_id).order_by("pk").first()
+    run = Run.objects.of_pipeline(forge.pk, event.project, event.pipeline_id, MATCHED)
     if run is None:
+        in_project = (
+            Run.objects.select_related("repository")
+            .only(*MATCHED, "repository__path", "repository__remote_id")
+            .filter(repository__forge=forge, repository__path__iexact=event.project)
+        )
         run = _marked_run(in_project, event)
     if run is None or not same_project(run, event):
         return None
