@@ -71,26 +71,25 @@ class RunQuerySet(models.QuerySet["Run"]):
         """The oldest run of the repository ``project`` (any case) on the forge identified with
         pipeline ``pipeline_id``, read with only ``fields`` (names of Run's columns) and its
         repository's ``path`` and ``remote_id`` (as ``repository`` without a query), or None."""
-        meta = self.model._meta
-        repository = meta.get_field("repository").related_model
+        meta: Any = self.model._meta
         columns = ", ".join(f"run.{meta.get_field(name).column}" for name in ("id", *fields))
         sql = (
             f"SELECT {columns}, repository.path AS repository_path, "  # noqa: S608
             "repository.remote_id AS repository_remote_id "
-            f"FROM {meta.db_table} run JOIN {repository._meta.db_table} repository "
+            f"FROM {meta.db_table} run JOIN {Repository._meta.db_table} repository "
             "ON repository.id = run.repository_id "
             "WHERE repository.forge_id = %s AND UPPER(repository.path) = UPPER(%s) "
             "AND run.remote_id = %s ORDER BY run.id LIMIT 1"
         )
-        for run in self.raw(sql, [forge_id, project, pipeline_id]):
-            run.repository = repository(
+        run: Any = next(iter(self.raw(sql, [forge_id, project, pipeline_id])), None)
+        if run is not None:
+            run.repository = Repository(
                 pk=run.repository_id,
                 forge_id=forge_id,
                 path=run.repository_path,
                 remote_id=run.repository_remote_id,
             )
-            return run
-        return None
+        return run
 
     def heard(self, run_id: int, pipeline_id: str, status: str, *, hooked: bool) -> bool:
         """Note that the forge spoke of the run, if it is still on ``pipeline_id`` in ``status``
