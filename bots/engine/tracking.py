@@ -105,6 +105,7 @@ def handle_pipeline(forge: Forge, event: PipelineEvent, delivery: Delivery | Non
             Run.objects.select_for_update(of=("self",))
             .select_related("repository")
             .filter(pk=candidate.pk)
+            .order_by("pk")  # not Run's own ordering: it joins the chains to sort one row
             .first()
         )
         if run is None or not _still_matches(run, event):
