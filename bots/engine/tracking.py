@@ -104,6 +104,7 @@ def handle_pipeline(forge: Forge, event: PipelineEvent, delivery: Delivery | Non
         run = (
             Run.objects.select_for_update(of=("self",))
             .select_related("repository")
+            .only(*LOCKED)
             .filter(pk=candidate.pk)
             .order_by("pk")  # not Run's own ordering: it joins the chains to sort one row
             .first()
@@ -126,6 +127,24 @@ def handle_pipeline(forge: Forge, event: PipelineEvent, delivery: Delivery | Non
         if changed:
             request_mirror(run.chain_id, settle=not runstate.keeps_chain_as_is(run, *before))
     return f"run {run.pk} is {run.status}"
+
+
+# What news is applied to (``HEARD``, the matching's re-check, ``apply_status``, the settling
+# and the failures' fetch read no more): not the run's encrypted variables, nor its other
+# columns, which a webhook never changes.
+LOCKED = (
+    *HEARD,
+    "chain",
+    "attempt",
+    "soft_fail",
+    "strategy",
+    "nonce",
+    "workflow",
+    "sent_at",
+    "created_at",
+    "repository__path",
+    "repository__remote_id",
+)
 
 
 def _no_news(run: Run, event: PipelineEvent) -> bool:

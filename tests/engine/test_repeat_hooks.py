@@ -4,6 +4,8 @@ lock, no save, no mirror. Anything new still goes the whole way."""
 
 from __future__ import annotations
 
+import re
+
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -94,3 +96,40 @@ def test_a_repeat_costs_two_statements_whatever_the_run_holds(engine: Engine) ->
         detail = handle_pipeline(engine.forge, event, None)
     assert detail == f"run {run.pk} is running"
     assert [q["sql"].split()[0] for q in queries.captured_queries] == ["SELECT", "UPDATE"]
+
+
+
+# What Django sends for a field ``only()`` left out, when the code reads it.
+DEFERRED_LOAD = re.compile(
+    r'SELECT "chains_run"\."id", "chains_run"\."\w+" FROM "chains_run" WHERE'
+)
+
+
+def _deferred_loads(engine: Engine, run: Run, status: str) -> list[str]:
+    event = PipelineEvent(
+        project=run.repository.path,
+        project_id=engine.fake.projects[run.repository.path].id,
+        pipeline_id=run.remote_id,
+        status=status,
+        web_url=run.web_url,
+    )
+    with CaptureQueriesContext(connection) as queries:
+        detail = handle_pipeline(engine.forge, event, None)
+    assert detail == f"run {run.pk} is {status}"
+    return [q["sql"] for q in queries.captured_queries if DEFERRED_LOAD.match(q["sql"])]
+
+
+def test_news_and_the_end_read_no_field_one_by_one(engine: Engine) -> None:
+    """News is applied to the run read under its lock with only what it needs
+    (``tracking.LOCKED``): a field it did not read would cost a statement of its own."""
+    engine.config(
+        "downstream:\n  - key: api\n    project: acme/api\n"
+        "    variables: {TOKEN: {value: s3cret-value, masked: true}}\n"
+    )
+    chain = engine.open_change()
+    engine.pipeline(_api(chain), Status.PENDING)
+    assert _deferred_loads(engine, _api(chain), Status.RUNNING) == []
+    assert _deferred_loads(engine, _api(chain), Status.FAILED) == []
+    assert _api(chain).status == Status.FAILED
+    chain.refresh_from_db()
+    assert chain.status == Status.FAILED
