@@ -98,14 +98,13 @@ def test_a_repeat_costs_two_statements_whatever_the_run_holds(engine: Engine) ->
     assert [q["sql"].split()[0] for q in queries.captured_queries] == ["SELECT", "UPDATE"]
 
 
-
 # What Django sends for a field ``only()`` left out, when the code reads it.
 DEFERRED_LOAD = re.compile(
     r'SELECT "chains_run"\."id", "chains_run"\."\w+" FROM "chains_run" WHERE'
 )
 
 
-def _deferred_loads(engine: Engine, run: Run, status: str) -> list[str]:
+def _deferred_loads(engine: Engine, run: Run, status: Status) -> list[str]:
     event = PipelineEvent(
         project=run.repository.path,
         project_id=engine.fake.projects[run.repository.path].id,
