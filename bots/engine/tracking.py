@@ -173,7 +173,7 @@ def _heard(run: Run, event: PipelineEvent, delivery: Delivery | None) -> bool:
 
 # What a matched run is read with (and its repository's path and id): what the matching, the
 # repeat check and the marker read (a run's ~50 columns built into a model were most of a
-# webhook's match). The news is applied to the run read again under its lock, whole.
+# webhook's match). News is applied to the run read again under its lock (``LOCKED``).
 MATCHED = (
     "chain",
     "status",
