@@ -265,7 +265,6 @@ class DeliveryManager(models.Manager["Delivery"]):
         """Store a delivery unless its key is known: one INSERT … ON CONFLICT DO NOTHING.
         ``text``: the payload's JSON, when the caller has written it already. Returns (id,
         created); the id is None for a repeat."""
-
         now = timezone.now()
         cast = "::jsonb" if connection.vendor == "postgresql" else ""
         table = self.model._meta.db_table
@@ -295,7 +294,6 @@ class DeliveryManager(models.Manager["Delivery"]):
         ``cap`` attempts) in one ``UPDATE … RETURNING``: its forge id, event, payload and the
         attempt's number, or None. A second worker's UPDATE waits for the first's and then
         finds the delivery leased."""
-
         table = self.model._meta.db_table
         with connection.cursor() as cursor:
             cursor.execute(

@@ -62,14 +62,14 @@ def _header(request: Any, name: str) -> Any:
 
 def _ids_from_arguments(task: Any, args: Any, kwargs: Any) -> dict[str, Any]:
     try:
-        bound = _signature(task.name, task.run).bind_partial(*(args or ()), **(kwargs or {}))
+        bound = _signature(task.run).bind_partial(*(args or ()), **(kwargs or {}))
     except (TypeError, ValueError):
         return {}
     return {k: v for k, v in bound.arguments.items() if k in logcontext.IDS}
 
 
 @functools.cache
-def _signature(name: str, run: Any) -> inspect.Signature:
+def _signature(run: Any) -> inspect.Signature:
     """A task's signature, read once per process (``inspect.signature`` on every task was a
     fifth of what a task's log ids cost)."""
     return inspect.signature(run)

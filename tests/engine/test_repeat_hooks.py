@@ -85,17 +85,21 @@ def test_a_repeat_costs_two_statements_whatever_the_run_holds(engine: Engine) ->
     chain = engine.open_change()
     engine.pipeline(_api(chain), Status.RUNNING)
     run = _api(chain)
-    event = PipelineEvent(
+    with CaptureQueriesContext(connection) as queries:
+        detail = handle_pipeline(engine.forge, _event(engine, run, Status.RUNNING), None)
+    assert detail == f"run {run.pk} is running"
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["SELECT", "UPDATE"]
+
+
+def _event(engine: Engine, run: Run, status: Status) -> PipelineEvent:
+    """What the forge would say of the run's pipeline: ``status``, nothing else new."""
+    return PipelineEvent(
         project=run.repository.path,
         project_id=engine.fake.projects[run.repository.path].id,
         pipeline_id=run.remote_id,
-        status=Status.RUNNING,
+        status=status,
         web_url=run.web_url,
     )
-    with CaptureQueriesContext(connection) as queries:
-        detail = handle_pipeline(engine.forge, event, None)
-    assert detail == f"run {run.pk} is running"
-    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["SELECT", "UPDATE"]
 
 
 # What Django sends for a field ``only()`` left out, when the code reads it.
@@ -105,15 +109,8 @@ DEFERRED_LOAD = re.compile(
 
 
 def _deferred_loads(engine: Engine, run: Run, status: Status) -> list[str]:
-    event = PipelineEvent(
-        project=run.repository.path,
-        project_id=engine.fake.projects[run.repository.path].id,
-        pipeline_id=run.remote_id,
-        status=status,
-        web_url=run.web_url,
-    )
     with CaptureQueriesContext(connection) as queries:
-        detail = handle_pipeline(engine.forge, event, None)
+        detail = handle_pipeline(engine.forge, _event(engine, run, status), None)
     assert detail == f"run {run.pk} is {status}"
     return [q["sql"] for q in queries.captured_queries if DEFERRED_LOAD.match(q["sql"])]
 
