@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from celery import current_app
+from celery.utils import uuid
 from django.conf import settings
 from django.db import transaction
 
@@ -117,11 +118,33 @@ def start_for_comment(
     _later("start_for_comment", forge_id, project, number, person, only)
 
 
-def deliver(delivery_id: int, forge_kind: str, event: str, **options: Any) -> None:
+def deliver(delivery_id: int, forge_kind: str, event: str) -> None:
     """Hand a stored delivery to a worker now (the caller has committed it): news of pipelines
-    to the tracking queue (settings.BATON_TRACKING_QUEUE), every other event to the default one.
-    ``options`` go to ``apply_async`` (the webhook view's own broker connection)."""
-    _send("process_delivery", (delivery_id,), queue=queue_for(forge_kind, event), **options)
+    to the tracking queue (settings.BATON_TRACKING_QUEUE), every other event to the default one."""
+    _send("process_delivery", (delivery_id,), queue=queue_for(forge_kind, event))
+
+
+def publish_delivery(connection: Any, delivery_id: int, forge_kind: str, event: str) -> None:
+    """``deliver`` for the webhook view, on its own broker connection, once (no retry: a
+    delivery not enqueued waits for the sweeper). The message is Celery's own, built and sent by
+    ``app.amqp`` as ``apply_async`` does, without what ``apply_async`` adds around it for a task
+    that has none of it: routing (the queue is known), a parent task, a result to ask for.
+    That is a third of the publish's Python calls, an eighth of a delivery's at intake
+    (docs/benchmarks.md, "Issue 12, session 8"). The queue is declared on the connection's first
+    publish only (kombu's own test, before the copies of the queue it makes to get there)."""
+    amqp = current_app.amqp
+    name = TASKS + "process_delivery"
+    args = (delivery_id,)
+    queue = amqp.queues[queue_for(forge_kind, event)]
+    message = amqp.create_task_message(uuid(), name, args, {}, argsrepr=repr(args), kwargsrepr="{}")
+    amqp.send_task_message(
+        amqp.Producer(connection, auto_declare=False),
+        name,
+        message,
+        queue=queue,
+        declare=[] if hash(queue) in connection.declared_entities else [queue],
+        retry=False,
+    )
 
 
 def queue_for(forge_kind: str, event: str) -> str:

@@ -115,13 +115,7 @@ def _enqueue(delivery_id: int, forge_kind: str, event: str) -> None:
         pool: Any = celery_app.pool  # kombu connections, one per thread at a time
         with pool.acquire(block=True, timeout=ENQUEUE_TIMEOUT) as connection:
             connection.ensure_connection(max_retries=1, interval_start=0, timeout=ENQUEUE_TIMEOUT)
-            options: dict[str, Any] = {"connection": connection, "retry": False}
-            queue = celery_app.amqp.queues[kicks.queue_for(forge_kind, event)]
-            if hash(queue) in connection.declared_entities:
-                # kombu's own test of "declared on this connection already", before the copies
-                # of the queue it makes to get there (an eighth of a delivery's Python calls).
-                options["declare"] = []
-            kicks.deliver(delivery_id, forge_kind, event, **options)
+            kicks.publish_delivery(connection, delivery_id, forge_kind, event)
     except Exception as exc:  # any broker failure: the sweeper takes over
         log.warning(
             "delivery %s stored but not enqueued (%s); the sweeper will pick it up",

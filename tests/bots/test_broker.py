@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from django.conf import settings
-from kombu import Connection, Queue
+from kombu import Connection, Queue, pools
 
 from config.broker import Transport
 
@@ -52,7 +52,8 @@ def test_intake_declares_a_queue_once_per_connection_and_every_message_arrives(
 
     queue = app.amqp.queues[kicks.queue_for("gitlab", "Merge Request Hook")]
     celery: Any = app
-    celery._pool = None  # fresh connections: nothing declared on them yet
+    pools.reset()  # fresh connections (kombu keeps one pool per broker URL for the process)
+    celery._pool = None  # nothing declared on them yet
     _drop(app, queue.name)
     declared: list[str] = []
     real_declare = Queue.declare
@@ -73,6 +74,7 @@ def test_intake_declares_a_queue_once_per_connection_and_every_message_arrives(
         assert sorted(sent) == [[101], [102], [103]]
     finally:
         _drop(app, queue.name)
+        pools.reset()
         celery._pool = None
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -62,32 +63,48 @@ PIPELINE_NEWS = {"gitlab": "pipeline__success", "github": "workflow_run__complet
 
 
 def test_pipeline_news_goes_to_its_own_queue_and_everything_else_to_the_default_one(
-    client: Client, hooked: Forge, django_capture_on_commit_callbacks: Any
+    client: Client, hooked: Forge, django_capture_on_commit_callbacks: Any, services: None
 ) -> None:
     """A fan-out's pipelines report three or four times each: a new change must not wait in the
-    same queue behind them (config/settings.py BATON_TRACKING_QUEUE)."""
-    from unittest import mock
-
+    same queue behind them (config/settings.py BATON_TRACKING_QUEUE). Read from the broker
+    itself: each delivery's message, in the queue it was published to."""
     from django.conf import settings
 
+    from config.celery import app
+
     opened, _ = EVENTS[hooked.kind]
-    with (
-        mock.patch("bots.tasks.process_delivery.apply_async") as apply_async,
-        django_capture_on_commit_callbacks(execute=True),  # runs them inside the patch
-    ):
-        post_webhook(client, hooked, opened, key="change")
-        post_webhook(client, hooked, PIPELINE_NEWS[hooked.kind], key="pipeline")
-    queues = {
-        Delivery.objects.get(pk=call.args[0][0]).dedupe_key: call.kwargs["queue"]
-        for call in apply_async.call_args_list
+    names = (settings.CELERY_TASK_DEFAULT_QUEUE, settings.BATON_TRACKING_QUEUE)
+    with app.connection_for_write() as connection:
+        channel: Any = connection.default_channel  # kombu's Redis channel
+        redis = channel.client
+        redis.delete(*names)
+        try:
+            with django_capture_on_commit_callbacks(execute=True):  # the enqueue, after commit
+                post_webhook(client, hooked, opened, key="change")
+                post_webhook(client, hooked, PIPELINE_NEWS[hooked.kind], key="pipeline")
+            queued = {name: [_task_of(m) for m in redis.lrange(name, 0, -1)] for name in names}
+        finally:
+            redis.delete(*names)
+    where = {
+        Delivery.objects.get(pk=args[0]).dedupe_key: (name, task)
+        for name, messages in queued.items()
+        for task, args in messages
     }
-    assert queues == {
-        "change": settings.CELERY_TASK_DEFAULT_QUEUE,
-        "pipeline": settings.BATON_TRACKING_QUEUE,
+    process = "bots.tasks.process_delivery"
+    assert where == {
+        "change": (settings.CELERY_TASK_DEFAULT_QUEUE, process),
+        "pipeline": (settings.BATON_TRACKING_QUEUE, process),
     }
     assert settings.BATON_TRACKING_QUEUE != settings.CELERY_TASK_DEFAULT_QUEUE
     declared = {queue.name for queue in settings.CELERY_TASK_QUEUES}
     assert declared == {settings.CELERY_TASK_DEFAULT_QUEUE, settings.BATON_TRACKING_QUEUE}
+
+
+def _task_of(message: bytes) -> tuple[str, list[Any]]:
+    """A Celery message in kombu's Redis envelope: its task's name and positional arguments."""
+    envelope = json.loads(message)
+    args, _kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
+    return envelope["headers"]["task"], args
 
 
 def test_a_repeat_is_a_no_op(
