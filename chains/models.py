@@ -7,6 +7,7 @@ is a GitLab pipeline or a GitHub workflow run.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 import secrets
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from django.conf import settings
 from django.db import connection, models
 from django.db.models import Q
+from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 from encrypted_fields.fields import EncryptedCharField, EncryptedJSONField, EncryptedTextField
 
@@ -63,33 +65,33 @@ class RunQuerySet(models.QuerySet["Run"]):
         ids = visible_repository_ids(user)
         return self if ids is None else self.filter(chain__repository_id__in=sorted(ids))
 
-    # A pipeline webhook's two hot statements (most of a fan-out's worker CPU is its webhooks),
+    # A pipeline webhook's hot statements (most of a fan-out's worker CPU is its webhooks),
     # written out: the ORM spent more CPU building them than PostgreSQL spends running them
-    # (docs/benchmarks.md, F1, session 7).
+    # (docs/benchmarks.md, F1, sessions 7 and 8).
 
-    def of_pipeline(self, forge_id: int, project: str, pipeline_id: str, fields: Any) -> Any:
+    def of_pipeline(
+        self, forge_id: int, project: str, pipeline_id: str, fields: tuple[str, ...]
+    ) -> Any:
         """The oldest run of the repository ``project`` (any case) on the forge identified with
-        pipeline ``pipeline_id``, read with only ``fields`` (names of Run's columns) and its
-        repository's ``path`` and ``remote_id`` (as ``repository`` without a query), or None."""
-        meta: Any = self.model._meta
-        columns = ", ".join(f"run.{meta.get_field(name).column}" for name in ("id", *fields))
-        sql = (
-            f"SELECT {columns}, repository.path AS repository_path, "  # noqa: S608
-            "repository.remote_id AS repository_remote_id "
-            f"FROM {meta.db_table} run JOIN {Repository._meta.db_table} repository "
-            "ON repository.id = run.repository_id "
+        pipeline ``pipeline_id``, read with only ``fields`` (names of Run's columns, the
+        ``repository`` among them) and its repository's ``path`` and ``remote_id`` (as
+        ``repository`` without a query), or None."""
+        return _run_of_row(
+            fields,
             "WHERE repository.forge_id = %s AND UPPER(repository.path) = UPPER(%s) "
-            "AND run.remote_id = %s ORDER BY run.id LIMIT 1"
+            "AND run.remote_id = %s ORDER BY run.id LIMIT 1",
+            [forge_id, project, pipeline_id],
         )
-        run: Any = next(iter(self.raw(sql, [forge_id, project, pipeline_id])), None)
-        if run is not None:
-            run.repository = Repository(
-                pk=run.repository_id,
-                forge_id=forge_id,
-                path=run.repository_path,
-                remote_id=run.repository_remote_id,
-            )
-        return run
+
+    def locked(self, run_id: int, fields: tuple[str, ...]) -> Any:
+        """The run ``run_id`` read as ``of_pipeline`` reads one, its row locked until the
+        caller's transaction ends (``FOR UPDATE OF`` the run's row, as
+        ``select_for_update(of=("self",))`` locks it; a database without row locks, SQLite,
+        locks the whole database for a writing transaction), or None."""
+        if connection.get_autocommit():
+            raise TransactionManagementError("a run is locked inside a transaction only")
+        lock = " FOR UPDATE OF run" if connection.features.has_select_for_update_of else ""
+        return _run_of_row(fields, f"WHERE run.id = %s{lock}", [run_id])
 
     def heard(self, run_id: int, pipeline_id: str, status: str, *, hooked: bool) -> bool:
         """Note that the forge spoke of the run, if it is still on ``pipeline_id`` in ``status``
@@ -105,6 +107,50 @@ class RunQuerySet(models.QuerySet["Run"]):
                 [now, *([True] if hooked else []), run_id, pipeline_id, status],
             )
             return bool(cursor.rowcount)
+
+
+def _run_of_row(fields: tuple[str, ...], where: str, params: list[Any]) -> Any:
+    """The first row of ``SELECT`` the run's ``fields`` and its repository's ``WHERE …``, made
+    a Run as a queryset makes one (``Model.from_db``, each column through its field's and the
+    database's converters) without a raw queryset's mapping of columns to fields, which cost
+    as much as the rest of a webhook's match; its repository a Repository with ``path`` and
+    ``remote_id``. None when there is no such row."""
+    read, select = _run_columns(fields)
+    with connection.cursor() as cursor:
+        cursor.execute(f"{select} {where}", params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = list(row[: len(read)])
+    for i, field in enumerate(read):
+        column = field.get_col(Run._meta.db_table)
+        for convert in [
+            *connection.ops.get_db_converters(column),
+            *field.get_db_converters(connection),
+        ]:
+            values[i] = convert(values[i], column, connection)
+    run: Any = Run.from_db(connection.alias, [field.attname for field in read], values)
+    forge_id, path, remote_id = row[len(read) :]
+    run.repository = Repository(
+        pk=run.repository_id, forge_id=forge_id, path=path, remote_id=remote_id
+    )
+    return run
+
+
+@functools.cache
+def _run_columns(fields: tuple[str, ...]) -> tuple[list[Any], str]:
+    """``_run_of_row``'s fields of Run in the model's order (``Model.from_db`` takes a part of
+    them in that order) and its ``SELECT … FROM``; made once per process and tuple of fields."""
+    meta: Any = Run._meta
+    wanted = {meta.get_field(name) for name in ("id", "repository", *fields)}
+    read = [field for field in meta.concrete_fields if field in wanted]
+    columns = ", ".join(f"run.{field.column}" for field in read)
+    select = (
+        f"SELECT {columns}, repository.forge_id, repository.path, "  # noqa: S608
+        f"repository.remote_id FROM {meta.db_table} run "
+        f"JOIN {Repository._meta.db_table} repository ON repository.id = run.repository_id"
+    )
+    return read, select
 
 
 class Forge(models.Model):

@@ -101,14 +101,7 @@ def handle_pipeline(forge: Forge, event: PipelineEvent, delivery: Delivery | Non
             raise
         status, started_at, finished_at = remote.status, remote.started_at, remote.finished_at
     with transaction.atomic():
-        run = (
-            Run.objects.select_for_update(of=("self",))
-            .select_related("repository")
-            .only(*LOCKED)
-            .filter(pk=candidate.pk)
-            .order_by("pk")  # not Run's own ordering: it joins the chains to sort one row
-            .first()
-        )
+        run = Run.objects.locked(candidate.pk, LOCKED)
         if run is None or not _still_matches(run, event):
             return "not a pipeline Baton triggered"
         before = run.status, run.dispatch
@@ -142,8 +135,7 @@ LOCKED = (
     "workflow",
     "sent_at",
     "created_at",
-    "repository__path",
-    "repository__remote_id",
+    "repository",
 )
 
 

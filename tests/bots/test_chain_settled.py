@@ -17,6 +17,7 @@ from chains import runstate
 from chains.models import Chain, Run
 from chains.status import Status
 from tests import factories
+from tests.locking import held_elsewhere
 
 
 def _finish(run: Any, status: Status) -> None:
@@ -122,30 +123,15 @@ def test_a_run_moving_on_while_it_keeps_its_chain_running_does_not_wait_for_the_
     factories.run(chain, "web", status=Status.RUNNING)
     Run.objects.filter(pk=api.pk).update(dispatch=Run.Dispatch.SENT)
     api.refresh_from_db()
-    locked, done = threading.Event(), threading.Event()
-
-    def hold_the_chains_row() -> None:
-        try:
-            with transaction.atomic():
-                list(Chain.objects.select_for_update().filter(pk=chain.pk))
-                locked.set()
-                done.wait(10)
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=hold_the_chains_row)
-    holder.start()
-    try:
-        assert locked.wait(10)
+    with held_elsewhere(lambda: list(Chain.objects.select_for_update().filter(pk=chain.pk))):
         with connection.cursor() as cursor:
             cursor.execute("SET lock_timeout = '2s'")  # waiting for the row fails the test
-        _finish(api, Status.RUNNING)
-        assert Run.objects.get(pk=api.pk).status == Status.RUNNING
-    finally:
-        done.set()
-        holder.join(10)
-        with connection.cursor() as cursor:
-            cursor.execute("SET lock_timeout = 0")
+        try:
+            _finish(api, Status.RUNNING)
+            assert Run.objects.get(pk=api.pk).status == Status.RUNNING
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("SET lock_timeout = 0")
     _finish(api, Status.SUCCESS)
     chain.refresh_from_db()
     assert chain.status == Status.RUNNING  # web still runs

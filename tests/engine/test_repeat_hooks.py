@@ -129,3 +129,32 @@ def test_news_and_the_end_read_no_field_one_by_one(engine: Engine) -> None:
     assert _api(chain).status == Status.FAILED
     chain.refresh_from_db()
     assert chain.status == Status.FAILED
+
+
+def test_the_match_reads_each_field_as_the_orm_does(engine: Engine) -> None:
+    """``RunQuerySet.of_pipeline`` makes its row a Run itself: every field it reads holds what a
+    queryset would give (the database's and the field's own conversions: aware datetimes on
+    SQLite too), the repository comes without a query, and every other field is left to load
+    when read."""
+    from bots.engine.tracking import MATCHED
+
+    engine.config("downstream:\n  - {key: api, project: acme/api}\n")
+    chain = engine.open_change()
+    engine.pipeline(_api(chain), Status.RUNNING)
+    orm = _api(chain)
+    assert orm.started_at is not None and orm.sent_at is not None
+    found = Run.objects.of_pipeline(engine.forge.pk, "ACME/Api", orm.remote_id, MATCHED)
+    assert found is not None and found.pk == orm.pk
+    for field in Run._meta.concrete_fields:
+        if field.name in MATCHED:
+            assert getattr(found, field.attname) == getattr(orm, field.attname), field.name
+    assert found.started_at.tzinfo is not None
+    assert (found.repository.path, found.repository.remote_id) == (
+        orm.repository.path,
+        orm.repository.remote_id,
+    )
+    assert found.get_deferred_fields() == {
+        f.attname for f in Run._meta.concrete_fields if f.name not in {"id", *MATCHED}
+    }
+    assert Run.objects.of_pipeline(engine.forge.pk, "acme/api", "999999", MATCHED) is None
+    assert Run.objects.of_pipeline(engine.forge.pk, "acme/web", orm.remote_id, MATCHED) is None
