@@ -12,7 +12,7 @@ import time
 from django.db import transaction
 
 from bots.forges.base import Budget
-from chains.models import RateBudget
+from chains.models import RateBudget, save_each
 
 WINDOW = 60.0
 
@@ -66,7 +66,7 @@ def reserve(budgets: list[Budget], *, now: float | None = None) -> float:
             at = later
         for row in rows.values():
             row.slots = [s for s in row.slots if s > now - WINDOW] + [at]
-            row.save(update_fields=["slots"])
+        save_each(list(rows.values()), ["slots"])
     return at
 
 
@@ -91,7 +91,7 @@ def reserve_many(requests: list[list[Budget]], *, now: float | None = None) -> l
                 row = rows[key]
                 row.slots = [s for s in row.slots if s > now - WINDOW] + [at]
             times.append(at)
-        RateBudget.objects.bulk_update(list(rows.values()), ["slots"])
+        save_each(list(rows.values()), ["slots"])
     return times
 
 

@@ -11,11 +11,12 @@ import functools
 import json
 import re
 import secrets
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from django.conf import settings
-from django.db import connection, models
+from django.db import DatabaseError, connection, models
 from django.db.models import Q
 from django.db.transaction import TransactionManagementError
 from django.utils import timezone
@@ -56,6 +57,14 @@ class RunQuerySet(models.QuerySet["Run"]):
         the cursor the dashboard polls on."""
         kwargs.setdefault("updated_at", timezone.now())
         return super().update(**kwargs)
+
+    def save_each(self, runs: Sequence[Run], fields: Sequence[str]) -> None:
+        """``save_each``'s one statement for runs: ``updated_at`` (the dashboard's cursor)
+        moves too, as ``Run.save`` moves it. Not for ``masked_variables`` (``Run.save`` keeps
+        ``has_masked_variables`` in step with it)."""
+        if "masked_variables" in fields:
+            raise ValueError("masked_variables is saved with Run.save")
+        save_each(runs, [*fields, "updated_at"])
 
     def visible_to(self, user: Any) -> RunQuerySet:
         """The runs of the chains ``user`` may view (a run in a project they may not view is
@@ -107,6 +116,35 @@ class RunQuerySet(models.QuerySet["Run"]):
                 [now, *([True] if hooked else []), run_id, pipeline_id, status],
             )
             return bool(cursor.rowcount)
+
+
+def save_each(objects: Sequence[models.Model], fields: Sequence[str]) -> None:
+    """Save ``fields`` of each of ``objects`` (rows of one model) as ``obj.save(update_fields=
+    fields)`` would, each value through its field's ``pre_save`` and ``get_db_prep_save``, in
+    one statement run for every row (``executemany``: one round trip on PostgreSQL). The
+    ORM's ``bulk_update`` (a ``CASE`` per field, its expressions resolved and copied row by
+    row) and a save per row cost a fan-out's chunk more CPU than the writes themselves
+    (docs/benchmarks.md, F1, session 9). Raises DatabaseError when a row is gone, as a save
+    with ``update_fields`` does; model ``save()`` overrides are not called."""
+    if not objects:
+        return
+    meta: Any = type(objects[0])._meta
+    written: list[Any] = [meta.get_field(name) for name in dict.fromkeys(fields)]
+    quote = connection.ops.quote_name
+    sets = ", ".join(f"{quote(field.column)} = %s" for field in written)
+    rows = [
+        [field.get_db_prep_save(field.pre_save(obj, False), connection) for field in written]
+        + [obj.pk]
+        for obj in objects
+    ]
+    table, pk = quote(meta.db_table), quote(meta.pk.column)
+    with connection.cursor() as cursor:
+        cursor.executemany(f"UPDATE {table} SET {sets} WHERE {pk} = %s", rows)  # noqa: S608
+        if cursor.rowcount != len(rows):
+            raise DatabaseError(
+                f"{meta.object_name}: {len(rows) - cursor.rowcount} of {len(rows)} rows to "
+                "save are gone"
+            )
 
 
 def _run_of_row(fields: tuple[str, ...], where: str, params: list[Any]) -> Any:

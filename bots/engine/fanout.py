@@ -83,7 +83,7 @@ def _send_chunk(ids: list[int]) -> None:
     with transaction.atomic():
         runs = (
             Run.objects.select_for_update(of=("self",))
-            .select_related("chain", "repository__forge")
+            .select_related("repository__forge")
             .filter(pk__in=ids)
             .order_by("pk")
         )
@@ -97,15 +97,17 @@ def _send_chunk(ids: list[int]) -> None:
                 continue
             claim(run, now)
             claimed.append(run)
-        Run.objects.bulk_update(
-            claimed, ["dispatch", "lease_until", "send_attempts", "nonce", "sent_at"]
-        )
+        Run.objects.save_each(claimed, CLAIMED)
         kicks.trigger_each(alone)
     send_claimed(claimed, forges)
 
 
+# What a claim changes on a run (``claim``).
+CLAIMED = ("dispatch", "lease_until", "send_attempts", "nonce", "sent_at")
+
+
 def claim(run: Run, now: datetime) -> None:
-    """Claim the run for one send, as ``trigger`` does (the caller saves it)."""
+    """Claim the run for one send, as ``trigger`` does (the caller saves its ``CLAIMED``)."""
     run.nonce = new_run_nonce()  # a new send: a new secret marker
     run.sent_at = now
     run.dispatch = Run.Dispatch.SENDING
