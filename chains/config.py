@@ -144,9 +144,10 @@ def parse_config(text: str, *, standalone: bool = True) -> BatonConfig:
         raise ConfigError(str(exc), line=exc.line) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        last = len(text.splitlines()) or 1  # libyaml marks the end of the text past its last line
         raise ConfigError(
             f"not valid YAML: {exc.problem or exc.context}",
-            line=mark.line + 1 if mark else None,
+            line=min(mark.line + 1, last) if mark else None,
         ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML: {exc}") from None

@@ -532,7 +532,7 @@ class GitHubForge:
             )
         try:
             limits.check_size(text, f"workflow {workflow}")
-            document = yaml.load(text, Loader=limits.BoundedLoader) or {}  # noqa: S506 - safe
+            document = yaml.load(text, Loader=limits.BoundedLoader) or {}  # type: ignore[arg-type]  # noqa: S506 - safe
         except limits.LimitError as exc:
             raise ForgeError(f"workflow {workflow} in {project}: {exc}", permanent=True) from None
         except yaml.YAMLError:

@@ -67,6 +67,13 @@ def test_deep_nesting_is_refused_not_a_recursion_error() -> None:
         parse_config("variables: " + "[" * 20000 + "]" * 20000)
 
 
+def test_a_character_that_is_not_text_is_invalid_yaml_in_words() -> None:
+    """libyaml reads UTF-8: a lone surrogate (a file decoded with ``surrogateescape``) is an
+    error in words, as PyYAML's own reader says it, not a crash."""
+    with pytest.raises(ConfigError, match="not valid YAML: unacceptable character #xdc80"):
+        parse_config("variables:\n  A: x\udc80y\n")
+
+
 def test_file_size(settings: Any) -> None:
     settings.BATON_MAX_CONFIG_BYTES = 2048
     with pytest.raises(ConfigError, match="at most 2048 are read"):
