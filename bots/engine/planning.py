@@ -383,13 +383,15 @@ def resolve_targets(
 
 
 def _known(wanted: dict[tuple[int, str], Repository]) -> None:
-    """Put the stored rows in place of the unsaved ones (one query per forge)."""
+    """Put the stored rows in place of the unsaved ones (one query per forge), each with the
+    forge record the unsaved one has (read with every row, its secrets were decrypted twice a
+    row)."""
     paths: dict[int, list[str]] = {}
     for forge_id, path in wanted:
         paths.setdefault(forge_id, []).append(path)
     for forge_id, some in paths.items():
-        rows = Repository.objects.filter(forge_id=forge_id, path__in=some).select_related("forge")
-        for repo in rows:
+        for repo in Repository.objects.filter(forge_id=forge_id, path__in=some):
+            repo.forge = wanted[(forge_id, repo.path)].forge
             wanted[(forge_id, repo.path)] = repo
 
 
