@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from chains import limits
 from chains.config import BatonConfig, ConfigError, Variable, _default_key, parse_config
 from chains.masking import MASK
 
@@ -104,7 +104,7 @@ def seal(
     parse_config(text, standalone=False)  # the caller's errors first, in their own words
     then = _destinations(before) if before is not None else None
     now = _destinations(text) if before is not None else None
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    root = limits.compose(text)  # the nodes parse_config read, by the same parser
     if root is None:
         return text, {}
     secrets: dict[str, str] = {}
