@@ -127,14 +127,14 @@ def _handle(delivery: Delivery) -> None:
         return
     detail = HANDLERS[type(event)](delivery.forge, event, delivery)
     if isinstance(event, PipelineEvent):
-        _scrub_again(delivery)
+        _scrub_again(delivery, event)
     _finish(delivery, Delivery.Outcome.PROCESSED, detail)
 
 
-def _scrub_again(delivery: Delivery) -> None:
+def _scrub_again(delivery: Delivery, event: PipelineEvent) -> None:
     """Now that the pipeline is matched to its run, take out what intake could not tell was
     masked (and what deliveries stored before intake scrubbed still hold)."""
-    clean = scrub_payload(delivery.forge, delivery.event, delivery.payload)
+    clean = scrub_payload(delivery.forge, delivery.event, delivery.payload, parsed=event)
     if clean != delivery.payload:
         Delivery.objects.filter(pk=delivery.pk).update(payload=clean)
 

@@ -103,12 +103,17 @@ def _occurring(words: frozenset[str], text: str) -> frozenset[str]:
     return frozenset(w for w in words if w in text or not _verbatim(w))
 
 
-def scrub_payload(forge: Forge, event_name: str, payload: Any) -> Any:
-    """The payload as it may be stored: known masked values replaced by ••••."""
-    return scrubbed(forge, event_name, payload)[0]
+def scrub_payload(
+    forge: Forge, event_name: str, payload: Any, *, parsed: PipelineEvent | None = None
+) -> Any:
+    """The payload as it may be stored: known masked values replaced by ••••. ``parsed``: its
+    pipeline event, when the caller has it already (not parsed again)."""
+    return scrubbed(forge, event_name, payload, parsed=parsed)[0]
 
 
-def scrubbed(forge: Forge, event_name: str, payload: Any) -> tuple[Any, str]:
+def scrubbed(
+    forge: Forge, event_name: str, payload: Any, *, parsed: PipelineEvent | None = None
+) -> tuple[Any, str]:
     """``scrub_payload``'s answer and its JSON text (intake stores the text as it is).
 
     One look at the payload as JSON text first: only the masked values and names it may hold
@@ -122,10 +127,12 @@ def scrubbed(forge: Forge, event_name: str, payload: Any) -> tuple[Any, str]:
         # sent, a workflow_dispatch its inputs): no variable value of them is kept.
         return _as_text(_scrubbed(payload, text, values, names, hide=True), payload, text)
     if event_name in inbound.TRACKING_EVENTS:
-        try:
-            event = inbound.parse(event_name, payload)
-        except MalformedPayload:
-            event = None
+        event: Any = parsed
+        if event is None:
+            try:
+                event = inbound.parse(event_name, payload)
+            except MalformedPayload:
+                event = None
         if isinstance(event, PipelineEvent):
             sent_values, sent_names = chain_secrets(forge, event)
             values, names = values | sent_values, names | sent_names
