@@ -182,9 +182,12 @@ def test_the_scrub_after_the_match_reads_the_event_the_handler_read(
     inbound = INBOUND[run.chain.forge.kind]
     parsed: list[str] = []
     parse = inbound.parse
-    monkeypatch.setattr(
-        inbound, "parse", lambda name, body: parsed.append(name) or parse(name, body)
-    )
+
+    def counted(name: str, body: Any) -> Any:
+        parsed.append(name)
+        return parse(name, body)
+
+    monkeypatch.setattr(inbound, "parse", counted)
     hook = _pipeline_hook(run.pk, ("API_TOKEN", SENT))
     delivery = Delivery.objects.create(
         forge=run.chain.forge, event="Pipeline Hook", dedupe_key="once", payload=hook
