@@ -146,9 +146,32 @@ def resolve_forge(name: str | None, upstream: Forge) -> Forge:
 # --- reading what a plan needs -----------------------------------------------------------------
 
 
-def read_config(client: ForgeClient, project: str, ref: str) -> BatonConfig | None:
+AT_COMMIT_SECONDS = 60.0  # how long a file read at a commit is remembered
+
+
+def read_file(forge: Forge, project: str, path: str, ref: str) -> str | None:
+    """A file of ``project`` at ``ref`` (None when there is none). A file at a commit (a full
+    SHA) never changes: it is remembered for AT_COMMIT_SECONDS, so the push hook and the change
+    hook that one `git push` sends read `.baton.yml` once between them. A branch is read
+    every time."""
+    client = forge_for(forge)
+    if not _is_commit(ref):
+        return client.read_file(project, path, ref)
+    return caching.remembered(
+        caching.key("file-at-commit", forge.pk, project, path, ref),
+        AT_COMMIT_SECONDS,
+        lambda: client.read_file(project, path, ref),
+    )
+
+
+def _is_commit(ref: str) -> bool:
+    """A full commit SHA: 40 hex digits (SHA-1) or 64 (SHA-256), as forges name commits."""
+    return len(ref) in (40, 64) and all(c in "0123456789abcdef" for c in ref)
+
+
+def read_config(forge: Forge, project: str, ref: str) -> BatonConfig | None:
     """The project's `.baton.yml` at ``ref`` (None when it has none). Raises ConfigError."""
-    text = client.read_file(project, settings.BATON_CONFIG_PATH, ref)
+    text = read_file(forge, project, settings.BATON_CONFIG_PATH, ref)
     return None if text is None else parse_config(text)
 
 
@@ -161,13 +184,13 @@ def with_rules(config: BatonConfig, project: str) -> BatonConfig:
 
 
 def read_params(
-    client: ForgeClient, project: str, ref: str, config: BatonConfig
+    forge: Forge, project: str, ref: str, config: BatonConfig
 ) -> dict[str, dict[str, str] | None]:
     paths = {t.params_file for t in config.downstream if t.params_file}
     params: dict[str, dict[str, str] | None] = {}
     for path in sorted(paths):
         deadline.check()
-        text = client.read_file(project, path, ref)
+        text = read_file(forge, project, path, ref)
         params[path] = None if text is None else parse_dotenv(text, path=path)
     return params
 
@@ -180,7 +203,7 @@ def plan_change(forge: Forge, event: ChangeEvent) -> tuple[Plan, str]:
     config_ref = change.target_branch if event.from_fork else change.head_sha
     path = settings.BATON_CONFIG_PATH
     try:
-        config = read_config(client, change.project, config_ref) or BatonConfig()
+        config = read_config(forge, change.project, config_ref) or BatonConfig()
     except ConfigError as exc:
         return Plan(()), f"{path} is invalid: {exc}"
     except ForgeError as exc:
@@ -192,7 +215,7 @@ def plan_change(forge: Forge, event: ChangeEvent) -> tuple[Plan, str]:
     except ConfigError as exc:
         return Plan(()), f"the admin rules for {change.project} do not fit {path}: {exc}"
     try:
-        params = read_params(client, change.project, config_ref, config)
+        params = read_params(forge, change.project, config_ref, config)
     except ConfigError as exc:
         return Plan(()), f"a params_file of {path} cannot be used: {exc}"
     except ForgeError as exc:
@@ -750,7 +773,7 @@ def expand_run(run_id: int) -> str:
         if config is None or not any("upstream" in t.on for t in config.downstream):
             expansion.nothing_in(run.repository_id, run.ref)
             return "no upstream-triggered targets"
-        params = read_params(client, run.repository.path, run.ref, config)
+        params = read_params(run.repository.forge, run.repository.path, run.ref, config)
     except ConfigError as exc:
         Run.objects.filter(pk=run_id, error="").update(
             error=f"its {settings.BATON_CONFIG_PATH} is invalid, so nothing further runs: {exc}"

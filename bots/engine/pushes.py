@@ -34,7 +34,6 @@ from bots.engine.planning import (
 from bots.engine.principals import LOCK_CLASS, principals
 from bots.events import PushEvent
 from bots.forges.base import ForgeError
-from bots.forges.registry import forge_for
 from chains import audit, quarantine
 from chains.conditions import Context
 from chains.config import BatonConfig, ConfigError
@@ -72,14 +71,13 @@ def push_context(event: PushEvent) -> Context:
 def plan_push(forge: Forge, event: PushEvent) -> tuple[Plan, str]:
     """The plan for a push, read at the pushed commit, or an empty plan and why (in words)."""
     change = event.change
-    client = forge_for(forge)
     path = settings.BATON_CONFIG_PATH
     try:
-        config = read_config(client, change.project, change.head_sha) or BatonConfig()
+        config = read_config(forge, change.project, change.head_sha) or BatonConfig()
         config = with_rules(config, change.project)
         if not any(event.kind in target.on for target in config.downstream):
             return Plan(()), ""
-        params = read_params(client, change.project, change.head_sha, config)
+        params = read_params(forge, change.project, change.head_sha, config)
     except ConfigError as exc:
         return Plan(()), f"{path} is invalid: {exc}"
     except ForgeError as exc:

@@ -188,3 +188,35 @@ def test_a_push_keeps_the_default_branch_its_hook_names(engine: Engine) -> None:
     engine.config(CONFIG)
     push(engine, replace(push_event(), default_branch="trunk"))
     assert Repository.objects.get(forge=engine.forge, path=APP).default_branch == "trunk"
+
+
+def _config_reads(engine: Engine) -> list[tuple[str, str]]:
+    """The upstream's `.baton.yml` reads (a triggered project's own file is read too)."""
+    return [
+        (c.args[0], c.args[2])
+        for c in engine.fake.called("read_file")
+        if c.args[:2] == (APP, ".baton.yml")
+    ]
+
+
+def test_a_push_and_the_change_hook_of_the_same_commit_read_the_file_once(
+    engine: Engine,
+) -> None:
+    """One `git push` to a change's branch sends a push hook and a change hook: the file at that
+    commit cannot differ between them, so the forge is asked once."""
+    engine.config(CONFIG)
+    push(engine, push_event(ref="refs/heads/feature"))
+    chain = engine.open_change()
+    assert {r.key for r in chain.runs.all()} == {"review"}
+    assert _config_reads(engine) == [(APP, SHA)]
+    engine.config(CONFIG, ref=NEWER_SHA)
+    engine.open_change(number=8, sha=NEWER_SHA)  # another commit: read again
+    assert _config_reads(engine) == [(APP, SHA), (APP, NEWER_SHA)]
+
+
+def test_a_file_on_a_branch_is_read_every_time(engine: Engine) -> None:
+    """A change from a fork reads the target branch's file, which moves: never remembered."""
+    engine.config(CONFIG, ref="main")
+    engine.open_change(number=1, from_fork=True)
+    engine.open_change(number=2, from_fork=True)
+    assert _config_reads(engine) == [(APP, "main"), (APP, "main")]
