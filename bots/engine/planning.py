@@ -274,7 +274,7 @@ def handle_change(
     # the lock below; this first look spares the forge the reads).
     repeats = delivery is not None
     if repeats and (first := repeat_of(upstream, event)) is not None:
-        return f"a repeat of chain {first.pk} (same change, commit and action)"
+        return f"a repeat of chain {first} (same change, commit and action)"
     confirmed = confirm_change(forge_for(forge), event)
     if isinstance(confirmed, str):
         return confirmed
@@ -288,12 +288,12 @@ def handle_change(
     targets = keep_targets([permitted(people, *target) for target in targets])
     reason = REASONS[event.action]
     try:
+        # A delivery handled again after its chain was written: the chain's insert fails
+        # (one chain per delivery), caught as IntegrityError below.
         with transaction.atomic():
-            if delivery is not None and Chain.objects.filter(delivery=delivery).exists():
-                return "chain exists already"
             lock_change(upstream, change.number)
             if repeats and (first := repeat_of(upstream, event)) is not None:
-                return f"a repeat of chain {first.pk} (same change, commit and action)"
+                return f"a repeat of chain {first} (same change, commit and action)"
             previous = list(
                 Chain.objects.select_for_update(of=("self",)).filter(
                     repository=upstream, change_number=change.number, superseded_by__isnull=True

@@ -145,10 +145,10 @@ def lock_change(repository: Repository, number: int | None) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_CLASS, key])
 
 
-def repeat_of(repository: Repository, event: ChangeEvent) -> Chain | None:
-    """A chain started for the same change, commit and action within the window. A change is
-    opened only once, so an "opened" event is a repeat of any chain opened for it before,
-    however long ago (a replay after the window must not start everything again)."""
+def repeat_of(repository: Repository, event: ChangeEvent) -> int | None:
+    """The id of a chain started for the same change, commit and action within the window. A
+    change is opened only once, so an "opened" event is a repeat of any chain opened for it
+    before, however long ago (a replay after the window must not start everything again)."""
     window = settings.BATON_REPEAT_WINDOW
     if window <= 0:
         return None
@@ -161,4 +161,4 @@ def repeat_of(repository: Repository, event: ChangeEvent) -> Chain | None:
     )
     if event.action != ChangeAction.OPENED:
         chains = chains.filter(created_at__gte=timezone.now() - timedelta(seconds=window))
-    return chains.order_by("-created_at").first()
+    return chains.order_by("-created_at").values_list("pk", flat=True).first()

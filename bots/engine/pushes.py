@@ -96,9 +96,9 @@ def _lock_ref(repository: Repository, ref: str) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_CLASS, key])
 
 
-def _repeat_of(repository: Repository, event: PushEvent) -> Chain | None:
-    """A chain for the same ref and commit within BATON_REPEAT_WINDOW (the same push delivered by
-    a project hook and a group hook, or replayed under a new key)."""
+def _repeat_of(repository: Repository, event: PushEvent) -> int | None:
+    """The id of a chain for the same ref and commit within BATON_REPEAT_WINDOW (the same push
+    delivered by a project hook and a group hook, or replayed under a new key)."""
     window = settings.BATON_REPEAT_WINDOW
     if window <= 0:
         return None
@@ -112,6 +112,7 @@ def _repeat_of(repository: Repository, event: PushEvent) -> Chain | None:
             created_at__gte=timezone.now() - timedelta(seconds=window),
         )
         .order_by("-created_at")
+        .values_list("pk", flat=True)
         .first()
     )
 
@@ -122,7 +123,7 @@ def handle_push(forge: Forge, event: PushEvent, delivery: Delivery | None) -> st
     if isinstance(upstream, str):
         return upstream
     if delivery is not None and (first := _repeat_of(upstream, event)) is not None:
-        return f"a repeat of chain {first.pk} (same {describe(event)} at the same commit)"
+        return f"a repeat of chain {first} (same {describe(event)} at the same commit)"
     the_plan, error = plan_push(forge, event)
     if not the_plan.runs:
         # Most pushes trigger nothing; a file that cannot be read says so here, not as a failed
@@ -133,12 +134,12 @@ def handle_push(forge: Forge, event: PushEvent, delivery: Delivery | None) -> st
     targets = keep_targets([permitted(people, *target) for target in targets])
     reason = f"{describe(event)} by {event.pusher}" if event.pusher else describe(event)
     try:
+        # A delivery handled again after its chain was written: the chain's insert fails
+        # (one chain per delivery), caught as IntegrityError below.
         with transaction.atomic():
-            if delivery is not None and Chain.objects.filter(delivery=delivery).exists():
-                return "chain exists already"
             _lock_ref(upstream, change.upstream_ref)
             if delivery is not None and (first := _repeat_of(upstream, event)) is not None:
-                return f"a repeat of chain {first.pk} (same {describe(event)} at the same commit)"
+                return f"a repeat of chain {first} (same {describe(event)} at the same commit)"
             previous = list(
                 Chain.objects.select_for_update(of=("self",)).filter(
                     repository=upstream,

@@ -92,3 +92,22 @@ def test_planning_asks_the_database_as_often_for_ten_known_targets_as_for_one(
     assert len(runs) == 10
     engine.config("downstream:\n  - {project: acme/t0}\n")
     assert _planning_queries(engine, 3) == ten
+
+
+def test_a_delivery_handled_again_after_its_chain_was_written_starts_nothing(
+    engine: Engine,
+) -> None:
+    """A worker that dies after the commit leaves the delivery to be handled again: the chain's
+    insert (one chain per delivery) refuses, and nothing more is sent."""
+    engine.config(PLANS["one plain target"])
+    delivery = Delivery.objects.create(
+        forge=engine.forge, event="Merge Request Hook", dedupe_key="mr-again", payload={}
+    )
+    first = engine.step(handle_change, engine.forge, engine.change_event(), delivery)
+    engine.drain()
+    again = engine.step(handle_change, engine.forge, engine.change_event(), delivery)
+    engine.drain()
+    assert first.startswith("chain ") and again == "chain exists already"
+    chain = Chain.objects.get()
+    assert chain.delivery_id == delivery.pk and chain.runs.count() == 1
+    assert len(engine.fake.created()) == 1

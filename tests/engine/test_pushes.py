@@ -220,3 +220,17 @@ def test_a_file_on_a_branch_is_read_every_time(engine: Engine) -> None:
     engine.open_change(number=1, from_fork=True)
     engine.open_change(number=2, from_fork=True)
     assert _config_reads(engine) == [(APP, "main"), (APP, "main")]
+
+
+def test_a_push_delivery_handled_again_after_its_chain_was_written_starts_nothing(
+    engine: Engine,
+) -> None:
+    engine.config(CONFIG)
+    delivery = Delivery.objects.create(
+        forge=engine.forge, event="Push Hook", dedupe_key="push-again", payload={}
+    )
+    first = push(engine, push_event(), delivery)
+    again = push(engine, push_event(), delivery)
+    assert first.startswith("chain ") and again == "chain exists already"
+    assert Chain.objects.get().delivery_id == delivery.pk
+    assert len(engine.fake.created()) == 2  # build and keep, once each
