@@ -43,6 +43,7 @@ GOAL_F1_SPEEDUP = 20.0  # x the sequential loop
 GOAL_F1_CPU = 0.005  # worker CPU seconds per trigger
 GOAL_F2_LAST = 8.0  # seconds, 1,000 targets across 1,000 projects
 GOAL_F2_FLAT = 2.0  # worker CPU per target: largest size within this factor of the smallest
+MAX_SINGLES = 24  # GitLab's 25 pipeline creations a minute per project, ref and user
 GOAL_F3_P50 = 0.030  # seconds, single target, idle workers, 0 ms forge latency
 GOAL_F3_P95 = 0.060
 # Downstream pipelines sit in `running` for a long time: each sends its created / pending /
@@ -418,7 +419,14 @@ def main() -> int:
     parser.add_argument(
         "--concurrency", default="8,16,32", help="Celery worker thread counts to try, comma-sep"
     )
-    parser.add_argument("--singles", type=int, default=20, help="single-target MRs per worker")
+    parser.add_argument(
+        "--singles",
+        type=int,
+        default=20,
+        help=f"single-target MRs per worker (at most {MAX_SINGLES}: they all trigger one project "
+        "within a minute, and Baton keeps to GitLab's 25 pipeline creations a minute per project, "
+        "ref and user)",
+    )
     parser.add_argument(
         "--single-latency", type=float, default=0.0, help="API latency for the single-target MRs"
     )
@@ -486,7 +494,7 @@ def main() -> int:
         parser.error("--targets must be 1..1000 and --concurrency positive integers")
     if any(not 1 <= c <= 1000 for c in curve):
         parser.error("--curve sizes must be 1..1000")
-    args.singles = min(max(args.singles, 0), 100)
+    args.singles = min(max(args.singles, 0), MAX_SINGLES)
     args.timeout = min(args.timeout, 600.0)
 
     print(
