@@ -13,6 +13,7 @@ import os
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -186,7 +187,9 @@ class _NoSleepGitlab(gitlab.Gitlab):
         assert_names_repository(path, "/projects", _scope.get(), joined=True)
 
 
-PROJECTS_KEPT = 4096  # lazy project objects a client keeps (``GitLabForge._project``)
+# Lazy project objects a client keeps (``GitLabForge._project``), the least recently used let
+# go first: ~32 KB each (their managers), so at most ~33 MB a client.
+PROJECTS_KEPT = 1024
 
 
 class GitLabForge:
@@ -216,7 +219,8 @@ class GitLabForge:
         )
         self._gl.metrics_name = name
         self._username: str | None = None  # the token's account, once asked
-        self._projects: dict[str, Project] = {}  # lazy objects by path (``_project``)
+        self._projects: OrderedDict[str, Project] = OrderedDict()  # by path (``_project``)
+        self._projects_lock = threading.Lock()
 
     def budgets(self, action: str, project: str, ref: str = "") -> list[Budget]:
         # GitLab.com: at most 25 pipeline creations a minute per project, commit and user.
@@ -228,13 +232,17 @@ class GitLabForge:
         """The project's lazy python-gitlab object (no request), kept by this client: making one
         makes its ~60 managers, 0.35 ms of CPU that every call paid. The objects are only read
         (each call builds its own request and answer objects), so threads share them."""
-        kept = self._projects.get(project)
-        if kept is None:
-            project_segments(project)  # refused unless every segment is a plain name
-            kept = self._gl.projects.get(project, lazy=True)
-            if len(self._projects) >= PROJECTS_KEPT:
-                self._projects.clear()  # a bound, not a policy: rebuilt on the next calls
+        with self._projects_lock:
+            kept = self._projects.get(project)
+            if kept is not None:
+                self._projects.move_to_end(project)
+                return kept
+        project_segments(project)  # refused unless every segment is a plain name
+        kept = self._gl.projects.get(project, lazy=True)
+        with self._projects_lock:
             self._projects[project] = kept
+            while len(self._projects) > PROJECTS_KEPT:
+                self._projects.popitem(last=False)
         return kept
 
     def _call(

@@ -60,9 +60,11 @@ def test_a_project_s_object_is_made_once_and_serves_every_call(
     with pytest.raises(ForgeError):  # a path that could name another is refused, every time
         forge.create_pipeline("acme/../admin", "main", {})
     assert "acme/../admin" not in forge._projects
-    monkeypatch.setattr("bots.forges.gitlab.PROJECTS_KEPT", 1)
-    forge._project("acme/web")  # over the bound: the kept ones are let go
-    assert list(forge._projects) == ["acme/web"]
+    monkeypatch.setattr("bots.forges.gitlab.PROJECTS_KEPT", 2)
+    forge._project("acme/web")
+    forge._project("acme/api")  # used again: kept over acme/web
+    forge._project("acme/docs")  # over the bound: the least recently used is let go
+    assert list(forge._projects) == ["acme/api", "acme/docs"]
 
 
 @responses.activate
