@@ -334,6 +334,13 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> None:
         f"{results['pipelines']} pipelines, {results['tasks']} worker tasks"
     )
     print(f"status-to-dashboard over {len(lags)} runs: p50 {p50:.2f} s, p95 {p95:.2f} s")
+    # With webhooks lost, a run whose final webhook was lost waits for the poll: when that share
+    # comes near 5 %, the p95 is the poll's delay or the intake's by a hair.
+    within = sum(lag < GOAL_STATUS_P95 for lag in lags) / max(len(lags), 1)
+    print(
+        f"  runs shown final within {GOAL_STATUS_P95:.0f} s: {within:.2%}; "
+        f"p90 {common.percentile(lags, 90):.2f} s, p99 {common.percentile(lags, 99):.2f} s"
+    )
     print(f"queue wait: {share:.2%} of tasks started within 1 s")
     met_wait = share >= 0.99
     met_status = p95 < GOAL_STATUS_P95
