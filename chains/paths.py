@@ -16,6 +16,7 @@ MAX_REF_LENGTH = 255
 PROJECT_SEGMENT = re.compile(r"[A-Za-z0-9_.-]{1,255}")  # never "." or ".." (checked before)
 FORGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,49}")
 SHA = re.compile(r"[0-9a-fA-F]{7,64}")
+FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # SHA-1 or SHA-256, as forges name commits
 _ENCODED = re.compile(r"%[0-9A-Fa-f]{2}")
 _REF_FORBIDDEN = set(" ~^:?*[\\")
 
@@ -110,3 +111,8 @@ def check_sha(value: str) -> str:
     if not SHA.fullmatch(value):
         raise PathError("a commit sha is 7 to 64 hexadecimal digits")
     return value
+
+
+def is_full_sha(value: str) -> bool:
+    """A whole commit SHA (not a prefix, which another commit could come to share)."""
+    return FULL_SHA.fullmatch(value) is not None

@@ -38,6 +38,7 @@ from chains.conditions import Context
 from chains.config import BatonConfig, ConfigError, merge, parse_config
 from chains.dotenv import parse_dotenv
 from chains.models import Chain, Delivery, Forge, Repository, Rule, Run
+from chains.paths import is_full_sha
 from chains.planner import Change, Plan, PlannedRun, change_context, plan
 from chains.policy import Principal, UserPrincipal, Verdict
 from chains.status import Status
@@ -155,18 +156,13 @@ def read_file(forge: Forge, project: str, path: str, ref: str) -> str | None:
     hook that one `git push` sends read `.baton.yml` once between them. A branch is read
     every time."""
     client = forge_for(forge)
-    if not _is_commit(ref):
+    if not is_full_sha(ref):
         return client.read_file(project, path, ref)
     return caching.remembered(
         caching.key("file-at-commit", forge.pk, project, path, ref),
         AT_COMMIT_SECONDS,
         lambda: client.read_file(project, path, ref),
     )
-
-
-def _is_commit(ref: str) -> bool:
-    """A full commit SHA: 40 hex digits (SHA-1) or 64 (SHA-256), as forges name commits."""
-    return len(ref) in (40, 64) and all(c in "0123456789abcdef" for c in ref)
 
 
 def read_config(forge: Forge, project: str, ref: str) -> BatonConfig | None:
