@@ -94,6 +94,12 @@ def retry_remote(run_id: int) -> None:
     _later("retry_remote", run_id)
 
 
+def check_end(run_id: int, attempt: int, due_at: float, *, after: float) -> None:
+    """Poll the run's repository ``after`` seconds from now if the run (this attempt) has not
+    ended by then and nothing was heard of it since ``due_at`` (bots/engine/overdue.py)."""
+    _later("check_end", run_id, attempt, due_at, countdown=after)
+
+
 def failed_jobs(run_id: int, remote_id: str, attempt: int) -> None:
     """Ask the forge which jobs of the run's failed pipeline failed, and why."""
     _later("fetch_failed_jobs", run_id, remote_id, attempt)

@@ -164,6 +164,15 @@ def poll_repository(repository_id: int) -> None:
         log.warning("repository %s: polling failed: %s", repository_id, exc.message)
 
 
+@shared_task
+def check_end(run_id: int, attempt: int, due_at: float) -> None:
+    # Not retried: the run is due for the ordinary poll in time (BATON_POLL_AFTER_HOOKED).
+    try:
+        polling.poll_if_overdue(run_id, attempt, due_at)
+    except ForgeError as exc:
+        log.warning("run %s: checking its end failed: %s", run_id, exc.message)
+
+
 def _remote_action(run_id: int, action: str) -> None:
     run = Run.objects.select_related("repository__forge").filter(pk=run_id).first()
     if run is None or not run.remote_id:

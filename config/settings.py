@@ -321,6 +321,9 @@ BATON_TRIGGER_LEASE = env_float("BATON_TRIGGER_LEASE", 60.0, minimum=1.0)
 BATON_POLL_AFTER = env_float("BATON_POLL_AFTER", 60.0, minimum=1.0)
 # ...and runs whose webhooks do arrive, only after this long without any.
 BATON_POLL_AFTER_HOOKED = env_float("BATON_POLL_AFTER_HOOKED", 900.0, minimum=1.0)
+# ...but a run heard to start is checked once at its start plus the longest of its target's recent
+# runs plus this many seconds, and polled if it has not ended (bots/engine/overdue.py).
+BATON_OVERDUE_GRACE = env_float("BATON_OVERDUE_GRACE", 1.0, minimum=0.0)
 # A forge with open runs and no webhook delivery for this long is "silent" (a disabled hook):
 # all its open runs are polled at BATON_POLL_AFTER, and the console says so.
 BATON_HOOK_SILENCE = env_float("BATON_HOOK_SILENCE", 60.0, minimum=1.0)

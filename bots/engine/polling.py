@@ -5,6 +5,8 @@ quiet while it has open runs, e.g. a hook GitLab disabled after failures).
 - A run is due when Baton has not heard of it for ``BATON_POLL_AFTER`` seconds, or for
   ``BATON_POLL_AFTER_HOOKED`` when its webhooks do arrive — unless its forge is *silent*: then
   ``BATON_POLL_AFTER`` holds for every open run of that forge.
+- A run heard to start is checked once when it should have ended (bots/engine/overdue.py); if
+  it has not, its repository is polled then, due or not (``poll_if_overdue``).
 - A forge is silent when it has runs the forge has had for more than ``BATON_HOOK_SILENCE``
   seconds that have not finished, and no webhook delivery (of any event) has reached Baton for
   that long. ``Forge.hooks_seen_at`` records the newest delivery, written by the sweeper from
@@ -145,10 +147,30 @@ def due(now: datetime | None = None) -> tuple[list[int], list[int]]:
 # --- one repository, one call ------------------------------------------------------------------
 
 
-def poll_repository(repository_id: int) -> int:
+def poll_if_overdue(run_id: int, attempt: int, due_at: float) -> int:
+    """The check bots/engine/overdue.py asks for: poll the run's repository when the run (this
+    attempt) has not ended and nothing was heard of it since ``due_at`` (a timestamp; a poll for
+    another run of the repository counts). Returns the number of forge calls made."""
+    row = (
+        _open_runs()
+        .filter(pk=run_id, attempt=attempt)
+        .exclude(remote_id="")
+        .values_list("repository_id", "last_seen_at")
+        .first()
+    )
+    if row is None:
+        return 0  # ended (its webhook came), retried or sent again meanwhile
+    repository_id, seen = row
+    if seen is not None and seen.timestamp() >= due_at:
+        return 0
+    return poll_repository(repository_id, overdue=True)
+
+
+def poll_repository(repository_id: int, *, overdue: bool = False) -> int:
     """Ask the forge once where all the repository's open runs stand, and apply what changed.
     Returns the number of forge calls made. Raises ForgeError when the forge cannot be asked
-    (the runs stay due: the next sweep tries again)."""
+    (the runs stay due: the next sweep tries again). ``overdue``: asked for a run that should
+    have ended (``poll_if_overdue``), whether or not a run is due."""
     started = timezone.now()
     repository = Repository.objects.select_related("forge").filter(pk=repository_id).first()
     if repository is None:
@@ -157,7 +179,7 @@ def poll_repository(repository_id: int) -> int:
         silent_forges(started).filter(pk=repository.forge_id).values_list("pk", flat=True)
     )
     open_runs = _open_runs().filter(repository=repository).exclude(remote_id="")
-    if not open_runs.filter(_due_filter(started, list(silent))).exists():
+    if not overdue and not open_runs.filter(_due_filter(started, list(silent))).exists():
         return 0  # another poll got there first
     # The longest unheard first: past MAX_POLLED, the rest are covered by the next poll.
     order = (F("last_seen_at").asc(nulls_first=True), "pk")

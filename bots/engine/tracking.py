@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from bots import kicks, logcontext, metrics
-from bots.engine import expansion, failures
+from bots.engine import expansion, failures, overdue
 from bots.engine.mirroring import request_mirror
 from bots.events import NONCE_VARIABLE, RUN_ID_VARIABLE, PipelineEvent
 from bots.forges.base import Forge as BaseForge
@@ -119,6 +119,8 @@ def handle_pipeline(forge: Forge, event: PipelineEvent, delivery: Delivery | Non
         run.save(update_fields=HEARD)
         if changed:
             request_mirror(run.chain_id, settle=not runstate.keeps_chain_as_is(run, *before))
+            if delivery is not None and run.status == Status.RUNNING:
+                overdue.watch(run, run.last_seen_at)  # in case its last webhook is lost
     return f"run {run.pk} is {run.status}"
 
 
