@@ -24,6 +24,7 @@ docs/operations.md ("Webhooks that go quiet") says the same for operators.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -151,6 +152,8 @@ def poll_if_overdue(run_id: int, attempt: int, due_at: float) -> int:
     """The check bots/engine/overdue.py asks for: poll the run's repository when the run (this
     attempt) has not ended and nothing was heard of it since ``due_at`` (a timestamp; a poll for
     another run of the repository counts). Returns the number of forge calls made."""
+    if time.time() < due_at:
+        return 0  # not due yet (a task run early: eager mode, a clock moved)
     row = (
         _open_runs()
         .filter(pk=run_id, attempt=attempt)

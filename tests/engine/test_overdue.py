@@ -92,6 +92,15 @@ def test_a_lost_last_webhook_is_made_up_by_one_list_call_at_the_check(engine: En
     assert Run.objects.get(pk=runs["a1"].pk).status == Status.SUCCESS
 
 
+def test_a_check_before_the_run_is_due_does_nothing(engine: Engine) -> None:
+    _history(engine, [20.0, 30.0, 25.0])
+    runs = _started(engine)
+    engine.fake.set_status("acme/api", runs["a1"].remote_id, Status.SUCCESS)
+    before = _lists(engine)
+    engine.deliver("check_end", runs["a1"].pk, 1, time.time() + 30)
+    assert _lists(engine) == before
+
+
 def test_a_run_that_ended_in_time_costs_no_forge_call(engine: Engine) -> None:
     _history(engine, [20.0, 30.0, 25.0])
     runs = _started(engine)
