@@ -188,6 +188,10 @@ def _remote_action(run_id: int, action: str) -> None:
             pipeline_id=run.remote_id,
             status=remote.status,
             web_url=remote.web_url,
+            # The forge's times, not the moment of the call: a pipeline that had ended before a
+            # cancel reached it ended then (the targets' durations are read from these).
+            started_at=remote.started_at,
+            finished_at=remote.finished_at,
         ),
         None,
     )

@@ -3,12 +3,13 @@
 A run whose webhooks arrive is polled only after ``BATON_POLL_AFTER_HOOKED`` without news
 (bots/engine/polling.py), so a run whose *last* webhook was lost would show "running" for up to
 that long. When a webhook tells Baton that a run started, Baton knows how long the target's
-pipelines have taken: the longest of its last ``HISTORY`` successful runs (chains/history.py,
-the ETA's durations). Baton asks for one check at that run's start plus that duration plus
+pipelines have taken: the longest but one of its last ``HISTORY`` successful runs
+(chains/history.py, the ETA's durations; one odd run, say one that sat an hour in a runner's
+queue, does not count). Baton asks for one check at that run's start plus that duration plus
 ``BATON_OVERDUE_GRACE`` seconds; if the run has not ended by then and nothing was heard of it
 since it was due, its repository is polled at once (one list call, standing for all of its open
 runs, as any poll). A run that ends in time costs no forge call, only the check's task; one that
-outlasts all of its target's recent runs costs one list call more.
+outlasts nearly all of its target's recent runs costs one list call more.
 
 No check is asked for while the target has fewer than ``MIN_HISTORY`` successful runs, nor when
 its runs take longer than ``BATON_POLL_AFTER_HOOKED`` (the ordinary poll comes first), nor for
@@ -27,26 +28,29 @@ from chains.models import Run
 
 HISTORY = 10  # recent successful runs of the target that say how long its runs take
 MIN_HISTORY = 3  # fewer: no check (one or two runs say little)
-REMEMBERED_SECONDS = 30.0  # the longest duration, per repository and process
+REMEMBERED_SECONDS = 30.0  # that duration, per repository, in each process's memory
 
 
-def longest_recent(repository_id: int) -> float | None:
-    """Seconds the longest of the target's last ``HISTORY`` successful runs took, or None when
-    it has fewer than ``MIN_HISTORY``."""
+def usual_longest(repository_id: int) -> float | None:
+    """Seconds the longest but one of the target's last ``HISTORY`` successful runs took, or
+    None when it has fewer than ``MIN_HISTORY``."""
 
     def compute() -> float | None:
-        seconds = history.durations(repository_id, limit=HISTORY)
-        return max(seconds) if len(seconds) >= MIN_HISTORY else None
+        seconds = sorted(history.durations(repository_id, limit=HISTORY))
+        return seconds[-2] if len(seconds) >= MIN_HISTORY else None
 
     return caching.remembered(
-        caching.key("longest-recent-run", repository_id), REMEMBERED_SECONDS, compute
+        caching.key("usual-longest-run", repository_id),
+        REMEMBERED_SECONDS,
+        compute,
+        alias="local",
     )
 
 
 def watch(run: Run, now: datetime) -> None:
     """Ask for a check of ``run`` (just heard to have started, from a webhook) at the moment it
     should have ended, after its transaction commits."""
-    longest = longest_recent(run.repository_id)
+    longest = usual_longest(run.repository_id)
     if longest is None or longest + settings.BATON_OVERDUE_GRACE >= (
         settings.BATON_POLL_AFTER_HOOKED
     ):

@@ -1,7 +1,7 @@
 """A run whose last webhook is lost is noticed when it should have ended (bots/engine/overdue.py):
-a webhook saying it started asks for one check at its start plus the longest of its target's
-recent runs plus BATON_OVERDUE_GRACE; the check polls the repository only if the run is still
-open and nothing was heard of it since."""
+a webhook saying it started asks for one check at its start plus the longest but one of its
+target's recent runs plus BATON_OVERDUE_GRACE; the check polls the repository only if the run
+is still open and nothing was heard of it since."""
 
 from __future__ import annotations
 
@@ -62,9 +62,18 @@ def test_a_run_heard_to_start_is_checked_when_its_targets_runs_have_ended(
     (check,) = _checks(engine)
     run_id, attempt, due_at = check.args
     assert (run_id, attempt) == (runs["a1"].pk, 1)
-    # Just started: due after the longest recent run, checked a grace later.
-    assert check.countdown == pytest.approx(30.0 + settings.BATON_OVERDUE_GRACE, abs=1.0)
-    assert due_at == pytest.approx(time.time() + 30.0, abs=1.0)
+    # Just started: due after the longest but one of the recent runs, checked a grace later.
+    assert check.countdown == pytest.approx(25.0 + settings.BATON_OVERDUE_GRACE, abs=1.0)
+    assert due_at == pytest.approx(time.time() + 25.0, abs=1.0)
+
+
+def test_one_odd_run_does_not_count(engine: Engine) -> None:
+    """One run that sat an hour in a runner's queue does not make every check an hour late."""
+    _history(engine, [20.0, 3600.0, 25.0])
+    runs = _started(engine)
+    (check,) = _checks(engine)
+    assert check.args[0] == runs["a1"].pk
+    assert check.countdown == pytest.approx(25.0 + 1.0, abs=1.0)
 
 
 def test_the_check_counts_from_the_forges_start_of_a_first_attempt(engine: Engine) -> None:
@@ -76,7 +85,7 @@ def test_the_check_counts_from_the_forges_start_of_a_first_attempt(engine: Engin
     )
     engine.pipeline(run, Status.RUNNING)
     (check,) = _checks(engine)
-    assert check.countdown == pytest.approx(18.0 + 1.0, abs=1.0)
+    assert check.countdown == pytest.approx(13.0 + 1.0, abs=1.0)
 
 
 def test_a_lost_last_webhook_is_made_up_by_one_list_call_at_the_check(engine: Engine) -> None:
@@ -139,7 +148,7 @@ def test_a_retried_attempt_is_checked_from_its_retry(engine: Engine, settings: A
     engine.pipeline(run, Status.RUNNING)
     (check,) = _checks(engine)
     assert check.args[1] == 2
-    assert check.countdown == pytest.approx(30.0 + settings.BATON_OVERDUE_GRACE, abs=1.0)
+    assert check.countdown == pytest.approx(25.0 + settings.BATON_OVERDUE_GRACE, abs=1.0)
     # A check for the first attempt finds nothing to do.
     before = _lists(engine)
     engine.deliver("check_end", run.pk, 1, time.time())

@@ -4,10 +4,12 @@ permanent errors and the retry cap end the task with the reason recorded in word
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
+from django.utils import timezone
 
 from chains.models import Chain, Delivery, Identity, Run
 from chains.status import Status
@@ -184,6 +186,20 @@ def test_cancelling_a_pipeline_gone_from_the_forge_cancels_the_run(engine: Engin
     api.refresh_from_db()
     assert api.status == Status.CANCELED  # nothing runs any more, as asked
     assert "is gone" in api.error
+
+
+def test_a_cancel_that_finds_the_pipeline_ended_records_the_forges_end(engine: Engine) -> None:
+    """Its last webhook lost, a run is still running when its chain is superseded: the cancel
+    finds the pipeline green, ended minutes ago; that end (not the cancel's moment) is the run's,
+    for the targets' durations (ETA, overdue checks) read from it."""
+    _, api = _running(engine)
+    ended = timezone.now() - timedelta(minutes=5)
+    engine.fake.set_status("acme/api", api.remote_id, Status.SUCCESS, finished_at=ended)
+    Run.objects.filter(pk=api.pk).update(cancel_requested=True)
+    engine.deliver("cancel_remote", api.pk)
+    api.refresh_from_db()
+    assert api.status == Status.SUCCESS
+    assert api.finished_at == ended
 
 
 @pytest.mark.parametrize("task", ["cancel_remote", "retry_remote"])

@@ -31,7 +31,7 @@ from bots.forges.base import (
     RemotePipeline,
     RemoteProject,
 )
-from chains.status import Status
+from chains.status import FINISHED, Status
 
 # -- scripted faults ---------------------------------------------------------------------------
 
@@ -397,7 +397,8 @@ class FakeForge:
     def cancel_pipeline(self, project: str, pipeline_id: str) -> RemotePipeline:
         self._enter("cancel_pipeline", project, pipeline_id)
         pipeline = self.pipelines[(project, pipeline_id)]
-        pipeline.status, pipeline.updated_at = Status.CANCELED, timezone.now()
+        if pipeline.status not in FINISHED:  # GitLab answers an ended one as it is
+            pipeline.status, pipeline.updated_at = Status.CANCELED, timezone.now()
         return pipeline.remote()
 
     def retry_pipeline(
