@@ -184,6 +184,33 @@ class Watcher(threading.Thread):
         connection.close()
 
 
+class ListCalls:
+    """Baton's polls, counted from the sandbox's request log (which keeps the last 50,000
+    requests, so it is read every minute): the pipeline list calls, one per repository poll."""
+
+    def __init__(self, sandbox: Any) -> None:
+        self.sandbox = sandbox
+        self.seq = 0
+        self.count = 0
+
+    def read(self) -> int:
+        for request in self.sandbox.requests(method="GET", path="/pipelines", since=self.seq):
+            if request["seq"] > self.seq:
+                self.seq = request["seq"]
+                self.count += request["path"].rstrip("/").endswith("/pipelines")
+        return self.count
+
+
+def tasks_run(metrics_url: str, task: str) -> int:
+    """How many times the worker ran ``task`` (its ``baton_task_seconds`` count, every state)."""
+    text = requests.get(metrics_url, timeout=10).text
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("baton_task_seconds_count") and f'task="{task}"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return int(total)
+
+
 def queue_wait_share(metrics_url: str, bound: float) -> tuple[float, int]:
     """The share of tasks that waited at most ``bound`` seconds, and how many tasks there were,
     from the worker's cumulative histogram (bucket bounds include 1.0)."""
@@ -233,6 +260,7 @@ def main() -> int:
             sandbox.add_fault(mode="drop_webhooks", rate=args.lost)
         watcher = Watcher()
         watcher.start()
+        list_calls = ListCalls(sandbox)
         started = time.monotonic()
         end = started + args.minutes * 60
         interval = 60.0 / args.rate
@@ -247,6 +275,7 @@ def main() -> int:
                 children.check("worker")
                 if time.monotonic() - last_report >= 60:
                     last_report = time.monotonic()
+                    list_calls.read()
                     print(
                         f"  {last_report - started:5.0f} s: {dict(traffic.events)}, "
                         f"{Run.objects.exclude(status__in=FINAL).count()} runs open",
@@ -256,6 +285,7 @@ def main() -> int:
 
         def drained() -> bool:
             traffic.retry_failed()
+            list_calls.read()
             return not Run.objects.exclude(status__in=FINAL).exists()
 
         with common.timed("waiting for every run to end"):
@@ -302,7 +332,8 @@ def main() -> int:
             seen = watcher.seen.get((pk, attempt))
             if seen is not None:
                 lags.append(max(0.0, seen - finished_at[pk]))
-        share, tasks = queue_wait_share(f"http://127.0.0.1:{metrics_port}/metrics", 1.0)
+        metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+        share, tasks = queue_wait_share(metrics_url, 1.0)
         results = {
             "events": dict(traffic.events),
             "chains": Chain.objects.count(),
@@ -311,6 +342,8 @@ def main() -> int:
             "tasks": tasks,
             "queue_wait_within_1s": share,
             "lags": lags,
+            "list_calls": list_calls.read(),
+            "end_checks": tasks_run(metrics_url, "bots.tasks.check_end"),
         }
 
     if results:
@@ -340,6 +373,11 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> None:
     print(
         f"  runs shown final within {GOAL_STATUS_P95:.0f} s: {within:.2%}; "
         f"p90 {common.percentile(lags, 90):.2f} s, p99 {common.percentile(lags, 99):.2f} s"
+    )
+    print(
+        f"polls: {results['list_calls']} pipeline list calls "
+        f"({results['list_calls'] / max(results['runs'], 1):.2f} a run); "
+        f"{results['end_checks']} end checks (bots/engine/overdue.py)"
     )
     print(f"queue wait: {share:.2%} of tasks started within 1 s")
     met_wait = share >= 0.99

@@ -45,8 +45,12 @@ def apply_status(
     (chains/runstate.py). The caller saves the run; when it finished, runs waiting for it are
     released after commit."""
     earlier_end = None
-    if run.attempt > 1 and status in FINISHED and finished_at is not None:
-        # A retry of the same pipeline: its earlier end, read late, is not this attempt's.
+    if run.attempt > 1 and (
+        (status in FINISHED and finished_at is not None)
+        or (started_at is not None and run.started_at is None)
+    ):
+        # A retry of the same pipeline: its earlier end, read late, is not this attempt's, and
+        # the start it reports (GitLab's pipeline hook: its first creation) is not this one's.
         previous = run.attempts.filter(number=run.attempt - 1)
         earlier_end = previous.values_list("finished_at", flat=True).first()
     changed, ended = runstate.apply_report(

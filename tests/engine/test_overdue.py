@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from chains.models import Chain, Run
+from bots.engine.tracking import handle_pipeline
+from bots.events import PipelineEvent
+from chains.models import Chain, Delivery, Run, RunAttempt
 from chains.status import Status
 from tests.engine.conftest import Engine
 
@@ -177,3 +179,32 @@ def test_news_from_a_poll_asks_for_no_check(engine: Engine) -> None:
     chain: Chain = engine.open_change(number=2)
     engine.pipeline(engine.runs(chain)["a1"], Status.RUNNING, hooked=False)
     assert _checks(engine) == []
+
+
+def test_a_retried_pipelines_first_start_is_not_the_new_attempts(engine: Engine) -> None:
+    """GitLab's pipeline hook dates a retried pipeline from its first creation: the new attempt
+    starts no earlier than the last one ended, so the target's durations (and so the checks and
+    the ETA) do not count the first attempt twice."""
+    engine.config(TARGETS)
+    chain = engine.open_change(number=2)
+    run = engine.runs(chain)["a1"]
+    first_start = timezone.now() - timedelta(minutes=10)
+    first_end = timezone.now() - timedelta(minutes=1)
+    RunAttempt.objects.create(
+        run=run, number=1, status="failed", started_at=first_start, finished_at=first_end
+    )
+    Run.objects.filter(pk=run.pk).update(attempt=2, status=Status.PENDING, started_at=None)
+    engine.fake.set_status("acme/api", run.remote_id, Status.RUNNING)
+    event = PipelineEvent(
+        project="acme/api",
+        project_id=engine.fake.projects["acme/api"].id,
+        pipeline_id=run.remote_id,
+        status=Status.RUNNING,
+        web_url="",
+        started_at=first_start,
+    )
+    hook = Delivery.objects.create(
+        forge=engine.forge, event="Pipeline Hook", dedupe_key="r2", payload={}
+    )
+    engine.step(handle_pipeline, engine.forge, event, hook)
+    assert Run.objects.get(pk=run.pk).started_at == first_end
